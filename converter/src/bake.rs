@@ -1,0 +1,189 @@
+//! Baking checkpoint tensors into the engine's layout: fused QKV with the attention
+//! scale folded into Q, every linear weight transposed and packed into panels, and the
+//! head's tensors chosen by the head description. Every tensor the checkpoint has but
+//! the engine does not use is reported.
+
+use crate::checkpoint::{Tensor, TensorData};
+use crate::error::{ConvertError, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use toprt::format::{Arch, Classifier, HeadConfig, Layout, ModelConfig, Pooling};
+use toprt_kernels::pack::pack_linear_weight;
+
+/// A tensor ready to be written.
+pub struct OutTensor {
+    pub name: String,
+    pub layout: Layout,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Checkpoint tensors by canonical name (architecture prefix stripped, old
+/// `gamma`/`beta` LayerNorm names mapped to `weight`/`bias`).
+struct Source<'a> {
+    by_name: BTreeMap<String, &'a Tensor>,
+    used: BTreeSet<String>,
+}
+
+fn canonical(name: &str, arch: Arch) -> String {
+    let prefix = match arch {
+        Arch::Bert => "bert.",
+        Arch::Roberta => "roberta.",
+    };
+    let n = name.strip_prefix(prefix).unwrap_or(name);
+    if let Some(base) = n.strip_suffix("LayerNorm.gamma") {
+        format!("{base}LayerNorm.weight")
+    } else if let Some(base) = n.strip_suffix("LayerNorm.beta") {
+        format!("{base}LayerNorm.bias")
+    } else {
+        n.to_string()
+    }
+}
+
+impl<'a> Source<'a> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
+        let t = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| ConvertError::MissingTensor { name: name.into(), expected: shape.to_vec() })?;
+        if t.shape != shape {
+            return Err(ConvertError::BadShape { name: name.into(), found: t.shape.clone(), expected: shape.to_vec() });
+        }
+        match &t.data {
+            TensorData::F32(v) => {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(ConvertError::BadTensor {
+                        name: name.into(),
+                        msg: format!("non-finite value {} at element {i}", v[i]),
+                    });
+                }
+                self.used.insert(name.to_string());
+                Ok(v)
+            }
+            TensorData::Other(dt) => Err(ConvertError::BadTensor {
+                name: name.into(),
+                msg: format!("dtype {dt} is not a floating-point type"),
+            }),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+}
+
+/// Whether the checkpoint has BERT pooler weights.
+pub fn has_pooler(tensors: &[Tensor], arch: Arch) -> bool {
+    tensors.iter().any(|t| canonical(&t.name, arch) == "pooler.dense.weight")
+}
+
+/// The baked tensors and the names of the checkpoint tensors left unused.
+pub struct Baked {
+    pub tensors: Vec<OutTensor>,
+    pub ignored: Vec<String>,
+}
+
+/// Bakes `tensors` for `cfg` and `head`.
+///
+/// # Errors
+/// A missing or misshapen tensor, named with the expected shape; duplicate names.
+pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<Baked> {
+    let mut by_name = BTreeMap::new();
+    for t in tensors {
+        if by_name.insert(canonical(&t.name, cfg.arch), t).is_some() {
+            return Err(ConvertError::BadTensor {
+                name: t.name.clone(),
+                msg: "appears twice (after prefix normalisation)".into(),
+            });
+        }
+    }
+    let mut src = Source { by_name, used: BTreeSet::new() };
+    let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
+    let mut out = Vec::new();
+    let row = |out: &mut Vec<OutTensor>, src: &mut Source, name: &str, shape: &[usize]| -> Result<()> {
+        let data = src.take(name, shape)?.to_vec();
+        out.push(OutTensor { name: name.into(), layout: Layout::RowMajor, shape: shape.to_vec(), data });
+        Ok(())
+    };
+    // A linear layer: weight [n_out, k_in] → packed logical [k_in, n_out]; bias [n_out].
+    let linear = |out: &mut Vec<OutTensor>, src: &mut Source, from: &str, to: &str, n: usize, k: usize| -> Result<()> {
+        let w = src.take(&format!("{from}.weight"), &[n, k])?;
+        let b = src.take(&format!("{from}.bias"), &[n])?;
+        out.push(OutTensor {
+            name: format!("{to}.weight"),
+            layout: Layout::Panel32,
+            shape: vec![k, n],
+            data: pack_linear_weight(w, n, k),
+        });
+        out.push(OutTensor { name: format!("{to}.bias"), layout: Layout::RowMajor, shape: vec![n], data: b.to_vec() });
+        Ok(())
+    };
+
+    row(&mut out, &mut src, "embeddings.word_embeddings.weight", &[cfg.vocab_size, d])?;
+    row(&mut out, &mut src, "embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, d])?;
+    row(&mut out, &mut src, "embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, d])?;
+    row(&mut out, &mut src, "embeddings.LayerNorm.weight", &[d])?;
+    row(&mut out, &mut src, "embeddings.LayerNorm.bias", &[d])?;
+
+    // Hugging Face divides q·kᵀ by sqrt(head_dim) in f32; folding the same factor into
+    // Wq and bq saves a pass over every score matrix.
+    let scale = 1.0f32 / (cfg.head_dim() as f32).sqrt();
+    for l in 0..cfg.num_layers {
+        let p = format!("encoder.layer.{l}");
+        let mut w = Vec::with_capacity(3 * d * d);
+        let mut b = Vec::with_capacity(3 * d);
+        for (part, s) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
+            let wi = src.take(&format!("{p}.attention.self.{part}.weight"), &[d, d])?;
+            let bi = src.take(&format!("{p}.attention.self.{part}.bias"), &[d])?;
+            w.extend(wi.iter().map(|x| x * s));
+            b.extend(bi.iter().map(|x| x * s));
+        }
+        out.push(OutTensor {
+            name: format!("{p}.attention.self.qkv.weight"),
+            layout: Layout::Panel32,
+            shape: vec![d, 3 * d],
+            data: pack_linear_weight(&w, 3 * d, d),
+        });
+        out.push(OutTensor {
+            name: format!("{p}.attention.self.qkv.bias"),
+            layout: Layout::RowMajor,
+            shape: vec![3 * d],
+            data: b,
+        });
+        linear(
+            &mut out,
+            &mut src,
+            &format!("{p}.attention.output.dense"),
+            &format!("{p}.attention.output.dense"),
+            d,
+            d,
+        )?;
+        row(&mut out, &mut src, &format!("{p}.attention.output.LayerNorm.weight"), &[d])?;
+        row(&mut out, &mut src, &format!("{p}.attention.output.LayerNorm.bias"), &[d])?;
+        linear(&mut out, &mut src, &format!("{p}.intermediate.dense"), &format!("{p}.intermediate.dense"), ff, d)?;
+        linear(&mut out, &mut src, &format!("{p}.output.dense"), &format!("{p}.output.dense"), d, ff)?;
+        row(&mut out, &mut src, &format!("{p}.output.LayerNorm.weight"), &[d])?;
+        row(&mut out, &mut src, &format!("{p}.output.LayerNorm.bias"), &[d])?;
+    }
+
+    let labels = head.num_labels;
+    match head.classifier {
+        Some(Classifier::Bert) => {
+            linear(&mut out, &mut src, "pooler.dense", "pooler.dense", d, d)?;
+            linear(&mut out, &mut src, "classifier", "classifier", labels, d)?;
+        }
+        Some(Classifier::Roberta) => {
+            linear(&mut out, &mut src, "classifier.dense", "classifier.dense", d, d)?;
+            linear(&mut out, &mut src, "classifier.out_proj", "classifier.out_proj", labels, d)?;
+        }
+        None if head.pooling == Pooling::Pooler => {
+            if !src.has("pooler.dense.weight") {
+                return Err(ConvertError::MissingTensor { name: "pooler.dense.weight".into(), expected: vec![d, d] });
+            }
+            linear(&mut out, &mut src, "pooler.dense", "pooler.dense", d, d)?;
+        }
+        None => {}
+    }
+    let ignored =
+        tensors.iter().filter(|t| !src.used.contains(&canonical(&t.name, cfg.arch))).map(|t| t.name.clone()).collect();
+    Ok(Baked { tensors: out, ignored })
+}

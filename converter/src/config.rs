@@ -1,0 +1,207 @@
+//! Mapping a Hugging Face `config.json` (and a sentence-transformers folder's
+//! `modules.json` / `1_Pooling/config.json`) to toprt's model and head description.
+
+use crate::error::{io_err, ConvertError, Result};
+use serde_json::Value;
+use std::path::Path;
+use toprt::format::{Arch, Classifier, HeadConfig, ModelConfig, Pooling, Task};
+
+/// What `config.json` says, plus the facts the head needs.
+#[derive(Clone, Debug)]
+pub struct HfConfig {
+    pub model: ModelConfig,
+    pub architectures: Vec<String>,
+    pub num_labels: usize,
+    pub id2label: Vec<String>,
+    pub raw: Value,
+}
+
+fn get_usize(v: &Value, key: &str, default: Option<usize>) -> Result<usize> {
+    match v.get(key) {
+        Some(x) => x
+            .as_u64()
+            .map(|x| x as usize)
+            .ok_or_else(|| ConvertError::Config(format!("\"{key}\" must be a non-negative integer, found {x}"))),
+        None => default.ok_or_else(|| ConvertError::Config(format!("missing \"{key}\""))),
+    }
+}
+
+/// Reads and maps `dir/config.json`.
+///
+/// # Errors
+/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta, and
+/// [`ConvertError::Config`] naming a missing or invalid field.
+pub fn read_config(dir: &Path) -> Result<HfConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| ConvertError::Parse { path: path.clone(), msg: e.to_string() })?;
+    parse_config(v)
+}
+
+/// Maps a parsed `config.json`.
+///
+/// # Errors
+/// See [`read_config`].
+pub fn parse_config(v: Value) -> Result<HfConfig> {
+    let model_type = v
+        .get("model_type")
+        .and_then(|m| m.as_str())
+        .ok_or_else(|| ConvertError::Config("missing \"model_type\"".into()))?;
+    let arch = match model_type {
+        "bert" => Arch::Bert,
+        "roberta" => Arch::Roberta,
+        other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
+    };
+    let act = v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("gelu");
+    if act != "gelu" {
+        return Err(ConvertError::Config(format!(
+            "hidden_act \"{act}\" is not supported (toprt implements the exact erf \"gelu\")"
+        )));
+    }
+    if let Some(p) = v.get("position_embedding_type").and_then(|p| p.as_str()) {
+        if p != "absolute" {
+            return Err(ConvertError::Config(format!(
+                "position_embedding_type \"{p}\" is not supported (only \"absolute\")"
+            )));
+        }
+    }
+    let default_pad = if arch == Arch::Roberta { 1 } else { 0 };
+    let pad = get_usize(&v, "pad_token_id", Some(default_pad))? as u32;
+    let model = ModelConfig {
+        arch,
+        vocab_size: get_usize(&v, "vocab_size", None)?,
+        hidden_size: get_usize(&v, "hidden_size", None)?,
+        num_layers: get_usize(&v, "num_hidden_layers", None)?,
+        num_heads: get_usize(&v, "num_attention_heads", None)?,
+        intermediate_size: get_usize(&v, "intermediate_size", None)?,
+        max_position_embeddings: get_usize(&v, "max_position_embeddings", Some(512))?,
+        type_vocab_size: get_usize(&v, "type_vocab_size", Some(2))?,
+        layer_norm_eps: v.get("layer_norm_eps").and_then(|e| e.as_f64()).unwrap_or(1e-12) as f32,
+        hidden_act: "gelu".into(),
+        pad_token_id: pad,
+        position_offset: if arch == Arch::Roberta { pad as usize + 1 } else { 0 },
+    };
+    model.validate().map_err(|e| ConvertError::Config(e.to_string()))?;
+    let architectures: Vec<String> = v
+        .get("architectures")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let mut id2label: Vec<(usize, String)> = v
+        .get("id2label")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, l)| Some((k.parse().ok()?, l.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    id2label.sort();
+    let num_labels = match v.get("num_labels").and_then(|n| n.as_u64()) {
+        Some(n) => n as usize,
+        None if !id2label.is_empty() => id2label.len(),
+        None => 2,
+    };
+    let id2label = if id2label.len() == num_labels && id2label.iter().enumerate().all(|(i, (k, _))| *k == i) {
+        id2label.into_iter().map(|(_, l)| l).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(HfConfig { model, architectures, num_labels, id2label, raw: v })
+}
+
+/// Sentence-transformers pipeline facts of a folder, if it is one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentenceTransformer {
+    pub pooling: Pooling,
+    pub normalize: bool,
+}
+
+/// Reads `modules.json` and the pooling module's `config.json`.
+///
+/// # Errors
+/// Unreadable files, or a pooling mode toprt does not implement.
+pub fn read_sentence_transformer(dir: &Path) -> Result<Option<SentenceTransformer>> {
+    let path = dir.join("modules.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let modules: Vec<Value> =
+        serde_json::from_str(&text).map_err(|e| ConvertError::Parse { path: path.clone(), msg: e.to_string() })?;
+    let mut pooling = None;
+    let mut normalize = false;
+    for m in &modules {
+        let ty = m.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        let sub = m.get("path").and_then(|p| p.as_str()).unwrap_or("");
+        if ty.ends_with("models.Pooling") {
+            if sub.contains("..") || Path::new(sub).is_absolute() {
+                return Err(ConvertError::Parse { path, msg: format!("module path '{sub}' leaves the folder") });
+            }
+            let pc = dir.join(sub).join("config.json");
+            let t = std::fs::read_to_string(&pc).map_err(io_err(&pc))?;
+            let c: Value =
+                serde_json::from_str(&t).map_err(|e| ConvertError::Parse { path: pc.clone(), msg: e.to_string() })?;
+            let flag = |k: &str| c.get(k).and_then(|b| b.as_bool()).unwrap_or(false);
+            let modes: Vec<&str> = [
+                "pooling_mode_cls_token",
+                "pooling_mode_mean_tokens",
+                "pooling_mode_max_tokens",
+                "pooling_mode_mean_sqrt_len_tokens",
+                "pooling_mode_weightedmean_tokens",
+                "pooling_mode_lasttoken",
+            ]
+            .into_iter()
+            .filter(|k| flag(k))
+            .collect();
+            pooling = Some(match modes.as_slice() {
+                ["pooling_mode_cls_token"] => Pooling::Cls,
+                ["pooling_mode_mean_tokens"] => Pooling::Mean,
+                other => {
+                    return Err(ConvertError::Parse {
+                        path: pc,
+                        msg: format!(
+                            "pooling modes {other:?} are not supported (toprt implements exactly one of cls or mean)"
+                        ),
+                    });
+                }
+            });
+        } else if ty.ends_with("models.Normalize") {
+            normalize = true;
+        } else if ty.ends_with("models.Transformer") {
+        } else {
+            return Err(ConvertError::Parse {
+                path,
+                msg: format!("sentence-transformers module '{ty}' is not supported"),
+            });
+        }
+    }
+    Ok(pooling.map(|pooling| SentenceTransformer { pooling, normalize }))
+}
+
+/// Decides the head from the architecture, the folder and the `--pooling` override.
+/// `has_pooler` says whether the checkpoint has pooler weights.
+pub fn choose_head(
+    cfg: &HfConfig,
+    st: Option<&SentenceTransformer>,
+    pooling_override: Option<Pooling>,
+    has_pooler: bool,
+) -> HeadConfig {
+    let is_cls = cfg.architectures.iter().any(|a| a.ends_with("ForSequenceClassification"));
+    if is_cls {
+        let classifier = if cfg.model.arch == Arch::Roberta { Classifier::Roberta } else { Classifier::Bert };
+        return HeadConfig {
+            task: Task::Classification,
+            pooling: pooling_override.unwrap_or(Pooling::None),
+            normalize: false,
+            classifier: Some(classifier),
+            num_labels: cfg.num_labels,
+            id2label: cfg.id2label.clone(),
+        };
+    }
+    let (pooling, normalize) = match (pooling_override, st) {
+        (Some(p), st) => (p, st.is_some_and(|s| s.normalize) && p != Pooling::None),
+        (None, Some(s)) => (s.pooling, s.normalize),
+        (None, None) if has_pooler => (Pooling::Pooler, false),
+        (None, None) => (Pooling::None, false),
+    };
+    let task = if st.is_some() && pooling != Pooling::None { Task::Embedding } else { Task::Encoder };
+    HeadConfig { task, pooling, normalize, classifier: None, num_labels: 0, id2label: Vec::new() }
+}

@@ -1,0 +1,311 @@
+//! The `toprt` command line: `toprt run` (JSONL in, JSONL out) and `toprt inspect`.
+
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use toprt::{Input, Model, Outputs, Session, SessionOptions};
+
+const USAGE: &str = "usage:
+  toprt run --model M.toprt --input IN.jsonl [--output OUT.jsonl] [--batch-size N] [--threads N]
+            [--max-length N] [--no-truncate] [--hidden-states] [--isa scalar|avx2|avx512]
+      IN lines: {\"text\": ...} | {\"text\": ..., \"text_pair\": ...} | {\"input_ids\": [...], \"token_type_ids\": [...]}
+      (`-` reads stdin / writes stdout; output defaults to stdout)
+  toprt inspect M.toprt [--json]";
+
+struct RunArgs {
+    model: PathBuf,
+    input: String,
+    output: String,
+    batch: usize,
+    opts: SessionOptions,
+    hidden: bool,
+}
+
+fn parse_usize(name: &str, v: &str) -> Result<usize, String> {
+    v.parse().map_err(|_| format!("{name} expects a non-negative integer, got '{v}'"))
+}
+
+fn parse_run(args: &[String]) -> Result<RunArgs, String> {
+    let mut model = None;
+    let mut input = None;
+    let mut output = "-".to_string();
+    let mut batch = 32;
+    let mut opts = SessionOptions::default();
+    let mut hidden = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |n: &str| it.next().cloned().ok_or_else(|| format!("{n} needs a value"));
+        match a.as_str() {
+            "--model" | "-m" => model = Some(PathBuf::from(value(a)?)),
+            "--input" | "-i" => input = Some(value(a)?),
+            "--output" | "-o" => output = value(a)?,
+            "--batch-size" => batch = parse_usize(a, &value(a)?)?,
+            "--threads" => opts.threads = parse_usize(a, &value(a)?)?,
+            "--max-length" => opts.max_length = Some(parse_usize(a, &value(a)?)?),
+            "--no-truncate" => opts.truncate = false,
+            "--hidden-states" => hidden = true,
+            "--isa" => opts.isa = Some(value(a)?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    if batch == 0 {
+        return Err("--batch-size must be at least 1".into());
+    }
+    Ok(RunArgs {
+        model: model.ok_or("missing --model")?,
+        input: input.ok_or("missing --input")?,
+        output,
+        batch,
+        opts,
+        hidden,
+    })
+}
+
+/// One parsed input line.
+enum Line {
+    Text(String, Option<String>),
+    Ids(Vec<u32>, Option<Vec<u32>>),
+}
+
+fn ids(v: &Value, key: &str, line: usize) -> Result<Vec<u32>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("line {line}: \"{key}\" must be an array of integers"))?
+        .iter()
+        .map(|x| x.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32))
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(|| format!("line {line}: \"{key}\" must contain only non-negative integers below 2^32"))
+}
+
+fn parse_line(text: &str, line: usize) -> Result<Line, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("line {line}: invalid JSON: {e}"))?;
+    let obj = v.as_object().ok_or_else(|| format!("line {line}: expected a JSON object"))?;
+    let str_field = |k: &str| match obj.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("line {line}: \"{k}\" must be a string")),
+    };
+    if let Some(ids_v) = obj.get("input_ids") {
+        if obj.contains_key("text") {
+            return Err(format!("line {line}: give either \"text\" or \"input_ids\", not both"));
+        }
+        let input_ids = ids(ids_v, "input_ids", line)?;
+        let types = match obj.get("token_type_ids") {
+            None | Some(Value::Null) => None,
+            Some(t) => Some(ids(t, "token_type_ids", line)?),
+        };
+        return Ok(Line::Ids(input_ids, types));
+    }
+    match str_field("text")? {
+        Some(t) => Ok(Line::Text(t, str_field("text_pair")?)),
+        None => Err(format!("line {line}: expected \"text\" or \"input_ids\"")),
+    }
+}
+
+fn open_input(path: &str) -> Result<Box<dyn BufRead>, String> {
+    if path == "-" {
+        Ok(Box::new(std::io::BufReader::new(std::io::stdin())))
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+        Ok(Box::new(std::io::BufReader::new(f)))
+    }
+}
+
+fn cmd_run(args: &[String]) -> Result<(), String> {
+    let a = parse_run(args)?;
+    let model = Model::open(&a.model).map_err(|e| e.to_string())?;
+    let mut session = Session::new(&model, &a.opts).map_err(|e| e.to_string())?;
+    let want = Outputs { logits: true, embedding: true, hidden_states: a.hidden };
+    let reader = open_input(&a.input)?;
+    // Write to a temporary file and rename at the end, so an error never leaves a
+    // half-written output behind.
+    let (tmp, mut out): (Option<PathBuf>, Box<dyn Write>) = if a.output == "-" {
+        (None, Box::new(BufWriter::new(std::io::stdout().lock())))
+    } else {
+        let p = Path::new(&a.output);
+        let tmp = p.with_file_name(format!(
+            ".{}.tmp-{}",
+            p.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        (Some(tmp), Box::new(BufWriter::new(f)))
+    };
+    let result = (|| {
+        let mut pending: Vec<(usize, Line)> = Vec::with_capacity(a.batch);
+        let mut lines = reader.lines().enumerate();
+        loop {
+            let next = lines.next();
+            let done = next.is_none();
+            if let Some((i, l)) = next {
+                let l = l.map_err(|e| format!("{}: line {}: {e}", a.input, i + 1))?;
+                if l.trim().is_empty() {
+                    continue;
+                }
+                pending.push((i + 1, parse_line(&l, i + 1)?));
+            }
+            if pending.len() == a.batch || (done && !pending.is_empty()) {
+                run_batch(&mut session, &pending, want, &mut out)?;
+                pending.clear();
+            }
+            if done {
+                break;
+            }
+        }
+        out.flush().map_err(|e| format!("writing output: {e}"))
+    })();
+    drop(out);
+    match (result, tmp) {
+        (Ok(()), Some(tmp)) => std::fs::rename(&tmp, &a.output).map_err(|e| format!("{}: {e}", a.output)),
+        (Err(e), Some(tmp)) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
+        (r, None) => r,
+    }
+}
+
+fn run_batch(
+    session: &mut Session,
+    pending: &[(usize, Line)],
+    want: Outputs,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let inputs: Vec<Input> = pending
+        .iter()
+        .map(|(_, l)| match l {
+            Line::Text(t, None) => Input::Text(t),
+            Line::Text(t, Some(p)) => Input::Pair(t, p),
+            Line::Ids(i, t) => Input::Ids { input_ids: i, token_type_ids: t.as_deref() },
+        })
+        .collect();
+    let mut encoded = Vec::with_capacity(inputs.len());
+    for (k, inp) in inputs.iter().enumerate() {
+        let line = pending[k].0;
+        let e = session.prepare(k, inp).map_err(|e| format!("line {line}: {}", strip_index(&e.to_string())))?;
+        if e.truncated {
+            eprintln!("toprt: warning: line {line}: input truncated to {} tokens", session.max_length());
+        }
+        encoded.push(e);
+    }
+    let results = session.run_encoded(encoded, want).map_err(|e| e.to_string())?;
+    for r in results {
+        let mut o = Map::new();
+        o.insert("input_ids".into(), json!(r.input_ids));
+        o.insert("token_type_ids".into(), json!(r.token_type_ids));
+        if let Some(l) = r.logits {
+            o.insert("logits".into(), json!(l));
+        }
+        if let Some(e) = r.embedding {
+            o.insert("embedding".into(), json!(e));
+        }
+        if let Some(h) = r.last_hidden_state {
+            let d = session_hidden(&h, r.input_ids.len());
+            o.insert("last_hidden_state".into(), Value::Array(h.chunks(d).map(|row| json!(row)).collect()));
+        }
+        serde_json::to_writer(&mut *out, &Value::Object(o)).map_err(|e| format!("writing output: {e}"))?;
+        out.write_all(b"\n").map_err(|e| format!("writing output: {e}"))?;
+    }
+    Ok(())
+}
+
+fn session_hidden(h: &[f32], len: usize) -> usize {
+    (h.len() / len.max(1)).max(1)
+}
+
+/// `input 3: msg` → `msg` (the CLI reports line numbers instead).
+fn strip_index(s: &str) -> String {
+    match s.split_once(": ") {
+        Some((head, rest)) if head.starts_with("input ") => rest.to_string(),
+        _ => s.to_string(),
+    }
+}
+
+fn cmd_inspect(args: &[String]) -> Result<(), String> {
+    let mut path = None;
+    let mut as_json = false;
+    for a in args {
+        match a.as_str() {
+            "--json" => as_json = true,
+            s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
+            s => path = Some(s.to_string()),
+        }
+    }
+    let path = path.ok_or("missing model file")?;
+    let model = Model::open(&path).map_err(|e| e.to_string())?;
+    let m = model.manifest();
+    if as_json {
+        let mut v = serde_json::to_value(m).map_err(|e| e.to_string())?;
+        if let Some(t) = v.get_mut("tokenizer").and_then(|t| t.as_object_mut()) {
+            let n = t.get("json").and_then(|j| j.as_str()).map_or(0, str::len);
+            t.insert("json".into(), json!(format!("<{n} bytes>")));
+        }
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let c = &m.model;
+    let bytes: u64 = m.tensors.iter().map(|t| t.length).sum();
+    println!("file:        {path}");
+    println!("format:      version {} ({})", m.format_version, m.producer);
+    println!(
+        "model:       {:?}, {} layers, hidden {}, {} heads, FFN {}, vocab {}",
+        c.arch, c.num_layers, c.hidden_size, c.num_heads, c.intermediate_size, c.vocab_size
+    );
+    println!(
+        "positions:   {} (max sequence {} tokens), type vocab {}, LN eps {:e}",
+        c.max_position_embeddings,
+        model.max_length(),
+        c.type_vocab_size,
+        c.layer_norm_eps
+    );
+    let h = &m.head;
+    println!(
+        "head:        {:?}, pooling {:?}{}{}",
+        h.task,
+        h.pooling,
+        if h.normalize { " + L2 normalize" } else { "" },
+        h.classifier
+            .map(|k| format!(", {k:?} classifier, {} labels {:?}", h.num_labels, h.id2label))
+            .unwrap_or_default()
+    );
+    match &m.tokenizer {
+        Some(t) => {
+            println!("tokenizer:   embedded ({} bytes of tokenizer.json), max length {}", t.json.len(), t.max_length)
+        }
+        None => println!("tokenizer:   none (token-id input only)"),
+    }
+    if m.keep_rules.is_empty() {
+        println!("keep-rules:  none (dense)");
+    } else {
+        for r in &m.keep_rules {
+            println!("keep-rule:   after layer {}: {:?}", r.layer, r.rule);
+        }
+    }
+    println!("tensors:     {} ({:.1} MB, checksums verified)", m.tensors.len(), bytes as f64 / 1e6);
+    if !m.ignored_tensors.is_empty() {
+        println!("unused:      {} checkpoint tensors: {}", m.ignored_tensors.len(), m.ignored_tensors.join(", "));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("run") => cmd_run(&args[1..]),
+        Some("inspect") => cmd_inspect(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
+        None => Err(format!("missing command\n{USAGE}")),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the reason (usage text is shown by --help).
+            eprintln!("toprt: error: {}", e.lines().next().unwrap_or("failed"));
+            ExitCode::FAILURE
+        }
+    }
+}

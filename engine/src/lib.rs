@@ -1,0 +1,27 @@
+//! toprt: a CPU inference runtime for BERT-family encoders (BERT, RoBERTa, MiniLM) built
+//! so that token pruning saves real time.
+//!
+//! ```no_run
+//! use toprt::{Input, Model, Outputs, Session, SessionOptions};
+//! let model = Model::open("model.toprt")?;
+//! let mut session = Session::new(&model, &SessionOptions::default())?;
+//! let out = session.run(&[Input::Text("a sentence")], Outputs::default())?;
+//! println!("{:?}", out[0].logits);
+//! # Ok::<(), toprt::Error>(())
+//! ```
+//!
+//! All sequences of a batch are packed back to back in one `[tokens, hidden]` buffer
+//! with a segment table; there is no padding anywhere. See `docs/ARCHITECTURE.md`.
+
+pub mod error;
+pub mod format;
+mod forward;
+pub mod model;
+pub mod pool;
+pub mod session;
+pub mod tokenize;
+
+pub use error::{Error, Result};
+pub use model::{Model, OpenOptions};
+pub use session::{Input, Outputs, SequenceOutput, Session, SessionOptions};
+pub use toprt_kernels::{Isa, Kernels};

@@ -1,0 +1,265 @@
+//! [`Model`]: an opened, validated `.toprt` file, shareable across threads.
+
+use crate::error::{Error, Result};
+use crate::format::{self, Arch, Classifier, Layout, Manifest, Pooling, Task};
+use crate::tokenize::TextTokenizer;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options for [`Model::open_with`].
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Verify the CRC-32 of every tensor at open (default true). Costs one pass over
+    /// the file; a flipped byte is then reported at open instead of producing garbage.
+    pub verify_checksums: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { verify_checksums: true }
+    }
+}
+
+/// Where the file bytes live.
+enum Storage {
+    Mmap(memmap2::Mmap),
+    /// A copy in 64-byte aligned memory (for models given as a buffer).
+    Owned(Vec<Align64>, usize),
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Align64([u8; 64]);
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Mmap(m) => m,
+            Storage::Owned(v, len) => &bytemuck::cast_slice::<_, u8>(v.as_slice())[..*len],
+        }
+    }
+}
+
+// SAFETY: plain old data, 64 bytes, no padding.
+unsafe impl bytemuck::Zeroable for Align64 {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for Align64 {}
+
+/// Byte range of an `f32` tensor inside the file image.
+pub(crate) type TRange = Range<usize>;
+
+pub(crate) struct LayerWeights {
+    /// Packed `[d, 3d]`, Q columns pre-scaled by `1/sqrt(head_dim)`.
+    pub qkv_w: TRange,
+    pub qkv_b: TRange,
+    /// Packed `[d, d]`.
+    pub attn_out_w: TRange,
+    pub attn_out_b: TRange,
+    pub attn_ln_w: TRange,
+    pub attn_ln_b: TRange,
+    /// Packed `[d, d_ff]`.
+    pub ffn_in_w: TRange,
+    pub ffn_in_b: TRange,
+    /// Packed `[d_ff, d]`.
+    pub ffn_out_w: TRange,
+    pub ffn_out_b: TRange,
+    pub ffn_ln_w: TRange,
+    pub ffn_ln_b: TRange,
+}
+
+pub(crate) struct Weights {
+    pub word: TRange,
+    pub position: TRange,
+    pub token_type: TRange,
+    pub emb_ln_w: TRange,
+    pub emb_ln_b: TRange,
+    pub layers: Vec<LayerWeights>,
+    /// `(w packed [d, d], b)` of the BERT pooler / RoBERTa classifier dense layer.
+    pub pooler: Option<(TRange, TRange)>,
+    /// `(w packed [d, labels], b)`.
+    pub classifier: Option<(TRange, TRange)>,
+}
+
+pub(crate) struct ModelInner {
+    storage: Storage,
+    pub manifest: Manifest,
+    pub weights: Weights,
+    pub tokenizer: Option<TextTokenizer>,
+    pub path: Option<PathBuf>,
+}
+
+impl ModelInner {
+    /// The `f32` view of a validated tensor range.
+    #[inline]
+    pub fn f32s(&self, r: &TRange) -> &[f32] {
+        // Ranges were validated in bounds and 64-byte aligned at open, and the storage
+        // base is 64-byte aligned (page-aligned mmap or Align64 buffer).
+        bytemuck::cast_slice(&self.storage.bytes()[r.clone()])
+    }
+}
+
+/// An opened model. Cheap to clone; all clones share one mapping. `Send + Sync`.
+#[derive(Clone)]
+pub struct Model {
+    pub(crate) inner: Arc<ModelInner>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("path", &self.inner.path).field("config", &self.inner.manifest.model).finish()
+    }
+}
+
+impl Model {
+    /// Opens and validates a `.toprt` file (memory-mapped, checksums verified).
+    ///
+    /// # Errors
+    /// I/O errors, and any [`Error::Format`], [`Error::Version`], [`Error::Checksum`] or
+    /// [`Error::Tensor`] found while validating.
+    pub fn open(path: impl AsRef<Path>) -> Result<Model> {
+        Model::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`Model::open`] with options.
+    ///
+    /// # Errors
+    /// See [`Model::open`].
+    pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Model> {
+        let path = path.as_ref();
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the mapping is read-only; toprt never writes model files in place (the
+        // converter writes a temporary file and renames it). Like every mmap reader we
+        // rely on the file not being truncated by another process while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Model::from_storage(Storage::Mmap(map), Some(path.to_path_buf()), opts)
+    }
+
+    /// Opens a model from a byte buffer (copied into aligned memory).
+    ///
+    /// # Errors
+    /// See [`Model::open`].
+    pub fn from_bytes(bytes: &[u8], opts: &OpenOptions) -> Result<Model> {
+        let mut v = vec![Align64([0; 64]); bytes.len().div_ceil(64)];
+        bytemuck::cast_slice_mut::<_, u8>(v.as_mut_slice())[..bytes.len()].copy_from_slice(bytes);
+        Model::from_storage(Storage::Owned(v, bytes.len()), None, opts)
+    }
+
+    fn from_storage(storage: Storage, path: Option<PathBuf>, opts: &OpenOptions) -> Result<Model> {
+        let bytes = storage.bytes();
+        if bytes.as_ptr() as usize % format::ALIGN != 0 {
+            return Err(Error::Format("model storage is not 64-byte aligned".into()));
+        }
+        let (header, manifest) = format::validate(bytes, opts.verify_checksums)?;
+        let weights = bind_weights(&manifest, header.data_offset as usize)?;
+        let tokenizer = match &manifest.tokenizer {
+            Some(spec) => Some(TextTokenizer::from_spec(spec, manifest.model.max_len())?),
+            None => None,
+        };
+        Ok(Model { inner: Arc::new(ModelInner { storage, manifest, weights, tokenizer, path }) })
+    }
+
+    /// The manifest (config, head, keep-rules, tensor directory).
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// Hidden size `d`.
+    pub fn hidden_size(&self) -> usize {
+        self.inner.manifest.model.hidden_size
+    }
+
+    /// Longest accepted sequence, special tokens included.
+    pub fn max_length(&self) -> usize {
+        let m = &self.inner.manifest;
+        let tok = m.tokenizer.as_ref().map_or(usize::MAX, |t| t.max_length);
+        m.model.max_len().min(tok)
+    }
+
+    /// The embedded tokenizer, if any.
+    pub fn tokenizer(&self) -> Option<&TextTokenizer> {
+        self.inner.tokenizer.as_ref()
+    }
+
+    /// Whether text inputs are accepted.
+    pub fn has_tokenizer(&self) -> bool {
+        self.inner.tokenizer.is_some()
+    }
+}
+
+/// Finds every tensor the forward pass needs, checks its shape and layout, and returns
+/// absolute byte ranges.
+fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
+    let c = &m.model;
+    let (d, ff, l) = (c.hidden_size, c.intermediate_size, c.num_layers);
+    let index: std::collections::HashMap<&str, &format::TensorEntry> =
+        m.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let get = |name: &str, layout: Layout, shape: &[usize]| -> Result<TRange> {
+        match index.get(name) {
+            Some(t) if t.layout == layout && t.shape == shape => {
+                let start = data_offset + t.offset as usize;
+                Ok(start..start + t.length as usize)
+            }
+            _ => Err(Error::Tensor { name: name.to_string(), expected: shape.to_vec() }),
+        }
+    };
+    let row = |name: &str, shape: &[usize]| get(name, Layout::RowMajor, shape);
+    let packed = |name: &str, k: usize, n: usize| get(name, Layout::Panel32, &[k, n]);
+    let mut layers = Vec::with_capacity(l);
+    for i in 0..l {
+        let p = |s: &str| format!("encoder.layer.{i}.{s}");
+        layers.push(LayerWeights {
+            qkv_w: packed(&p("attention.self.qkv.weight"), d, 3 * d)?,
+            qkv_b: row(&p("attention.self.qkv.bias"), &[3 * d])?,
+            attn_out_w: packed(&p("attention.output.dense.weight"), d, d)?,
+            attn_out_b: row(&p("attention.output.dense.bias"), &[d])?,
+            attn_ln_w: row(&p("attention.output.LayerNorm.weight"), &[d])?,
+            attn_ln_b: row(&p("attention.output.LayerNorm.bias"), &[d])?,
+            ffn_in_w: packed(&p("intermediate.dense.weight"), d, ff)?,
+            ffn_in_b: row(&p("intermediate.dense.bias"), &[ff])?,
+            ffn_out_w: packed(&p("output.dense.weight"), ff, d)?,
+            ffn_out_b: row(&p("output.dense.bias"), &[d])?,
+            ffn_ln_w: row(&p("output.LayerNorm.weight"), &[d])?,
+            ffn_ln_b: row(&p("output.LayerNorm.bias"), &[d])?,
+        });
+    }
+    let h = &m.head;
+    let labels = h.num_labels;
+    let (pooler, classifier) = match (h.task, h.classifier) {
+        (Task::Classification, Some(Classifier::Bert)) => (
+            Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)),
+            Some((packed("classifier.weight", d, labels)?, row("classifier.bias", &[labels])?)),
+        ),
+        (Task::Classification, Some(Classifier::Roberta)) => (
+            Some((packed("classifier.dense.weight", d, d)?, row("classifier.dense.bias", &[d])?)),
+            Some((packed("classifier.out_proj.weight", d, labels)?, row("classifier.out_proj.bias", &[labels])?)),
+        ),
+        (Task::Classification, None) => {
+            return Err(Error::Format("classification head without a classifier kind".into()));
+        }
+        _ if h.pooling == Pooling::Pooler => {
+            (Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)), None)
+        }
+        _ => (None, None),
+    };
+    if h.task == Task::Classification && labels == 0 {
+        return Err(Error::Format("classification head with zero labels".into()));
+    }
+    if h.task == Task::Embedding && h.pooling == Pooling::None {
+        return Err(Error::Format("embedding head without a pooling method".into()));
+    }
+    if c.arch == Arch::Roberta && h.classifier == Some(Classifier::Bert) {
+        return Err(Error::Format("RoBERTa model with a BERT classifier head".into()));
+    }
+    Ok(Weights {
+        word: row("embeddings.word_embeddings.weight", &[c.vocab_size, d])?,
+        position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, d])?,
+        token_type: row("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, d])?,
+        emb_ln_w: row("embeddings.LayerNorm.weight", &[d])?,
+        emb_ln_b: row("embeddings.LayerNorm.bias", &[d])?,
+        layers,
+        pooler,
+        classifier,
+    })
+}

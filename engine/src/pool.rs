@@ -1,0 +1,191 @@
+//! A persistent worker pool, created once per session.
+//!
+//! `run(n_tasks, f)` hands task indices `0..n_tasks` to the calling thread and the
+//! workers through one atomic counter; it returns when every task is done. Idle workers
+//! block on a condition variable (no spinning between requests). A call allocates
+//! nothing, so the forward pass stays allocation-free.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+type Task<'a> = dyn Fn(usize, usize) + Sync + 'a;
+
+/// A job as the workers see it: a lifetime-erased pointer to the caller's closure.
+#[derive(Clone, Copy)]
+struct Job {
+    f: *const Task<'static>,
+    n_tasks: usize,
+}
+
+// SAFETY: the closure is `Sync`, and `run` does not return (so the closure outlives
+// every use) until all workers have reported the job finished.
+unsafe impl Send for Job {}
+
+struct State {
+    job: Option<Job>,
+    generation: u64,
+    busy: usize,
+    panicked: bool,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+    next: AtomicUsize,
+}
+
+/// The pool. `threads` counts the calling thread too: a pool of 1 runs inline.
+pub struct Pool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    threads: usize,
+}
+
+impl Pool {
+    /// A pool of `threads` (≥ 1) threads including the caller.
+    ///
+    /// # Errors
+    /// When the OS refuses to spawn a thread.
+    pub fn new(threads: usize) -> std::io::Result<Pool> {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { job: None, generation: 0, busy: 0, panicked: false, shutdown: false }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            next: AtomicUsize::new(0),
+        });
+        let mut handles = Vec::with_capacity(threads - 1);
+        for w in 1..threads {
+            let s = Arc::clone(&shared);
+            handles.push(std::thread::Builder::new().name(format!("toprt-worker-{w}")).spawn(move || worker(&s, w))?);
+        }
+        Ok(Pool { shared, handles, threads })
+    }
+
+    /// Threads including the caller.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f(task, worker)` for every `task` in `0..n_tasks`; `worker` is in
+    /// `0..threads()` and unique among concurrently running calls (for scratch buffers).
+    ///
+    /// # Panics
+    /// Re-raises (as a new panic) a panic of any task.
+    pub fn run(&self, n_tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        if self.threads == 1 || n_tasks <= 1 {
+            for t in 0..n_tasks {
+                f(t, 0);
+            }
+            return;
+        }
+        // SAFETY: only the lifetime is erased; see `Job`.
+        let f_static: *const Task<'static> = unsafe { std::mem::transmute::<*const Task<'_>, *const Task<'static>>(f) };
+        {
+            let mut st = lock(&self.shared.state);
+            self.shared.next.store(0, Ordering::Relaxed);
+            st.job = Some(Job { f: f_static, n_tasks });
+            st.generation = st.generation.wrapping_add(1);
+            st.busy = self.threads - 1;
+            st.panicked = false;
+        }
+        self.shared.work.notify_all();
+        let mine = catch_unwind(AssertUnwindSafe(|| drain(&self.shared, f, n_tasks, 0)));
+        let mut st = lock(&self.shared.state);
+        while st.busy > 0 {
+            st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.job = None;
+        let panicked = st.panicked;
+        drop(st);
+        if mine.is_err() || panicked {
+            panic!("a toprt worker task panicked");
+        }
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn drain(shared: &Shared, f: &(dyn Fn(usize, usize) + Sync), n_tasks: usize, worker: usize) {
+    loop {
+        let t = shared.next.fetch_add(1, Ordering::Relaxed);
+        if t >= n_tasks {
+            break;
+        }
+        f(t, worker);
+    }
+}
+
+fn worker(shared: &Shared, id: usize) {
+    let mut seen = 0u64;
+    loop {
+        let job = {
+            let mut st = lock(&shared.state);
+            while !st.shutdown && (st.generation == seen || st.job.is_none()) {
+                st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.shutdown {
+                return;
+            }
+            seen = st.generation;
+            st.job
+        };
+        if let Some(job) = job {
+            // SAFETY: `run` keeps the closure alive until `busy` reaches 0 below.
+            let f = unsafe { &*job.f };
+            let ok = catch_unwind(AssertUnwindSafe(|| drain(shared, f, job.n_tasks, id))).is_ok();
+            let mut st = lock(&shared.state);
+            st.panicked |= !ok;
+            st.busy -= 1;
+            if st.busy == 0 {
+                shared.done.notify_one();
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.work.notify_all();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once() {
+        let pool = Pool::new(3).unwrap();
+        for n in [0, 1, 2, 7, 100] {
+            let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            pool.run(n, &|t, w| {
+                assert!(w < 3);
+                hits[t].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn panic_in_task_propagates_and_pool_survives() {
+        let pool = Pool::new(2).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| pool.run(10, &|t, _| assert!(t != 5))));
+        assert!(r.is_err());
+        let count = AtomicUsize::new(0);
+        pool.run(10, &|_, _| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 10);
+    }
+}

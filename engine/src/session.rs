@@ -1,0 +1,355 @@
+//! [`Session`]: a model plus everything needed to run it — the kernel table, a thread
+//! pool and a workspace sized once from a token budget.
+
+use crate::error::{Error, Result};
+use crate::format::{Arch, Pooling, Task};
+use crate::forward::{self, LayerTiming, Segment, Workspace};
+use crate::model::Model;
+use crate::pool::Pool;
+use crate::tokenize::{self, Encoded};
+use toprt_kernels::{Isa, Kernels};
+
+/// How a session is set up.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Worker threads including the caller; 0 = one per logical CPU (`num_cpus`).
+    pub threads: usize,
+    /// Token budget of one forward pass: the workspace holds this many tokens. Larger
+    /// batches are split into consecutive passes (results are the same: sequences never
+    /// interact). Raised to at least the maximum sequence length.
+    pub max_tokens: usize,
+    /// Longest sequence in tokens (special tokens included); default and upper bound:
+    /// the model's maximum.
+    pub max_length: Option<usize>,
+    /// Truncate longer inputs (the default) instead of failing with [`Error::TooLong`].
+    pub truncate: bool,
+    /// Force a kernel tier (default: `TOPRT_ISA`, else the best the CPU has).
+    pub isa: Option<Isa>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { threads: 0, max_tokens: 2048, max_length: None, truncate: true, isa: None }
+    }
+}
+
+/// One input sequence.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Text(&'a str),
+    Pair(&'a str, &'a str),
+    /// Token ids as the model expects them (special tokens included). Type ids default
+    /// to all zeros.
+    Ids {
+        input_ids: &'a [u32],
+        token_type_ids: Option<&'a [u32]>,
+    },
+}
+
+/// Which outputs to produce. Outputs the model's head cannot give are left `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outputs {
+    pub logits: bool,
+    pub embedding: bool,
+    /// Final token states `[len, hidden]` per sequence.
+    pub hidden_states: bool,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs { logits: true, embedding: true, hidden_states: false }
+    }
+}
+
+/// The result for one input sequence.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SequenceOutput {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    /// Input was cut to the maximum length.
+    pub truncated: bool,
+    /// `[num_labels]` (classification models).
+    pub logits: Option<Vec<f32>>,
+    /// `[hidden]` pooled embedding (models with a pooling method).
+    pub embedding: Option<Vec<f32>>,
+    /// `[len, hidden]`, row-major.
+    pub last_hidden_state: Option<Vec<f32>>,
+}
+
+/// A model ready to run. Use one session per thread; share the [`Model`].
+pub struct Session {
+    model: Model,
+    kernels: Kernels,
+    pool: Pool,
+    ws: Workspace,
+    max_len: usize,
+    truncate: bool,
+    tokenizer: Option<tokenizers::Tokenizer>,
+    timing: Vec<LayerTiming>,
+    timing_on: bool,
+}
+
+impl Session {
+    /// Creates a session: resolves the kernel tier, starts the pool, sizes the workspace.
+    ///
+    /// # Errors
+    /// [`Error::Isa`] for an unavailable tier, [`Error::Options`] for an invalid option.
+    pub fn new(model: &Model, opts: &SessionOptions) -> Result<Session> {
+        let kernels = match opts.isa {
+            Some(isa) => Kernels::for_isa(isa)?,
+            None => Kernels::from_env()?,
+        };
+        let model_max = model.max_length();
+        let max_len = match opts.max_length {
+            Some(0) => return Err(Error::Options("max_length must be at least 1".into())),
+            Some(m) if m > model_max => {
+                return Err(Error::Options(format!(
+                    "max_length {m} exceeds the model's maximum of {model_max} tokens"
+                )));
+            }
+            Some(m) => m,
+            None => model_max,
+        };
+        let threads = if opts.threads == 0 { num_cpus::get() } else { opts.threads };
+        let pool = Pool::new(threads).map_err(|e| Error::Options(format!("cannot start {threads} threads: {e}")))?;
+        let max_tokens = opts.max_tokens.max(max_len);
+        let ws = Workspace::new(&model.inner, max_tokens, max_len, pool.threads());
+        let tokenizer = match &model.inner.tokenizer {
+            Some(t) => Some(t.for_session(max_len, opts.truncate)?),
+            None => None,
+        };
+        let layers = model.inner.manifest.model.num_layers;
+        Ok(Session {
+            model: model.clone(),
+            kernels,
+            pool,
+            ws,
+            max_len,
+            truncate: opts.truncate,
+            tokenizer,
+            timing: vec![LayerTiming::default(); layers],
+            timing_on: false,
+        })
+    }
+
+    /// The kernel tier in use.
+    pub fn isa(&self) -> Isa {
+        self.kernels.isa
+    }
+
+    /// Threads in use (including the caller).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Maximum sequence length of this session.
+    pub fn max_length(&self) -> usize {
+        self.max_len
+    }
+
+    /// Token budget of one forward pass.
+    pub fn max_tokens(&self) -> usize {
+        self.ws.max_tokens
+    }
+
+    /// Workspace size in bytes.
+    pub fn workspace_bytes(&self) -> usize {
+        self.ws.bytes()
+    }
+
+    /// Turns per-layer timing on (it is reset by [`Session::take_layer_timing`]).
+    pub fn set_layer_timing(&mut self, on: bool) {
+        self.timing_on = on;
+    }
+
+    /// Accumulated per-layer `(attention, ffn)` times since the last call; resets them.
+    pub fn take_layer_timing(&mut self) -> Vec<LayerTiming> {
+        let out = self.timing.clone();
+        self.timing.iter_mut().for_each(|t| *t = LayerTiming::default());
+        out
+    }
+
+    /// Tokenizes and checks one input without running it.
+    ///
+    /// # Errors
+    /// [`Error::NoTokenizer`], [`Error::Tokenizer`], [`Error::Input`], [`Error::TooLong`].
+    pub fn prepare(&self, index: usize, input: &Input) -> Result<Encoded> {
+        let cfg = &self.model.inner.manifest.model;
+        let mut enc = match *input {
+            Input::Text(t) => tokenize::encode(self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?, t, None)?,
+            Input::Pair(a, b) => tokenize::encode(self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?, a, Some(b))?,
+            Input::Ids { input_ids, token_type_ids } => {
+                let types = match token_type_ids {
+                    Some(t) if t.len() != input_ids.len() => {
+                        return Err(Error::Input {
+                            index,
+                            msg: format!("{} token_type_ids for {} input_ids", t.len(), input_ids.len()),
+                        });
+                    }
+                    Some(t) => t.to_vec(),
+                    None => vec![0; input_ids.len()],
+                };
+                Encoded { input_ids: input_ids.to_vec(), token_type_ids: types, truncated: false }
+            }
+        };
+        if enc.input_ids.is_empty() {
+            return Err(Error::Input { index, msg: "empty sequence (no tokens)".into() });
+        }
+        if enc.input_ids.len() > self.max_len {
+            if !self.truncate {
+                return Err(Error::TooLong { index, len: enc.input_ids.len(), max: self.max_len });
+            }
+            enc.input_ids.truncate(self.max_len);
+            enc.token_type_ids.truncate(self.max_len);
+            enc.truncated = true;
+        }
+        if let Some((pos, id)) = enc.input_ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
+            return Err(Error::Input {
+                index,
+                msg: format!("token id {id} at position {pos} is outside the vocabulary (size {})", cfg.vocab_size),
+            });
+        }
+        if let Some((pos, t)) = enc.token_type_ids.iter().enumerate().find(|(_, &t)| t as usize >= cfg.type_vocab_size)
+        {
+            return Err(Error::Input {
+                index,
+                msg: format!(
+                    "token type id {t} at position {pos} is out of range (type vocabulary size {})",
+                    cfg.type_vocab_size
+                ),
+            });
+        }
+        Ok(enc)
+    }
+
+    /// Runs a batch and returns one output per input, in order.
+    ///
+    /// # Errors
+    /// [`Error::EmptyBatch`], and any error of [`Session::prepare`] (nothing runs then).
+    pub fn run(&mut self, inputs: &[Input], want: Outputs) -> Result<Vec<SequenceOutput>> {
+        if inputs.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let encoded = inputs.iter().enumerate().map(|(i, inp)| self.prepare(i, inp)).collect::<Result<Vec<_>>>()?;
+        self.run_encoded(encoded, want)
+    }
+
+    /// Runs already tokenized and checked sequences (from [`Session::prepare`]).
+    ///
+    /// # Errors
+    /// [`Error::EmptyBatch`], or [`Error::Input`] for a sequence that is empty, too long,
+    /// or has ids out of range.
+    pub fn run_encoded(&mut self, encoded: Vec<Encoded>, want: Outputs) -> Result<Vec<SequenceOutput>> {
+        if encoded.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let cfg = &self.model.inner.manifest.model;
+        for (index, e) in encoded.iter().enumerate() {
+            let bad_id = e.input_ids.iter().any(|&i| i as usize >= cfg.vocab_size);
+            let bad_type = e.token_type_ids.iter().any(|&t| t as usize >= cfg.type_vocab_size);
+            if e.input_ids.is_empty()
+                || e.input_ids.len() > self.max_len
+                || e.token_type_ids.len() != e.input_ids.len()
+                || bad_id
+                || bad_type
+            {
+                return Err(Error::Input { index, msg: "sequence is empty, too long, or has ids out of range".into() });
+            }
+        }
+        let mut outputs = Vec::with_capacity(encoded.len());
+        let mut start = 0;
+        while start < encoded.len() {
+            // Greedy chunk within the token budget; every sequence fits (len <= max_len <= budget).
+            let mut end = start;
+            let mut tokens = 0;
+            while end < encoded.len() && tokens + encoded[end].input_ids.len() <= self.ws.max_tokens {
+                tokens += encoded[end].input_ids.len();
+                end += 1;
+            }
+            self.load_batch(&encoded[start..end]);
+            self.forward();
+            for (i, e) in encoded[start..end].iter().enumerate() {
+                outputs.push(self.collect(i, e, want));
+            }
+            start = end;
+        }
+        Ok(outputs)
+    }
+
+    /// Fills the packed token buffers and the segment table.
+    fn load_batch(&mut self, batch: &[Encoded]) {
+        let cfg = &self.model.inner.manifest.model;
+        let ws = &mut self.ws;
+        ws.ids.clear();
+        ws.type_ids.clear();
+        ws.positions.clear();
+        ws.pos_ids.clear();
+        ws.segments.clear();
+        for e in batch {
+            ws.segments.push(Segment { offset: ws.ids.len(), len: e.input_ids.len() });
+            let mut non_pad = 0u32;
+            for (p, (&id, &ty)) in e.input_ids.iter().zip(&e.token_type_ids).enumerate() {
+                ws.ids.push(id);
+                ws.type_ids.push(ty);
+                ws.positions.push(p as u32);
+                let pos_id = match cfg.arch {
+                    Arch::Bert => p as u32,
+                    // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
+                    Arch::Roberta if id == cfg.pad_token_id => cfg.pad_token_id,
+                    Arch::Roberta => {
+                        non_pad += 1;
+                        cfg.pad_token_id + non_pad
+                    }
+                };
+                ws.pos_ids.push(pos_id);
+            }
+        }
+    }
+
+    fn forward(&mut self) {
+        let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
+        forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, timing);
+        forward::head_pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
+    }
+
+    /// Copies sequence `i` of the last forward pass into an owned output.
+    fn collect(&self, i: usize, e: &Encoded, want: Outputs) -> SequenceOutput {
+        let m = &self.model.inner.manifest;
+        let d = m.model.hidden_size;
+        let seg = self.ws.segments[i];
+        let rows = &self.ws.hidden[seg.offset * d..(seg.offset + seg.len) * d];
+        let logits = (want.logits && m.head.task == Task::Classification).then(|| {
+            let l = m.head.num_labels;
+            self.ws.head_out[i * l..i * l + l].to_vec()
+        });
+        let embedding = (want.embedding && m.head.pooling != Pooling::None).then(|| {
+            let mut v = match m.head.pooling {
+                Pooling::Mean => {
+                    let mut acc = vec![0.0f32; d];
+                    for r in rows.chunks_exact(d) {
+                        acc.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
+                    }
+                    let n = seg.len as f32;
+                    acc.iter_mut().for_each(|a| *a /= n);
+                    acc
+                }
+                Pooling::Cls => rows[..d].to_vec(),
+                Pooling::Pooler => self.ws.head_mid[i * d..i * d + d].to_vec(),
+                Pooling::None => unreachable!("checked above"),
+            };
+            if m.head.normalize {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+            v
+        });
+        SequenceOutput {
+            input_ids: e.input_ids.clone(),
+            token_type_ids: e.token_type_ids.clone(),
+            truncated: e.truncated,
+            logits,
+            embedding,
+            last_hidden_state: want.hidden_states.then(|| rows.to_vec()),
+        }
+    }
+}

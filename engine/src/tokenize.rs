@@ -1,0 +1,76 @@
+//! Text → token ids with the tokenizer embedded in the model file (a Hugging Face
+//! `tokenizer.json`, run by the `tokenizers` crate, so ids match the Python fast
+//! tokenizers exactly).
+//!
+//! Padding settings of the embedded document are dropped (toprt never pads) and its
+//! truncation settings are replaced by the session's maximum length: longest-first for
+//! pairs, as `transformers` does with `truncation=True`.
+
+use crate::error::{Error, Result};
+use crate::format::TokenizerSpec;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// The model's tokenizer, as loaded from the file.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    base: Tokenizer,
+}
+
+/// One tokenized sequence.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Encoded {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    /// Tokens dropped by truncation.
+    pub truncated: bool,
+}
+
+impl TextTokenizer {
+    /// Parses the embedded `tokenizer.json`.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] when the document does not parse.
+    pub fn from_spec(spec: &TokenizerSpec, _model_max: usize) -> Result<TextTokenizer> {
+        let mut base: Tokenizer =
+            spec.json.parse().map_err(|e| Error::Tokenizer(format!("embedded tokenizer.json: {e}")))?;
+        base.with_padding(None);
+        base.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(TextTokenizer { base })
+    }
+
+    /// A copy configured for one session: truncate to `max_len` tokens (special tokens
+    /// included) when `truncate`, otherwise no truncation (the caller checks the length).
+    ///
+    /// # Errors
+    /// When the tokenizer cannot truncate to `max_len` (e.g. shorter than its specials).
+    pub fn for_session(&self, max_len: usize, truncate: bool) -> Result<Tokenizer> {
+        let mut t = self.base.clone();
+        if truncate {
+            t.with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length: max_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        }
+        Ok(t)
+    }
+}
+
+/// Tokenizes one text or text pair with a session tokenizer.
+///
+/// # Errors
+/// [`Error::Tokenizer`] on tokenizer failure (e.g. a pair that cannot be truncated).
+pub fn encode(tok: &Tokenizer, text: &str, pair: Option<&str>) -> Result<Encoded> {
+    let enc = match pair {
+        None => tok.encode(text, true),
+        Some(p) => tok.encode((text, p), true),
+    }
+    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(Encoded {
+        input_ids: enc.get_ids().to_vec(),
+        token_type_ids: enc.get_type_ids().to_vec(),
+        truncated: !enc.get_overflowing().is_empty(),
+    })
+}

