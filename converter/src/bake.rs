@@ -71,9 +71,14 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Whether the checkpoint has BERT pooler weights.
-pub fn has_pooler(tensors: &[Tensor], arch: Arch) -> bool {
-    tensors.iter().any(|t| canonical(&t.name, arch) == "pooler.dense.weight")
+/// Which head tensors the checkpoint has.
+pub fn head_tensors(tensors: &[Tensor], arch: Arch) -> crate::config::HeadTensors {
+    let has = |n: &str| tensors.iter().any(|t| canonical(&t.name, arch) == n);
+    let classifier = match arch {
+        Arch::Bert => has("classifier.weight"),
+        Arch::Roberta => has("classifier.out_proj.weight"),
+    };
+    crate::config::HeadTensors { pooler: has("pooler.dense.weight"), classifier }
 }
 
 /// The baked tensors and the names of the checkpoint tensors left unused.

@@ -176,15 +176,29 @@ pub fn read_sentence_transformer(dir: &Path) -> Result<Option<SentenceTransforme
     Ok(pooling.map(|pooling| SentenceTransformer { pooling, normalize }))
 }
 
+/// What the checkpoint's tensors show about its head.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadTensors {
+    pub pooler: bool,
+    /// A sequence-classification head (`classifier.weight` for BERT,
+    /// `classifier.out_proj.weight` for RoBERTa).
+    pub classifier: bool,
+}
+
 /// Decides the head from the architecture, the folder and the `--pooling` override.
-/// `has_pooler` says whether the checkpoint has pooler weights.
+/// Without `architectures` in the config, the head's tensors decide.
 pub fn choose_head(
     cfg: &HfConfig,
     st: Option<&SentenceTransformer>,
     pooling_override: Option<Pooling>,
-    has_pooler: bool,
+    found: HeadTensors,
 ) -> HeadConfig {
-    let is_cls = cfg.architectures.iter().any(|a| a.ends_with("ForSequenceClassification"));
+    let has_pooler = found.pooler;
+    let is_cls = if cfg.architectures.is_empty() {
+        found.classifier
+    } else {
+        cfg.architectures.iter().any(|a| a.ends_with("ForSequenceClassification"))
+    };
     if is_cls {
         let classifier = if cfg.model.arch == Arch::Roberta { Classifier::Roberta } else { Classifier::Bert };
         return HeadConfig {

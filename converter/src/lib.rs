@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod safetensors;
+pub mod synthetic;
 pub mod tokenizer;
 pub mod torch;
 pub mod writer;
@@ -65,8 +66,8 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let cfg = config::read_config(dir)?;
     let st = config::read_sentence_transformer(dir)?;
     let loaded = checkpoint::load(dir)?;
-    let has_pooler = bake::has_pooler(&loaded.tensors, cfg.model.arch);
-    let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, has_pooler);
+    let found = bake::head_tensors(&loaded.tensors, cfg.model.arch);
+    let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, found);
     let baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
     let tok = if opts.no_tokenizer {
         None

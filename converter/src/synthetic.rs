@@ -1,0 +1,136 @@
+//! Deterministic random checkpoints in Hugging Face naming, for benchmarks and tests
+//! (a BERT-base-shaped model without downloading one). Weights are normal(0, 0.02) as in
+//! BERT's initialiser; LayerNorm weights 1 ± noise; biases small.
+
+use crate::checkpoint::{Tensor, TensorData};
+use toprt::format::{Arch, ModelConfig};
+
+/// A small deterministic generator (xorshift64* + Box–Muller).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32) / (1u64 << 24) as f32
+    }
+
+    /// Standard normal.
+    pub fn normal(&mut self) -> f32 {
+        let u1 = self.uniform().max(1e-7);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    }
+}
+
+/// BERT-base hyper-parameters (12 layers, 768 hidden, 12 heads, 3072 FFN).
+pub fn bert_base_config() -> ModelConfig {
+    ModelConfig {
+        arch: Arch::Bert,
+        vocab_size: 30522,
+        hidden_size: 768,
+        num_layers: 12,
+        num_heads: 12,
+        intermediate_size: 3072,
+        max_position_embeddings: 512,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+        hidden_act: "gelu".into(),
+        pad_token_id: 0,
+        position_offset: 0,
+    }
+}
+
+/// Random tensors for `cfg` with HF BERT names (no prefix), plus a pooler and, when
+/// `num_labels > 0`, a BERT classifier.
+pub fn random_bert(cfg: &ModelConfig, num_labels: usize, seed: u64) -> Vec<Tensor> {
+    let mut rng = Rng::new(seed);
+    let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
+    let mut out = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>, f: &mut dyn FnMut() -> f32| {
+        let n = shape.iter().product();
+        out.push(Tensor { name, shape, data: TensorData::F32((0..n).map(|_| f()).collect()) });
+    };
+    let std = 0.02;
+    push("embeddings.word_embeddings.weight".into(), vec![cfg.vocab_size, d], &mut || rng.normal() * std);
+    push("embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, d], &mut || {
+        rng.normal() * std
+    });
+    push("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, d], &mut || rng.normal() * std);
+    let ln = |out: &mut dyn FnMut(String, Vec<usize>, &mut dyn FnMut() -> f32), base: &str, rng: &mut Rng| {
+        out(format!("{base}.weight"), vec![d], &mut || 1.0 + 0.1 * rng.normal());
+        out(format!("{base}.bias"), vec![d], &mut || 0.1 * rng.normal());
+    };
+    ln(&mut push, "embeddings.LayerNorm", &mut rng);
+    let lin = |out: &mut dyn FnMut(String, Vec<usize>, &mut dyn FnMut() -> f32),
+               base: &str,
+               n: usize,
+               k: usize,
+               rng: &mut Rng| {
+        out(format!("{base}.weight"), vec![n, k], &mut || rng.normal() * std);
+        out(format!("{base}.bias"), vec![n], &mut || 0.01 * rng.normal());
+    };
+    for l in 0..cfg.num_layers {
+        let p = format!("encoder.layer.{l}");
+        for part in ["query", "key", "value"] {
+            lin(&mut push, &format!("{p}.attention.self.{part}"), d, d, &mut rng);
+        }
+        lin(&mut push, &format!("{p}.attention.output.dense"), d, d, &mut rng);
+        ln(&mut push, &format!("{p}.attention.output.LayerNorm"), &mut rng);
+        lin(&mut push, &format!("{p}.intermediate.dense"), ff, d, &mut rng);
+        lin(&mut push, &format!("{p}.output.dense"), d, ff, &mut rng);
+        ln(&mut push, &format!("{p}.output.LayerNorm"), &mut rng);
+    }
+    lin(&mut push, "pooler.dense", d, d, &mut rng);
+    if num_labels > 0 {
+        lin(&mut push, "classifier", num_labels, d, &mut rng);
+    }
+    out
+}
+
+/// A complete `.toprt` image of a random BERT classifier (no tokenizer: ids only).
+///
+/// # Errors
+/// Only on internal inconsistencies.
+pub fn random_bert_file(cfg: &ModelConfig, num_labels: usize, seed: u64) -> crate::Result<Vec<u8>> {
+    use toprt::format::{Classifier, HeadConfig, Manifest, Pooling, Task, FORMAT_VERSION};
+    let tensors = random_bert(cfg, num_labels, seed);
+    let head = if num_labels > 0 {
+        HeadConfig {
+            task: Task::Classification,
+            pooling: Pooling::None,
+            normalize: false,
+            classifier: Some(Classifier::Bert),
+            num_labels,
+            id2label: Vec::new(),
+        }
+    } else {
+        HeadConfig {
+            task: Task::Encoder,
+            pooling: Pooling::Pooler,
+            normalize: false,
+            classifier: None,
+            num_labels: 0,
+            id2label: Vec::new(),
+        }
+    };
+    let baked = crate::bake::bake(&tensors, cfg, &head)?;
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        producer: format!("toprt-convert {} (synthetic, seed {seed})", env!("CARGO_PKG_VERSION")),
+        model: cfg.clone(),
+        head,
+        tokenizer: None,
+        keep_rules: Vec::new(),
+        ignored_tensors: baked.ignored,
+        source: serde_json::json!({"synthetic": true, "seed": seed}),
+        tensors: Vec::new(),
+    };
+    crate::writer::to_bytes(manifest, &baked.tensors)
+}
