@@ -47,51 +47,54 @@ pub fn bert_base_config() -> ModelConfig {
     }
 }
 
+struct Builder {
+    rng: Rng,
+    out: Vec<Tensor>,
+}
+
+impl Builder {
+    fn push(&mut self, name: String, shape: Vec<usize>, mean: f32, std: f32) {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| mean + std * self.rng.normal()).collect();
+        self.out.push(Tensor { name, shape, data: TensorData::F32(data) });
+    }
+
+    fn layernorm(&mut self, base: &str, d: usize) {
+        self.push(format!("{base}.weight"), vec![d], 1.0, 0.1);
+        self.push(format!("{base}.bias"), vec![d], 0.0, 0.1);
+    }
+
+    fn linear(&mut self, base: &str, n: usize, k: usize) {
+        self.push(format!("{base}.weight"), vec![n, k], 0.0, 0.02);
+        self.push(format!("{base}.bias"), vec![n], 0.0, 0.01);
+    }
+}
+
 /// Random tensors for `cfg` with HF BERT names (no prefix), plus a pooler and, when
 /// `num_labels > 0`, a BERT classifier.
 pub fn random_bert(cfg: &ModelConfig, num_labels: usize, seed: u64) -> Vec<Tensor> {
-    let mut rng = Rng::new(seed);
+    let mut b = Builder { rng: Rng::new(seed), out: Vec::new() };
     let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
-    let mut out = Vec::new();
-    let mut push = |name: String, shape: Vec<usize>, f: &mut dyn FnMut() -> f32| {
-        let n = shape.iter().product();
-        out.push(Tensor { name, shape, data: TensorData::F32((0..n).map(|_| f()).collect()) });
-    };
-    let std = 0.02;
-    push("embeddings.word_embeddings.weight".into(), vec![cfg.vocab_size, d], &mut || rng.normal() * std);
-    push("embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, d], &mut || {
-        rng.normal() * std
-    });
-    push("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, d], &mut || rng.normal() * std);
-    let ln = |out: &mut dyn FnMut(String, Vec<usize>, &mut dyn FnMut() -> f32), base: &str, rng: &mut Rng| {
-        out(format!("{base}.weight"), vec![d], &mut || 1.0 + 0.1 * rng.normal());
-        out(format!("{base}.bias"), vec![d], &mut || 0.1 * rng.normal());
-    };
-    ln(&mut push, "embeddings.LayerNorm", &mut rng);
-    let lin = |out: &mut dyn FnMut(String, Vec<usize>, &mut dyn FnMut() -> f32),
-               base: &str,
-               n: usize,
-               k: usize,
-               rng: &mut Rng| {
-        out(format!("{base}.weight"), vec![n, k], &mut || rng.normal() * std);
-        out(format!("{base}.bias"), vec![n], &mut || 0.01 * rng.normal());
-    };
+    b.push("embeddings.word_embeddings.weight".into(), vec![cfg.vocab_size, d], 0.0, 0.02);
+    b.push("embeddings.position_embeddings.weight".into(), vec![cfg.max_position_embeddings, d], 0.0, 0.02);
+    b.push("embeddings.token_type_embeddings.weight".into(), vec![cfg.type_vocab_size, d], 0.0, 0.02);
+    b.layernorm("embeddings.LayerNorm", d);
     for l in 0..cfg.num_layers {
         let p = format!("encoder.layer.{l}");
         for part in ["query", "key", "value"] {
-            lin(&mut push, &format!("{p}.attention.self.{part}"), d, d, &mut rng);
+            b.linear(&format!("{p}.attention.self.{part}"), d, d);
         }
-        lin(&mut push, &format!("{p}.attention.output.dense"), d, d, &mut rng);
-        ln(&mut push, &format!("{p}.attention.output.LayerNorm"), &mut rng);
-        lin(&mut push, &format!("{p}.intermediate.dense"), ff, d, &mut rng);
-        lin(&mut push, &format!("{p}.output.dense"), d, ff, &mut rng);
-        ln(&mut push, &format!("{p}.output.LayerNorm"), &mut rng);
+        b.linear(&format!("{p}.attention.output.dense"), d, d);
+        b.layernorm(&format!("{p}.attention.output.LayerNorm"), d);
+        b.linear(&format!("{p}.intermediate.dense"), ff, d);
+        b.linear(&format!("{p}.output.dense"), d, ff);
+        b.layernorm(&format!("{p}.output.LayerNorm"), d);
     }
-    lin(&mut push, "pooler.dense", d, d, &mut rng);
+    b.linear("pooler.dense", d, d);
     if num_labels > 0 {
-        lin(&mut push, "classifier", num_labels, d, &mut rng);
+        b.linear("classifier", num_labels, d);
     }
-    out
+    b.out
 }
 
 /// A complete `.toprt` image of a random BERT classifier (no tokenizer: ids only).

@@ -1,0 +1,256 @@
+//! Bad files, bad checkpoints and bad inputs: each gives its own clear error, none panics.
+
+use toprt::format::HEADER_LEN;
+use toprt::{Error, Input, Model, OpenOptions, Outputs, Session, SessionOptions};
+use toprt_convert::ConvertError;
+use toprt_tests::*;
+
+fn tiny_bytes() -> Vec<u8> {
+    convert_bytes(&fixture("tiny-bert-st"))
+}
+
+fn open(bytes: &[u8]) -> Result<Model, Error> {
+    Model::from_bytes(bytes, &OpenOptions::default())
+}
+
+fn err_text(bytes: &[u8]) -> String {
+    match open(bytes) {
+        Ok(_) => panic!("corrupt file was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn valid_file_opens() {
+    let m = open(&tiny_bytes()).unwrap();
+    assert_eq!(m.manifest().model.num_layers, 2);
+}
+
+#[test]
+fn truncated_file_is_refused_at_every_length() {
+    let b = tiny_bytes();
+    assert!(err_text(&b[..10]).contains("shorter than the 64-byte header"));
+    assert!(err_text(&b[..b.len() - 1]).contains("truncated"));
+    // Every cut point (strided to keep the test fast) gives an error, never a panic.
+    for cut in (0..b.len()).step_by(613).chain([HEADER_LEN, HEADER_LEN + 1, b.len() - 64]) {
+        assert!(open(&b[..cut]).is_err(), "file cut at {cut} bytes was accepted");
+    }
+}
+
+#[test]
+fn flipped_bytes_are_caught_by_checksums() {
+    let b = tiny_bytes();
+    let (h, manifest) = toprt::format::validate(&b, true).unwrap();
+    // A byte inside a tensor blob: the error names that tensor.
+    let t = &manifest.tensors[3];
+    let mut c = b.clone();
+    c[(h.data_offset + t.offset + t.length / 2) as usize] ^= 0x10;
+    let e = err_text(&c);
+    assert!(e.contains("checksum mismatch") && e.contains(&t.name), "{e}");
+    // A byte of the manifest.
+    let mut c = b.clone();
+    c[h.manifest_offset as usize + 5] ^= 0x01;
+    assert!(err_text(&c).contains("checksum mismatch in manifest"));
+    // A byte of the header.
+    let mut c = b.clone();
+    c[20] ^= 0x01;
+    assert!(err_text(&c).contains("header checksum"));
+    // Without verification the data flip goes unnoticed (documented trade-off) but the
+    // structure is still validated.
+    let mut c = b.clone();
+    c[(h.data_offset + t.offset) as usize] ^= 0x10;
+    assert!(Model::from_bytes(&c, &OpenOptions { verify_checksums: false }).is_ok());
+}
+
+#[test]
+fn random_corruption_never_panics() {
+    let b = tiny_bytes();
+    let mut rng = toprt_convert::synthetic::Rng::new(3);
+    for _ in 0..300 {
+        let mut c = b.clone();
+        for _ in 0..4 {
+            let i = (rng.uniform() * c.len() as f32) as usize % c.len();
+            c[i] = (rng.uniform() * 256.0) as u8;
+        }
+        let _ = open(&c);
+        let _ = Model::from_bytes(&c, &OpenOptions { verify_checksums: false });
+    }
+}
+
+#[test]
+fn wrong_magic_and_version() {
+    let b = tiny_bytes();
+    let mut c = b.clone();
+    c[0] = b'X';
+    assert!(err_text(&c).contains("bad magic"));
+    let mut c = b.clone();
+    c[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let e = err_text(&c);
+    assert!(e.contains("unsupported model file version 7"), "{e}");
+    assert!(matches!(open(&c), Err(Error::Version { found: 7, .. })));
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = Model::open("/nonexistent/dir/model.toprt").unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/dir/model.toprt"), "{e}");
+}
+
+#[test]
+fn out_of_range_ids_and_type_ids() {
+    let m = open(&tiny_bytes()).unwrap();
+    let vocab = m.manifest().model.vocab_size as u32;
+    let mut s = Session::new(&m, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+    let ids = [2, vocab, 3];
+    let e = s.run(&[Input::Ids { input_ids: &ids, token_type_ids: None }], Outputs::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("token id {vocab} at position 1")) && msg.contains("input 0"), "{msg}");
+    let e = s
+        .run(
+            &[
+                Input::Ids { input_ids: &[2, 3], token_type_ids: None },
+                Input::Ids { input_ids: &[2, 3], token_type_ids: Some(&[0, 2]) },
+            ],
+            Outputs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input 1") && e.contains("token type id 2"), "{e}");
+    let e = s.run(&[Input::Ids { input_ids: &[2, 3], token_type_ids: Some(&[0]) }], Outputs::default()).unwrap_err();
+    assert!(e.to_string().contains("1 token_type_ids for 2 input_ids"));
+    assert!(matches!(s.run(&[], Outputs::default()), Err(Error::EmptyBatch)));
+    let e = s.run(&[Input::Ids { input_ids: &[], token_type_ids: None }], Outputs::default()).unwrap_err();
+    assert!(e.to_string().contains("empty sequence"));
+    // The session still works after errors.
+    assert!(s.run(&[Input::Text("still fine")], Outputs::default()).is_ok());
+}
+
+#[test]
+fn too_long_input_truncates_or_errors() {
+    let m = open(&tiny_bytes()).unwrap();
+    let long = "word ".repeat(2000);
+    let mut s = Session::new(&m, &SessionOptions { threads: 1, max_length: Some(16), ..Default::default() }).unwrap();
+    let out = s.run(&[Input::Text(&long)], Outputs::default()).unwrap();
+    assert_eq!(out[0].input_ids.len(), 16);
+    assert!(out[0].truncated);
+    assert_eq!(*out[0].input_ids.last().unwrap(), 3, "truncated text keeps its [SEP]");
+    let mut s =
+        Session::new(&m, &SessionOptions { threads: 1, max_length: Some(16), truncate: false, ..Default::default() })
+            .unwrap();
+    let e = s.run(&[Input::Text(&long)], Outputs::default()).unwrap_err();
+    assert!(matches!(e, Error::TooLong { index: 0, max: 16, .. }), "{e}");
+    assert!(Session::new(&m, &SessionOptions { max_length: Some(100_000), ..Default::default() }).is_err());
+}
+
+/// Copies a fixture checkpoint folder to a fresh temp folder.
+fn copy_fixture(name: &str, tag: &str) -> std::path::PathBuf {
+    let dst = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{tag}"));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    dst
+}
+
+/// Rewrites `model.safetensors` in `dir` through `edit` (on the tensor list).
+fn edit_safetensors(dir: &std::path::Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) {
+    use toprt_convert::checkpoint::TensorData;
+    let p = dir.join("model.safetensors");
+    let ts = toprt_convert::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
+    let mut list: Vec<(String, Vec<usize>, Vec<f32>)> = ts
+        .into_iter()
+        .map(|t| match t.data {
+            TensorData::F32(v) => (t.name, t.shape, v),
+            TensorData::Other(_) => panic!("fixture has non-f32 tensors"),
+        })
+        .collect();
+    edit(&mut list);
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape, v) in &list {
+        let b = data.len();
+        data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        header
+            .insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [b, data.len()]}));
+    }
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    std::fs::write(p, out).unwrap();
+}
+
+#[test]
+fn checkpoint_with_missing_tensor() {
+    let dir = copy_fixture("tiny-bert-st", "missing");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "bert.encoder.layer.1.attention.self.key.weight"));
+    let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err();
+    assert!(matches!(e, ConvertError::MissingTensor { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("encoder.layer.1.attention.self.key.weight") && msg.contains("[32, 32]"), "{msg}");
+}
+
+#[test]
+fn checkpoint_with_misshapen_tensor() {
+    let dir = copy_fixture("tiny-bert-st", "shape");
+    edit_safetensors(&dir, |l| {
+        let t = l.iter_mut().find(|(n, _, _)| n == "bert.encoder.layer.0.intermediate.dense.weight").unwrap();
+        t.1 = vec![32, 64];
+    });
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("intermediate.dense.weight") && msg.contains("[32, 64]") && msg.contains("[64, 32]"), "{msg}");
+}
+
+#[test]
+fn checkpoint_extra_tensors_are_listed() {
+    let dir = copy_fixture("tiny-bert-st", "extra");
+    edit_safetensors(&dir, |l| l.push(("cls.predictions.bias".into(), vec![4], vec![0.0; 4])));
+    let (_, report) = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap();
+    assert_eq!(report.ignored, vec!["cls.predictions.bias".to_string()]);
+    assert_eq!(report.manifest.ignored_tensors, report.ignored);
+}
+
+#[test]
+fn unsupported_model_type_is_named() {
+    let dir = copy_fixture("tiny-bert-st", "gpt2");
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"bert\"", "\"gpt2\"");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("unsupported model_type 'gpt2'"), "{e}");
+}
+
+#[test]
+fn no_weights_and_no_tokenizer() {
+    let dir = copy_fixture("tiny-bert-st", "noweights");
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    assert!(matches!(toprt_convert::convert_to_bytes(&dir, &Default::default()), Err(ConvertError::NoWeights(_))));
+    let dir = copy_fixture("tiny-bert-st", "notok");
+    std::fs::remove_file(dir.join("vocab.txt")).unwrap();
+    let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("no tokenizer") && e.contains("--tokenizer"), "{e}");
+    // --tokenizer DIR takes it from elsewhere.
+    let opts = toprt_convert::ConvertOptions { tokenizer_dir: Some(fixture("tiny-bert-st")), ..Default::default() };
+    assert!(toprt_convert::convert_to_bytes(&dir, &opts).is_ok());
+}
+
+#[test]
+fn converter_refuses_to_overwrite_and_writes_atomically() {
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("overwrite.toprt");
+    std::fs::write(&out, b"precious").unwrap();
+    let e = toprt_convert::convert(&fixture("tiny-bert-st"), &out, &Default::default()).unwrap_err();
+    assert!(matches!(e, ConvertError::OutputExists(_)));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    let opts = toprt_convert::ConvertOptions { force: true, ..Default::default() };
+    toprt_convert::convert(&fixture("tiny-bert-st"), &out, &opts).unwrap();
+    assert!(Model::open(&out).is_ok());
+    // Conversion is deterministic: the same input gives the same bytes.
+    assert_eq!(std::fs::read(&out).unwrap(), tiny_bytes());
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+}
