@@ -290,17 +290,71 @@ pub struct TokenizerSpec {
     pub max_length: usize,
 }
 
-/// A token keep-rule at a layer boundary (filled by the pruning work; dense files
-/// carry an empty list).
+/// A token keep-rule (see `docs/PRUNING.md`). Every rule scores the alive tokens of a
+/// sequence with the attention probabilities of the layer *before* its location:
+/// `s_j = Σ_heads Σ_alive-query-rows p[h, q, j]`, then chooses which tokens survive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum KeepRule {
+    /// No pruning here.
     None,
+    /// ToP rank-bins: rank the alive non-CLS tokens by score (descending; ties by
+    /// original position), map rank `r` of `eff` to `bin = trunc(f32(r)/(f32(eff)+1e-6) ·
+    /// bin_num)` in float32, keep iff `token_z[bin] != 0`. `gate == false` (ToP's
+    /// `pruner_z == 0`) disables the location. [CLS] is always kept.
+    TopBins { token_z: Vec<f32>, gate: bool },
+    /// LTP absolute threshold: keep iff `s_j / (num_heads · l_ref) >= max(1e-5, theta)`.
+    /// [CLS] is always kept (LTP itself does not protect it).
+    Threshold { theta: f32, l_ref: usize },
+    /// Top-k (PoWER-BERT style): keep [CLS] and the best `k - 1` others, with `k` an
+    /// absolute count (`count`) or a fraction of the alive tokens (`ratio`, rounded up).
+    TopK {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ratio: Option<f32>,
+    },
 }
 
+impl KeepRule {
+    /// # Errors
+    /// A rule whose parameters make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            KeepRule::None => Ok(()),
+            KeepRule::TopBins { token_z, .. } if token_z.is_empty() || token_z.len() > 100_000 => {
+                Err(format!("top_bins: bin_num must be in 1..=100000, got {}", token_z.len()))
+            }
+            KeepRule::TopBins { token_z, .. } if token_z.iter().any(|z| !z.is_finite()) => {
+                Err("top_bins: token_z has a non-finite value".into())
+            }
+            KeepRule::TopBins { .. } => Ok(()),
+            KeepRule::Threshold { theta, l_ref } if !theta.is_finite() || *l_ref == 0 => {
+                Err(format!("threshold: theta must be finite and l_ref >= 1 (got {theta}, {l_ref})"))
+            }
+            KeepRule::Threshold { .. } => Ok(()),
+            KeepRule::TopK { count: Some(c), ratio: None } if *c >= 1 => Ok(()),
+            KeepRule::TopK { count: None, ratio: Some(r) } if r.is_finite() && *r > 0.0 && *r <= 1.0 => Ok(()),
+            KeepRule::TopK { .. } => Err("top_k: give exactly one of count >= 1 or ratio in (0, 1]".into()),
+        }
+    }
+
+    /// Whether the rule can remove tokens.
+    pub fn is_active(&self) -> bool {
+        match self {
+            KeepRule::None => false,
+            KeepRule::TopBins { token_z, gate } => *gate && token_z.iter().any(|&z| z == 0.0),
+            KeepRule::Threshold { .. } | KeepRule::TopK { .. } => true,
+        }
+    }
+}
+
+/// A keep-rule at a layer boundary.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerKeepRule {
-    /// The rule runs after this layer's attention.
+    /// The prune location: the first layer whose attention sees only the kept tokens.
+    /// The decision uses the attention of layer `layer - 1` and is applied right after it,
+    /// before that layer's FFN (ToP's convention; `1 <= layer < num_layers`).
     pub layer: usize,
     pub rule: KeepRule,
 }
@@ -341,6 +395,17 @@ pub fn validate(bytes: &[u8], verify_checksums: bool) -> Result<(Header, Manifes
         return Err(Error::Version { found: manifest.format_version, supported: FORMAT_VERSION });
     }
     manifest.model.validate()?;
+    let mut last = 0;
+    for r in &manifest.keep_rules {
+        if r.layer == 0 || r.layer >= manifest.model.num_layers || r.layer <= last {
+            return Err(fmt_err(format!(
+                "keep-rule at layer {}: locations must be increasing and within 1..{}",
+                r.layer, manifest.model.num_layers
+            )));
+        }
+        last = r.layer;
+        r.rule.validate().map_err(|e| fmt_err(format!("keep-rule at layer {}: {e}", r.layer)))?;
+    }
     let data = &bytes[h.data_offset as usize..];
     let mut seen = std::collections::HashSet::new();
     for t in &manifest.tensors {

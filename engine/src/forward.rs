@@ -1,12 +1,17 @@
 //! The encoder forward pass over a packed batch, read top to bottom like the paper:
-//! embed, then per layer: project QKV, attend, project, feed-forward.
+//! embed, then per layer: project QKV, attend (scoring tokens where a keep-rule follows),
+//! maybe prune, project, feed-forward.
 //!
 //! Every buffer is a `[rows, width]` row-major matrix over the *alive* tokens of the
 //! whole batch, back to back; a segment table says which rows belong to which sequence.
-//! Nothing here allocates: all buffers live in the [`Workspace`], sized once.
+//! Pruning compacts these rows in place, so every later GEMM and attention runs on fewer
+//! rows. Nothing here allocates: all buffers live in the [`Workspace`], sized once.
 
+use crate::format::KeepRule;
 use crate::model::ModelInner;
 use crate::pool::Pool;
+use crate::prune::{self, PruneControl};
+use std::time::{Duration, Instant};
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::Kernels;
 
@@ -17,18 +22,54 @@ pub(crate) struct Segment {
     pub len: usize,
 }
 
+/// Tokens alive in one layer of the last forward pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Rows the attention ran on (all sequences).
+    pub attention_tokens: usize,
+    /// Rows the FFN ran on.
+    pub ffn_tokens: usize,
+    /// Shortest and longest sequence at the attention.
+    pub min_len: usize,
+    pub max_len: usize,
+}
+
+/// Per-layer wall time, filled when timing is requested.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerTiming {
+    /// QKV projection + attention (+ importance scores where needed).
+    pub attention: Duration,
+    /// Keep decisions + compaction (+ recording pruned tokens' outputs).
+    pub prune: Duration,
+    /// Output projection, LayerNorms, FFN.
+    pub ffn: Duration,
+}
+
+/// One kept set: the original positions (ascending, CLS = 0) of the tokens of sequence
+/// `seq` that enter layer `layer`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeptEntry {
+    pub seq: u32,
+    pub layer: u32,
+    pub start: u32,
+    pub len: u32,
+}
+
 /// Every buffer the forward pass touches, sized from the session's token budget.
 pub(crate) struct Workspace {
     pub max_tokens: usize,
     /// Per token: `[tokens]`.
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
-    /// Original position of each token in its sequence (0 = first token).
+    /// Original position of each alive row in its sequence (0 = first token).
     pub positions: Vec<u32>,
     /// Row of the position-embedding table for each token (BERT: the position;
     /// RoBERTa: `pad + 1 + position`, or `pad` for pad tokens, as Hugging Face does).
     pub pos_ids: Vec<u32>,
+    /// Current (compacted) segments.
     pub segments: Vec<Segment>,
+    /// Segments as loaded, before any pruning (index into `final_states`).
+    pub orig_segments: Vec<Segment>,
     // hidden: [tokens, d]
     pub hidden: Vec<f32>,
     // qkv: [tokens, 3d]
@@ -39,9 +80,22 @@ pub(crate) struct Workspace {
     pub h1: Vec<f32>,
     // inter: [tokens, d_ff]
     pub inter: Vec<f32>,
+    /// Final token states at original rows (token outputs only): `[tokens, d]`.
+    pub final_states: Vec<f32>,
     /// One attention score row per worker: `[threads, max_len]`.
     pub scores: Vec<f32>,
     pub score_stride: usize,
+    /// Column sums of the attention probabilities per head: `[heads, max_tokens]`.
+    pub colsum: Vec<f32>,
+    /// Importance score per alive row: `[tokens]`.
+    pub importance: Vec<f32>,
+    /// Keep flag per alive row and ranking scratch: `[tokens]`.
+    pub keep: Vec<bool>,
+    pub order: Vec<u32>,
+    /// Kept sets of the last pass (original positions), indexed by `kept_index`.
+    pub kept: Vec<u32>,
+    pub kept_index: Vec<KeptEntry>,
+    pub layer_stats: Vec<LayerStats>,
     // head_in / head_mid: [sequences, d]; head_out: [sequences, labels]
     pub head_in: Vec<f32>,
     pub head_mid: Vec<f32>,
@@ -53,6 +107,7 @@ impl Workspace {
         let c = &model.manifest.model;
         let (d, ff) = (c.hidden_size, c.intermediate_size);
         let labels = model.manifest.head.num_labels.max(1);
+        let rules = model.manifest.keep_rules.len();
         Workspace {
             max_tokens,
             ids: Vec::with_capacity(max_tokens),
@@ -60,13 +115,22 @@ impl Workspace {
             positions: Vec::with_capacity(max_tokens),
             pos_ids: Vec::with_capacity(max_tokens),
             segments: Vec::with_capacity(max_tokens),
+            orig_segments: Vec::with_capacity(max_tokens),
             hidden: vec![0.0; max_tokens * d],
             qkv: vec![0.0; max_tokens * 3 * d],
             ctx: vec![0.0; max_tokens * d],
             h1: vec![0.0; max_tokens * d],
             inter: vec![0.0; max_tokens * ff],
+            final_states: vec![0.0; max_tokens * d],
             scores: vec![0.0; threads * max_len],
             score_stride: max_len,
+            colsum: if rules > 0 { vec![0.0; c.num_heads * max_tokens] } else { Vec::new() },
+            importance: vec![0.0; max_tokens],
+            keep: vec![true; max_tokens],
+            order: vec![0; max_tokens],
+            kept: Vec::with_capacity(rules * max_tokens),
+            kept_index: Vec::with_capacity(rules * max_tokens),
+            layer_stats: vec![LayerStats::default(); c.num_layers],
             head_in: vec![0.0; max_tokens * d],
             head_mid: vec![0.0; max_tokens * d],
             head_out: vec![0.0; max_tokens * labels],
@@ -75,10 +139,23 @@ impl Workspace {
 
     /// Bytes held by the workspace.
     pub fn bytes(&self) -> usize {
-        4 * (self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len())
-            + 4 * (self.scores.len() + self.head_in.len() + self.head_mid.len() + self.head_out.len())
-            + 16 * self.ids.capacity()
+        let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len();
+        let g = self.final_states.len() + self.scores.len() + self.colsum.len() + self.importance.len();
+        let h = self.head_in.len() + self.head_mid.len() + self.head_out.len();
+        4 * (f + g + h) + 16 * self.ids.capacity() + 4 * self.kept.capacity() + 16 * self.kept_index.capacity()
     }
+}
+
+/// What the pass must do besides the dense encoder.
+pub(crate) struct Plan<'a> {
+    /// `rule_after[l]`: the keep-rule applied right after layer `l`'s attention (location
+    /// `l + 1`), if any.
+    pub rule_after: &'a [Option<KeepRule>],
+    pub ctl: PruneControl,
+    /// Final states of every token are needed (hidden states or mean pooling): pruned
+    /// tokens then run the FFN of the layer where they are dropped, and their output is
+    /// kept at their original position.
+    pub token_outputs: bool,
 }
 
 /// A raw pointer that may be shared by tasks that write disjoint parts of one buffer.
@@ -94,13 +171,6 @@ impl SharedMut {
     fn get(&self) -> *mut f32 {
         self.0
     }
-}
-
-/// Per-layer wall time, filled when timing is requested.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LayerTiming {
-    pub attention: std::time::Duration,
-    pub ffn: std::time::Duration,
 }
 
 /// Runs a validated GEMM, split by column panels across the pool.
@@ -123,7 +193,6 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
 
 /// Builds `GemmParams`; shapes are guaranteed by workspace sizing and model validation,
 /// so a failure here is a bug in the engine, not bad input.
-#[allow(clippy::too_many_arguments)]
 fn params<'a>(
     a: &'a [f32],
     m: usize,
@@ -155,12 +224,14 @@ fn par_rows(pool: &Pool, buf: &mut [f32], rows: usize, w: usize, f: &(dyn Fn(usi
     });
 }
 
-/// The encoder over `ws.segments`; leaves the final states in `ws.hidden[..tokens*d]`.
+/// The encoder over `ws.segments`; leaves the final states of the alive rows in
+/// `ws.hidden[..alive*d]` (and, with token outputs, of every token in `ws.final_states`).
 pub(crate) fn encode(
     model: &ModelInner,
     k: &Kernels,
     pool: &Pool,
     ws: &mut Workspace,
+    plan: &Plan,
     mut timing: Option<&mut [LayerTiming]>,
 ) {
     let cfg = &model.manifest.model;
@@ -168,7 +239,10 @@ pub(crate) fn encode(
     let (d, ff, nh) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
     let dh = cfg.head_dim();
     let eps = cfg.layer_norm_eps;
-    let t = ws.ids.len();
+    let mut t = ws.ids.len();
+    ws.kept.clear();
+    ws.kept_index.clear();
+    ws.layer_stats.iter_mut().for_each(|s| *s = LayerStats::default());
     if t == 0 {
         return;
     }
@@ -179,8 +253,7 @@ pub(crate) fn encode(
         let (lw, lb) = (model.f32s(&w.emb_ln_w), model.f32s(&w.emb_ln_b));
         let (ids, types, pos_ids) = (&ws.ids, &ws.type_ids, &ws.pos_ids);
         par_rows(pool, &mut ws.hidden, t, d, &|r, row| {
-            let (id, ty) = (ids[r] as usize, types[r] as usize);
-            let p = pos_ids[r] as usize;
+            let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
             let (we, pe, te) = (&word[id * d..id * d + d], &pos[p * d..p * d + d], &typ[ty * d..ty * d + d]);
             for j in 0..d {
                 row[j] = we[j] + te[j] + pe[j];
@@ -190,7 +263,16 @@ pub(crate) fn encode(
     }
 
     for (li, lw) in w.layers.iter().enumerate() {
-        let t0 = std::time::Instant::now();
+        let t0 = Instant::now();
+        let rule = plan.rule_after.get(li).and_then(Option::as_ref).filter(|_| plan.ctl.enabled);
+        let score = rule.is_some_and(|r| needs_scores(r, plan.ctl));
+        ws.layer_stats[li] = LayerStats {
+            attention_tokens: t,
+            ffn_tokens: t,
+            min_len: ws.segments.iter().map(|s| s.len).min().unwrap_or(0),
+            max_len: ws.segments.iter().map(|s| s.len).max().unwrap_or(0),
+        };
+
         // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
         let p = params(
             &ws.hidden[..t * d],
@@ -204,6 +286,8 @@ pub(crate) fn encode(
         gemm(k, pool, &p);
 
         // ctx: [t, d] = per (sequence, head): softmax(q kᵀ) v
+        // colsum: [nh, max_tokens] = Σ_q p[h, q, j]   (only before a keep-rule)
+        let colsum = if score { Some(&mut ws.colsum[..]) } else { None };
         attention(
             k,
             pool,
@@ -214,8 +298,23 @@ pub(crate) fn encode(
             dh,
             &mut ws.scores,
             ws.score_stride,
+            colsum,
+            ws.max_tokens,
         );
-        let t1 = std::time::Instant::now();
+        let t1 = Instant::now();
+
+        // Keep decisions (for location li + 1), then compaction before the FFN unless
+        // token outputs need this layer's FFN for the tokens being dropped.
+        let mut pruned = false;
+        if let Some(rule) = rule {
+            pruned = decide(ws, rule, plan.ctl, nh, t, li + 1, score);
+            if pruned && !plan.token_outputs {
+                let new_t = compact_rows(ws, t, &mut [Buf::Ctx, Buf::Hidden], d);
+                ws.layer_stats[li].ffn_tokens = new_t;
+                t = new_t;
+            }
+        }
+        let t2 = Instant::now();
 
         // h1: [t, d] = LN(hidden + ctx · Wo + bo)
         let p = params(
@@ -256,19 +355,147 @@ pub(crate) fn encode(
         gemm(k, pool, &p);
         let (lnw, lnb) = (model.f32s(&lw.ffn_ln_w), model.f32s(&lw.ffn_ln_b));
         par_rows(pool, &mut ws.hidden, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+        let t3 = Instant::now();
+
+        // Token outputs: dropped tokens leave with this layer's output (their state
+        // entering the prune location), written at their original rows.
+        let mut t_prune_late = Duration::ZERO;
+        if pruned && plan.token_outputs {
+            let tp = Instant::now();
+            scatter_final(ws, t, d, true);
+            t = compact_rows(ws, t, &mut [Buf::Hidden], d);
+            t_prune_late = tp.elapsed();
+        }
 
         if let Some(tm) = timing.as_deref_mut() {
             if let Some(slot) = tm.get_mut(li) {
-                let t2 = std::time::Instant::now();
                 slot.attention += t1 - t0;
-                slot.ffn += t2 - t1;
+                slot.prune += (t2 - t1) + t_prune_late;
+                slot.ffn += t3 - t2;
             }
         }
     }
+    if plan.token_outputs {
+        scatter_final(ws, t, d, false);
+    }
+}
+
+/// Whether a rule's decision reads the importance scores.
+fn needs_scores(rule: &KeepRule, ctl: PruneControl) -> bool {
+    match rule {
+        KeepRule::None | KeepRule::TopBins { gate: false, .. } => false,
+        KeepRule::TopBins { .. } => rule.is_active() || ctl.keep_scale != 1.0,
+        KeepRule::Threshold { .. } | KeepRule::TopK { .. } => true,
+    }
+}
+
+/// Scores the alive rows, decides every sequence's keep set for `location`, records the
+/// kept original positions; returns whether any row is dropped.
+fn decide(
+    ws: &mut Workspace,
+    rule: &KeepRule,
+    ctl: PruneControl,
+    nh: usize,
+    t: usize,
+    location: usize,
+    scored: bool,
+) -> bool {
+    if scored {
+        // importance[r] = Σ_h colsum[h, r]   (heads in a fixed order)
+        let mt = ws.max_tokens;
+        for r in 0..t {
+            let mut s = 0.0f32;
+            for h in 0..nh {
+                s += ws.colsum[h * mt + r];
+            }
+            ws.importance[r] = s;
+        }
+    } else {
+        ws.importance[..t].fill(0.0);
+    }
+    let mut kept_total = 0;
+    for (si, seg) in ws.segments.iter().enumerate() {
+        let rows = seg.offset..seg.offset + seg.len;
+        kept_total += prune::decide(
+            rule,
+            ctl,
+            &ws.importance[rows.clone()],
+            &ws.positions[rows.clone()],
+            nh,
+            &mut ws.order[rows.clone()],
+            &mut ws.keep[rows.clone()],
+        );
+        let start = ws.kept.len();
+        for r in rows {
+            if ws.keep[r] {
+                ws.kept.push(ws.positions[r]);
+            }
+        }
+        ws.kept_index.push(KeptEntry {
+            seq: si as u32,
+            layer: location as u32,
+            start: start as u32,
+            len: (ws.kept.len() - start) as u32,
+        });
+    }
+    kept_total < t
+}
+
+#[derive(Clone, Copy)]
+enum Buf {
+    Ctx,
+    Hidden,
+}
+
+/// Removes the rows with `keep == false` from the named buffers, from `positions`, and
+/// from the segment table, in place and in order. Returns the new row count.
+fn compact_rows(ws: &mut Workspace, t: usize, bufs: &mut [Buf], d: usize) -> usize {
+    let mut w = 0;
+    for r in 0..t {
+        if !ws.keep[r] {
+            continue;
+        }
+        if w != r {
+            for b in bufs.iter() {
+                let buf = match b {
+                    Buf::Ctx => &mut ws.ctx,
+                    Buf::Hidden => &mut ws.hidden,
+                };
+                buf.copy_within(r * d..r * d + d, w * d);
+            }
+            ws.positions[w] = ws.positions[r];
+        }
+        w += 1;
+    }
+    let mut offset = 0;
+    for seg in ws.segments.iter_mut() {
+        let kept = ws.keep[seg.offset..seg.offset + seg.len].iter().filter(|&&k| k).count();
+        *seg = Segment { offset, len: kept };
+        offset += kept;
+    }
+    ws.keep[..t].fill(true);
+    w
+}
+
+/// Copies rows of `hidden` to their original rows of `final_states`: only the rows being
+/// dropped (`dropped_only`), or every alive row (end of the pass).
+fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only: bool) {
+    for (seg, orig) in ws.segments.iter().zip(&ws.orig_segments) {
+        for r in seg.offset..seg.offset + seg.len {
+            if dropped_only && ws.keep[r] {
+                continue;
+            }
+            let dst = (orig.offset + ws.positions[r] as usize) * d;
+            ws.final_states[dst..dst + d].copy_from_slice(&ws.hidden[r * d..r * d + d]);
+        }
+    }
+    debug_assert!(t <= ws.max_tokens);
 }
 
 /// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows.
-/// A segment only attends to itself, so no mask exists anywhere.
+/// A segment only attends to itself, so no mask exists anywhere. With `colsum`, the
+/// column sums of the probabilities (the pruning importance) are accumulated in the
+/// same pass: `colsum[h * stride_cs + row_of_key] = Σ_q p[h, q, key]`.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     k: &Kernels,
@@ -280,17 +507,30 @@ fn attention(
     dh: usize,
     scores: &mut [f32],
     stride: usize,
+    colsum: Option<&mut [f32]>,
+    stride_cs: usize,
 ) {
     let d = nh * dh;
     let ctx_ptr = SharedMut(ctx.as_mut_ptr());
     let ctx_len = ctx.len();
     let sc_ptr = SharedMut(scores.as_mut_ptr());
     let sc_len = scores.len();
+    let (cs_ptr, cs_len) = match colsum {
+        Some(c) => (Some(SharedMut(c.as_mut_ptr())), c.len()),
+        None => (None, 0),
+    };
     pool.run(segs.len() * nh, &|task, worker| {
         let (seg, h) = (segs[task / nh], task % nh);
         assert!((worker + 1) * stride <= sc_len && seg.len <= stride && (seg.offset + seg.len) * d <= ctx_len);
         // SAFETY: each worker owns score row `worker` (one task at a time per worker).
         let srow = unsafe { std::slice::from_raw_parts_mut(sc_ptr.get().add(worker * stride), seg.len) };
+        let mut cs = cs_ptr.map(|p| {
+            assert!(h * stride_cs + seg.offset + seg.len <= cs_len);
+            // SAFETY: the (head, sequence) region of colsum belongs to this task alone.
+            let c = unsafe { std::slice::from_raw_parts_mut(p.get().add(h * stride_cs + seg.offset), seg.len) };
+            c.fill(0.0);
+            c
+        });
         for i in 0..seg.len {
             let qi = (seg.offset + i) * 3 * d + h * dh;
             let q = &qkv[qi..qi + dh];
@@ -304,6 +544,11 @@ fn attention(
                 *s = acc;
             }
             (k.softmax)(srow);
+            if let Some(c) = cs.as_deref_mut() {
+                for (c, &p) in c.iter_mut().zip(srow.iter()) {
+                    *c += p;
+                }
+            }
             // SAFETY: row (offset+i), columns h*dh..(h+1)*dh belong to this (sequence,
             // head) task alone; bounds asserted above.
             let out = unsafe { std::slice::from_raw_parts_mut(ctx_ptr.get().add((seg.offset + i) * d + h * dh), dh) };

@@ -15,13 +15,16 @@
 
 pub mod error;
 pub mod format;
-mod forward;
+pub mod forward;
 pub mod model;
 pub mod pool;
+pub mod prune;
 pub mod session;
 pub mod tokenize;
 
 pub use error::{Error, Result};
+pub use forward::{LayerStats, LayerTiming};
 pub use model::{Model, OpenOptions};
+pub use prune::PruneControl;
 pub use session::{Input, Outputs, SequenceOutput, Session, SessionOptions};
 pub use toprt_kernels::{Isa, Kernels};

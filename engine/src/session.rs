@@ -2,10 +2,11 @@
 //! pool and a workspace sized once from a token budget.
 
 use crate::error::{Error, Result};
-use crate::format::{Arch, Pooling, Task};
-use crate::forward::{self, LayerTiming, Segment, Workspace};
+use crate::format::{Arch, KeepRule, Pooling, Task};
+use crate::forward::{self, LayerStats, LayerTiming, Plan, Segment, Workspace};
 use crate::model::Model;
 use crate::pool::Pool;
+use crate::prune::PruneControl;
 use crate::tokenize::{self, Encoded};
 use toprt_kernels::{Isa, Kernels};
 
@@ -25,11 +26,20 @@ pub struct SessionOptions {
     pub truncate: bool,
     /// Force a kernel tier (default: `TOPRT_ISA`, else the best the CPU has).
     pub isa: Option<Isa>,
+    /// Default pruning control for [`Session::run`] (the model's keep-rules, as trained).
+    pub prune: PruneControl,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { threads: 0, max_tokens: 2048, max_length: None, truncate: true, isa: None }
+        SessionOptions {
+            threads: 0,
+            max_tokens: 2048,
+            max_length: None,
+            truncate: true,
+            isa: None,
+            prune: PruneControl::default(),
+        }
     }
 }
 
@@ -72,8 +82,13 @@ pub struct SequenceOutput {
     pub logits: Option<Vec<f32>>,
     /// `[hidden]` pooled embedding (models with a pooling method).
     pub embedding: Option<Vec<f32>>,
-    /// `[len, hidden]`, row-major.
+    /// `[len, hidden]`, row-major. A pruned token's row is its state entering the layer
+    /// where it was pruned.
     pub last_hidden_state: Option<Vec<f32>>,
+    /// Per keep-rule location `layer` (the first layer whose attention sees only the kept
+    /// tokens): the original positions of the kept tokens, ascending ([CLS] = 0). Empty
+    /// when the model has no keep-rules or pruning is disabled.
+    pub kept: Vec<(usize, Vec<u32>)>,
 }
 
 /// A model ready to run. Use one session per thread; share the [`Model`].
@@ -87,6 +102,9 @@ pub struct Session {
     tokenizer: Option<tokenizers::Tokenizer>,
     timing: Vec<LayerTiming>,
     timing_on: bool,
+    prune: PruneControl,
+    /// `rule_after[l]`: the keep-rule at location `l + 1` (applied after layer `l`'s attention).
+    rule_after: Vec<Option<KeepRule>>,
 }
 
 impl Session {
@@ -119,6 +137,12 @@ impl Session {
             None => None,
         };
         let layers = model.inner.manifest.model.num_layers;
+        opts.prune.validate().map_err(Error::Options)?;
+        let mut rule_after = vec![None; layers];
+        for (i, r) in model.inner.manifest.keep_rules.iter().enumerate() {
+            // Validated at open: 1 <= r.layer < num_layers.
+            rule_after[r.layer - 1] = Some(model.inner.manifest.keep_rules[i].rule.clone());
+        }
         Ok(Session {
             model: model.clone(),
             kernels,
@@ -129,6 +153,8 @@ impl Session {
             tokenizer,
             timing: vec![LayerTiming::default(); layers],
             timing_on: false,
+            prune: opts.prune,
+            rule_after,
         })
     }
 
@@ -160,6 +186,26 @@ impl Session {
     /// Turns per-layer timing on (it is reset by [`Session::take_layer_timing`]).
     pub fn set_layer_timing(&mut self, on: bool) {
         self.timing_on = on;
+    }
+
+    /// The pruning control used by [`Session::run`].
+    pub fn prune_control(&self) -> PruneControl {
+        self.prune
+    }
+
+    /// Changes the session's default pruning control.
+    ///
+    /// # Errors
+    /// [`Error::Options`] for an invalid scale.
+    pub fn set_prune_control(&mut self, ctl: PruneControl) -> Result<()> {
+        ctl.validate().map_err(Error::Options)?;
+        self.prune = ctl;
+        Ok(())
+    }
+
+    /// Tokens alive per layer in the last forward pass (the last chunk of a batch).
+    pub fn layer_stats(&self) -> &[LayerStats] {
+        &self.ws.layer_stats
     }
 
     /// Accumulated per-layer `(attention, ffn)` times since the last call; resets them.
@@ -227,11 +273,19 @@ impl Session {
     /// # Errors
     /// [`Error::EmptyBatch`], and any error of [`Session::prepare`] (nothing runs then).
     pub fn run(&mut self, inputs: &[Input], want: Outputs) -> Result<Vec<SequenceOutput>> {
+        self.run_with(inputs, want, self.prune)
+    }
+
+    /// [`Session::run`] with a per-request pruning control (e.g. [`PruneControl::DENSE`]).
+    ///
+    /// # Errors
+    /// See [`Session::run`]; [`Error::Options`] for an invalid control.
+    pub fn run_with(&mut self, inputs: &[Input], want: Outputs, ctl: PruneControl) -> Result<Vec<SequenceOutput>> {
         if inputs.is_empty() {
             return Err(Error::EmptyBatch);
         }
         let encoded = inputs.iter().enumerate().map(|(i, inp)| self.prepare(i, inp)).collect::<Result<Vec<_>>>()?;
-        self.run_encoded(encoded, want)
+        self.run_encoded_with(encoded, want, ctl)
     }
 
     /// Runs already tokenized and checked sequences (from [`Session::prepare`]).
@@ -240,6 +294,20 @@ impl Session {
     /// [`Error::EmptyBatch`], or [`Error::Input`] for a sequence that is empty, too long,
     /// or has ids out of range.
     pub fn run_encoded(&mut self, encoded: Vec<Encoded>, want: Outputs) -> Result<Vec<SequenceOutput>> {
+        self.run_encoded_with(encoded, want, self.prune)
+    }
+
+    /// [`Session::run_encoded`] with a per-request pruning control.
+    ///
+    /// # Errors
+    /// See [`Session::run_encoded`]; [`Error::Options`] for an invalid control.
+    pub fn run_encoded_with(
+        &mut self,
+        encoded: Vec<Encoded>,
+        want: Outputs,
+        ctl: PruneControl,
+    ) -> Result<Vec<SequenceOutput>> {
+        ctl.validate().map_err(Error::Options)?;
         if encoded.is_empty() {
             return Err(Error::EmptyBatch);
         }
@@ -267,7 +335,7 @@ impl Session {
                 end += 1;
             }
             self.load_batch(&encoded[start..end]);
-            self.forward();
+            self.forward(want, ctl);
             for (i, e) in encoded[start..end].iter().enumerate() {
                 outputs.push(self.collect(i, e, want));
             }
@@ -285,8 +353,10 @@ impl Session {
         ws.positions.clear();
         ws.pos_ids.clear();
         ws.segments.clear();
+        ws.orig_segments.clear();
         for e in batch {
             ws.segments.push(Segment { offset: ws.ids.len(), len: e.input_ids.len() });
+            ws.orig_segments.push(Segment { offset: ws.ids.len(), len: e.input_ids.len() });
             let mut non_pad = 0u32;
             for (p, (&id, &ty)) in e.input_ids.iter().zip(&e.token_type_ids).enumerate() {
                 ws.ids.push(id);
@@ -306,9 +376,16 @@ impl Session {
         }
     }
 
-    fn forward(&mut self) {
+    /// Final states of all tokens are needed for these outputs.
+    fn token_outputs(&self, want: Outputs) -> bool {
+        want.hidden_states || (want.embedding && self.model.inner.manifest.head.pooling == Pooling::Mean)
+    }
+
+    fn forward(&mut self, want: Outputs, ctl: PruneControl) {
+        let token_outputs = self.token_outputs(want);
         let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
-        forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, timing);
+        let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs };
+        forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing);
         forward::head_pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
     }
 
@@ -316,8 +393,15 @@ impl Session {
     fn collect(&self, i: usize, e: &Encoded, want: Outputs) -> SequenceOutput {
         let m = &self.model.inner.manifest;
         let d = m.model.hidden_size;
-        let seg = self.ws.segments[i];
-        let rows = &self.ws.hidden[seg.offset * d..(seg.offset + seg.len) * d];
+        let rows = if self.token_outputs(want) {
+            let seg = self.ws.orig_segments[i];
+            &self.ws.final_states[seg.offset * d..(seg.offset + seg.len) * d]
+        } else {
+            // Only the first row ([CLS], never pruned) of the alive rows is used.
+            let seg = self.ws.segments[i];
+            &self.ws.hidden[seg.offset * d..(seg.offset + seg.len) * d]
+        };
+        let len = e.input_ids.len();
         let logits = (want.logits && m.head.task == Task::Classification).then(|| {
             let l = m.head.num_labels;
             self.ws.head_out[i * l..i * l + l].to_vec()
@@ -329,7 +413,7 @@ impl Session {
                     for r in rows.chunks_exact(d) {
                         acc.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
                     }
-                    let n = seg.len as f32;
+                    let n = len as f32;
                     acc.iter_mut().for_each(|a| *a /= n);
                     acc
                 }
@@ -350,6 +434,13 @@ impl Session {
             logits,
             embedding,
             last_hidden_state: want.hidden_states.then(|| rows.to_vec()),
+            kept: self
+                .ws
+                .kept_index
+                .iter()
+                .filter(|k| k.seq as usize == i)
+                .map(|k| (k.layer as usize, self.ws.kept[k.start as usize..(k.start + k.len) as usize].to_vec()))
+                .collect(),
         }
     }
 }
