@@ -29,7 +29,7 @@ fn canonical(name: &str, arch: Arch) -> String {
         Arch::Bert => "bert.",
         Arch::Roberta => "roberta.",
     };
-    let n = name.strip_prefix(prefix).unwrap_or(name);
+    let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
     if let Some(base) = n.strip_suffix("LayerNorm.gamma") {
         format!("{base}LayerNorm.weight")
     } else if let Some(base) = n.strip_suffix("LayerNorm.beta") {

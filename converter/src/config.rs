@@ -50,7 +50,8 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         .ok_or_else(|| ConvertError::Config("missing \"model_type\"".into()))?;
     let arch = match model_type {
         "bert" => Arch::Bert,
-        "roberta" => Arch::Roberta,
+        // LTP checkpoints are I-BERT (quant_mode off), i.e. RoBERTa with an "ibert." prefix.
+        "roberta" | "ibert" | "ltp" => Arch::Roberta,
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };
     let act = v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("gelu");

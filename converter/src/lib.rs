@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod safetensors;
+pub mod schedule;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod torch;
@@ -31,6 +32,16 @@ pub struct ConvertOptions {
     pub pooling: Option<Pooling>,
     /// Replace an existing output file.
     pub force: bool,
+    /// ToP masks from this file instead of `zs.pt` in the checkpoint folder.
+    pub zs: Option<PathBuf>,
+    /// LTP: the padded length the thresholds were trained with (default 128).
+    pub ltp_ref_len: Option<usize>,
+    /// Manual schedule: keep ratio per layer (or one value for `prune_layers`).
+    pub keep_ratio: Option<Vec<f32>>,
+    /// Manual schedule: keep count per layer (or one value for `prune_layers`).
+    pub keep_count: Option<Vec<usize>>,
+    /// Locations for a single `keep_ratio` / `keep_count` value.
+    pub prune_layers: Option<Vec<usize>>,
 }
 
 /// What a conversion did.
@@ -42,6 +53,8 @@ pub struct Report {
     pub weight_files: Vec<PathBuf>,
     pub tokenizer_source: Option<String>,
     pub bytes: usize,
+    /// Where the keep-rules came from, and other remarks for the user.
+    pub notes: Vec<String>,
 }
 
 /// Parses a `--pooling` value.
@@ -68,7 +81,9 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let loaded = checkpoint::load(dir)?;
     let found = bake::head_tensors(&loaded.tensors, cfg.model.arch);
     let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, found);
-    let baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
+    let mut baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
+    let mut notes = Vec::new();
+    let keep_rules = choose_schedule(dir, opts, &cfg, &loaded.tensors, &mut baked.ignored, &mut notes)?;
     let tok = if opts.no_tokenizer {
         None
     } else {
@@ -85,7 +100,7 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
         model: cfg.model.clone(),
         head,
         tokenizer: tokenizer_spec,
-        keep_rules: Vec::new(),
+        keep_rules,
         ignored_tensors: baked.ignored.clone(),
         source: serde_json::json!({
             "architectures": cfg.architectures,
@@ -103,8 +118,71 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
         weight_files: loaded.files,
         tokenizer_source: tok.map(|t| t.source),
         bytes: bytes.len(),
+        notes,
     };
     Ok((bytes, report))
+}
+
+/// Picks the keep-rules: at most one source among a manual schedule, ToP's `zs.pt`
+/// (in the folder or `--zs`), and LTP thresholds in the state dict.
+fn choose_schedule(
+    dir: &Path,
+    opts: &ConvertOptions,
+    cfg: &config::HfConfig,
+    tensors: &[checkpoint::Tensor],
+    ignored: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<toprt::format::LayerKeepRule>> {
+    let n = cfg.model.num_layers;
+    let manual = opts.keep_ratio.is_some() || opts.keep_count.is_some() || opts.prune_layers.is_some();
+    if opts.keep_ratio.is_some() && opts.keep_count.is_some() {
+        return Err(ConvertError::Options("give --keep-ratio or --keep-count, not both".into()));
+    }
+    let zs = opts.zs.clone().or_else(|| Some(dir.join("zs.pt")).filter(|p| p.is_file()));
+    let ltp = schedule::from_ltp(tensors, &cfg.raw, n, opts.ltp_ref_len.unwrap_or(128))?;
+    if dir.join("l0_module.pt").is_file() {
+        notes.push("ignored l0_module.pt (a pickled Python object, never read); ToP masks come from zs.pt".into());
+        if zs.is_none() && !manual {
+            return Err(ConvertError::Options(format!(
+                "{} has l0_module.pt but no zs.pt: pass --zs FILE (toprt never unpickles l0_module.pt)",
+                dir.display()
+            )));
+        }
+    }
+    let sources = [manual, zs.is_some(), ltp.is_some()].iter().filter(|&&b| b).count();
+    if sources > 1 {
+        return Err(ConvertError::Options(
+            "more than one pruning schedule given (manual --keep-*, zs.pt, LTP thresholds); keep one".into(),
+        ));
+    }
+    if opts.ltp_ref_len.is_some() && ltp.is_none() {
+        return Err(ConvertError::Options("--ltp-ref-len given but the checkpoint has no LTP thresholds".into()));
+    }
+    if manual {
+        let rules =
+            schedule::manual(opts.keep_ratio.as_deref(), opts.keep_count.as_deref(), opts.prune_layers.as_deref(), n)?;
+        notes.push(format!("manual top-k schedule at layers {:?}", rules.iter().map(|r| r.layer).collect::<Vec<_>>()));
+        return Ok(rules);
+    }
+    if let Some(zs) = zs {
+        let rules = schedule::from_zs(&zs, n)?;
+        notes.push(format!(
+            "ToP rank-bin schedule from {} at layers {:?}",
+            zs.display(),
+            rules.iter().map(|r| r.layer).collect::<Vec<_>>()
+        ));
+        return Ok(rules);
+    }
+    if let Some((rules, used)) = ltp {
+        ignored.retain(|n| !used.contains(n));
+        notes.push(format!(
+            "LTP threshold schedule (L_ref = {}) at layers {:?}",
+            opts.ltp_ref_len.unwrap_or(128),
+            rules.iter().map(|r| r.layer).collect::<Vec<_>>()
+        ));
+        return Ok(rules);
+    }
+    Ok(Vec::new())
 }
 
 /// Converts `dir` and writes `out` atomically.

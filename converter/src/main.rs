@@ -4,7 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use toprt_convert::{convert, parse_pooling, ConvertOptions};
 
-const USAGE: &str = "usage: toprt-convert <checkpoint-dir> -o <model.toprt> [--tokenizer DIR] [--no-tokenizer] [--pooling mean|cls|pooler|none] [--force]";
+const USAGE: &str = "usage: toprt-convert <checkpoint-dir> -o <model.toprt> [--tokenizer DIR] [--no-tokenizer]
+         [--pooling mean|cls|pooler|none] [--force]
+         [--zs FILE] [--ltp-ref-len N] [--keep-ratio R[,R...]] [--keep-count K[,K...]] [--prune-layers L[,L...]]";
+
+fn list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
+    v.split(',').map(|x| x.trim().parse::<T>().map_err(|_| format!("{flag}: cannot parse '{x}'"))).collect()
+}
 
 fn run(args: Vec<String>) -> Result<(), String> {
     let mut dir = None;
@@ -19,6 +25,14 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--no-tokenizer" => opts.no_tokenizer = true,
             "--pooling" => opts.pooling = Some(parse_pooling(&value("--pooling")?).map_err(|e| e.to_string())?),
             "--force" | "-f" => opts.force = true,
+            "--zs" => opts.zs = Some(PathBuf::from(value("--zs")?)),
+            "--ltp-ref-len" => {
+                let v = value("--ltp-ref-len")?;
+                opts.ltp_ref_len = Some(v.parse().map_err(|_| format!("--ltp-ref-len: cannot parse '{v}'"))?)
+            }
+            "--keep-ratio" => opts.keep_ratio = Some(list("--keep-ratio", &value("--keep-ratio")?)?),
+            "--keep-count" => opts.keep_count = Some(list("--keep-count", &value("--keep-count")?)?),
+            "--prune-layers" => opts.prune_layers = Some(list("--prune-layers", &value("--prune-layers")?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -45,6 +59,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
     match &r.tokenizer_source {
         Some(s) => eprintln!("tokenizer: {s}"),
         None => eprintln!("tokenizer: none (token-id input only)"),
+    }
+    for n in &r.notes {
+        eprintln!("note: {n}");
     }
     if !r.ignored.is_empty() {
         eprintln!("unused checkpoint tensors ({}), recorded in the manifest:", r.ignored.len());

@@ -97,13 +97,56 @@ pub fn random_bert(cfg: &ModelConfig, num_labels: usize, seed: u64) -> Vec<Tenso
     b.out
 }
 
+/// A ToP-style schedule for benchmarks: rank-bin masks with `bin_num` bins at the
+/// locations `first..num_layers`, each keeping about `keep` of the bins in a
+/// deterministic, non-monotone pattern (the lowest-ranked bins are dropped first, with a
+/// few holes higher up, as trained masks look).
+pub fn top_schedule(
+    num_layers: usize,
+    first: usize,
+    bin_num: usize,
+    keep: f32,
+    seed: u64,
+) -> Vec<toprt::format::LayerKeepRule> {
+    let mut rng = Rng::new(seed);
+    (first.max(1)..num_layers)
+        .map(|layer| {
+            let kept_bins = ((bin_num as f32 * keep).round() as usize).clamp(1, bin_num);
+            let mut z: Vec<f32> = (0..bin_num).map(|b| if b < kept_bins { 1.0 } else { 0.0 }).collect();
+            // Swap a couple of kept bins with dropped ones to make the mask non-monotone.
+            for _ in 0..2 {
+                let a = (rng.uniform() * kept_bins as f32) as usize % kept_bins;
+                let b = kept_bins
+                    + (rng.uniform() * (bin_num - kept_bins).max(1) as f32) as usize % (bin_num - kept_bins).max(1);
+                if a > 0 && b < bin_num {
+                    z.swap(a, b);
+                }
+            }
+            toprt::format::LayerKeepRule { layer, rule: toprt::format::KeepRule::TopBins { token_z: z, gate: true } }
+        })
+        .collect()
+}
+
 /// A complete `.toprt` image of a random BERT classifier (no tokenizer: ids only).
 ///
 /// # Errors
 /// Only on internal inconsistencies.
 pub fn random_bert_file(cfg: &ModelConfig, num_labels: usize, seed: u64) -> crate::Result<Vec<u8>> {
+    file_from_tensors(cfg, num_labels, &random_bert(cfg, num_labels, seed), &format!("synthetic, seed {seed}"))
+}
+
+/// A `.toprt` image from HF-named BERT tensors (BERT classifier head when
+/// `num_labels > 0`, else an encoder with the pooler); no tokenizer.
+///
+/// # Errors
+/// Missing or misshapen tensors.
+pub fn file_from_tensors(
+    cfg: &ModelConfig,
+    num_labels: usize,
+    tensors: &[Tensor],
+    what: &str,
+) -> crate::Result<Vec<u8>> {
     use toprt::format::{Classifier, HeadConfig, Manifest, Pooling, Task, FORMAT_VERSION};
-    let tensors = random_bert(cfg, num_labels, seed);
     let head = if num_labels > 0 {
         HeadConfig {
             task: Task::Classification,
@@ -123,16 +166,16 @@ pub fn random_bert_file(cfg: &ModelConfig, num_labels: usize, seed: u64) -> crat
             id2label: Vec::new(),
         }
     };
-    let baked = crate::bake::bake(&tensors, cfg, &head)?;
+    let baked = crate::bake::bake(tensors, cfg, &head)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
-        producer: format!("toprt-convert {} (synthetic, seed {seed})", env!("CARGO_PKG_VERSION")),
+        producer: format!("toprt-convert {} ({what})", env!("CARGO_PKG_VERSION")),
         model: cfg.clone(),
         head,
         tokenizer: None,
         keep_rules: Vec::new(),
         ignored_tensors: baked.ignored,
-        source: serde_json::json!({"synthetic": true, "seed": seed}),
+        source: serde_json::json!({"synthetic": what}),
         tensors: Vec::new(),
     };
     crate::writer::to_bytes(manifest, &baked.tensors)

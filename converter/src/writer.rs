@@ -93,3 +93,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     }
     result
 }
+
+/// Returns a copy of a validated file image with its keep-rules replaced (the tensor
+/// blobs are copied unchanged). Used to try schedules on an existing model.
+///
+/// # Errors
+/// An invalid image or invalid rules.
+pub fn with_keep_rules(image: &[u8], rules: Vec<toprt::format::LayerKeepRule>) -> Result<Vec<u8>> {
+    let (h, mut manifest) =
+        format::validate(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
+    manifest.keep_rules = rules;
+    let json =
+        serde_json::to_vec(&manifest).map_err(|e| ConvertError::Options(format!("manifest serialisation: {e}")))?;
+    let data = &image[h.data_offset as usize..];
+    let data_offset = pad_to(HEADER_LEN as u64 + json.len() as u64);
+    let header = Header {
+        version: FORMAT_VERSION,
+        flags: 0,
+        manifest_offset: HEADER_LEN as u64,
+        manifest_len: json.len() as u64,
+        manifest_crc32: crc32fast::hash(&json),
+        data_offset,
+        data_len: data.len() as u64,
+    };
+    let mut out = Vec::with_capacity(data_offset as usize + data.len());
+    out.extend_from_slice(&header.to_bytes());
+    out.extend_from_slice(&json);
+    out.resize(data_offset as usize, 0);
+    out.extend_from_slice(data);
+    format::validate(&out, false).map_err(|e| ConvertError::Options(format!("keep-rules: {e}")))?;
+    Ok(out)
+}

@@ -224,6 +224,32 @@ mod tests {
         keep
     }
 
+    /// The bin map against an independent float32 computation (each f32 operation
+    /// emulated in f64 and rounded once, which is exact for division and product of f32
+    /// values), for every `eff` in 1..=512 and rank `r < eff`; and the number of pairs
+    /// where integer arithmetic would be wrong equals the counts in the ToP specification.
+    #[test]
+    fn bin_map_exhaustive_against_float32() {
+        let spec_integer_mismatches =
+            [(20, Some(73)), (25, Some(41)), (30, None), (50, Some(68)), (100, Some(100)), (150, Some(174))];
+        for (bins, want_mismatch) in spec_integer_mismatches {
+            let mut mismatches = 0;
+            for eff in 1..=512usize {
+                let denom = (eff as f32 + 1e-6f32) as f64;
+                for r in 0..eff {
+                    let t = (((r as f64) / denom) as f32).clamp(0.0, 1.0);
+                    let want = ((t as f64 * bins as f64) as f32) as usize;
+                    let got = top_bin(r, eff, bins);
+                    assert_eq!(got, want, "bin(r={r}, eff={eff}, bin_num={bins})");
+                    mismatches += (got != r * bins / eff) as usize;
+                }
+            }
+            if let Some(w) = want_mismatch {
+                assert_eq!(mismatches, w, "bin_num {bins}: float32 vs integer disagreements");
+            }
+        }
+    }
+
     #[test]
     fn bin_boundary_follows_float32() {
         // eff = 5, r = 1, bin_num = 50: exact arithmetic gives 10, float32 gives 9.
@@ -288,4 +314,31 @@ mod tests {
         let dense = decide(&rule, PruneControl::DENSE, &scores, &pos, 12, &mut order, &mut keep);
         assert_eq!(dense, n);
     }
+}
+
+/// Per-layer `(attention length, FFN length)` of one sequence of `n` tokens under the
+/// model's keep-rules, when they do not depend on the data; `None` otherwise.
+pub fn schedule_lengths(m: &crate::format::Manifest, n: usize) -> Option<Vec<(usize, usize)>> {
+    let layers = m.model.num_layers;
+    let mut out = Vec::with_capacity(layers);
+    let mut alive = n;
+    for l in 0..layers {
+        let attn = alive;
+        if let Some(r) = m.keep_rules.iter().find(|r| r.layer == l + 1) {
+            alive = kept_count(&r.rule, alive)?;
+        }
+        out.push((attn, alive));
+    }
+    Some(out)
+}
+
+/// MACs of a whole encoder pass over per-layer `(attention, FFN)` lengths.
+pub fn encoder_macs(m: &crate::format::Manifest, lengths: &[(usize, usize)]) -> f64 {
+    let c = &m.model;
+    lengths
+        .iter()
+        .map(|&(n, f)| {
+            layer_macs(n as f64, f as f64, c.hidden_size as f64, c.intermediate_size as f64, c.num_heads as f64)
+        })
+        .sum()
 }

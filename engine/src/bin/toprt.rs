@@ -9,9 +9,10 @@ use toprt::{Input, Model, Outputs, Session, SessionOptions};
 const USAGE: &str = "usage:
   toprt run --model M.toprt --input IN.jsonl [--output OUT.jsonl] [--batch-size N] [--threads N]
             [--max-length N] [--no-truncate] [--hidden-states] [--isa scalar|avx2|avx512]
+            [--kept] [--no-prune] [--keep-scale X]
       IN lines: {\"text\": ...} | {\"text\": ..., \"text_pair\": ...} | {\"input_ids\": [...], \"token_type_ids\": [...]}
       (`-` reads stdin / writes stdout; output defaults to stdout)
-  toprt inspect M.toprt [--json]";
+  toprt inspect M.toprt [--json] [--lengths N,N,...] [--pad-to N]";
 
 struct RunArgs {
     model: PathBuf,
@@ -20,6 +21,7 @@ struct RunArgs {
     batch: usize,
     opts: SessionOptions,
     hidden: bool,
+    kept: bool,
 }
 
 fn parse_usize(name: &str, v: &str) -> Result<usize, String> {
@@ -33,6 +35,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     let mut batch = 32;
     let mut opts = SessionOptions::default();
     let mut hidden = false;
+    let mut kept = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |n: &str| it.next().cloned().ok_or_else(|| format!("{n} needs a value"));
@@ -45,6 +48,12 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
             "--max-length" => opts.max_length = Some(parse_usize(a, &value(a)?)?),
             "--no-truncate" => opts.truncate = false,
             "--hidden-states" => hidden = true,
+            "--kept" => kept = true,
+            "--no-prune" => opts.prune.enabled = false,
+            "--keep-scale" => {
+                let v = value(a)?;
+                opts.prune.keep_scale = v.parse().map_err(|_| format!("--keep-scale expects a number, got '{v}'"))?;
+            }
             "--isa" => opts.isa = Some(value(a)?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
             other => return Err(format!("unknown option '{other}'")),
         }
@@ -59,6 +68,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
         batch,
         opts,
         hidden,
+        kept,
     })
 }
 
@@ -145,7 +155,7 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
                 pending.push((i + 1, parse_line(&l, i + 1)?));
             }
             if pending.len() == a.batch || (done && !pending.is_empty()) {
-                run_batch(&mut session, &pending, want, &mut out)?;
+                run_batch(&mut session, &pending, want, a.kept, &mut out)?;
                 pending.clear();
             }
             if done {
@@ -169,6 +179,7 @@ fn run_batch(
     session: &mut Session,
     pending: &[(usize, Line)],
     want: Outputs,
+    with_kept: bool,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let inputs: Vec<Input> = pending
@@ -203,6 +214,10 @@ fn run_batch(
             let d = session_hidden(&h, r.input_ids.len());
             o.insert("last_hidden_state".into(), Value::Array(h.chunks(d).map(|row| json!(row)).collect()));
         }
+        if with_kept {
+            let kept: Map<String, Value> = r.kept.iter().map(|(l, idx)| (l.to_string(), json!(idx))).collect();
+            o.insert("kept".into(), Value::Object(kept));
+        }
         serde_json::to_writer(&mut *out, &Value::Object(o)).map_err(|e| format!("writing output: {e}"))?;
         out.write_all(b"\n").map_err(|e| format!("writing output: {e}"))?;
     }
@@ -224,9 +239,17 @@ fn strip_index(s: &str) -> String {
 fn cmd_inspect(args: &[String]) -> Result<(), String> {
     let mut path = None;
     let mut as_json = false;
-    for a in args {
+    let mut lengths: Option<Vec<usize>> = None;
+    let mut pad_to: Option<usize> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => as_json = true,
+            "--lengths" => {
+                let v = it.next().ok_or("--lengths needs a value")?;
+                lengths = Some(v.split(',').map(|x| parse_usize("--lengths", x.trim())).collect::<Result<_, _>>()?);
+            }
+            "--pad-to" => pad_to = Some(parse_usize("--pad-to", it.next().ok_or("--pad-to needs a value")?)?),
             s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
             s => path = Some(s.to_string()),
         }
@@ -277,15 +300,68 @@ fn cmd_inspect(args: &[String]) -> Result<(), String> {
     if m.keep_rules.is_empty() {
         println!("keep-rules:  none (dense)");
     } else {
+        println!("keep-rules:  (location L: decided from layer L-1's attention, applied before its FFN)");
         for r in &m.keep_rules {
-            println!("keep-rule:   after layer {}: {:?}", r.layer, r.rule);
+            println!("  layer {:>2}: {}", r.layer, describe_rule(&r.rule));
         }
+        print_mac_table(m, &lengths, pad_to, model.max_length());
     }
     println!("tensors:     {} ({:.1} MB, checksums verified)", m.tensors.len(), bytes as f64 / 1e6);
     if !m.ignored_tensors.is_empty() {
         println!("unused:      {} checkpoint tensors: {}", m.ignored_tensors.len(), m.ignored_tensors.join(", "));
     }
     Ok(())
+}
+
+fn describe_rule(r: &toprt::format::KeepRule) -> String {
+    use toprt::format::KeepRule;
+    match r {
+        KeepRule::None => "none".into(),
+        KeepRule::TopBins { token_z, gate } => {
+            let mask: String = token_z.iter().map(|&z| if z != 0.0 { '1' } else { '0' }).collect();
+            let kept = token_z.iter().filter(|&&z| z != 0.0).count();
+            format!(
+                "ToP rank-bins, bin_num {}, {kept} bins kept {mask}{}",
+                token_z.len(),
+                if *gate { "" } else { " (gate off: no pruning)" }
+            )
+        }
+        KeepRule::Threshold { theta, l_ref } => format!("LTP threshold θ = {theta:.6}, L_ref = {l_ref}"),
+        KeepRule::TopK { count: Some(c), .. } => format!("top-k: keep {c} tokens"),
+        KeepRule::TopK { ratio: Some(r), .. } => format!("top-k: keep {:.1}% of alive tokens", r * 100.0),
+        KeepRule::TopK { .. } => "top-k".into(),
+    }
+}
+
+/// Expected MAC reduction of the schedule at some input lengths.
+fn print_mac_table(m: &toprt::format::Manifest, lengths: &Option<Vec<usize>>, pad_to: Option<usize>, max_len: usize) {
+    use toprt::prune::{encoder_macs, schedule_lengths};
+    let default: Vec<usize> = [16, 32, 64, 128, 256, 512].into_iter().filter(|&n| n <= max_len).collect();
+    let lengths = lengths.clone().unwrap_or(default);
+    let pad = pad_to.unwrap_or(max_len.min(128));
+    println!("expected MACs (FLOPs model of docs/PRUNING.md; vs unpadded input, and vs input padded to {pad}):");
+    println!(
+        "  {:>6}  {:>9}  {:>9}  {:>12}  {:>12}  tokens per layer",
+        "tokens", "GMAC", "pruned", "vs unpadded", "vs padded"
+    );
+    for n in lengths {
+        let Some(pruned) = schedule_lengths(m, n) else {
+            println!("  {n:>6}  data-dependent (threshold rules): measure with engine-bench --input");
+            continue;
+        };
+        let dense = encoder_macs(m, &vec![(n, n); m.model.num_layers]);
+        let padded = encoder_macs(m, &vec![(pad.max(n), pad.max(n)); m.model.num_layers]);
+        let p = encoder_macs(m, &pruned);
+        let per_layer: Vec<String> = pruned.iter().map(|(a, _)| a.to_string()).collect();
+        println!(
+            "  {n:>6}  {:>9.3}  {:>9.3}  {:>11.2}x  {:>11.2}x  {}",
+            dense / 1e9,
+            p / 1e9,
+            dense / p,
+            padded / p,
+            per_layer.join(",")
+        );
+    }
 }
 
 fn main() -> ExitCode {

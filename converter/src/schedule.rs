@@ -1,0 +1,155 @@
+//! Keep-rule schedules from the sources a user has: a ToP `zs.pt`, LTP thresholds inside
+//! the state dict, or a manual `--keep-ratio` / `--keep-count` list.
+
+use crate::checkpoint::{Tensor, TensorData};
+use crate::error::{ConvertError, Result};
+use std::path::Path;
+use toprt::format::{KeepRule, LayerKeepRule};
+
+/// ToP: `zs.pt` = `{token_z: [n_prune, bin_num], pruner_z: [n_prune]}` (any numeric
+/// dtype; saved from CUDA tensors, the location is ignored). Prune locations are the last
+/// `n_prune` layers, as ToP's evaluation derives them.
+///
+/// # Errors
+/// Unreadable file, missing keys, bad shapes, or a schedule that would prune at layer 0.
+pub fn from_zs(path: &Path, num_layers: usize) -> Result<Vec<LayerKeepRule>> {
+    let err = |msg: String| ConvertError::Torch { path: path.to_path_buf(), msg };
+    let tensors = crate::torch::read_torch_state_dict(path).map_err(|e| err(e.to_string()))?;
+    let get = |name: &str| tensors.iter().find(|t| t.name == name).ok_or_else(|| err(format!("no '{name}' entry")));
+    let tz = get("token_z")?;
+    let pz = get("pruner_z")?;
+    let [n, bins] = tz.shape[..] else {
+        return Err(err(format!("token_z has shape {:?}, expected [n_prune, bin_num]", tz.shape)));
+    };
+    if pz.shape != [n] {
+        return Err(err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape)));
+    }
+    if n == 0 || bins == 0 {
+        return Err(err("empty token_z".into()));
+    }
+    if n >= num_layers {
+        return Err(err(format!(
+            "{n} prune locations for a {num_layers}-layer model: ToP prunes the last n layers and layer 0 can never prune"
+        )));
+    }
+    let z = tz.to_f32_vec();
+    let gates = pz.to_f32_vec();
+    if z.iter().chain(&gates).any(|v| !v.is_finite()) {
+        return Err(err("non-finite values in token_z or pruner_z".into()));
+    }
+    Ok((0..n)
+        .map(|p| LayerKeepRule {
+            layer: num_layers - n + p,
+            rule: KeepRule::TopBins { token_z: z[p * bins..(p + 1) * bins].to_vec(), gate: gates[p] > 0.0 },
+        })
+        .collect())
+}
+
+/// LTP: `θ_l = final_token_threshold · l / N + δ_l` with `δ_l` stored as
+/// `encoder.layer.{l}.attention.self.pruner.keep_threshold`; the rule of layer `l` acts
+/// from layer `l + 1` on. Returns the rules and the names of the tensors it consumed;
+/// `None` when the checkpoint has no thresholds.
+///
+/// # Errors
+/// Thresholds without `final_token_threshold` in config.json, or malformed tensors.
+pub fn from_ltp(
+    tensors: &[Tensor],
+    config: &serde_json::Value,
+    num_layers: usize,
+    l_ref: usize,
+) -> Result<Option<(Vec<LayerKeepRule>, Vec<String>)>> {
+    let mut deltas = vec![None; num_layers];
+    let mut used = Vec::new();
+    for t in tensors {
+        let Some(rest) = t.name.split("encoder.layer.").nth(1) else { continue };
+        let Some((l, tail)) = rest.split_once('.') else { continue };
+        if tail != "attention.self.pruner.keep_threshold" {
+            continue;
+        }
+        let l: usize =
+            l.parse().map_err(|_| ConvertError::BadTensor { name: t.name.clone(), msg: "bad layer index".into() })?;
+        let v = match &t.data {
+            TensorData::F32(v) if v.len() == 1 && v[0].is_finite() => v[0],
+            _ => return Err(ConvertError::BadTensor { name: t.name.clone(), msg: "expected one finite float".into() }),
+        };
+        if l >= num_layers {
+            return Err(ConvertError::BadTensor { name: t.name.clone(), msg: format!("layer {l} >= {num_layers}") });
+        }
+        deltas[l] = Some(v);
+        used.push(t.name.clone());
+    }
+    if used.is_empty() {
+        return Ok(None);
+    }
+    let fin = config.get("final_token_threshold").and_then(|v| v.as_f64()).ok_or_else(|| {
+        ConvertError::Config("LTP keep_threshold tensors found but no \"final_token_threshold\"".into())
+    })? as f32;
+    if l_ref == 0 {
+        return Err(ConvertError::Options("--ltp-ref-len must be at least 1".into()));
+    }
+    let mut rules = Vec::new();
+    for (l, delta) in deltas.iter().enumerate().take(num_layers - 1) {
+        let theta = fin * l as f32 / num_layers as f32 + delta.unwrap_or(0.0);
+        // LTP leaves the mask untouched when the threshold is exactly 0.
+        if theta != 0.0 {
+            rules.push(LayerKeepRule { layer: l + 1, rule: KeepRule::Threshold { theta, l_ref } });
+        }
+    }
+    Ok(Some((rules, used)))
+}
+
+/// A manual schedule: `values` has one entry per layer (entry `i` = the rule at location
+/// `i`), or a single entry applied at `layers` (default: every layer from 1 on).
+/// Ratios of 1 and counts of 0 mean "no rule here".
+///
+/// # Errors
+/// Wrong list lengths, a rule at layer 0, out-of-range values.
+pub fn manual(
+    ratios: Option<&[f32]>,
+    counts: Option<&[usize]>,
+    layers: Option<&[usize]>,
+    num_layers: usize,
+) -> Result<Vec<LayerKeepRule>> {
+    let bad = |m: String| ConvertError::Options(m);
+    let n_vals = ratios.map(<[f32]>::len).or(counts.map(<[usize]>::len)).unwrap_or(0);
+    let locations: Vec<usize> = match (n_vals, layers) {
+        (0, _) => return Err(bad("--prune-layers needs --keep-ratio or --keep-count".into())),
+        (1, Some(ls)) => ls.to_vec(),
+        (1, None) => (1..num_layers).collect(),
+        (n, None) if n == num_layers => (0..num_layers).collect(),
+        (n, Some(ls)) if n == ls.len() => ls.to_vec(),
+        (n, _) => {
+            return Err(bad(format!(
+                "{n} keep values: give one value, one per layer ({num_layers}), or one per --prune-layers entry"
+            )))
+        }
+    };
+    let mut rules = Vec::new();
+    for (k, &loc) in locations.iter().enumerate() {
+        let idx = if n_vals == 1 { 0 } else { k };
+        let rule = match (ratios, counts) {
+            (Some(r), _) => {
+                let v = r[idx];
+                if !(v > 0.0 && v <= 1.0) {
+                    return Err(bad(format!("keep ratio {v} at layer {loc} is not in (0, 1]")));
+                }
+                (v < 1.0).then_some(KeepRule::TopK { count: None, ratio: Some(v) })
+            }
+            (None, Some(c)) => (c[idx] > 0).then_some(KeepRule::TopK { count: Some(c[idx]), ratio: None }),
+            (None, None) => None,
+        };
+        let Some(rule) = rule else { continue };
+        if loc == 0 || loc >= num_layers {
+            return Err(bad(format!(
+                "cannot prune at layer {loc}: locations are 1..{} (layer 0 has no scores yet)",
+                num_layers - 1
+            )));
+        }
+        if rules.iter().any(|r: &LayerKeepRule| r.layer == loc) {
+            return Err(bad(format!("layer {loc} given twice")));
+        }
+        rules.push(LayerKeepRule { layer: loc, rule });
+    }
+    rules.sort_by_key(|r| r.layer);
+    Ok(rules)
+}

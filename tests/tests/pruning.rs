@@ -1,0 +1,432 @@
+//! Token pruning against a slow, obviously correct *masking* reference: nothing is
+//! compacted, pruned tokens stay in the sequence as masked keys, their rows are computed
+//! but excluded from later importance scores, and each pruned token's final state is its
+//! state entering the layer where it was pruned. The compacting engine must give the
+//! same kept sets per layer and the same outputs.
+//!
+//! The reference works in f64 with its own decision code written from the spec
+//! (docs/PRUNING.md); only the checkpoint tensors are shared with the engine.
+
+use std::collections::HashMap;
+use toprt::format::{KeepRule, LayerKeepRule, ModelConfig};
+use toprt::{Input, Model, OpenOptions, Outputs, PruneControl, SequenceOutput, Session, SessionOptions};
+use toprt_convert::checkpoint::{Tensor, TensorData};
+use toprt_convert::synthetic;
+use toprt_tests::*;
+
+/// Logits: relative error bound of the issue (f32 engine vs f64 reference).
+const LOGITS_REL: f64 = 1e-4;
+/// Final token states of the random models (values O(1)).
+const HIDDEN_ABS: f64 = 1e-4;
+
+struct Ref {
+    cfg: ModelConfig,
+    t: HashMap<String, Vec<f64>>,
+}
+
+impl Ref {
+    fn new(cfg: &ModelConfig, tensors: &[Tensor]) -> Ref {
+        let t = tensors
+            .iter()
+            .filter_map(|x| match &x.data {
+                TensorData::F32(v) => Some((x.name.clone(), v.iter().map(|&f| f as f64).collect())),
+                _ => None,
+            })
+            .collect();
+        Ref { cfg: cfg.clone(), t }
+    }
+    fn w(&self, name: &str) -> &[f64] {
+        self.t.get(name).unwrap_or_else(|| panic!("reference lacks {name}"))
+    }
+    /// `x: [n, k]` · `W[out, k]ᵀ` + b
+    fn linear(&self, x: &[f64], n: usize, k: usize, name: &str) -> Vec<f64> {
+        let (w, b) = (self.w(&format!("{name}.weight")), self.w(&format!("{name}.bias")));
+        let out = b.len();
+        let mut y = vec![0.0; n * out];
+        for i in 0..n {
+            for o in 0..out {
+                y[i * out + o] = b[o] + (0..k).map(|kk| x[i * k + kk] * w[o * k + kk]).sum::<f64>();
+            }
+        }
+        y
+    }
+    fn layernorm(&self, x: &mut [f64], d: usize, name: &str) {
+        let (w, b) = (self.w(&format!("{name}.weight")), self.w(&format!("{name}.bias")));
+        for row in x.chunks_mut(d) {
+            let mean = row.iter().sum::<f64>() / d as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+            let inv = 1.0 / (var + self.cfg.layer_norm_eps as f64).sqrt();
+            for j in 0..d {
+                row[j] = (row[j] - mean) * inv * w[j] + b[j];
+            }
+        }
+    }
+}
+
+/// erf by its Maclaurin series (|x| < 5; beyond, ±1 to 1e-12).
+fn erf(x: f64) -> f64 {
+    if x.abs() >= 5.0 {
+        return x.signum();
+    }
+    let (mut term, mut sum, mut n) = (x, x, 0.0);
+    loop {
+        n += 1.0;
+        term *= -x * x / n;
+        let add = term / (2.0 * n + 1.0);
+        sum += add;
+        if add.abs() < 1e-17 {
+            break;
+        }
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+/// The ToP bin of rank `r` among `eff`, float32 arithmetic emulated exactly in f64
+/// (division and product of f32 values, each rounded once to f32).
+fn ref_bin(r: usize, eff: usize, bins: usize) -> usize {
+    let denom = (eff as f32 + 1e-6f32) as f64;
+    let t = ((r as f64) / denom) as f32;
+    let t = t.clamp(0.0, 1.0);
+    ((t as f64 * bins as f64) as f32) as usize
+}
+
+/// Keep decision of the reference: `cand` = (position, score) of the alive non-CLS tokens.
+fn ref_decide(rule: &KeepRule, cand: &[(usize, f64)], heads: usize) -> Vec<usize> {
+    let mut ranked = cand.to_vec();
+    ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+    let eff = ranked.len();
+    let mut keep: Vec<usize> = match rule {
+        KeepRule::None | KeepRule::TopBins { gate: false, .. } => ranked.iter().map(|c| c.0).collect(),
+        KeepRule::TopBins { token_z, .. } => ranked
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| {
+                let b = ref_bin(*r, eff, token_z.len());
+                b < token_z.len() && token_z[b] != 0.0
+            })
+            .map(|(_, c)| c.0)
+            .collect(),
+        KeepRule::Threshold { theta, l_ref } => {
+            let cut = (*theta as f64).max(1e-5);
+            ranked.iter().filter(|c| c.1 / (heads * l_ref) as f64 >= cut).map(|c| c.0).collect()
+        }
+        KeepRule::TopK { count, ratio } => {
+            let k = count.unwrap_or_else(|| (ratio.unwrap() as f64 * (eff + 1) as f64).ceil() as usize);
+            ranked.iter().take(k.saturating_sub(1)).map(|c| c.0).collect()
+        }
+    };
+    keep.push(0);
+    keep.sort_unstable();
+    keep
+}
+
+struct RefOut {
+    logits: Option<Vec<f64>>,
+    final_states: Vec<f64>,
+    kept: Vec<(usize, Vec<u32>)>,
+}
+
+/// One sequence through the masking reference (BERT; classifier head if present).
+fn reference(m: &Ref, ids: &[u32], rules: &[LayerKeepRule]) -> RefOut {
+    let c = &m.cfg;
+    let (n, d, nh) = (ids.len(), c.hidden_size, c.num_heads);
+    let dh = d / nh;
+    let (we, pe, te) = (
+        m.w("embeddings.word_embeddings.weight"),
+        m.w("embeddings.position_embeddings.weight"),
+        m.w("embeddings.token_type_embeddings.weight"),
+    );
+    let mut h = vec![0.0; n * d];
+    for (i, &id) in ids.iter().enumerate() {
+        for j in 0..d {
+            h[i * d + j] = we[id as usize * d + j] + pe[i * d + j] + te[j];
+        }
+    }
+    m.layernorm(&mut h, d, "embeddings.LayerNorm");
+    let mut alive = vec![true; n];
+    let mut fin = vec![0.0; n * d];
+    let mut kept = Vec::new();
+    for l in 0..c.num_layers {
+        let p = format!("encoder.layer.{l}");
+        let q = m.linear(&h, n, d, &format!("{p}.attention.self.query"));
+        let k = m.linear(&h, n, d, &format!("{p}.attention.self.key"));
+        let v = m.linear(&h, n, d, &format!("{p}.attention.self.value"));
+        let mut ctx = vec![0.0; n * d];
+        let mut colsum = vec![0.0; n];
+        for hh in 0..nh {
+            for i in 0..n {
+                // Masked keys get probability exactly 0 (the -inf additive mask).
+                let s: Vec<f64> = (0..n)
+                    .map(|j| {
+                        if !alive[j] {
+                            return f64::NEG_INFINITY;
+                        }
+                        (0..dh).map(|e| q[i * d + hh * dh + e] * k[j * d + hh * dh + e]).sum::<f64>()
+                            / (dh as f64).sqrt()
+                    })
+                    .collect();
+                let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let ex: Vec<f64> = s.iter().map(|x| (x - mx).exp()).collect();
+                let z: f64 = ex.iter().sum();
+                for j in 0..n {
+                    let pj = ex[j] / z;
+                    if alive[i] {
+                        colsum[j] += pj; // only alive query rows count
+                    }
+                    for e in 0..dh {
+                        ctx[i * d + hh * dh + e] += pj * v[j * d + hh * dh + e];
+                    }
+                }
+            }
+        }
+        let mut dropped = Vec::new();
+        if let Some(r) = rules.iter().find(|r| r.layer == l + 1) {
+            let cand: Vec<(usize, f64)> = (1..n).filter(|&j| alive[j]).map(|j| (j, colsum[j])).collect();
+            let keep = ref_decide(&r.rule, &cand, nh);
+            dropped = (0..n).filter(|j| alive[*j] && !keep.contains(j)).collect();
+            kept.push((l + 1, keep.iter().map(|&x| x as u32).collect()));
+        }
+        let a = m.linear(&ctx, n, d, &format!("{p}.attention.output.dense"));
+        let mut h1: Vec<f64> = a.iter().zip(&h).map(|(x, y)| x + y).collect();
+        m.layernorm(&mut h1, d, &format!("{p}.attention.output.LayerNorm"));
+        let mut inter = m.linear(&h1, n, d, &format!("{p}.intermediate.dense"));
+        inter.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x / std::f64::consts::SQRT_2)));
+        let o = m.linear(&inter, n, c.intermediate_size, &format!("{p}.output.dense"));
+        h = o.iter().zip(&h1).map(|(x, y)| x + y).collect();
+        m.layernorm(&mut h, d, &format!("{p}.output.LayerNorm"));
+        for j in dropped {
+            fin[j * d..j * d + d].copy_from_slice(&h[j * d..j * d + d]);
+            alive[j] = false;
+        }
+    }
+    for j in (0..n).filter(|&j| alive[j]) {
+        fin[j * d..j * d + d].copy_from_slice(&h[j * d..j * d + d]);
+    }
+    let logits = m.t.contains_key("classifier.weight").then(|| {
+        let mut pooled = m.linear(&fin[..d], 1, d, "pooler.dense");
+        pooled.iter_mut().for_each(|x| *x = x.tanh());
+        m.linear(&pooled, 1, d, "classifier")
+    });
+    RefOut { logits, final_states: fin, kept }
+}
+
+fn small_cfg() -> ModelConfig {
+    ModelConfig {
+        vocab_size: 300,
+        hidden_size: 64,
+        num_layers: 6,
+        num_heads: 4,
+        intermediate_size: 128,
+        max_position_embeddings: 128,
+        ..synthetic::bert_base_config()
+    }
+}
+
+fn engine_model(cfg: &ModelConfig, tensors: &[Tensor], rules: Vec<LayerKeepRule>) -> Model {
+    let bytes = synthetic::file_from_tensors(cfg, 3, tensors, "pruning test").unwrap();
+    let bytes = toprt_convert::writer::with_keep_rules(&bytes, rules).unwrap();
+    Model::from_bytes(&bytes, &OpenOptions::default()).unwrap()
+}
+
+fn bins(pattern: &str) -> KeepRule {
+    KeepRule::TopBins { token_z: pattern.chars().map(|c| if c == '1' { 1.0 } else { 0.0 }).collect(), gate: true }
+}
+
+fn rel_err(a: &[f32], b: &[f64]) -> f64 {
+    let scale = b.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-6);
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max) / scale
+}
+
+/// Runs every sequence alone (logits only, and with hidden states) and in one batch, and
+/// compares with the reference.
+fn check(model: &Model, r: &Ref, rules: &[LayerKeepRule], seqs: &[Vec<u32>], what: &str) -> Vec<SequenceOutput> {
+    let mut s = Session::new(model, &SessionOptions { threads: 2, ..Default::default() }).unwrap();
+    let all = Outputs { logits: true, embedding: true, hidden_states: true };
+    let cls_only = Outputs { logits: true, embedding: false, hidden_states: false };
+    let mut alone = Vec::new();
+    for (i, ids) in seqs.iter().enumerate() {
+        let want = reference(r, ids, rules);
+        let input = [Input::Ids { input_ids: ids, token_type_ids: None }];
+        let full = s.run(&input, all).unwrap().remove(0);
+        let fast = s.run(&input, cls_only).unwrap().remove(0);
+        assert_eq!(full.kept, want.kept, "{what} seq {i}: kept sets differ from the masking reference");
+        assert_eq!(fast.kept, want.kept, "{what} seq {i}: kept sets (no token outputs) differ");
+        if let Some(wl) = &want.logits {
+            for (tag, out) in [("token outputs", &full), ("CLS only", &fast)] {
+                let e = rel_err(out.logits.as_ref().unwrap(), wl);
+                assert!(e <= LOGITS_REL, "{what} seq {i} ({tag}): logits rel err {e:e}");
+            }
+        }
+        let hs = full.last_hidden_state.as_ref().unwrap();
+        let (mut worst, mut at) = (0.0, 0);
+        for (j, (a, b)) in hs.iter().zip(&want.final_states).enumerate() {
+            if (*a as f64 - b).abs() > worst {
+                (worst, at) = ((*a as f64 - b).abs(), j);
+            }
+        }
+        assert!(worst <= HIDDEN_ABS, "{what} seq {i}: final state diff {worst:e} at token {}", at / r.cfg.hidden_size);
+        alone.push(full);
+    }
+    // Batch invariance with pruning: identical kept sets and bit-identical outputs.
+    let inputs: Vec<Input> = seqs.iter().map(|ids| Input::Ids { input_ids: ids, token_type_ids: None }).collect();
+    let batched = s.run(&inputs, all).unwrap();
+    for (i, (b, a)) in batched.iter().zip(&alone).enumerate() {
+        assert_eq!(b, a, "{what} seq {i}: batched output differs from alone");
+    }
+    let rev: Vec<Input> = inputs.iter().rev().copied().collect();
+    let batched = s.run(&rev, all).unwrap();
+    for (b, a) in batched.iter().zip(alone.iter().rev()) {
+        assert_eq!(b, a, "{what}: reversed batch differs");
+    }
+    alone
+}
+
+fn random_ids(n: usize, seed: u64, vocab: usize) -> Vec<u32> {
+    let mut rng = synthetic::Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            if i == 0 {
+                101 % vocab as u32
+            } else {
+                5 + (rng.uniform() * (vocab - 5) as f32) as u32 % (vocab as u32 - 5)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn top_bins_non_monotone_gated_and_extremes() {
+    let cfg = small_cfg();
+    let tensors = synthetic::random_bert(&cfg, 3, 11);
+    let r = Ref::new(&cfg, &tensors);
+    let rules = vec![
+        LayerKeepRule { layer: 1, rule: bins("1101100101000010100111011") },
+        LayerKeepRule { layer: 2, rule: KeepRule::TopBins { token_z: vec![0.0; 25], gate: false } },
+        LayerKeepRule { layer: 3, rule: bins("11111111111111111101100111") },
+        LayerKeepRule { layer: 5, rule: bins("10111011101110111011") },
+    ];
+    let model = engine_model(&cfg, &tensors, rules.clone());
+    let seqs: Vec<Vec<u32>> =
+        [1, 2, 3, 5, 17, 31, 32, 33, 64, 100].iter().map(|&n| random_ids(n, n as u64, cfg.vocab_size)).collect();
+    let outs = check(&model, &r, &rules, &seqs, "top-bins");
+    // The schedule really prunes: the longest sequence loses tokens.
+    let last = outs.last().unwrap();
+    assert!(last.kept.last().unwrap().1.len() < 100, "nothing was pruned");
+}
+
+#[test]
+fn everything_but_cls_pruned() {
+    let cfg = small_cfg();
+    let tensors = synthetic::random_bert(&cfg, 3, 12);
+    let r = Ref::new(&cfg, &tensors);
+    let rules = vec![LayerKeepRule { layer: 2, rule: bins(&"0".repeat(20)) }];
+    let model = engine_model(&cfg, &tensors, rules.clone());
+    let seqs: Vec<Vec<u32>> = [1, 2, 40].iter().map(|&n| random_ids(n, 7 + n as u64, cfg.vocab_size)).collect();
+    let outs = check(&model, &r, &rules, &seqs, "all-but-cls");
+    assert_eq!(outs[2].kept, vec![(2, vec![0])]);
+}
+
+#[test]
+fn threshold_and_top_k_rules() {
+    let cfg = small_cfg();
+    let tensors = synthetic::random_bert(&cfg, 3, 13);
+    let r = Ref::new(&cfg, &tensors);
+    let seqs: Vec<Vec<u32>> = [1, 4, 20, 50].iter().map(|&n| random_ids(n, 100 + n as u64, cfg.vocab_size)).collect();
+    // Thresholds near the mean score of a 50-token input (mean score = H, / (H · L_ref)).
+    let rules = vec![
+        LayerKeepRule { layer: 1, rule: KeepRule::Threshold { theta: 0.8 / 50.0, l_ref: 50 } },
+        LayerKeepRule { layer: 3, rule: KeepRule::Threshold { theta: 1.0 / 50.0, l_ref: 50 } },
+    ];
+    check(&engine_model(&cfg, &tensors, rules.clone()), &r, &rules, &seqs, "threshold");
+    let rules = vec![
+        LayerKeepRule { layer: 2, rule: KeepRule::TopK { count: None, ratio: Some(0.7) } },
+        LayerKeepRule { layer: 4, rule: KeepRule::TopK { count: Some(6), ratio: None } },
+    ];
+    check(&engine_model(&cfg, &tensors, rules.clone()), &r, &rules, &seqs, "top-k");
+}
+
+#[test]
+fn exact_ties_break_by_position() {
+    let cfg = small_cfg();
+    let mut tensors = synthetic::random_bert(&cfg, 3, 14);
+    // No position information: identical tokens get bit-identical states and scores.
+    for t in tensors.iter_mut().filter(|t| t.name == "embeddings.position_embeddings.weight") {
+        t.data = TensorData::F32(vec![0.0; t.shape.iter().product()]);
+    }
+    let r = Ref::new(&cfg, &tensors);
+    let rules = vec![LayerKeepRule { layer: 1, rule: KeepRule::TopK { count: Some(4), ratio: None } }];
+    let model = engine_model(&cfg, &tensors, rules.clone());
+    let seq = vec![vec![101, 7, 7, 7, 7, 7, 7, 7]];
+    let outs = check(&model, &r, &rules, &seq, "ties");
+    assert_eq!(outs[0].kept, vec![(1, vec![0, 1, 2, 3])], "ties must keep the earliest positions");
+}
+
+#[test]
+fn disabled_and_scaled_pruning() {
+    let cfg = small_cfg();
+    let tensors = synthetic::random_bert(&cfg, 3, 15);
+    let rules = vec![LayerKeepRule { layer: 2, rule: bins("1101101101101101101101101") }];
+    let pruned = engine_model(&cfg, &tensors, rules);
+    let dense = engine_model(&cfg, &tensors, Vec::new());
+    let ids = random_ids(60, 5, cfg.vocab_size);
+    let input = [Input::Ids { input_ids: &ids, token_type_ids: None }];
+    let all = Outputs { logits: true, embedding: true, hidden_states: true };
+    let mut s = Session::new(&pruned, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+    let off = s.run_with(&input, all, PruneControl::DENSE).unwrap().remove(0);
+    let mut sd = Session::new(&dense, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+    let want = sd.run(&input, all).unwrap().remove(0);
+    assert!(off.kept.is_empty());
+    assert_eq!(off.logits, want.logits, "disabled pruning must equal the dense model bit for bit");
+    let base = s.run(&input, all).unwrap().remove(0).kept[0].1.len();
+    let more =
+        s.run_with(&input, all, PruneControl { enabled: true, keep_scale: 1.3 }).unwrap().remove(0).kept[0].1.len();
+    let less =
+        s.run_with(&input, all, PruneControl { enabled: true, keep_scale: 0.5 }).unwrap().remove(0).kept[0].1.len();
+    assert!(less < base && base < more, "keep_scale dial: {less} {base} {more}");
+    assert!(s.run_with(&input, all, PruneControl { enabled: true, keep_scale: -1.0 }).is_err());
+}
+
+#[test]
+fn minilm_with_top_schedule_matches_reference() {
+    let dir = minilm_dir();
+    let loaded = toprt_convert::checkpoint::load(&dir).unwrap();
+    let cfg = toprt_convert::config::read_config(&dir).unwrap().model;
+    let r = Ref::new(&cfg, &loaded.tensors);
+    let rules = synthetic::top_schedule(cfg.num_layers, 2, 25, 0.7, 3);
+    let bytes = toprt_convert::writer::with_keep_rules(&convert_bytes(&dir), rules.clone()).unwrap();
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let mut s = Session::new(&model, &SessionOptions { threads: 2, ..Default::default() }).unwrap();
+    let texts = ["a gripping, beautifully shot film that never finds its heart .", "the cat sat on the mat", "ok", "Why few targets are better than many: the economic targets set out at the Lisbon summit were meant to help Europe leapfrog the United States."];
+    let all = Outputs { logits: true, embedding: true, hidden_states: true };
+    let mut alone = Vec::new();
+    for t in texts {
+        let out = s.run(&[Input::Text(t)], all).unwrap().remove(0);
+        let want = reference(&r, &out.input_ids, &rules);
+        assert_eq!(out.kept, want.kept, "MiniLM '{t}': kept sets differ");
+        let d = cfg.hidden_size;
+        let n = out.input_ids.len();
+        let diff = out
+            .last_hidden_state
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(&want.final_states)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max);
+        assert!(diff <= 1e-4, "MiniLM '{t}': final states diff {diff:e}");
+        // Mean pooling over all original tokens (pruned ones at their frozen state), normalised.
+        let mut mean = vec![0.0f64; d];
+        for row in want.final_states.chunks(d) {
+            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x / n as f64);
+        }
+        let e: Vec<f32> = out.embedding.clone().unwrap();
+        let cos = cosine(&e, &mean.iter().map(|&x| x as f32).collect::<Vec<_>>());
+        assert!(cos >= 0.99999, "MiniLM '{t}': embedding cosine {cos}");
+        alone.push(out);
+    }
+    let inputs: Vec<Input> = texts.iter().map(|t| Input::Text(t)).collect();
+    for (b, a) in s.run(&inputs, all).unwrap().iter().zip(&alone) {
+        assert_eq!(b, a, "MiniLM: batched output differs from alone");
+    }
+    assert!(alone[3].kept.iter().any(|(_, k)| k.len() < alone[3].input_ids.len()), "nothing pruned");
+}
