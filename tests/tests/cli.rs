@@ -168,3 +168,35 @@ fn convert_cli_errors() {
     let o = run(Command::new(bin("toprt-convert")).arg("/nonexistent-dir").arg("-o").arg(tmp("x.toprt")));
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("/nonexistent-dir"));
 }
+
+#[test]
+fn run_kept_and_inspect_schedule() {
+    let out = tmp("cli-top.toprt");
+    let o = run(Command::new(bin("toprt-convert"))
+        .arg(fixture("top-best"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--force")
+        .arg("--tokenizer")
+        .arg(fixture("tiny-bert-st")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("l0_module.pt"));
+    let o = run(Command::new(bin("toprt")).arg("inspect").arg(&out).args(["--lengths", "16,64", "--pad-to", "64"]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("ToP rank-bins, bin_num 20") && text.contains("gate off") && text.contains("vs padded"),
+        "{text}"
+    );
+    let lines = vec![serde_json::json!({"text": "one two three four five six seven eight nine ten"})];
+    let (o, res) = run_jsonl(&out, &lines, &["--kept"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kept = res[0]["kept"].as_object().unwrap();
+    assert_eq!(kept.keys().cloned().collect::<Vec<_>>(), vec!["1", "2", "3"]);
+    for v in kept.values() {
+        assert_eq!(v[0], 0, "CLS is kept and listed as 0");
+    }
+    let (_, dense) = run_jsonl(&out, &lines, &["--kept", "--no-prune"]);
+    assert!(dense[0]["kept"].as_object().unwrap().is_empty());
+    let (o, _) = run_jsonl(&out, &lines, &["--keep-scale", "0"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("keep_scale"));
+}

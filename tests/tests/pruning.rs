@@ -430,3 +430,98 @@ fn minilm_with_top_schedule_matches_reference() {
     }
     assert!(alone[3].kept.iter().any(|(_, k)| k.len() < alone[3].input_ids.len()), "nothing pruned");
 }
+
+/// A ToP `best/` folder (pytorch_model.bin, zs.pt saved from CUDA, l0_module.pt, no
+/// tokenizer): converted with `--tokenizer`, its kept sets and logits follow the
+/// reference semantics.
+#[test]
+fn top_best_folder_converts_and_matches_reference() {
+    let dir = fixture("top-best");
+    let opts = toprt_convert::ConvertOptions { tokenizer_dir: Some(fixture("tiny-bert-st")), ..Default::default() };
+    // Without a tokenizer the error says how to give one.
+    let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("--tokenizer"), "{e}");
+    let (bytes, report) = toprt_convert::convert_to_bytes(&dir, &opts).unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("l0_module.pt")), "{:?}", report.notes);
+    assert_eq!(report.ignored, vec!["bert.embeddings.position_ids".to_string()]);
+    let rules = report.manifest.keep_rules.clone();
+    assert_eq!(rules.iter().map(|r| r.layer).collect::<Vec<_>>(), vec![1, 2, 3], "last n_prune layers");
+    assert!(matches!(&rules[1].rule, KeepRule::TopBins { gate: false, .. }), "pruner_z = 0 disables the location");
+    assert!(matches!(&rules[0].rule, KeepRule::TopBins { token_z, gate: true } if token_z.len() == 20));
+
+    let loaded = toprt_convert::checkpoint::load(&dir).unwrap();
+    let tensors: Vec<Tensor> = loaded
+        .tensors
+        .into_iter()
+        .map(|mut t| {
+            t.name = t.name.strip_prefix("bert.").unwrap_or(&t.name).to_string();
+            t
+        })
+        .collect();
+    let cfg = toprt_convert::config::read_config(&dir).unwrap().model;
+    let r = Ref::new(&cfg, &tensors);
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let mut s = Session::new(&model, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+    for text in
+        ["the movie was good", "a long and winding review of a film that goes on and on about nothing much at all", "x"]
+    {
+        let out = s.run(&[Input::Text(text)], Outputs::default()).unwrap().remove(0);
+        let want = reference(&r, &out.input_ids, &rules);
+        assert_eq!(out.kept, want.kept, "'{text}'");
+        let e = rel_err(out.logits.as_ref().unwrap(), want.logits.as_ref().unwrap());
+        assert!(e <= LOGITS_REL, "'{text}': logits rel err {e:e}");
+    }
+}
+
+#[test]
+fn ltp_checkpoint_thresholds() {
+    let dir = fixture("ltp-tiny");
+    let (bytes, report) = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap();
+    // θ_l = final · l / N + δ_l; the last layer's rule would prune nothing later.
+    assert_eq!(
+        report.manifest.keep_rules,
+        vec![LayerKeepRule { layer: 1, rule: KeepRule::Threshold { theta: 0.012, l_ref: 128 } }]
+    );
+    assert!(report.ignored.iter().all(|n| !n.contains("keep_threshold")), "{:?}", report.ignored);
+    let opts = toprt_convert::ConvertOptions { ltp_ref_len: Some(64), ..Default::default() };
+    let (_, report) = toprt_convert::convert_to_bytes(&dir, &opts).unwrap();
+    assert!(matches!(report.manifest.keep_rules[0].rule, KeepRule::Threshold { l_ref: 64, .. }));
+    // With L_ref = 128 the cut is s >= 0.012 · H · 128 = 6.1, above the mean score (H = 4).
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let mut s = Session::new(&model, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+    let out = s
+        .run(&[Input::Text("an example sentence that is long enough to lose a few tokens")], Outputs::default())
+        .unwrap();
+    assert_eq!(out[0].kept.len(), 1);
+    assert!(out[0].kept[0].1.len() < out[0].input_ids.len(), "threshold pruned nothing");
+}
+
+#[test]
+fn manual_schedules() {
+    use toprt_convert::schedule::manual;
+    let r = manual(Some(&[0.8]), None, Some(&[2, 4]), 6).unwrap();
+    assert_eq!(r.iter().map(|x| x.layer).collect::<Vec<_>>(), vec![2, 4]);
+    let r = manual(Some(&[1.0, 1.0, 0.9, 1.0, 0.5, 0.5]), None, None, 6).unwrap();
+    assert_eq!(r.iter().map(|x| x.layer).collect::<Vec<_>>(), vec![2, 4, 5]);
+    let r = manual(None, Some(&[16]), None, 4).unwrap();
+    assert_eq!(r.len(), 3);
+    assert!(manual(Some(&[0.5, 1.0, 1.0]), None, None, 3).unwrap_err().to_string().contains("layer 0"));
+    assert!(manual(Some(&[0.5, 0.5]), None, None, 6).is_err());
+    assert!(manual(Some(&[1.5]), None, None, 6).is_err());
+    assert!(manual(Some(&[0.5]), None, Some(&[7]), 6).is_err());
+    // Through the converter: a manual schedule on a folder with zs.pt is ambiguous.
+    let opts = toprt_convert::ConvertOptions {
+        keep_ratio: Some(vec![0.5]),
+        tokenizer_dir: Some(fixture("tiny-bert-st")),
+        ..Default::default()
+    };
+    let e = toprt_convert::convert_to_bytes(&fixture("top-best"), &opts).unwrap_err().to_string();
+    assert!(e.contains("more than one pruning schedule"), "{e}");
+    let opts = toprt_convert::ConvertOptions {
+        keep_ratio: Some(vec![0.5]),
+        prune_layers: Some(vec![1]),
+        ..Default::default()
+    };
+    let (_, rep) = toprt_convert::convert_to_bytes(&fixture("tiny-bert-st"), &opts).unwrap();
+    assert_eq!(rep.manifest.keep_rules.len(), 1);
+}
