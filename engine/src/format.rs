@@ -343,7 +343,7 @@ impl KeepRule {
     pub fn is_active(&self) -> bool {
         match self {
             KeepRule::None => false,
-            KeepRule::TopBins { token_z, gate } => *gate && token_z.iter().any(|&z| z == 0.0),
+            KeepRule::TopBins { token_z, gate } => *gate && token_z.contains(&0.0),
             KeepRule::Threshold { .. } | KeepRule::TopK { .. } => true,
         }
     }

@@ -23,7 +23,7 @@ pub(crate) struct Segment {
 }
 
 /// Tokens alive in one layer of the last forward pass.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LayerStats {
     /// Rows the attention ran on (all sequences).
     pub attention_tokens: usize,
@@ -32,6 +32,9 @@ pub struct LayerStats {
     /// Shortest and longest sequence at the attention.
     pub min_len: usize,
     pub max_len: usize,
+    /// Multiply-accumulates this layer executed (FLOPs model of docs/PRUNING.md, with the
+    /// real per-sequence attention and FFN lengths).
+    pub macs: f64,
 }
 
 /// Per-layer wall time, filled when timing is requested.
@@ -266,11 +269,13 @@ pub(crate) fn encode(
         let t0 = Instant::now();
         let rule = plan.rule_after.get(li).and_then(Option::as_ref).filter(|_| plan.ctl.enabled);
         let score = rule.is_some_and(|r| needs_scores(r, plan.ctl));
+        let (df, fff, hf) = (d as f64, ff as f64, nh as f64);
         ws.layer_stats[li] = LayerStats {
             attention_tokens: t,
             ffn_tokens: t,
             min_len: ws.segments.iter().map(|s| s.len).min().unwrap_or(0),
             max_len: ws.segments.iter().map(|s| s.len).max().unwrap_or(0),
+            macs: ws.segments.iter().map(|s| prune::layer_macs(s.len as f64, 0.0, df, fff, hf)).sum(),
         };
 
         // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
@@ -356,6 +361,8 @@ pub(crate) fn encode(
         let (lnw, lnb) = (model.f32s(&lw.ffn_ln_w), model.f32s(&lw.ffn_ln_b));
         par_rows(pool, &mut ws.hidden, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
         let t3 = Instant::now();
+        ws.layer_stats[li].macs +=
+            ws.segments.iter().map(|s| prune::layer_macs(0.0, s.len as f64, df, fff, hf)).sum::<f64>();
 
         // Token outputs: dropped tokens leave with this layer's output (their state
         // entering the prune location), written at their original rows.

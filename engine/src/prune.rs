@@ -210,6 +210,33 @@ pub fn layer_macs(n: f64, m: f64, d: f64, d_ff: f64, heads: f64) -> f64 {
     4.0 * n * d * d + 2.0 * n * n * d + heads * n * n + 2.0 * m * d * d_ff
 }
 
+/// Per-layer `(attention length, FFN length)` of one sequence of `n` tokens under the
+/// model's keep-rules, when they do not depend on the data; `None` otherwise.
+pub fn schedule_lengths(m: &crate::format::Manifest, n: usize) -> Option<Vec<(usize, usize)>> {
+    let layers = m.model.num_layers;
+    let mut out = Vec::with_capacity(layers);
+    let mut alive = n;
+    for l in 0..layers {
+        let attn = alive;
+        if let Some(r) = m.keep_rules.iter().find(|r| r.layer == l + 1) {
+            alive = kept_count(&r.rule, alive)?;
+        }
+        out.push((attn, alive));
+    }
+    Some(out)
+}
+
+/// MACs of a whole encoder pass over per-layer `(attention, FFN)` lengths.
+pub fn encoder_macs(m: &crate::format::Manifest, lengths: &[(usize, usize)]) -> f64 {
+    let c = &m.model;
+    lengths
+        .iter()
+        .map(|&(n, f)| {
+            layer_macs(n as f64, f as f64, c.hidden_size as f64, c.intermediate_size as f64, c.num_heads as f64)
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,31 +341,4 @@ mod tests {
         let dense = decide(&rule, PruneControl::DENSE, &scores, &pos, 12, &mut order, &mut keep);
         assert_eq!(dense, n);
     }
-}
-
-/// Per-layer `(attention length, FFN length)` of one sequence of `n` tokens under the
-/// model's keep-rules, when they do not depend on the data; `None` otherwise.
-pub fn schedule_lengths(m: &crate::format::Manifest, n: usize) -> Option<Vec<(usize, usize)>> {
-    let layers = m.model.num_layers;
-    let mut out = Vec::with_capacity(layers);
-    let mut alive = n;
-    for l in 0..layers {
-        let attn = alive;
-        if let Some(r) = m.keep_rules.iter().find(|r| r.layer == l + 1) {
-            alive = kept_count(&r.rule, alive)?;
-        }
-        out.push((attn, alive));
-    }
-    Some(out)
-}
-
-/// MACs of a whole encoder pass over per-layer `(attention, FFN)` lengths.
-pub fn encoder_macs(m: &crate::format::Manifest, lengths: &[(usize, usize)]) -> f64 {
-    let c = &m.model;
-    lengths
-        .iter()
-        .map(|&(n, f)| {
-            layer_macs(n as f64, f as f64, c.hidden_size as f64, c.intermediate_size as f64, c.num_heads as f64)
-        })
-        .sum()
 }
