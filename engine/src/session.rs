@@ -105,6 +105,8 @@ pub struct Session {
     prune: PruneControl,
     /// `rule_after[l]`: the keep-rule at location `l + 1` (applied after layer `l`'s attention).
     rule_after: Vec<Option<KeepRule>>,
+    /// Outputs the last forward pass was asked for.
+    last_want: Outputs,
 }
 
 impl Session {
@@ -155,6 +157,7 @@ impl Session {
             timing_on: false,
             prune: opts.prune,
             rule_after,
+            last_want: Outputs::default(),
         })
     }
 
@@ -220,7 +223,6 @@ impl Session {
     /// # Errors
     /// [`Error::NoTokenizer`], [`Error::Tokenizer`], [`Error::Input`], [`Error::TooLong`].
     pub fn prepare(&self, index: usize, input: &Input) -> Result<Encoded> {
-        let cfg = &self.model.inner.manifest.model;
         let mut enc = match *input {
             Input::Text(t) => tokenize::encode(self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?, t, None)?,
             Input::Pair(a, b) => tokenize::encode(self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?, a, Some(b))?,
@@ -238,33 +240,12 @@ impl Session {
                 Encoded { input_ids: input_ids.to_vec(), token_type_ids: types, truncated: false }
             }
         };
-        if enc.input_ids.is_empty() {
-            return Err(Error::Input { index, msg: "empty sequence (no tokens)".into() });
-        }
-        if enc.input_ids.len() > self.max_len {
-            if !self.truncate {
-                return Err(Error::TooLong { index, len: enc.input_ids.len(), max: self.max_len });
-            }
+        if enc.input_ids.len() > self.max_len && self.truncate {
             enc.input_ids.truncate(self.max_len);
             enc.token_type_ids.truncate(self.max_len);
             enc.truncated = true;
         }
-        if let Some((pos, id)) = enc.input_ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
-            return Err(Error::Input {
-                index,
-                msg: format!("token id {id} at position {pos} is outside the vocabulary (size {})", cfg.vocab_size),
-            });
-        }
-        if let Some((pos, t)) = enc.token_type_ids.iter().enumerate().find(|(_, &t)| t as usize >= cfg.type_vocab_size)
-        {
-            return Err(Error::Input {
-                index,
-                msg: format!(
-                    "token type id {t} at position {pos} is out of range (type vocabulary size {})",
-                    cfg.type_vocab_size
-                ),
-            });
-        }
+        self.check_one(index, &enc)?;
         Ok(enc)
     }
 
@@ -311,19 +292,7 @@ impl Session {
         if encoded.is_empty() {
             return Err(Error::EmptyBatch);
         }
-        let cfg = &self.model.inner.manifest.model;
-        for (index, e) in encoded.iter().enumerate() {
-            let bad_id = e.input_ids.iter().any(|&i| i as usize >= cfg.vocab_size);
-            let bad_type = e.token_type_ids.iter().any(|&t| t as usize >= cfg.type_vocab_size);
-            if e.input_ids.is_empty()
-                || e.input_ids.len() > self.max_len
-                || e.token_type_ids.len() != e.input_ids.len()
-                || bad_id
-                || bad_type
-            {
-                return Err(Error::Input { index, msg: "sequence is empty, too long, or has ids out of range".into() });
-            }
-        }
+        self.check_encoded(&encoded)?;
         let mut outputs = Vec::with_capacity(encoded.len());
         let mut start = 0;
         while start < encoded.len() {
@@ -335,13 +304,108 @@ impl Session {
                 end += 1;
             }
             self.load_batch(&encoded[start..end]);
-            self.forward(want, ctl);
+            self.forward_loaded(want, ctl);
+            self.last_want = want;
             for (i, e) in encoded[start..end].iter().enumerate() {
                 outputs.push(self.collect(i, e, want));
             }
             start = end;
         }
         Ok(outputs)
+    }
+
+    /// Checks tokenized sequences without allocating.
+    fn check_encoded(&self, encoded: &[Encoded]) -> Result<()> {
+        encoded.iter().enumerate().try_for_each(|(index, e)| self.check_one(index, e))
+    }
+
+    /// Checks one tokenized sequence (input `index` of a batch) without allocating,
+    /// except for the error message.
+    fn check_one(&self, index: usize, e: &Encoded) -> Result<()> {
+        let cfg = &self.model.inner.manifest.model;
+        {
+            if e.input_ids.is_empty() {
+                return Err(Error::Input { index, msg: "empty sequence (no tokens)".into() });
+            }
+            if e.input_ids.len() > self.max_len {
+                return Err(Error::TooLong { index, len: e.input_ids.len(), max: self.max_len });
+            }
+            if e.token_type_ids.len() != e.input_ids.len() {
+                return Err(Error::Input {
+                    index,
+                    msg: format!("{} token_type_ids for {} input_ids", e.token_type_ids.len(), e.input_ids.len()),
+                });
+            }
+            if let Some((pos, id)) = e.input_ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
+                return Err(Error::Input {
+                    index,
+                    msg: format!("token id {id} at position {pos} is outside the vocabulary (size {})", cfg.vocab_size),
+                });
+            }
+            if let Some((pos, t)) =
+                e.token_type_ids.iter().enumerate().find(|(_, &t)| t as usize >= cfg.type_vocab_size)
+            {
+                return Err(Error::Input {
+                    index,
+                    msg: format!(
+                        "token type id {t} at position {pos} is out of range (type vocabulary size {})",
+                        cfg.type_vocab_size
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one batch that fits the token budget and keeps the results in the session
+    /// (read them with [`Session::logits`], [`Session::hidden_states`],
+    /// [`Session::kept`]). Allocates nothing: the zero-allocation path for servers and
+    /// for the C API's caller-buffer calls.
+    ///
+    /// # Errors
+    /// [`Error::EmptyBatch`], [`Error::Options`] when the batch exceeds the token budget
+    /// or the control is invalid, and the input errors of [`Session::prepare`].
+    pub fn forward(&mut self, batch: &[Encoded], want: Outputs, ctl: PruneControl) -> Result<()> {
+        ctl.validate().map_err(Error::Options)?;
+        if batch.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        self.check_encoded(batch)?;
+        let tokens: usize = batch.iter().map(|e| e.input_ids.len()).sum();
+        if tokens > self.ws.max_tokens || batch.len() > self.ws.max_tokens {
+            return Err(Error::Options(format!(
+                "batch of {tokens} tokens exceeds the session's budget of {} (use run(), which splits)",
+                self.ws.max_tokens
+            )));
+        }
+        self.load_batch(batch);
+        self.forward_loaded(want, ctl);
+        self.last_want = want;
+        Ok(())
+    }
+
+    /// Logits of sequence `i` of the last [`Session::forward`].
+    pub fn logits(&self, i: usize) -> Option<&[f32]> {
+        let m = &self.model.inner.manifest;
+        let l = m.head.num_labels;
+        (m.head.task == Task::Classification && i < self.ws.segments.len()).then(|| &self.ws.head_out[i * l..i * l + l])
+    }
+
+    /// Final token states `[len, hidden]` of sequence `i` of the last
+    /// [`Session::forward`] (which must have asked for hidden states).
+    pub fn hidden_states(&self, i: usize) -> Option<&[f32]> {
+        let d = self.model.inner.manifest.model.hidden_size;
+        let seg = self.ws.orig_segments.get(i)?;
+        self.last_want.hidden_states.then(|| &self.ws.final_states[seg.offset * d..(seg.offset + seg.len) * d])
+    }
+
+    /// Kept sets `(location, original positions)` of sequence `i` of the last forward pass.
+    pub fn kept(&self, i: usize) -> impl Iterator<Item = (usize, &[u32])> + '_ {
+        self.ws
+            .kept_index
+            .iter()
+            .filter(move |k| k.seq as usize == i)
+            .map(|k| (k.layer as usize, &self.ws.kept[k.start as usize..(k.start + k.len) as usize]))
     }
 
     /// Fills the packed token buffers and the segment table.
@@ -381,7 +445,7 @@ impl Session {
         want.hidden_states || (want.embedding && self.model.inner.manifest.head.pooling == Pooling::Mean)
     }
 
-    fn forward(&mut self, want: Outputs, ctl: PruneControl) {
+    fn forward_loaded(&mut self, want: Outputs, ctl: PruneControl) {
         let token_outputs = self.token_outputs(want);
         let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
         let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs };
