@@ -7,6 +7,7 @@
 //! Pruning compacts these rows in place, so every later GEMM and attention runs on fewer
 //! rows. Nothing here allocates: all buffers live in the [`Workspace`], sized once.
 
+use crate::attention;
 use crate::format::KeepRule;
 use crate::model::ModelInner;
 use crate::pool::Pool;
@@ -85,7 +86,7 @@ pub(crate) struct Workspace {
     pub inter: Vec<f32>,
     /// Final token states at original rows (token outputs only): `[tokens, d]`.
     pub final_states: Vec<f32>,
-    /// One attention score row per worker: `[threads, max_len]`.
+    /// Attention scratch per worker (`kᵀ` tile + one score row): `[threads, max_len·(dh+1)]`.
     pub scores: Vec<f32>,
     pub score_stride: usize,
     /// Column sums of the attention probabilities per head: `[heads, max_tokens]`.
@@ -125,8 +126,8 @@ impl Workspace {
             h1: vec![0.0; max_tokens * d],
             inter: vec![0.0; max_tokens * ff],
             final_states: vec![0.0; max_tokens * d],
-            scores: vec![0.0; threads * max_len],
-            score_stride: max_len,
+            scores: vec![0.0; threads * attention::scratch_len(max_len, c.head_dim())],
+            score_stride: attention::scratch_len(max_len, c.head_dim()),
             colsum: if rules > 0 { vec![0.0; c.num_heads * max_tokens] } else { Vec::new() },
             importance: vec![0.0; max_tokens],
             keep: vec![true; max_tokens],
@@ -242,6 +243,7 @@ pub(crate) fn encode(
     let (d, ff, nh) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
     let dh = cfg.head_dim();
     let eps = cfg.layer_norm_eps;
+    let head_fn = attention::for_isa(k.isa);
     let mut t = ws.ids.len();
     ws.kept.clear();
     ws.kept_index.clear();
@@ -295,6 +297,7 @@ pub(crate) fn encode(
         let colsum = if score { Some(&mut ws.colsum[..]) } else { None };
         attention(
             k,
+            head_fn,
             pool,
             &ws.qkv[..t * 3 * d],
             &mut ws.ctx[..t * d],
@@ -499,20 +502,21 @@ fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only: bool) {
     debug_assert!(t <= ws.max_tokens);
 }
 
-/// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows.
-/// A segment only attends to itself, so no mask exists anywhere. With `colsum`, the
-/// column sums of the probabilities (the pruning importance) are accumulated in the
-/// same pass: `colsum[h * stride_cs + row_of_key] = Σ_q p[h, q, key]`.
+/// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows, one
+/// pool task per (sequence, head). A segment only attends to itself, so no mask exists
+/// anywhere. With `colsum`, the column sums of the probabilities (the pruning
+/// importance) are accumulated in the same pass: `colsum[h * stride_cs + row] = Σ_q p`.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     k: &Kernels,
+    head_fn: attention::HeadFn,
     pool: &Pool,
     qkv: &[f32],
     ctx: &mut [f32],
     segs: &[Segment],
     nh: usize,
     dh: usize,
-    scores: &mut [f32],
+    scratch: &mut [f32],
     stride: usize,
     colsum: Option<&mut [f32]>,
     stride_cs: usize,
@@ -520,54 +524,35 @@ fn attention(
     let d = nh * dh;
     let ctx_ptr = SharedMut(ctx.as_mut_ptr());
     let ctx_len = ctx.len();
-    let sc_ptr = SharedMut(scores.as_mut_ptr());
-    let sc_len = scores.len();
+    let sc_ptr = SharedMut(scratch.as_mut_ptr());
+    let sc_len = scratch.len();
     let (cs_ptr, cs_len) = match colsum {
         Some(c) => (Some(SharedMut(c.as_mut_ptr())), c.len()),
         None => (None, 0),
     };
     pool.run(segs.len() * nh, &|task, worker| {
         let (seg, h) = (segs[task / nh], task % nh);
-        assert!((worker + 1) * stride <= sc_len && seg.len <= stride && (seg.offset + seg.len) * d <= ctx_len);
-        // SAFETY: each worker owns score row `worker` (one task at a time per worker).
-        let srow = unsafe { std::slice::from_raw_parts_mut(sc_ptr.get().add(worker * stride), seg.len) };
-        let mut cs = cs_ptr.map(|p| {
-            assert!(h * stride_cs + seg.offset + seg.len <= cs_len);
-            // SAFETY: the (head, sequence) region of colsum belongs to this task alone.
-            let c = unsafe { std::slice::from_raw_parts_mut(p.get().add(h * stride_cs + seg.offset), seg.len) };
-            c.fill(0.0);
-            c
-        });
-        for i in 0..seg.len {
-            let qi = (seg.offset + i) * 3 * d + h * dh;
-            let q = &qkv[qi..qi + dh];
-            for (j, s) in srow.iter_mut().enumerate() {
-                let kj = (seg.offset + j) * 3 * d + d + h * dh;
-                let kr = &qkv[kj..kj + dh];
-                let mut acc = 0.0f32;
-                for e in 0..dh {
-                    acc += q[e] * kr[e];
-                }
-                *s = acc;
+        assert!(
+            (worker + 1) * stride <= sc_len
+                && attention::scratch_len(seg.len, dh) <= stride
+                && (seg.offset + seg.len) * d <= ctx_len
+                && (seg.offset + seg.len) * 3 * d <= qkv.len()
+        );
+        // SAFETY: each worker owns scratch slice `worker` (one task at a time per worker).
+        let scr = unsafe { std::slice::from_raw_parts_mut(sc_ptr.get().add(worker * stride), stride) };
+        let cs = match cs_ptr {
+            Some(p) => {
+                assert!(h * stride_cs + seg.offset + seg.len <= cs_len);
+                // SAFETY: in bounds (asserted); the (head, sequence) region is this task's.
+                unsafe { p.get().add(h * stride_cs + seg.offset) }
             }
-            (k.softmax)(srow);
-            if let Some(c) = cs.as_deref_mut() {
-                for (c, &p) in c.iter_mut().zip(srow.iter()) {
-                    *c += p;
-                }
-            }
-            // SAFETY: row (offset+i), columns h*dh..(h+1)*dh belong to this (sequence,
-            // head) task alone; bounds asserted above.
-            let out = unsafe { std::slice::from_raw_parts_mut(ctx_ptr.get().add((seg.offset + i) * d + h * dh), dh) };
-            out.fill(0.0);
-            for (j, &pj) in srow.iter().enumerate() {
-                let vj = (seg.offset + j) * 3 * d + 2 * d + h * dh;
-                let vr = &qkv[vj..vj + dh];
-                for e in 0..dh {
-                    out[e] += pj * vr[e];
-                }
-            }
-        }
+            None => std::ptr::null_mut(),
+        };
+        let t = attention::HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, softmax: k.softmax };
+        // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
+        // belong to this task alone; bounds asserted above; the tier was checked at
+        // session creation.
+        unsafe { head_fn(&t, ctx_ptr.get(), cs, scr) };
     });
 }
 
