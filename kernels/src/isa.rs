@@ -5,9 +5,10 @@
 //! be tested on one machine; asking for a tier the CPU lacks is an error, not a silent
 //! fallback.
 
-use crate::gemm::{self, GemmFn};
+use crate::gemm::{self, GemmFn, GemmParams};
 use crate::ops;
 use std::fmt;
+use std::ops::Range;
 
 /// An instruction-set tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,20 +91,32 @@ impl Isa {
     }
 }
 
+/// Row LayerNorm in place: `(x, weight, bias, eps)`.
+pub type LayerNormFn = crate::gemm::LayerNormFn;
+/// `(out, word_row, pos_row, type_row, ln_weight, ln_bias, eps)`: `out = LN(word + pos + type)`.
+pub type EmbedAddLayerNormFn = fn(&mut [f32], &[f32], &[f32], &[f32], &[f32], &[f32], f32);
+
 /// The dispatch table: one function pointer per kernel family.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     pub isa: Isa,
     /// Packed-weight GEMM over a range of column panels.
     pub sgemm: GemmFn,
-    pub layernorm: fn(&mut [f32], &[f32], &[f32], f32),
+    /// Name of the GEMM microkernel, e.g. `avx2_sgemm_6x16` (for reports).
+    pub sgemm_name: &'static str,
+    /// LayerNorm of one row in place.
+    pub layernorm: LayerNormFn,
+    /// Softmax of one row in place.
     pub softmax: fn(&mut [f32]),
+    /// Exact-erf GELU of a slice in place.
     pub gelu: fn(&mut [f32]),
+    /// `out = LayerNorm(word + pos + type)` for one token.
+    pub embed_add_layernorm: EmbedAddLayerNormFn,
 }
 
 impl fmt::Debug for Kernels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kernels").field("isa", &self.isa).finish_non_exhaustive()
+        f.debug_struct("Kernels").field("isa", &self.isa).field("sgemm", &self.sgemm_name).finish_non_exhaustive()
     }
 }
 
@@ -113,13 +126,16 @@ impl Kernels {
         Kernels {
             isa: Isa::Scalar,
             sgemm: gemm::scalar_sgemm_packed,
+            sgemm_name: "scalar_sgemm_packed",
             layernorm: ops::layernorm_scalar,
             softmax: ops::softmax_scalar,
             gelu: ops::gelu_slice_scalar,
+            embed_add_layernorm: ops::embed_add_layernorm_scalar,
         }
     }
 
-    /// The table for `isa`: scalar slots, overwritten by the slots the tier improves.
+    /// The table for `isa`: scalar slots, overwritten by the AVX2 slots from the AVX2
+    /// tier up, then by the AVX-512 slots for the AVX-512 tier.
     ///
     /// # Errors
     /// When the CPU lacks the tier.
@@ -129,6 +145,25 @@ impl Kernels {
         }
         let mut k = Kernels::scalar();
         k.isa = isa;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if isa >= Isa::Avx2 {
+                k.sgemm = gemm::avx2::avx2_sgemm_6x16;
+                k.sgemm_name = "avx2_sgemm_6x16";
+                k.layernorm = ops::avx2::avx2_layernorm_f32;
+                k.softmax = ops::avx2::avx2_softmax_f32;
+                k.gelu = ops::avx2::avx2_gelu_f32;
+                k.embed_add_layernorm = ops::avx2::avx2_embed_add_layernorm_f32;
+            }
+            if isa >= Isa::Avx512 {
+                k.sgemm = gemm::avx512::avx512_sgemm_10x32;
+                k.sgemm_name = "avx512_sgemm_10x32";
+                k.layernorm = ops::avx512::avx512_layernorm_f32;
+                k.softmax = ops::avx512::avx512_softmax_f32;
+                k.gelu = ops::avx512::avx512_gelu_f32;
+                k.embed_add_layernorm = ops::avx512::avx512_embed_add_layernorm_f32;
+            }
+        }
         Ok(k)
     }
 
@@ -139,4 +174,89 @@ impl Kernels {
     pub fn from_env() -> Result<Kernels, IsaError> {
         Kernels::for_isa(Isa::from_env()?)
     }
+
+    /// `C[rows] = LayerNorm(A·W ⊕ epilogue)[rows]` over **all** column panels: the
+    /// GEMM with `p`'s epilogue (for BERT's `LN(x + A·W + b)`, [`crate::gemm::Epilogue::BiasResidual`]),
+    /// then [`Kernels::layernorm`] of each row while the row block is still in L2. The
+    /// result is bit-identical to [`Kernels::sgemm`] followed by [`Kernels::layernorm`]
+    /// of each row; it saves the second pass over `C` from memory.
+    ///
+    /// A pool splits the call by row blocks (each task owns whole rows); with one
+    /// thread, pass `0..p.m()`.
+    ///
+    /// # Safety
+    /// `rows` within `0..p.m()`, and no other thread writes those rows of `C`
+    /// concurrently.
+    ///
+    /// # Panics
+    /// If `ln_w` or `ln_b` is shorter than `n`, or `rows` is outside `0..m`.
+    pub unsafe fn sgemm_bias_residual_layernorm(
+        &self,
+        p: &GemmParams,
+        ln_w: &[f32],
+        ln_b: &[f32],
+        eps: f32,
+        rows: Range<usize>,
+    ) {
+        // SAFETY: forwarded contract; the slots of `self` belong to this CPU's tier.
+        unsafe { gemm::sgemm_layernorm_rows(self.sgemm, self.layernorm, p, (ln_w, ln_b, eps), rows) }
+    }
+}
+
+/// The FMA peak of a tier in GFLOP/s on the calling thread: 12
+/// independent register-only FMA chains for about 50 ms (best of ten 5 ms runs, so an
+/// interrupt or a busy sibling core does not drag it down). Each FMA lane counts 2
+/// FLOPs. The scalar tier runs the same chains as plain `a*x + y` (no FMA, so 2 FLOPs
+/// per multiply-add pair; the compiler may vectorise it with the baseline SSE2).
+/// Returns 0 for a tier this CPU lacks.
+pub fn peak_probe(isa: Isa) -> f64 {
+    if !isa.supported() {
+        return 0.0;
+    }
+    let lanes = match isa {
+        Isa::Scalar => 1,
+        Isa::Avx2 => 8,
+        Isa::Avx512 => 16,
+    };
+    let run = |iters: usize| -> f64 {
+        let (x, y) = (std::hint::black_box(0.999_999_9f32), std::hint::black_box(1e-7f32));
+        let t0 = std::time::Instant::now();
+        let r = match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: support checked above.
+            Isa::Avx2 => unsafe { crate::simd::avx2::avx2_fma_probe(iters, x, y) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: support checked above.
+            Isa::Avx512 => unsafe { crate::simd::avx512::avx512_fma_probe(iters, x, y) },
+            _ => scalar_probe(iters, x, y),
+        };
+        std::hint::black_box(r);
+        let flops = (iters * crate::simd::PROBE_CHAINS * lanes * 2) as f64;
+        flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+    };
+    // Calibrate to ~5 ms per run.
+    let mut iters = 1 << 14;
+    loop {
+        let t0 = std::time::Instant::now();
+        run(iters);
+        if t0.elapsed().as_secs_f64() > 2e-3 || iters > 1 << 30 {
+            break;
+        }
+        iters *= 2;
+    }
+    iters *= 2;
+    (0..10).map(|_| run(iters)).fold(0.0, f64::max)
+}
+
+fn scalar_probe(iters: usize, x: f32, y: f32) -> f32 {
+    let mut acc = [0.0f32; crate::simd::PROBE_CHAINS];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = i as f32;
+    }
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = *a * x + y;
+        }
+    }
+    acc.iter().sum()
 }

@@ -3,9 +3,14 @@
 //! * [`pack`] defines the packed weight layout (written by the converter, read in place
 //!   from the memory-mapped model file by the GEMM).
 //! * [`gemm`] multiplies activations by packed weights, with fused epilogues.
-//! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU.
+//! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
+//!   LayerNorm.
 //! * [`isa`] resolves the instruction-set tier once into a [`isa::Kernels`] table of
-//!   function pointers; `TOPRT_ISA=scalar|avx2|avx512` forces a tier.
+//!   function pointers; `TOPRT_ISA=scalar|avx2|avx512` forces a tier. [`peak_probe`]
+//!   measures a tier's FMA peak for "% of peak" reports.
+//! * `simd` (private) is the small vector vocabulary the SIMD kernels are written in,
+//!   once, generic over the instruction set.
+//! * [`tol`] names how far each SIMD kernel may be from its scalar twin.
 //!
 //! Every kernel has a portable scalar twin; faster tiers only overwrite the table slots
 //! they improve.
@@ -14,5 +19,10 @@ pub mod gemm;
 pub mod isa;
 pub mod ops;
 pub mod pack;
+pub(crate) mod simd;
+pub mod tol;
 
-pub use isa::{Isa, IsaError, Kernels};
+#[cfg(test)]
+mod tests;
+
+pub use isa::{peak_probe, Isa, IsaError, Kernels};

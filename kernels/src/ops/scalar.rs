@@ -1,13 +1,6 @@
-//! Element-wise kernels: LayerNorm, softmax, GELU — the scalar twins.
-//!
-//! Numerics follow the PyTorch/Hugging Face fp32 definitions:
-//! * LayerNorm uses the biased variance and `1/sqrt(var + eps)`, computed in two
-//!   passes (mean first) so large offsets do not cancel.
-//! * GELU is the exact `x/2 · (1 + erf(x/√2))` BERT uses (not the tanh approximation).
-//!   `erf` follows Abramowitz & Stegun 7.1.26 (max abs error 1.5e-7), evaluated in f64
-//!   by the scalar twin.
-//! * softmax subtracts the row maximum first, so very negative or large inputs never
-//!   overflow; an all `-inf` row gives zeros, not NaN.
+//! The scalar twins of the element-wise kernels: obviously correct, the reference the
+//! SIMD tiers are tested against, and the portable fallback. See [`super`] for the
+//! numerics they define.
 
 /// LayerNorm of one row in place: `x = (x - mean)/sqrt(var + eps) * w + b`.
 pub fn layernorm_scalar(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
@@ -23,7 +16,7 @@ pub fn layernorm_scalar(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
     }
 }
 
-/// Softmax of one row in place. Returns the row sum before normalisation (for tests).
+/// Softmax of one row in place (max-subtracted; an all `-inf` row gives zeros).
 pub fn softmax_scalar(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
@@ -64,6 +57,27 @@ pub fn gelu_slice_scalar(x: &mut [f32]) {
     for v in x {
         *v = gelu_scalar(*v);
     }
+}
+
+/// `out = LayerNorm(word + pos + type)`: the embedding sum, then [`layernorm_scalar`].
+///
+/// # Panics
+/// If an input row is shorter than `out`.
+pub fn embed_add_layernorm_scalar(
+    out: &mut [f32],
+    word: &[f32],
+    pos: &[f32],
+    typ: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+) {
+    let n = out.len();
+    let (word, pos, typ) = (&word[..n], &pos[..n], &typ[..n]);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = word[i] + pos[i] + typ[i];
+    }
+    layernorm_scalar(out, w, b, eps);
 }
 
 #[cfg(test)]

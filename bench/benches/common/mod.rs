@@ -1,0 +1,132 @@
+//! What the kernel benches share: shapes, operands, and the calls being compared.
+
+#![allow(dead_code)] // each bench target uses a different subset
+
+use toprt_kernels::gemm::{Epilogue, GemmParams};
+use toprt_kernels::{pack, Isa, Kernels};
+
+/// (M, K, N): BERT-base projections at 128 tokens (QKV, attention output, FFN in,
+/// FFN out), a 512-token FFN in, and small M (few surviving tokens) on FFN in.
+pub const SHAPES: [(usize, usize, usize); 8] = [
+    (128, 768, 2304),
+    (128, 768, 768),
+    (128, 768, 3072),
+    (128, 3072, 768),
+    (512, 768, 3072),
+    (1, 768, 3072),
+    (8, 768, 3072),
+    (24, 768, 3072),
+];
+
+/// The tiers this CPU runs, best last.
+pub fn tiers() -> Vec<Kernels> {
+    [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter_map(|i| Kernels::for_isa(i).ok()).collect()
+}
+
+/// Deterministic values in [-0.5, 0.5).
+pub fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+/// One GEMM problem: activations, the weight packed for toprt and row-major for the
+/// gemm crate, bias, residual and output.
+pub struct Problem {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: Vec<f32>,
+    pub packed: Vec<f32>,
+    /// `[k, n]` row-major.
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub res: Vec<f32>,
+    pub c: Vec<f32>,
+}
+
+impl Problem {
+    pub fn new(m: usize, k: usize, n: usize) -> Problem {
+        let wt = data(n * k, 2); // [n, k] like nn.Linear
+        let mut w = vec![0.0; k * n];
+        for o in 0..n {
+            for kk in 0..k {
+                w[kk * n + o] = wt[o * k + kk];
+            }
+        }
+        Problem {
+            m,
+            k,
+            n,
+            a: data(m * k, 1),
+            packed: pack::pack_linear_weight(&wt, n, k),
+            w,
+            bias: data(n, 3),
+            res: data(m * n, 4),
+            c: vec![0.0; m * n],
+        }
+    }
+
+    pub fn flops(&self) -> u64 {
+        2 * (self.m * self.k * self.n) as u64
+    }
+
+    /// `C = A·W` with a toprt tier, single-threaded.
+    pub fn toprt(&mut self, kernels: &Kernels) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::None).expect("shapes");
+        toprt_kernels::gemm::sgemm_packed(kernels.sgemm, &p);
+    }
+
+    /// `C = gelu(A·W + b)` (BERT FFN in).
+    pub fn toprt_bias_gelu(&mut self, kernels: &Kernels) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::BiasGelu(&self.bias))
+            .expect("shapes");
+        toprt_kernels::gemm::sgemm_packed(kernels.sgemm, &p);
+    }
+
+    /// `C = LN(A·W + b + R)` (BERT FFN out / attention output), fused.
+    pub fn toprt_residual_layernorm(&mut self, kernels: &Kernels, ln_w: &[f32], ln_b: &[f32]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let ep = Epilogue::BiasResidual { bias: &self.bias, residual: &self.res, ldr: n };
+        let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, ep).expect("shapes");
+        // SAFETY: single-threaded, all rows; the table is this CPU's.
+        unsafe { kernels.sgemm_bias_residual_layernorm(&p, ln_w, ln_b, 1e-12, 0..m) };
+    }
+
+    /// `C = A·W` with the gemm crate, single-threaded.
+    pub fn gemm_crate(&mut self) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        // SAFETY: the pointers cover m×k, k×n and m×n row-major matrices.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                self.c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                self.a.as_ptr(),
+                1,
+                k as isize,
+                self.w.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    }
+}

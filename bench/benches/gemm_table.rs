@@ -1,0 +1,59 @@
+//! One table of single-thread GEMM throughput: per shape and tier, GFLOP/s, % of the
+//! measured FMA peak of that tier, and the ratio to the `gemm` crate.
+//!
+//! Timing on a shared machine is noisy (a busy sibling core takes L3, memory bandwidth
+//! and turbo headroom), so every round times the peak probe and every kernel back to
+//! back, and the table keeps the best round of each: ratios come from the same run.
+//!
+//! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS]` (default 15).
+
+mod common;
+
+use common::{tiers, Problem, SHAPES};
+use std::time::Instant;
+use toprt_kernels::peak_probe;
+
+/// Seconds per call of `f`, timed over enough calls to last ~20 ms.
+fn time(flops: u64, mut f: impl FnMut()) -> f64 {
+    let calls = ((2e-2 * 1e11 / flops as f64).ceil() as usize).max(1);
+    let t = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    t.elapsed().as_secs_f64() / calls as f64
+}
+
+fn main() {
+    let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(15);
+    let simd: Vec<_> = tiers().into_iter().filter(|k| k.isa != toprt_kernels::Isa::Scalar).collect();
+    let mut peak = vec![0.0f64; simd.len()];
+    println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");
+    println!("{:>16} {:>22} {:>9} {:>7} {:>9} {:>8}", "M×K×N", "kernel", "GFLOP/s", "% peak", "gemm GF/s", "vs gemm");
+    for &(m, k, n) in &SHAPES {
+        let mut p = Problem::new(m, k, n);
+        let flops = p.flops();
+        let mut best = vec![f64::MAX; simd.len()];
+        let mut best_gemm = f64::MAX;
+        for _ in 0..rounds {
+            for (i, kern) in simd.iter().enumerate() {
+                peak[i] = peak[i].max(peak_probe(kern.isa));
+                best[i] = best[i].min(time(flops, || p.toprt(kern)));
+            }
+            best_gemm = best_gemm.min(time(flops, || p.gemm_crate()));
+        }
+        let gemm_gf = flops as f64 / best_gemm / 1e9;
+        for (i, kern) in simd.iter().enumerate() {
+            let gf = flops as f64 / best[i] / 1e9;
+            println!(
+                "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
+                format!("{m}×{k}×{n}"),
+                kern.sgemm_name,
+                100.0 * gf / peak[i],
+                best_gemm / best[i]
+            );
+        }
+    }
+    for (i, kern) in simd.iter().enumerate() {
+        println!("FMA peak probe {}: {:.1} GFLOP/s", kern.isa, peak[i]);
+    }
+}

@@ -1,0 +1,104 @@
+//! The tier test suite: one macro, instantiated for every tier, compares each tier with
+//! the scalar twin (and the scalar twin with an f64 reference) on edge shapes, random
+//! shapes, every alignment offset and the BERT shapes, and checks the invariants the
+//! engine relies on (row invariance, NaN in `C` overwritten, softmax sums to 1, …).
+//!
+//! A tier the host cannot run is compiled but its tests are *ignored* with the reason
+//! "skipped: <tier> not supported" (the build script detects the host), so they never
+//! count as passing; forced with `--include-ignored`, they fail with that message.
+//! `emu_avx512_geometry` runs the generic SIMD bodies with the AVX-512 geometry
+//! (16 lanes, 10 × 32 tiles) and deliberately tiny cache blocks on any host.
+
+mod gemm;
+mod ops;
+mod support;
+
+/// Instantiates every tier test for one tier. `$cfg` is the build-script cfg that says
+/// the host can run it (`all()` for always).
+macro_rules! tier_tests {
+    ($name:ident, $tier:expr, $cfg:meta, $skip:literal) => {
+        mod $name {
+            use super::support::Tier;
+            fn tier() -> Tier {
+                $tier
+            }
+            tier_tests!(@tests $cfg, $skip,
+                gemm::m0_is_a_noop,
+                gemm::edge_shapes_exact,
+                gemm::large_edge_shapes_exact,
+                gemm::epilogues_exact,
+                gemm::bias_gelu_within_tolerance,
+                gemm::alignment_offsets,
+                gemm::random_shapes_within_tolerance,
+                gemm::bert_shapes_within_tolerance,
+                gemm::many_row_and_k_blocks,
+                gemm::nan_in_c_is_overwritten,
+                gemm::row_invariance_bit_exact,
+                gemm::panel_and_row_split_bit_exact,
+                gemm::fused_layernorm_matches_unfused,
+                ops::softmax_matches_scalar,
+                ops::softmax_invariants,
+                ops::layernorm_matches_scalar,
+                ops::gelu_matches_scalar,
+                ops::gelu_invariants,
+                ops::embed_add_layernorm_matches_scalar,
+                ops::peak_probe_runs,
+            );
+        }
+    };
+    (@tests $cfg:meta, $skip:literal, $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[test]
+            #[cfg_attr(not($cfg), ignore = $skip)]
+            fn $test() {
+                super::$module::$test(&tier());
+            }
+        )*
+    };
+}
+
+tier_tests!(scalar, Tier::native(crate::Isa::Scalar), all(), "never skipped");
+tier_tests!(avx2, Tier::native(crate::Isa::Avx2), toprt_host_avx2, "skipped: avx2 not supported");
+tier_tests!(avx512, Tier::native(crate::Isa::Avx512), toprt_host_avx512, "skipped: avx512 not supported");
+tier_tests!(emu_avx512_geometry, Tier::emulated_avx512(), all(), "never skipped");
+
+/// `TOPRT_ISA` (as CI sets it) picks exactly that tier, or is refused when the CPU
+/// lacks it; never a silent fallback.
+#[test]
+fn from_env_honours_toprt_isa() {
+    use crate::{Isa, IsaError, Kernels};
+    match std::env::var("TOPRT_ISA").ok().filter(|v| !v.trim().is_empty()) {
+        None => assert_eq!(Kernels::from_env().unwrap().isa, Isa::best()),
+        Some(v) => {
+            let want: Isa = v.parse().expect("TOPRT_ISA names a tier");
+            match Kernels::from_env() {
+                Ok(k) => assert_eq!(k.isa, want),
+                Err(e) => {
+                    assert_eq!(e, IsaError::Unsupported(want));
+                    assert!(!want.supported());
+                    println!("TOPRT_ISA={want}: refused as expected on this CPU ({e})");
+                }
+            }
+        }
+    }
+}
+
+/// Each tier's table overwrites exactly the slots it implements.
+#[test]
+fn dispatch_tables() {
+    use crate::{Isa, Kernels};
+    let s = Kernels::scalar();
+    assert_eq!(s.sgemm_name, "scalar_sgemm_packed");
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        match Kernels::for_isa(isa) {
+            Ok(k) => {
+                assert_eq!(k.isa, isa);
+                assert!(k.sgemm_name.starts_with(&isa.to_string()), "{} in the {isa} table", k.sgemm_name);
+            }
+            Err(e) => {
+                assert!(!isa.supported());
+                println!("skipped: {isa} not supported ({e})");
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! What the tier tests share: the tier under test, deterministic data, and error
+//! reports that say where and by how much.
+
+use crate::gemm::{self, microkernel, GemmParams, TileFn, TileJob, TileSet};
+use crate::simd::emu::Emu;
+use crate::{ops, Isa, Kernels};
+use std::ops::Range;
+
+/// A tier under test: its dispatch table and GEMM geometry (for edge shapes).
+pub struct Tier {
+    pub name: String,
+    pub kernels: Kernels,
+    /// Full register tile rows.
+    pub mr: usize,
+    pub kc: usize,
+    pub mc: usize,
+}
+
+impl Tier {
+    /// A real tier of this CPU. Panics with the skip message when the host lacks it
+    /// (reached only with `--include-ignored`).
+    pub fn native(isa: Isa) -> Tier {
+        let kernels = Kernels::for_isa(isa).unwrap_or_else(|e| panic!("skipped: {isa} not supported ({e})"));
+        let (mr, kc, mc) = match isa {
+            Isa::Scalar => (4, usize::MAX, usize::MAX),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (gemm::avx2::MR, gemm::avx2::SET.kc, gemm::avx2::SET.mc),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (gemm::avx512::MR, gemm::avx512::SET.kc, gemm::avx512::SET.mc),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!(),
+        };
+        Tier { name: isa.to_string(), kernels, mr, kc, mc }
+    }
+
+    /// The generic SIMD bodies on the portable 16-lane vocabulary with the AVX-512
+    /// tile (10 × 32) and tiny blocks (many row and `k` blocks even on small shapes).
+    pub fn emulated_avx512() -> Tier {
+        let mut kernels = Kernels::scalar();
+        kernels.sgemm = emu_sgemm_10x32;
+        kernels.sgemm_name = "emu16_sgemm_10x32";
+        kernels.layernorm = |x, w, b, eps| unsafe { ops::layernorm::<Emu<16>>(x, w, b, eps) };
+        kernels.softmax = |x| unsafe { ops::softmax::<Emu<16>>(x) };
+        kernels.gelu = |x| unsafe { ops::gelu::<Emu<16>>(x) };
+        kernels.embed_add_layernorm =
+            |o, wd, ps, ty, w, b, eps| unsafe { ops::embed_add_layernorm::<Emu<16>>(o, wd, ps, ty, w, b, eps) };
+        Tier { name: "emu16".into(), kernels, mr: EMU_SET.mr, kc: EMU_SET.kc, mc: EMU_SET.mc }
+    }
+
+    /// Rows around the register tile: 1, MR−1, MR, MR+1, 2·MR+3.
+    pub fn edge_ms(&self) -> Vec<usize> {
+        let mr = self.mr;
+        vec![1, mr - 1, mr, mr + 1, 2 * mr + 3]
+    }
+
+    /// `C = A·B (+ epilogue)` with this tier over all panels.
+    pub fn gemm(&self, p: &GemmParams) {
+        gemm::sgemm_packed(self.kernels.sgemm, p);
+    }
+
+    /// Same over a range of panels.
+    pub fn gemm_panels(&self, p: &GemmParams, panels: Range<usize>) {
+        // SAFETY: the table was built for this CPU; panels are checked by the caller.
+        assert!(panels.end <= p.panels());
+        unsafe { (self.kernels.sgemm)(p, panels) };
+    }
+}
+
+// SAFETY (all `unsafe` below): Emu is plain Rust; the driver's contract is forwarded.
+unsafe fn emu_tile<const R: usize>(t: &TileJob) {
+    unsafe { microkernel::tile::<Emu<16>, R, 2>(t) }
+}
+
+static EMU_TILES: [TileFn; 10] = [
+    emu_tile::<1>,
+    emu_tile::<2>,
+    emu_tile::<3>,
+    emu_tile::<4>,
+    emu_tile::<5>,
+    emu_tile::<6>,
+    emu_tile::<7>,
+    emu_tile::<8>,
+    emu_tile::<9>,
+    emu_tile::<10>,
+];
+
+/// Tiny blocks on purpose: `KC` = 48 and `MC` = 40 give several row and `k` blocks (and
+/// balanced splits of both) on the small shapes of the tests.
+static EMU_SET: TileSet = TileSet { mr: 10, cols: 32, kc: 48, mc: 40, tiles: &EMU_TILES };
+
+unsafe fn emu_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
+    unsafe { gemm::drive(p, panels, &EMU_SET) }
+}
+
+/// xorshift64*: deterministic data, no dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+    /// Uniform integer in `lo..=hi`.
+    pub fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
+    }
+    pub fn usize(&mut self, r: Range<usize>) -> usize {
+        r.start + (self.next_u64() % (r.end - r.start) as u64) as usize
+    }
+    pub fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+    /// Small integers as floats: products and sums of up to 2^24 / 9 terms are exact.
+    pub fn ints(&mut self, n: usize, lo: i64, hi: i64) -> Vec<f32> {
+        (0..n).map(|_| self.int(lo, hi) as f32).collect()
+    }
+}
+
+/// The largest violation of `|got - want| <= bound(i)` over a slice, as a message
+/// naming the index (through `at`), both values, the error and the bound.
+pub fn check_close(
+    what: &str,
+    got: &[f32],
+    want: &[f32],
+    bound: impl Fn(usize) -> f32,
+    at: impl Fn(usize) -> String,
+) -> Result<(), String> {
+    assert_eq!(got.len(), want.len());
+    let mut worst: Option<(usize, f32)> = None;
+    let mut bad = 0usize;
+    for i in 0..got.len() {
+        let (g, w, b) = (got[i], want[i], bound(i));
+        let err = (g - w).abs();
+        let ratio = if err.is_nan() { f32::INFINITY } else { err / b.max(f32::MIN_POSITIVE) };
+        if err.is_nan() || err > b {
+            bad += 1;
+            if worst.is_none_or(|(_, r)| ratio > r) {
+                worst = Some((i, ratio));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, r)) => Err(format!(
+            "{what}: {bad} of {} values out of tolerance; worst at {}: got {:e}, want {:e}, error {:e} = {r:.2}× the bound {:e}",
+            got.len(),
+            at(i),
+            got[i],
+            want[i],
+            (got[i] - want[i]).abs(),
+            bound(i)
+        )),
+    }
+}
+
+/// Bit-for-bit equality with a message naming the first difference.
+pub fn check_bits(what: &str, got: &[f32], want: &[f32], at: impl Fn(usize) -> String) -> Result<(), String> {
+    assert_eq!(got.len(), want.len());
+    match (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what}: not bit-identical at {}: {:e} vs {:e} ({} differing values)",
+            at(i),
+            got[i],
+            want[i],
+            (0..got.len()).filter(|&j| got[j].to_bits() != want[j].to_bits()).count()
+        )),
+    }
+}
