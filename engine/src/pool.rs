@@ -1,12 +1,21 @@
 //! A persistent worker pool, created once per session.
 //!
 //! `run(n_tasks, f)` hands task indices `0..n_tasks` to the calling thread and the
-//! workers through one atomic counter; it returns when every task is done. Idle workers
-//! block on a condition variable (no spinning between requests). A call allocates
-//! nothing, so the forward pass stays allocation-free.
+//! workers through one atomic counter; it returns when every task is done. A call
+//! allocates nothing, so the forward pass stays allocation-free.
+//!
+//! Waiting: a forward pass issues a few `run` calls per layer with only microseconds
+//! between them, so a worker that finishes a job first spins for at most
+//! [`SPIN`] watching the job generation, then blocks on a condition variable. Between
+//! requests workers are therefore parked: an idle session burns no CPU.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a thread spins for the next job (or for the workers to finish) before it
+/// blocks.
+pub const SPIN: Duration = Duration::from_micros(50);
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -36,6 +45,26 @@ struct Shared {
     work: Condvar,
     done: Condvar,
     next: AtomicUsize,
+    /// Mirrors `State::generation`, for spinning without the lock.
+    generation: AtomicU64,
+    /// Mirrors `State::busy`.
+    busy: AtomicUsize,
+}
+
+/// Spins until `ready()` or [`SPIN`] elapsed; returns whether it became ready.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() > SPIN {
+            return ready();
+        }
+    }
 }
 
 /// The pool. `threads` counts the calling thread too: a pool of 1 runs inline.
@@ -43,6 +72,7 @@ pub struct Pool {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
     threads: usize,
+    id: usize,
 }
 
 impl Pool {
@@ -57,13 +87,19 @@ impl Pool {
             work: Condvar::new(),
             done: Condvar::new(),
             next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
         });
+        static POOLS: AtomicUsize = AtomicUsize::new(0);
+        let id = POOLS.fetch_add(1, Ordering::Relaxed);
         let mut handles = Vec::with_capacity(threads - 1);
         for w in 1..threads {
             let s = Arc::clone(&shared);
-            handles.push(std::thread::Builder::new().name(format!("toprt-worker-{w}")).spawn(move || worker(&s, w))?);
+            // Short names (the OS keeps 15 bytes): pool id and worker index.
+            let name = format!("{}{w}", thread_prefix(id));
+            handles.push(std::thread::Builder::new().name(name).spawn(move || worker(&s, w))?);
         }
-        Ok(Pool { shared, handles, threads })
+        Ok(Pool { shared, handles, threads, id })
     }
 
     /// Threads including the caller.
@@ -92,9 +128,12 @@ impl Pool {
             st.generation = st.generation.wrapping_add(1);
             st.busy = self.threads - 1;
             st.panicked = false;
+            self.shared.busy.store(self.threads - 1, Ordering::Release);
+            self.shared.generation.store(st.generation, Ordering::Release);
         }
         self.shared.work.notify_all();
         let mine = catch_unwind(AssertUnwindSafe(|| drain(&self.shared, f, n_tasks, 0)));
+        spin_until(|| self.shared.busy.load(Ordering::Acquire) == 0);
         let mut st = lock(&self.shared.state);
         while st.busy > 0 {
             st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -106,6 +145,11 @@ impl Pool {
             panic!("a toprt worker task panicked");
         }
     }
+}
+
+/// Worker thread names are this prefix plus the worker index.
+fn thread_prefix(id: usize) -> String {
+    format!("toprt-p{}w", id % 10_000)
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -125,6 +169,7 @@ fn drain(shared: &Shared, f: &(dyn Fn(usize, usize) + Sync), n_tasks: usize, wor
 fn worker(shared: &Shared, id: usize) {
     let mut seen = 0u64;
     loop {
+        spin_until(|| shared.generation.load(Ordering::Acquire) != seen);
         let job = {
             let mut st = lock(&shared.state);
             while !st.shutdown && (st.generation == seen || st.job.is_none()) {
@@ -143,6 +188,7 @@ fn worker(shared: &Shared, id: usize) {
             let mut st = lock(&shared.state);
             st.panicked |= !ok;
             st.busy -= 1;
+            shared.busy.store(st.busy, Ordering::Release);
             if st.busy == 0 {
                 shared.done.notify_one();
             }
@@ -175,6 +221,44 @@ mod tests {
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
         }
+    }
+
+    /// CPU ticks (user + system) used so far by the threads whose name starts with `prefix`.
+    #[cfg(target_os = "linux")]
+    fn cpu_ticks(prefix: &str) -> (usize, u64) {
+        let mut n = 0;
+        let mut ticks = 0;
+        for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            if !comm.trim().starts_with(prefix) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            ticks += f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            ticks += f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            n += 1;
+        }
+        (n, ticks)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn idle_workers_burn_no_cpu() {
+        let pool = Pool::new(3).unwrap();
+        let busy = AtomicUsize::new(0);
+        pool.run(64, &|_, _| {
+            busy.fetch_add(1, Ordering::Relaxed);
+        });
+        let prefix = thread_prefix(pool.id);
+        let (n, before) = cpu_ticks(&prefix);
+        assert_eq!(n, 2, "expected the pool's 2 workers");
+        std::thread::sleep(Duration::from_millis(600));
+        let (_, after) = cpu_ticks(&prefix);
+        // Spinning 600 ms on two threads would be ~120 ticks at 100 Hz; parked is ~0.
+        assert!(after - before <= 3, "idle workers used {} CPU ticks in 600 ms", after - before);
     }
 
     #[test]
