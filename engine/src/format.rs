@@ -95,7 +95,7 @@ impl Header {
                 h.manifest_offset, h.manifest_len, h.data_offset
             )));
         }
-        if h.data_offset % ALIGN as u64 != 0 {
+        if !h.data_offset.is_multiple_of(ALIGN as u64) {
             return Err(fmt_err(format!("data section offset {} is not {ALIGN}-byte aligned", h.data_offset)));
         }
         if h.data_offset.checked_add(h.data_len) != Some(file_len) {
@@ -213,7 +213,7 @@ impl ModelConfig {
     /// Zero or inconsistent sizes.
     pub fn validate(&self) -> Result<(), Error> {
         let c = self;
-        if c.hidden_size == 0 || c.num_heads == 0 || c.hidden_size % c.num_heads != 0 {
+        if c.hidden_size == 0 || c.num_heads == 0 || !c.hidden_size.is_multiple_of(c.num_heads) {
             return Err(Error::Format(format!(
                 "hidden_size {} is not a positive multiple of num_heads {}",
                 c.hidden_size, c.num_heads

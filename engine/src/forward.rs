@@ -195,6 +195,30 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
     });
 }
 
+/// Rows per task below which splitting a GEMM by rows would re-read the weights for
+/// little work.
+const MIN_ROWS_PER_TASK: usize = 32;
+
+/// Whether `LN(A·W + b + residual)` over `m` rows runs as the fused row-split GEMM +
+/// LayerNorm (no second pass over `C`). With few rows (late, pruned layers) splitting by
+/// panels reads each weight once, so the GEMM is split by panels and LayerNorm runs
+/// after. Both give bit-identical results.
+fn fused_layernorm(m: usize, threads: usize) -> bool {
+    threads == 1 || m >= threads * MIN_ROWS_PER_TASK
+}
+
+/// The fused path: row blocks across the pool, each over all panels.
+fn gemm_layernorm_rows(k: &Kernels, pool: &Pool, p: &GemmParams, w: &[f32], b: &[f32], eps: f32) {
+    let m = p.m();
+    let tasks = pool.threads().min(m.div_ceil(MIN_ROWS_PER_TASK)).max(1);
+    let chunk = m.div_ceil(tasks);
+    pool.run(tasks, &|t, _| {
+        let rows = t * chunk..((t + 1) * chunk).min(m);
+        // SAFETY: tasks own disjoint row blocks of C.
+        unsafe { k.sgemm_bias_residual_layernorm(p, w, b, eps, rows) };
+    });
+}
+
 /// Builds `GemmParams`; shapes are guaranteed by workspace sizing and model validation,
 /// so a failure here is a bug in the engine, not bad input.
 fn params<'a>(
@@ -260,10 +284,7 @@ pub(crate) fn encode(
         par_rows(pool, &mut ws.hidden, t, d, &|r, row| {
             let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
             let (we, pe, te) = (&word[id * d..id * d + d], &pos[p * d..p * d + d], &typ[ty * d..ty * d + d]);
-            for j in 0..d {
-                row[j] = we[j] + te[j] + pe[j];
-            }
-            (k.layernorm)(row, lw, lb, eps);
+            (k.embed_add_layernorm)(row, we, pe, te, lw, lb, eps);
         });
     }
 
@@ -334,9 +355,13 @@ pub(crate) fn encode(
             &mut ws.h1[..t * d],
             Epilogue::BiasResidual { bias: model.f32s(&lw.attn_out_b), residual: &ws.hidden[..t * d], ldr: d },
         );
-        gemm(k, pool, &p);
         let (lnw, lnb) = (model.f32s(&lw.attn_ln_w), model.f32s(&lw.attn_ln_b));
-        par_rows(pool, &mut ws.h1, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+        if fused_layernorm(t, pool.threads()) {
+            gemm_layernorm_rows(k, pool, &p, lnw, lnb, eps);
+        } else {
+            gemm(k, pool, &p);
+            par_rows(pool, &mut ws.h1, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+        }
 
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
         let p = params(
@@ -360,9 +385,13 @@ pub(crate) fn encode(
             &mut ws.hidden[..t * d],
             Epilogue::BiasResidual { bias: model.f32s(&lw.ffn_out_b), residual: &ws.h1[..t * d], ldr: d },
         );
-        gemm(k, pool, &p);
         let (lnw, lnb) = (model.f32s(&lw.ffn_ln_w), model.f32s(&lw.ffn_ln_b));
-        par_rows(pool, &mut ws.hidden, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+        if fused_layernorm(t, pool.threads()) {
+            gemm_layernorm_rows(k, pool, &p, lnw, lnb, eps);
+        } else {
+            gemm(k, pool, &p);
+            par_rows(pool, &mut ws.hidden, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+        }
         let t3 = Instant::now();
         ws.layer_stats[li].macs +=
             ws.segments.iter().map(|s| prune::layer_macs(0.0, s.len as f64, df, fff, hf)).sum::<f64>();

@@ -148,7 +148,7 @@ impl Model {
 
     fn from_storage(storage: Storage, path: Option<PathBuf>, opts: &OpenOptions) -> Result<Model> {
         let bytes = storage.bytes();
-        if bytes.as_ptr() as usize % format::ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(format::ALIGN) {
             return Err(Error::Format("model storage is not 64-byte aligned".into()));
         }
         let (header, manifest) = format::validate(bytes, opts.verify_checksums)?;

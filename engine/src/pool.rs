@@ -102,6 +102,12 @@ impl Pool {
         Ok(Pool { shared, handles, threads, id })
     }
 
+    /// Name prefix of this pool's worker threads (followed by the worker index), for
+    /// profilers and `/proc` inspection.
+    pub fn thread_name_prefix(&self) -> String {
+        thread_prefix(self.id)
+    }
+
     /// Threads including the caller.
     pub fn threads(&self) -> usize {
         self.threads
@@ -252,7 +258,7 @@ mod tests {
         pool.run(64, &|_, _| {
             busy.fetch_add(1, Ordering::Relaxed);
         });
-        let prefix = thread_prefix(pool.id);
+        let prefix = pool.thread_name_prefix();
         let (n, before) = cpu_ticks(&prefix);
         assert_eq!(n, 2, "expected the pool's 2 workers");
         std::thread::sleep(Duration::from_millis(600));
