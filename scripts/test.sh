@@ -9,7 +9,22 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/fetch-test-models.sh
-cargo build --release --workspace --bins
+
+# The C interface's memcheck tests (tests/tests/capi.rs) need valgrind. Install it when
+# we can; otherwise those tests fail and say why (they never pass without it).
+if ! command -v valgrind >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing valgrind for the C interface's memcheck tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y valgrind || { apt-get update && apt-get install -y valgrind; }
+    else
+        echo "== valgrind is missing and cannot be installed here (not root or no apt-get):" \
+            "the memcheck tests in tests/tests/capi.rs will fail" >&2
+    fi
+fi
+
+# --lib as well: libtoprt.a and libtoprt.so (for the C tests) land in target/release/.
+cargo build --release --workspace --lib --bins
 cargo test --release --workspace
 
 has_flags() {

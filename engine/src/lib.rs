@@ -14,6 +14,7 @@
 //! with a segment table; there is no padding anywhere. See `docs/ARCHITECTURE.md`.
 
 mod attention;
+pub mod capi;
 pub mod error;
 pub mod format;
 pub mod forward;
