@@ -45,6 +45,7 @@ SEED = 20240601
 DEFAULT_KEEP = "1,1,0.9,0.9,0.85,0.85,0.85,0.85,0.8,0.8,0.8,0.8"
 
 CLS, SEP = 101, 102
+ORT_SPIN = True  # ORT's default; --ort-no-spin turns it off
 
 
 def log(msg=""):
@@ -299,6 +300,8 @@ def ort_session(path: Path, threads: int, save_optimized: Path = None):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
+    if not ORT_SPIN:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if save_optimized is not None:
         so.optimized_model_filepath = str(save_optimized)
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -429,9 +432,12 @@ def parse_mac_table(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin-dir", default="target/release", help="where toprt, toprt-convert, engine-bench are")
-    ap.add_argument("--threads", default="1,2", help="thread counts for BERT-base and the pruning table")
-    ap.add_argument("--minilm-threads", default="1,2", help="thread counts for MiniLM batch 32 (empty: skip)")
+    ap.add_argument("--threads", default="1,2", help="thread counts for BERT-base 1 x 128 (dense and pruned)")
+    ap.add_argument("--minilm-threads", default="1", help="thread counts for MiniLM batch 32 (empty: skip)")
+    ap.add_argument("--sst2-threads", default="1", help="thread counts for the SST-2 real-text rows (empty: skip)")
     ap.add_argument("--texts", type=int, default=32, help="SST-2 dev sentences timed (evenly spaced sample)")
+    ap.add_argument("--ort-no-spin", action="store_true",
+                    help="session.intra_op.allow_spinning=0 (ORT's default spins; toprt's pool blocks)")
     ap.add_argument("--keep-ratio", default=DEFAULT_KEEP, help="toprt-convert --keep-ratio for the pruned model")
     ap.add_argument("--toprt-iters", type=int, default=3, help="engine-bench --iters (BERT-base 1x128)")
     ap.add_argument("--toprt-minilm-iters", type=int, default=3,
@@ -441,6 +447,9 @@ def main():
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t]
     mthreads = [int(t) for t in args.minilm_threads.split(",") if t]
+    sthreads = [int(t) for t in args.sst2_threads.split(",") if t]
+    global ORT_SPIN
+    ORT_SPIN = not args.ort_no_spin
 
     import onnx
     import onnxruntime as ort
@@ -457,6 +466,7 @@ def main():
         "machine": {"cpu": cpu, "logical_cpus": os.cpu_count(), "avx2": "avx2" in flags, "fma": "fma" in flags,
                     "avx512f": "avx512f" in flags, "python": platform.python_version(),
                     "loadavg_start": loadavg()},
+        "ort_intra_op_spinning": ORT_SPIN,
         "versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__,
                      "tokenizers": tokenizers.__version__},
         "method": {},
@@ -604,7 +614,8 @@ def main():
     choice_log = {}
     f128 = feeds_for(random_ids(1, 128))
     f32x128 = feeds_for(random_ids(32, 128))
-    for name, feeds, out, n in (("bert-base", f128, "logits", 6), ("minilm", f32x128, "embedding", 2)):
+    f8x128 = feeds_for(random_ids(8, 128))
+    for name, feeds, out, n in (("bert-base", f128, "logits", 6), ("minilm", f8x128, "embedding", 3)):
         for kind in ("fp32", "int8"):
             v, times = pick(name, kind, kind + "+bert-fusion", feeds, out, n, 1)
             chosen[(name, kind)] = v
@@ -642,6 +653,7 @@ def main():
         o32 += time_ort(s32, f128, "logits", ni - ni // 2, 1)
         o8 += time_ort(s8, f128, "logits", ni - ni // 2, 1)
         dense = d_doc["runs"][0]
+        res["toprt_isa"] = d_doc["isa"]
         pd = {r["name"]: r for r in p_doc["runs"]}
         e = {"threads": t, "isa": d_doc["isa"], "ort_fp32": summary(o32), "ort_int8": summary(o8),
              "toprt_dense": {k: dense[k] for k in ("median_ms", "p90_ms", "iters", "gflop")},
@@ -703,7 +715,9 @@ def main():
 
     # ---------------------------------------------------------------- 3. SST-2 real texts
     meas["sst2"] = None
-    if not SST2.is_file():
+    if not sthreads:
+        res["method"]["sst2"] = "skipped (--sst2-threads empty)"
+    elif not SST2.is_file():
         log(f"\n== 3b. SST-2 real texts: SKIPPED — {SST2} is absent (the shared data folder next to the "
             "repository; see its README). Only the fixed-shape pruning rows are reported.")
         res["method"]["sst2"] = f"absent: {SST2}"
@@ -745,7 +759,7 @@ def main():
 
         sst = {"sentences": n, "tokens_mean": float(np.mean(lens)), "tokens_min": min(lens),
                "tokens_max": max(lens), "macs": mac, "runs": []}
-        for t in threads:
+        for t in sthreads:
             s32, s8 = sess("bert-base", "fp32", t), sess("bert-base", "int8", t)
             o = {"fp32": [], "pad64": [], "int8": []}
             for k, s, fe in (("fp32", s32, feeds_un), ("pad64", s32, feeds_pad), ("int8", s8, feeds_un)):
@@ -803,7 +817,7 @@ def main():
 
 METHOD_NOTES = [
     "ORT: SessionOptions ORT_ENABLE_ALL, intra_op_num_threads = toprt's --threads, inter_op 1, ORT_SEQUENTIAL, "
-    "CPUExecutionProvider; time of session.run for pre-tokenized int64 inputs (perf_counter), outputs logits/"
+    "CPUExecutionProvider, intra-op spinning as ORT's default (on) unless --ort-no-spin; time of session.run for pre-tokenized int64 inputs (perf_counter), outputs logits/"
     "embedding only.",
     "ORT graph: written with onnx.helper (opset 17) from the same safetensors arrays; the faster of plain and "
     "onnxruntime.transformers-fused (opt_level 0, then ORT_ENABLE_ALL) is used, chosen per model and dtype at "
@@ -830,7 +844,16 @@ def report_md(res, rows):
     out = ["# toprt vs ONNX Runtime (bench/compare)", "",
            f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs (AVX2 {m['avx2']}, AVX-512 {m['avx512f']}); "
            f"load average at start {m['loadavg_start']}, at end {m['loadavg_end']}. "
-           f"onnxruntime {res['versions']['onnxruntime']}. Run {res['started']}, {res['elapsed_s']:.0f} s.", "",
+           f"onnxruntime {res['versions']['onnxruntime']} (intra-op spinning "
+           f"{'on' if res['ort_intra_op_spinning'] else 'off'}); toprt kernel tier {res.get('toprt_isa', '?')}. "
+           f"Run {res['started']}, {res['elapsed_s']:.0f} s.", ""]
+    busy = max((m["loadavg_start"] or [0])[0], (m["loadavg_end"] or [0])[0])
+    if busy > m["logical_cpus"] - 0.5:
+        out += [f"**Warning:** the machine was busy with other work (load average {busy:.1f} on "
+                f"{m['logical_cpus']} CPUs): every time here is inflated, unevenly; runs with as many threads as "
+                "CPUs suffer most (a thread that loses its CPU stalls the others at each barrier). Compare ratios "
+                "within a block, not absolute times.", ""]
+    out += [
            "Ratio = time per sequence divided by ORT fp32 unpadded's, same threads and inputs "
            "(> 1: slower than ORT).", "",
            "| configuration | threads | latency median (ms) / throughput | ratio vs ORT fp32 unpadded | note |",
@@ -850,7 +873,7 @@ def report_md(res, rows):
     ch = res["method"]["ort_graph_choice"]
     out += ["", "ORT graph used: " + "; ".join(f"{k}: {v['chosen']} (" + ", ".join(
         f"{a} {t[0]:.1f} ms" for a, t in v["min_and_median_ms_1_thread"].items()) + ")" for k, v in ch.items())
-        + " (min of 1-thread runs; batch 1 × 128 for BERT-base, 32 × 128 for MiniLM)"]
+        + " (min of 1-thread runs; batch 1 × 128 for BERT-base, 8 × 128 for MiniLM)"]
     out += ["", "How each number was measured:", ""] + [f"- {n}" for n in METHOD_NOTES]
     return "\n".join(out) + "\n"
 
