@@ -847,7 +847,7 @@ def report_md(res, rows):
            f"onnxruntime {res['versions']['onnxruntime']} (intra-op spinning "
            f"{'on' if res['ort_intra_op_spinning'] else 'off'}); toprt kernel tier {res.get('toprt_isa', '?')}. "
            f"Run {res['started']}, {res['elapsed_s']:.0f} s.", ""]
-    busy = max((m["loadavg_start"] or [0])[0], (m["loadavg_end"] or [0])[0])
+    busy = (m["loadavg_start"] or [0])[0]  # before this run added its own load
     if busy > m["logical_cpus"] - 0.5:
         out += [f"**Warning:** the machine was busy with other work (load average {busy:.1f} on "
                 f"{m['logical_cpus']} CPUs): every time here is inflated, unevenly; runs with as many threads as "
