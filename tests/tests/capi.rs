@@ -79,39 +79,37 @@ fn run_with_deadline(cmd: &mut Command, limit: Duration, what: &str) -> Output {
     Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
 }
 
-/// `libtoprt.a`, up to date with the sources: `cargo build --workspace --lib` in this
-/// test's profile and target folder (the workspace build shares its dependency builds
-/// with the rest of the suite). Fails with a clear message when it cannot be built.
+/// Newest modification time of the files under `dir` (recursively).
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let t = if p.is_dir() { newest_mtime(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(newest) };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// `libtoprt.a` from this test's target folder, built by
+/// `cargo build --release --workspace --lib --bins` (scripts/test.sh does that first).
+/// The test does not run cargo itself: a nested build can re-resolve features and
+/// rewrite libraries other test binaries of the same `cargo test` still use. A missing
+/// library, or one older than the engine or kernel sources, fails with instructions.
 fn static_lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
         let dir = profile_dir();
         let profile = dir.file_name().and_then(OsStr::to_str).unwrap_or("release").to_string();
-        let target_dir = dir.parent().unwrap().to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--workspace", "--lib", "--manifest-path"])
-            .arg(root().join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir);
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let o = run_with_deadline(&mut cmd, Duration::from_secs(1800), "cargo build --workspace --lib");
-        assert!(o.status.success(), "building libtoprt.a failed:\n{}", output_text(&o));
         let lib = dir.join("libtoprt.a");
-        assert!(
-            lib.is_file(),
-            "{} is missing after `cargo build --{profile} --workspace --lib`; the engine crate must list \
-             crate-type \"staticlib\"",
-            lib.display()
-        );
+        let hint = format!("run `cargo build --{profile} --workspace --lib --bins` first (scripts/test.sh does)");
+        assert!(lib.is_file(), "{} is missing: {hint}", lib.display());
+        let built = std::fs::metadata(&lib).and_then(|m| m.modified()).unwrap();
+        for src in ["engine/src", "kernels/src", "engine/Cargo.toml"] {
+            let p = root().join(src);
+            let newest =
+                if p.is_dir() { newest_mtime(&p) } else { std::fs::metadata(&p).and_then(|m| m.modified()).unwrap() };
+            assert!(newest <= built, "{} is older than {src}: {hint}", lib.display());
+        }
         lib
     })
 }
