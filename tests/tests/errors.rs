@@ -254,3 +254,64 @@ fn converter_refuses_to_overwrite_and_writes_atomically() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left behind");
 }
+
+#[test]
+fn model_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Model>();
+    let m = open(&tiny_bytes()).unwrap();
+    let outs: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                let m = m.clone();
+                s.spawn(move || {
+                    let mut sess = Session::new(&m, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+                    sess.run(&[Input::Text("shared model")], Outputs::default()).unwrap().remove(0).logits.unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(outs.windows(2).all(|w| w[0] == w[1]), "threads disagree");
+}
+
+#[test]
+fn sharded_safetensors_checkpoint() {
+    // Split the fixture's tensors over two shards with an index, as large HF checkpoints are.
+    use toprt_convert::checkpoint::TensorData;
+    let dir = copy_fixture("tiny-bert-st", "sharded");
+    let p = dir.join("model.safetensors");
+    let ts = toprt_convert::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    let mut weight_map = serde_json::Map::new();
+    for (k, chunk) in ts.chunks(ts.len().div_ceil(2)).enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", k + 1);
+        let mut header = serde_json::Map::new();
+        let mut data = Vec::new();
+        for t in chunk {
+            let TensorData::F32(v) = &t.data else { panic!("non-f32 fixture") };
+            let b = data.len();
+            data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            header.insert(
+                t.name.clone(),
+                serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [b, data.len()]}),
+            );
+            weight_map.insert(t.name.clone(), serde_json::json!(file));
+        }
+        let h = serde_json::to_vec(&header).unwrap();
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend(h);
+        out.extend(data);
+        std::fs::write(dir.join(&file), out).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let (bytes, report) = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap();
+    assert_eq!(report.weight_files.len(), 2);
+    assert_eq!(bytes, tiny_bytes(), "sharded and single-file checkpoints must convert identically");
+    // An index naming a shard that lacks the tensor is an error naming it.
+    let bad = serde_json::json!({"weight_map": {"bert.not.in.any.shard": "model-00001-of-00002.safetensors"}});
+    std::fs::write(dir.join("model.safetensors.index.json"), bad.to_string()).unwrap();
+    let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(e.contains("bert.not.in.any.shard"), "{e}");
+}
