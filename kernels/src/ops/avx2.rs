@@ -1,67 +1,17 @@
 //! AVX2 + FMA element-wise kernels: the generic bodies of [`super`] on 8-lane vectors.
 //!
-//! The public functions are safe `fn`s because [`crate::Kernels`] slots are; they are
+//! The entries are safe `fn`s because [`crate::Kernels`] slots are; they are
 //! crate-private and only ever placed in a table built by `Kernels::for_isa` after it
 //! checked that the CPU has AVX2 and FMA.
 
 use crate::simd::avx2::Avx2;
 
-/// # Safety
-/// The CPU supports AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn layernorm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    // SAFETY: features enabled on this function (caller's contract).
-    unsafe { super::layernorm::<Avx2>(x, w, b, eps) }
-}
-
-/// # Safety
-/// The CPU supports AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax(x: &mut [f32]) {
-    // SAFETY: features enabled on this function (caller's contract).
-    unsafe { super::softmax::<Avx2>(x) }
-}
-
-/// # Safety
-/// The CPU supports AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu(x: &mut [f32]) {
-    // SAFETY: features enabled on this function (caller's contract).
-    unsafe { super::gelu::<Avx2>(x) }
-}
-
-/// # Safety
-/// The CPU supports AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn embed_add_layernorm(o: &mut [f32], wd: &[f32], ps: &[f32], ty: &[f32], w: &[f32], b: &[f32], eps: f32) {
-    // SAFETY: features enabled on this function (caller's contract).
-    unsafe { super::embed_add_layernorm::<Avx2>(o, wd, ps, ty, w, b, eps) }
-}
-
-pub(crate) fn avx2_layernorm_f32(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    // SAFETY: only reachable through a Kernels table built for a CPU with AVX2 + FMA.
-    unsafe { layernorm(x, w, b, eps) }
-}
-
-pub(crate) fn avx2_softmax_f32(x: &mut [f32]) {
-    // SAFETY: only reachable through a Kernels table built for a CPU with AVX2 + FMA.
-    unsafe { softmax(x) }
-}
-
-pub(crate) fn avx2_gelu_f32(x: &mut [f32]) {
-    // SAFETY: only reachable through a Kernels table built for a CPU with AVX2 + FMA.
-    unsafe { gelu(x) }
-}
-
-pub(crate) fn avx2_embed_add_layernorm_f32(
-    out: &mut [f32],
-    word: &[f32],
-    pos: &[f32],
-    typ: &[f32],
-    w: &[f32],
-    b: &[f32],
-    eps: f32,
-) {
-    // SAFETY: only reachable through a Kernels table built for a CPU with AVX2 + FMA.
-    unsafe { embed_add_layernorm(out, word, pos, typ, w, b, eps) }
-}
+tier_entries!(
+    Avx2,
+    "avx2,fma",
+    "AVX2 + FMA",
+    avx2_layernorm_f32,
+    avx2_softmax_f32,
+    avx2_gelu_f32,
+    avx2_embed_add_layernorm_f32
+);

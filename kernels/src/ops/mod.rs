@@ -24,6 +24,79 @@
 use crate::simd::{self, load_n, store_n, Simd};
 use crate::tol::Tol;
 
+/// Generates a tier's entry points: one `#[target_feature]` function per kernel that
+/// instantiates the generic body with the tier's vector type, and the safe table entry
+/// that calls it (reachable only through a `Kernels` table built for a CPU with the tier).
+#[cfg(target_arch = "x86_64")]
+macro_rules! tier_entries {
+    ($simd:ty, $features:literal, $tier:literal,
+     $layernorm:ident, $softmax:ident, $gelu:ident, $embed:ident) => {
+        /// # Safety
+        /// The CPU supports the tier.
+        #[target_feature(enable = $features)]
+        unsafe fn layernorm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+            // SAFETY: features enabled on this function (caller's contract).
+            unsafe { super::layernorm::<$simd>(x, w, b, eps) }
+        }
+
+        /// # Safety
+        /// The CPU supports the tier.
+        #[target_feature(enable = $features)]
+        unsafe fn softmax(x: &mut [f32]) {
+            // SAFETY: features enabled on this function (caller's contract).
+            unsafe { super::softmax::<$simd>(x) }
+        }
+
+        /// # Safety
+        /// The CPU supports the tier.
+        #[target_feature(enable = $features)]
+        unsafe fn gelu(x: &mut [f32]) {
+            // SAFETY: features enabled on this function (caller's contract).
+            unsafe { super::gelu::<$simd>(x) }
+        }
+
+        /// # Safety
+        /// The CPU supports the tier.
+        #[target_feature(enable = $features)]
+        unsafe fn embed_add_layernorm(
+            o: &mut [f32],
+            wd: &[f32],
+            ps: &[f32],
+            ty: &[f32],
+            w: &[f32],
+            b: &[f32],
+            eps: f32,
+        ) {
+            // SAFETY: features enabled on this function (caller's contract).
+            unsafe { super::embed_add_layernorm::<$simd>(o, wd, ps, ty, w, b, eps) }
+        }
+
+        #[doc = concat!("LayerNorm of one row, ", $tier, ".")]
+        pub(crate) fn $layernorm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
+            unsafe { layernorm(x, w, b, eps) }
+        }
+
+        #[doc = concat!("Softmax of one row, ", $tier, ".")]
+        pub(crate) fn $softmax(x: &mut [f32]) {
+            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
+            unsafe { softmax(x) }
+        }
+
+        #[doc = concat!("Exact GELU of a slice, ", $tier, ".")]
+        pub(crate) fn $gelu(x: &mut [f32]) {
+            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
+            unsafe { gelu(x) }
+        }
+
+        #[doc = concat!("Embedding sum + LayerNorm of one row, ", $tier, ".")]
+        pub(crate) fn $embed(out: &mut [f32], word: &[f32], pos: &[f32], typ: &[f32], w: &[f32], b: &[f32], eps: f32) {
+            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
+            unsafe { embed_add_layernorm(out, word, pos, typ, w, b, eps) }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
