@@ -267,7 +267,6 @@ pub(crate) fn encode(
     let (d, ff, nh) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
     let dh = cfg.head_dim();
     let eps = cfg.layer_norm_eps;
-    let head_fn = attention::for_isa(k.isa);
     let mut t = ws.ids.len();
     ws.kept.clear();
     ws.kept_index.clear();
@@ -318,7 +317,6 @@ pub(crate) fn encode(
         let colsum = if score { Some(&mut ws.colsum[..]) } else { None };
         attention(
             k,
-            head_fn,
             pool,
             &ws.qkv[..t * 3 * d],
             &mut ws.ctx[..t * d],
@@ -538,7 +536,6 @@ fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only: bool) {
 #[allow(clippy::too_many_arguments)]
 fn attention(
     k: &Kernels,
-    head_fn: attention::HeadFn,
     pool: &Pool,
     qkv: &[f32],
     ctx: &mut [f32],
@@ -577,11 +574,20 @@ fn attention(
             }
             None => std::ptr::null_mut(),
         };
-        let t = attention::HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, softmax: k.softmax };
+        let t = attention::HeadTask {
+            qkv,
+            d,
+            dh,
+            head: h,
+            offset: seg.offset,
+            len: seg.len,
+            softmax: k.softmax,
+            sgemm: k.sgemm,
+        };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.
-        unsafe { head_fn(&t, ctx_ptr.get(), cs, scr) };
+        unsafe { attention::head(&t, ctx_ptr.get(), cs, scr) };
     });
 }
 

@@ -136,6 +136,24 @@ impl<'a> GemmParams<'a> {
         ldc: usize,
         epilogue: Epilogue<'a>,
     ) -> Result<Self, String> {
+        let c_len = c.len();
+        Self::build(a, lda, m, k, b, n, c.as_mut_ptr(), c_len, ldc, epilogue)
+    }
+
+    /// The checks of [`GemmParams::new`] on a `C` of `c_len` floats behind `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        a: &'a [f32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [f32],
+        n: usize,
+        c: *mut f32,
+        c_len: usize,
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+    ) -> Result<Self, String> {
         if m > 0 && n > 0 {
             if lda < k || a.len() < (m - 1) * lda + k {
                 return Err(format!("A has {} floats, need {m}×{k} with lda {lda}", a.len()));
@@ -147,8 +165,8 @@ impl<'a> GemmParams<'a> {
                     crate::pack::packed_len(k, n)
                 ));
             }
-            if ldc < n || c.len() < (m - 1) * ldc + n {
-                return Err(format!("C has {} floats, need {m}×{n} with ldc {ldc}", c.len()));
+            if ldc < n || c_len < (m - 1) * ldc + n {
+                return Err(format!("C has {c_len} floats, need {m}×{n} with ldc {ldc}"));
             }
             match epilogue {
                 Epilogue::None => {}
@@ -158,7 +176,36 @@ impl<'a> GemmParams<'a> {
                 _ => return Err("epilogue operand shorter than n".into()),
             }
         }
-        Ok(Self { a, lda, m, k, b, n, c: c.as_mut_ptr(), ldc, epilogue, _c: std::marker::PhantomData })
+        Ok(Self { a, lda, m, k, b, n, c, ldc, epilogue, _c: std::marker::PhantomData })
+    }
+
+    /// As [`GemmParams::new`], with `C` given as a raw pointer, for callers whose output
+    /// is a strided window of a buffer that other threads write around concurrently
+    /// (e.g. one attention head's columns of the context rows): a `&mut` slice over the
+    /// whole window would alias those writers.
+    ///
+    /// # Safety
+    /// `c` must be valid for writes of `(m - 1) * ldc + n` floats (when `m, n > 0`) for
+    /// `'a`, and no one else may read or write the `[m, n]` elements (row stride `ldc`)
+    /// of the window while the returned params are in use; the gaps between them are
+    /// never touched.
+    ///
+    /// # Errors
+    /// As [`GemmParams::new`] for `A`, `B` and the epilogue.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn with_raw_c(
+        a: &'a [f32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [f32],
+        n: usize,
+        c: *mut f32,
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+    ) -> Result<Self, String> {
+        let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
+        Self::build(a, lda, m, k, b, n, c, c_len, ldc, epilogue)
     }
 
     /// Number of column panels of this call.
