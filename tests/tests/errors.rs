@@ -2,6 +2,7 @@
 
 use toprt::format::HEADER_LEN;
 use toprt::{Error, Input, Model, OpenOptions, Outputs, Session, SessionOptions};
+use serde_json::json;
 use toprt_convert::ConvertError;
 use toprt_tests::*;
 
@@ -314,4 +315,34 @@ fn sharded_safetensors_checkpoint() {
     std::fs::write(dir.join("model.safetensors.index.json"), bad.to_string()).unwrap();
     let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
     assert!(e.contains("bert.not.in.any.shard"), "{e}");
+}
+
+/// A tiny model's image with the manifest field at `pointer` replaced; every checksum
+/// is right, so only the loader's consistency checks stand between the lie and the
+/// engine.
+fn tiny_with(model: harness::TinyModel, pointer: &str, v: serde_json::Value) -> Vec<u8> {
+    let (manifest, data) = harness::split_toprt(&harness::tiny_model(model));
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    *m.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer}")) = v;
+    harness::assemble_toprt(&serde_json::to_vec(&m).unwrap(), &data, false)
+}
+
+#[test]
+fn lying_layer_count_is_refused_before_anything_is_reserved() {
+    // u64::MAX layers once reserved a Vec of that many layers: a capacity-overflow panic.
+    for n in [u64::MAX, 1 << 40] {
+        let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/num_layers", json!(n)));
+        assert!(e.contains(&format!("num_layers {n}")) && e.contains("tensors of the directory"), "{e}");
+    }
+    // A small lie is caught by the missing tensors, as before.
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/num_layers", json!(4)));
+    assert!(e.contains("encoder.layer.1."), "{e}");
+}
+
+#[test]
+fn hidden_size_whose_qkv_width_overflows_is_refused() {
+    // 3 · hidden_size overflowed (a panic with overflow checks, a wrapped shape without).
+    let d = 1u64 << 63;
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/hidden_size", json!(d)));
+    assert!(e.contains(&format!("hidden_size {d} is too large")), "{e}");
 }
