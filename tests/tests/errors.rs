@@ -346,3 +346,15 @@ fn hidden_size_whose_qkv_width_overflows_is_refused() {
     let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/hidden_size", json!(d)));
     assert!(e.contains(&format!("hidden_size {d} is too large")), "{e}");
 }
+
+#[test]
+fn roberta_position_offset_must_follow_its_pad_token() {
+    // pad 7 with position offset 2 once opened, then indexed past the position table.
+    let image = tiny_with(harness::TinyModel::RobertaThreshold, "/model/pad_token_id", json!(7));
+    let e = err_text(&image);
+    assert!(e.contains("position_offset 2") && e.contains("expected 8"), "{e}");
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/position_offset", json!(3)));
+    assert!(e.contains("position_offset 3") && e.contains("expected 0"), "{e}");
+    // The true values open.
+    assert!(open(&tiny_with(harness::TinyModel::RobertaThreshold, "/model/pad_token_id", json!(1))).is_ok());
+}
