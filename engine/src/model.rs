@@ -256,6 +256,11 @@ fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
     if h.task == Task::Classification && labels == 0 {
         return Err(Error::Format("classification head with zero labels".into()));
     }
+    // The session sizes its logits buffer by the label count: without a classifier no
+    // tensor vouches for it.
+    if h.task != Task::Classification && labels != 0 {
+        return Err(Error::Format(format!("{:?} head with num_labels {labels} (expected 0)", h.task)));
+    }
     if h.task == Task::Embedding && h.pooling == Pooling::None {
         return Err(Error::Format("embedding head without a pooling method".into()));
     }

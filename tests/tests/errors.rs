@@ -358,3 +358,14 @@ fn roberta_position_offset_must_follow_its_pad_token() {
     // The true values open.
     assert!(open(&tiny_with(harness::TinyModel::RobertaThreshold, "/model/pad_token_id", json!(1))).is_ok());
 }
+
+#[test]
+fn label_count_without_a_classifier_is_refused() {
+    // An embedding model claiming 2^48 labels once sized its logits buffer from them
+    // (an allocation of 2^55 bytes at session start).
+    let n = (1u64 << 48) - 1;
+    let e = err_text(&tiny_with(harness::TinyModel::BertMeanTopK, "/head/num_labels", json!(n)));
+    assert!(e.contains(&format!("num_labels {n} (expected 0)")), "{e}");
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/head/num_labels", json!(2)));
+    assert!(e.contains("Encoder head with num_labels 2"), "{e}");
+}
