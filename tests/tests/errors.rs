@@ -1,8 +1,8 @@
 //! Bad files, bad checkpoints and bad inputs: each gives its own clear error, none panics.
 
+use serde_json::json;
 use toprt::format::HEADER_LEN;
 use toprt::{Error, Input, Model, OpenOptions, Outputs, Session, SessionOptions};
-use serde_json::json;
 use toprt_convert::ConvertError;
 use toprt_tests::*;
 
@@ -368,4 +368,13 @@ fn label_count_without_a_classifier_is_refused() {
     assert!(e.contains(&format!("num_labels {n} (expected 0)")), "{e}");
     let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/head/num_labels", json!(2)));
     assert!(e.contains("Encoder head with num_labels 2"), "{e}");
+}
+
+#[test]
+fn pad_token_id_beyond_32_bits_is_refused() {
+    // 2^32 was silently cut to 0.
+    let v = json!({"model_type": "bert", "vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 8, "pad_token_id": 4294967296u64});
+    let e = toprt_convert::config::parse_config(v).unwrap_err().to_string();
+    assert!(e.contains("pad_token_id") && e.contains("4294967296"), "{e}");
 }
