@@ -827,7 +827,8 @@ pub fn capi_run(data: &[u8]) -> bool {
     let opt_mode = b.u8();
     run_opts.outputs = u32::from(b.u8() % 10);
     run_opts.prune = i32::from(b.u8() % 4);
-    run_opts.keep_scale = if b.u8().is_multiple_of(2) { f32::from(1 + b.u8()) / 32.0 } else { f32::from_bits(b.u32()) };
+    run_opts.keep_scale =
+        if b.u8().is_multiple_of(2) { (1.0 + f32::from(b.u8())) / 32.0 } else { f32::from_bits(b.u32()) };
     let run_opts_ptr: *const toprt_run_options = if opt_mode.is_multiple_of(4) { std::ptr::null() } else { &run_opts };
     let (inputs_ptr, num_inputs) = match b.u8() % 8 {
         6 => (std::ptr::null(), n),
