@@ -378,3 +378,24 @@ fn pad_token_id_beyond_32_bits_is_refused() {
     let e = toprt_convert::config::parse_config(v).unwrap_err().to_string();
     assert!(e.contains("pad_token_id") && e.contains("4294967296"), "{e}");
 }
+
+#[test]
+fn max_length_below_the_tokenizers_special_tokens_is_refused() {
+    // A session of max_length 1 (or 2, with 3 specials around a pair) made `tokenizers`
+    // subtract past zero: a panic with overflow checks, no truncation without them.
+    let m = open(&harness::tiny_model(harness::TinyModel::BertTopBins)).unwrap();
+    for max in [1, 2] {
+        let opts = SessionOptions { threads: 1, max_length: Some(max), ..Default::default() };
+        let e = Session::new(&m, &opts).err().unwrap_or_else(|| panic!("max_length {max} was accepted"));
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Tokenizer(_)) && msg.contains("3 special tokens"), "{msg}");
+    }
+    let mut s = Session::new(&m, &SessionOptions { threads: 1, max_length: Some(3), ..Default::default() }).unwrap();
+    let out = s.run(&[Input::Pair("a great movie", "a dull film")], Outputs::default()).unwrap();
+    assert_eq!(out[0].input_ids, [2, 3, 3], "only [CLS] [SEP] [SEP] fit");
+    assert!(out[0].truncated);
+    // Without truncation the length is checked per input instead.
+    let opts = SessionOptions { threads: 1, max_length: Some(1), truncate: false, ..Default::default() };
+    let mut s = Session::new(&m, &opts).unwrap();
+    assert!(matches!(s.run(&[Input::Text("x")], Outputs::default()), Err(Error::TooLong { max: 1, .. })));
+}
