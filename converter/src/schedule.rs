@@ -47,12 +47,18 @@ pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRul
     if z.iter().chain(&gates).any(|v| !v.is_finite()) {
         return Err("non-finite values in token_z or pruner_z".into());
     }
-    Ok((0..n)
+    let rules: Vec<LayerKeepRule> = (0..n)
         .map(|p| LayerKeepRule {
             layer: num_layers - n + p,
             rule: KeepRule::TopBins { token_z: z[p * bins..(p + 1) * bins].to_vec(), gate: gates[p] > 0.0 },
         })
-        .collect())
+        .collect();
+    // Refuse here what the engine would refuse at open (e.g. too many bins), rather than
+    // write a file that does not load.
+    for r in &rules {
+        r.rule.validate().map_err(|e| format!("token_z row for layer {}: {e}", r.layer))?;
+    }
+    Ok(rules)
 }
 
 /// LTP: `θ_l = final_token_threshold · l / N + δ_l` with `δ_l` stored as

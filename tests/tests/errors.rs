@@ -399,3 +399,57 @@ fn max_length_below_the_tokenizers_special_tokens_is_refused() {
     let mut s = Session::new(&m, &opts).unwrap();
     assert!(matches!(s.run(&[Input::Text("x")], Outputs::default()), Err(Error::TooLong { max: 1, .. })));
 }
+
+/// A `zs.pt` whose `token_z` is one row of `bins` bins, all 1 (a stride-0 view of a
+/// single stored float, so the file stays tiny), and `pruner_z = [1]`.
+fn zs_with_bins(bins: i32) -> Vec<u8> {
+    let s = |x: &str| [&[0x8c, x.len() as u8][..], x.as_bytes()].concat();
+    let int = |i: i32| [&[b'J'][..], &i.to_le_bytes()].concat();
+    let ints = |xs: &[i32]| [&b"("[..], &xs.iter().flat_map(|&x| int(x)).collect::<Vec<u8>>(), b"t"].concat();
+    let tensor = |key: &str, size: &[i32], stride: &[i32]| {
+        [
+            &b"ctorch._utils\n_rebuild_tensor_v2\n(("[..],
+            &s("storage"),
+            b"ctorch\nFloatStorage\n",
+            &s(key),
+            &s("cpu"),
+            &int(1),
+            b"tQ",
+            &int(0),
+            &ints(size),
+            &ints(stride),
+            b"\x89ccollections\nOrderedDict\n)RtR",
+        ]
+        .concat()
+    };
+    let pkl = [
+        &b"\x80\x02}("[..],
+        &s("token_z"),
+        &tensor("0", &[1, bins], &[0, 0]),
+        &s("pruner_z"),
+        &tensor("1", &[1], &[1]),
+        b"u.",
+    ]
+    .concat();
+    let one = 1.0f32.to_le_bytes().to_vec();
+    let files = [
+        ("archive/data.pkl".to_string(), pkl),
+        ("archive/data/0".to_string(), one.clone()),
+        ("archive/data/1".to_string(), one),
+        ("archive/version".to_string(), b"3\n".to_vec()),
+    ];
+    harness::stored_zip(&files)
+}
+
+#[test]
+fn zs_pt_with_more_bins_than_the_engine_reads_is_refused() {
+    // 100001 bins were converted into a keep-rule the engine refuses at open, so the
+    // converter failed late with "written file does not validate".
+    let e = toprt_convert::schedule::from_zs_bytes(&zs_with_bins(100_001), 4).unwrap_err();
+    assert!(e.contains("layer 3") && e.contains("bin_num must be in 1..=100000, got 100001"), "{e}");
+    let rules = toprt_convert::schedule::from_zs_bytes(&zs_with_bins(100_000), 4).unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(
+        matches!(&rules[0].rule, toprt::format::KeepRule::TopBins { token_z, gate: true } if token_z.len() == 100_000)
+    );
+}
