@@ -68,7 +68,9 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         }
     }
     let default_pad = if arch == Arch::Roberta { 1 } else { 0 };
-    let pad = get_usize(&v, "pad_token_id", Some(default_pad))? as u32;
+    let pad = get_usize(&v, "pad_token_id", Some(default_pad))?;
+    let pad = u32::try_from(pad)
+        .map_err(|_| ConvertError::Config(format!("\"pad_token_id\" {pad} does not fit a 32-bit token id")))?;
     let model = ModelConfig {
         arch,
         vocab_size: get_usize(&v, "vocab_size", None)?,

@@ -14,35 +14,51 @@ use toprt::format::{KeepRule, LayerKeepRule};
 /// Unreadable file, missing keys, bad shapes, or a schedule that would prune at layer 0.
 pub fn from_zs(path: &Path, num_layers: usize) -> Result<Vec<LayerKeepRule>> {
     let err = |msg: String| ConvertError::Torch { path: path.to_path_buf(), msg };
-    let tensors = crate::torch::read_torch_state_dict(path).map_err(|e| err(e.to_string()))?;
-    let get = |name: &str| tensors.iter().find(|t| t.name == name).ok_or_else(|| err(format!("no '{name}' entry")));
+    let bytes = std::fs::read(path)
+        .map_err(|source| err(crate::torch::TorchError::Io { path: path.to_path_buf(), source }.to_string()))?;
+    from_zs_bytes(&bytes, num_layers).map_err(err)
+}
+
+/// [`from_zs`] on the bytes of a `zs.pt` held in memory.
+///
+/// # Errors
+/// A message saying what is wrong (the caller adds the file name).
+pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRule>, String> {
+    let tensors = crate::torch::read_torch_state_dict_from_bytes(bytes).map_err(|e| e.to_string())?;
+    let get = |name: &str| tensors.iter().find(|t| t.name == name).ok_or_else(|| format!("no '{name}' entry"));
     let tz = get("token_z")?;
     let pz = get("pruner_z")?;
     let [n, bins] = tz.shape[..] else {
-        return Err(err(format!("token_z has shape {:?}, expected [n_prune, bin_num]", tz.shape)));
+        return Err(format!("token_z has shape {:?}, expected [n_prune, bin_num]", tz.shape));
     };
     if pz.shape != [n] {
-        return Err(err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape)));
+        return Err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape));
     }
     if n == 0 || bins == 0 {
-        return Err(err("empty token_z".into()));
+        return Err("empty token_z".into());
     }
     if n >= num_layers {
-        return Err(err(format!(
+        return Err(format!(
             "{n} prune locations for a {num_layers}-layer model: ToP prunes the last n layers and layer 0 can never prune"
-        )));
+        ));
     }
     let z = tz.to_f32_vec();
     let gates = pz.to_f32_vec();
     if z.iter().chain(&gates).any(|v| !v.is_finite()) {
-        return Err(err("non-finite values in token_z or pruner_z".into()));
+        return Err("non-finite values in token_z or pruner_z".into());
     }
-    Ok((0..n)
+    let rules: Vec<LayerKeepRule> = (0..n)
         .map(|p| LayerKeepRule {
             layer: num_layers - n + p,
             rule: KeepRule::TopBins { token_z: z[p * bins..(p + 1) * bins].to_vec(), gate: gates[p] > 0.0 },
         })
-        .collect())
+        .collect();
+    // Refuse here what the engine would refuse at open (e.g. too many bins), rather than
+    // write a file that does not load.
+    for r in &rules {
+        r.rule.validate().map_err(|e| format!("token_z row for layer {}: {e}", r.layer))?;
+    }
+    Ok(rules)
 }
 
 /// LTP: `θ_l = final_token_threshold · l / N + δ_l` with `δ_l` stored as

@@ -225,6 +225,18 @@ impl ModelConfig {
         if c.hidden_act != "gelu" {
             return Err(Error::Format(format!("hidden_act '{}' is not supported (only exact gelu)", c.hidden_act)));
         }
+        // RoBERTa position ids run from pad + 1 up to pad + max_len: any other offset
+        // would index past the position table.
+        let offset = match c.arch {
+            Arch::Bert => 0,
+            Arch::Roberta => c.pad_token_id as usize + 1,
+        };
+        if c.position_offset != offset {
+            return Err(Error::Format(format!(
+                "position_offset {} does not match {:?} with pad_token_id {} (expected {offset})",
+                c.position_offset, c.arch, c.pad_token_id
+            )));
+        }
         if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps >= 0.0) {
             return Err(Error::Format("layer_norm_eps must be finite and >= 0".into()));
         }

@@ -15,6 +15,7 @@
 
 mod attention;
 pub mod capi;
+pub mod cli_input;
 pub mod error;
 pub mod format;
 pub mod forward;

@@ -193,6 +193,16 @@ impl Model {
 fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
     let c = &m.model;
     let (d, ff, l) = (c.hidden_size, c.intermediate_size, c.num_layers);
+    // Sizes come from the file: a lying one must give an error, not an overflow or an
+    // allocation sized by the claim. Every layer needs 16 tensors, so a layer count
+    // beyond the directory is refused before anything is reserved for it.
+    let d3 = d.checked_mul(3).ok_or_else(|| Error::Format(format!("hidden_size {d} is too large")))?;
+    if l > m.tensors.len() {
+        return Err(Error::Format(format!(
+            "num_layers {l} is more than the {} tensors of the directory allow",
+            m.tensors.len()
+        )));
+    }
     let index: std::collections::HashMap<&str, &format::TensorEntry> =
         m.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let get = |name: &str, layout: Layout, shape: &[usize]| -> Result<TRange> {
@@ -210,8 +220,8 @@ fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
     for i in 0..l {
         let p = |s: &str| format!("encoder.layer.{i}.{s}");
         layers.push(LayerWeights {
-            qkv_w: packed(&p("attention.self.qkv.weight"), d, 3 * d)?,
-            qkv_b: row(&p("attention.self.qkv.bias"), &[3 * d])?,
+            qkv_w: packed(&p("attention.self.qkv.weight"), d, d3)?,
+            qkv_b: row(&p("attention.self.qkv.bias"), &[d3])?,
             attn_out_w: packed(&p("attention.output.dense.weight"), d, d)?,
             attn_out_b: row(&p("attention.output.dense.bias"), &[d])?,
             attn_ln_w: row(&p("attention.output.LayerNorm.weight"), &[d])?,
@@ -245,6 +255,11 @@ fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
     };
     if h.task == Task::Classification && labels == 0 {
         return Err(Error::Format("classification head with zero labels".into()));
+    }
+    // The session sizes its logits buffer by the label count: without a classifier no
+    // tensor vouches for it.
+    if h.task != Task::Classification && labels != 0 {
+        return Err(Error::Format(format!("{:?} head with num_labels {labels} (expected 0)", h.task)));
     }
     if h.task == Task::Embedding && h.pooling == Pooling::None {
         return Err(Error::Format("embedding head without a pooling method".into()));

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::TokenizerSpec;
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// The model's tokenizer, as loaded from the file.
 #[derive(Clone)]
@@ -46,6 +46,15 @@ impl TextTokenizer {
     pub fn for_session(&self, max_len: usize, truncate: bool) -> Result<Tokenizer> {
         let mut t = self.base.clone();
         if truncate {
+            // `tokenizers` subtracts the special tokens from `max_length` unchecked (an
+            // overflow panic, or no truncation at all when overflow checks are off), so
+            // a budget shorter than them is refused here.
+            let specials = t.get_post_processor().map_or(0, |p| p.added_tokens(false).max(p.added_tokens(true)));
+            if max_len < specials {
+                return Err(Error::Tokenizer(format!(
+                    "maximum length {max_len} is shorter than the {specials} special tokens the tokenizer adds"
+                )));
+            }
             t.with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,
                 max_length: max_len,

@@ -1,5 +1,6 @@
 //! Bad files, bad checkpoints and bad inputs: each gives its own clear error, none panics.
 
+use serde_json::json;
 use toprt::format::HEADER_LEN;
 use toprt::{Error, Input, Model, OpenOptions, Outputs, Session, SessionOptions};
 use toprt_convert::ConvertError;
@@ -314,4 +315,141 @@ fn sharded_safetensors_checkpoint() {
     std::fs::write(dir.join("model.safetensors.index.json"), bad.to_string()).unwrap();
     let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
     assert!(e.contains("bert.not.in.any.shard"), "{e}");
+}
+
+/// A tiny model's image with the manifest field at `pointer` replaced; every checksum
+/// is right, so only the loader's consistency checks stand between the lie and the
+/// engine.
+fn tiny_with(model: harness::TinyModel, pointer: &str, v: serde_json::Value) -> Vec<u8> {
+    let (manifest, data) = harness::split_toprt(&harness::tiny_model(model));
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    *m.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer}")) = v;
+    harness::assemble_toprt(&serde_json::to_vec(&m).unwrap(), &data, false)
+}
+
+#[test]
+fn lying_layer_count_is_refused_before_anything_is_reserved() {
+    // u64::MAX layers once reserved a Vec of that many layers: a capacity-overflow panic.
+    for n in [u64::MAX, 1 << 40] {
+        let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/num_layers", json!(n)));
+        assert!(e.contains(&format!("num_layers {n}")) && e.contains("tensors of the directory"), "{e}");
+    }
+    // A small lie is caught by the missing tensors, as before.
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/num_layers", json!(4)));
+    assert!(e.contains("encoder.layer.1."), "{e}");
+}
+
+#[test]
+fn hidden_size_whose_qkv_width_overflows_is_refused() {
+    // 3 · hidden_size overflowed (a panic with overflow checks, a wrapped shape without).
+    let d = 1u64 << 63;
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/hidden_size", json!(d)));
+    assert!(e.contains(&format!("hidden_size {d} is too large")), "{e}");
+}
+
+#[test]
+fn roberta_position_offset_must_follow_its_pad_token() {
+    // pad 7 with position offset 2 once opened, then indexed past the position table.
+    let image = tiny_with(harness::TinyModel::RobertaThreshold, "/model/pad_token_id", json!(7));
+    let e = err_text(&image);
+    assert!(e.contains("position_offset 2") && e.contains("expected 8"), "{e}");
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/model/position_offset", json!(3)));
+    assert!(e.contains("position_offset 3") && e.contains("expected 0"), "{e}");
+    // The true values open.
+    assert!(open(&tiny_with(harness::TinyModel::RobertaThreshold, "/model/pad_token_id", json!(1))).is_ok());
+}
+
+#[test]
+fn label_count_without_a_classifier_is_refused() {
+    // An embedding model claiming 2^48 labels once sized its logits buffer from them
+    // (an allocation of 2^55 bytes at session start).
+    let n = (1u64 << 48) - 1;
+    let e = err_text(&tiny_with(harness::TinyModel::BertMeanTopK, "/head/num_labels", json!(n)));
+    assert!(e.contains(&format!("num_labels {n} (expected 0)")), "{e}");
+    let e = err_text(&tiny_with(harness::TinyModel::BertPooler, "/head/num_labels", json!(2)));
+    assert!(e.contains("Encoder head with num_labels 2"), "{e}");
+}
+
+#[test]
+fn pad_token_id_beyond_32_bits_is_refused() {
+    // 2^32 was silently cut to 0.
+    let v = json!({"model_type": "bert", "vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 8, "pad_token_id": 4294967296u64});
+    let e = toprt_convert::config::parse_config(v).unwrap_err().to_string();
+    assert!(e.contains("pad_token_id") && e.contains("4294967296"), "{e}");
+}
+
+#[test]
+fn max_length_below_the_tokenizers_special_tokens_is_refused() {
+    // A session of max_length 1 (or 2, with 3 specials around a pair) made `tokenizers`
+    // subtract past zero: a panic with overflow checks, no truncation without them.
+    let m = open(&harness::tiny_model(harness::TinyModel::BertTopBins)).unwrap();
+    for max in [1, 2] {
+        let opts = SessionOptions { threads: 1, max_length: Some(max), ..Default::default() };
+        let e = Session::new(&m, &opts).err().unwrap_or_else(|| panic!("max_length {max} was accepted"));
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Tokenizer(_)) && msg.contains("3 special tokens"), "{msg}");
+    }
+    let mut s = Session::new(&m, &SessionOptions { threads: 1, max_length: Some(3), ..Default::default() }).unwrap();
+    let out = s.run(&[Input::Pair("a great movie", "a dull film")], Outputs::default()).unwrap();
+    assert_eq!(out[0].input_ids, [2, 3, 3], "only [CLS] [SEP] [SEP] fit");
+    assert!(out[0].truncated);
+    // Without truncation the length is checked per input instead.
+    let opts = SessionOptions { threads: 1, max_length: Some(1), truncate: false, ..Default::default() };
+    let mut s = Session::new(&m, &opts).unwrap();
+    assert!(matches!(s.run(&[Input::Text("x")], Outputs::default()), Err(Error::TooLong { max: 1, .. })));
+}
+
+/// A `zs.pt` whose `token_z` is one row of `bins` bins, all 1 (a stride-0 view of a
+/// single stored float, so the file stays tiny), and `pruner_z = [1]`.
+fn zs_with_bins(bins: i32) -> Vec<u8> {
+    let s = |x: &str| [&[0x8c, x.len() as u8][..], x.as_bytes()].concat();
+    let int = |i: i32| [&[b'J'][..], &i.to_le_bytes()].concat();
+    let ints = |xs: &[i32]| [&b"("[..], &xs.iter().flat_map(|&x| int(x)).collect::<Vec<u8>>(), b"t"].concat();
+    let tensor = |key: &str, size: &[i32], stride: &[i32]| {
+        [
+            &b"ctorch._utils\n_rebuild_tensor_v2\n(("[..],
+            &s("storage"),
+            b"ctorch\nFloatStorage\n",
+            &s(key),
+            &s("cpu"),
+            &int(1),
+            b"tQ",
+            &int(0),
+            &ints(size),
+            &ints(stride),
+            b"\x89ccollections\nOrderedDict\n)RtR",
+        ]
+        .concat()
+    };
+    let pkl = [
+        &b"\x80\x02}("[..],
+        &s("token_z"),
+        &tensor("0", &[1, bins], &[0, 0]),
+        &s("pruner_z"),
+        &tensor("1", &[1], &[1]),
+        b"u.",
+    ]
+    .concat();
+    let one = 1.0f32.to_le_bytes().to_vec();
+    let files = [
+        ("archive/data.pkl".to_string(), pkl),
+        ("archive/data/0".to_string(), one.clone()),
+        ("archive/data/1".to_string(), one),
+        ("archive/version".to_string(), b"3\n".to_vec()),
+    ];
+    harness::stored_zip(&files)
+}
+
+#[test]
+fn zs_pt_with_more_bins_than_the_engine_reads_is_refused() {
+    // 100001 bins were converted into a keep-rule the engine refuses at open, so the
+    // converter failed late with "written file does not validate".
+    let e = toprt_convert::schedule::from_zs_bytes(&zs_with_bins(100_001), 4).unwrap_err();
+    assert!(e.contains("layer 3") && e.contains("bin_num must be in 1..=100000, got 100001"), "{e}");
+    let rules = toprt_convert::schedule::from_zs_bytes(&zs_with_bins(100_000), 4).unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(
+        matches!(&rules[0].rule, toprt::format::KeepRule::TopBins { token_z, gate: true } if token_z.len() == 100_000)
+    );
 }

@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use toprt::cli_input::{Line, LineReader};
 use toprt::{Input, Model, Outputs, Session, SessionOptions};
 
 const USAGE: &str = "usage:
@@ -72,46 +73,6 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
     })
 }
 
-/// One parsed input line.
-enum Line {
-    Text(String, Option<String>),
-    Ids(Vec<u32>, Option<Vec<u32>>),
-}
-
-fn ids(v: &Value, key: &str, line: usize) -> Result<Vec<u32>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("line {line}: \"{key}\" must be an array of integers"))?
-        .iter()
-        .map(|x| x.as_u64().filter(|&x| x <= u32::MAX as u64).map(|x| x as u32))
-        .collect::<Option<Vec<u32>>>()
-        .ok_or_else(|| format!("line {line}: \"{key}\" must contain only non-negative integers below 2^32"))
-}
-
-fn parse_line(text: &str, line: usize) -> Result<Line, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("line {line}: invalid JSON: {e}"))?;
-    let obj = v.as_object().ok_or_else(|| format!("line {line}: expected a JSON object"))?;
-    let str_field = |k: &str| match obj.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("line {line}: \"{k}\" must be a string")),
-    };
-    if let Some(ids_v) = obj.get("input_ids") {
-        if obj.contains_key("text") {
-            return Err(format!("line {line}: give either \"text\" or \"input_ids\", not both"));
-        }
-        let input_ids = ids(ids_v, "input_ids", line)?;
-        let types = match obj.get("token_type_ids") {
-            None | Some(Value::Null) => None,
-            Some(t) => Some(ids(t, "token_type_ids", line)?),
-        };
-        return Ok(Line::Ids(input_ids, types));
-    }
-    match str_field("text")? {
-        Some(t) => Ok(Line::Text(t, str_field("text_pair")?)),
-        None => Err(format!("line {line}: expected \"text\" or \"input_ids\"")),
-    }
-}
-
 fn open_input(path: &str) -> Result<Box<dyn BufRead>, String> {
     if path == "-" {
         Ok(Box::new(std::io::BufReader::new(std::io::stdin())))
@@ -143,16 +104,12 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     };
     let result = (|| {
         let mut pending: Vec<(usize, Line)> = Vec::with_capacity(a.batch);
-        let mut lines = reader.lines().enumerate();
+        let mut lines = LineReader::new(reader, &a.input);
         loop {
-            let next = lines.next();
+            let next = lines.next().transpose()?;
             let done = next.is_none();
-            if let Some((i, l)) = next {
-                let l = l.map_err(|e| format!("{}: line {}: {e}", a.input, i + 1))?;
-                if l.trim().is_empty() {
-                    continue;
-                }
-                pending.push((i + 1, parse_line(&l, i + 1)?));
+            if let Some(item) = next {
+                pending.push(item);
             }
             if pending.len() == a.batch || (done && !pending.is_empty()) {
                 run_batch(&mut session, &pending, want, a.kept, &mut out)?;
@@ -182,14 +139,7 @@ fn run_batch(
     with_kept: bool,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let inputs: Vec<Input> = pending
-        .iter()
-        .map(|(_, l)| match l {
-            Line::Text(t, None) => Input::Text(t),
-            Line::Text(t, Some(p)) => Input::Pair(t, p),
-            Line::Ids(i, t) => Input::Ids { input_ids: i, token_type_ids: t.as_deref() },
-        })
-        .collect();
+    let inputs: Vec<Input> = pending.iter().map(|(_, l)| l.as_input()).collect();
     let mut encoded = Vec::with_capacity(inputs.len());
     for (k, inp) in inputs.iter().enumerate() {
         let line = pending[k].0;
