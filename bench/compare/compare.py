@@ -4,7 +4,7 @@
 Models
   bert-base  a deterministic random HF BERT checkpoint (BertForSequenceClassification,
              12 x 768, 2 labels) written here under target/compare/, converted with
-             toprt-convert (dense, and with a top-k keep-ratio schedule) and written as an
+             toprt-convert (dense, and with a ToP rank-bin schedule) and written as an
              ONNX graph from the same numpy arrays.
   minilm     all-MiniLM-L6-v2 (real weights, target/test-models/), mean pooling + L2 norm.
 
@@ -40,9 +40,26 @@ SST2 = Path("../shared/data/sst2/dev.tsv")
 GRAPH_VERSION = 1  # bump when the ONNX builder changes (invalidates cached graphs)
 SEED = 20240601
 
-# A ToP-style manual schedule: one keep ratio per layer (entry i = prune location i;
-# 1 = no rule). ~42% token sparsity at 128 tokens (see the printed schedule).
-DEFAULT_KEEP = "1,1,0.9,0.9,0.85,0.85,0.85,0.85,0.8,0.8,0.8,0.8"
+# The pruned model's default schedule is ToP's own rule: rank bins, bin_num 25, prune
+# locations 2..11, each keeping 22 of the 25 bins (two kept bins swapped with dropped
+# ones, as learned masks are not monotone), all gates on: ~39% token sparsity at 128
+# tokens (see the printed schedule). It is written as a zs file (token_z, pruner_z) in
+# JSON and converted with `toprt-convert --zs`. `--keep-ratio` replaces it with a
+# top-k keep ratio per layer.
+TOP_BIN_NUM, TOP_FIRST, TOP_KEPT_BINS = 25, 2, 22
+
+
+def write_top_zs(path: Path, num_layers: int):
+    rng = np.random.default_rng(SEED)
+    token_z = []
+    for _ in range(TOP_FIRST, num_layers):
+        z = [1.0] * TOP_KEPT_BINS + [0.0] * (TOP_BIN_NUM - TOP_KEPT_BINS)
+        for _ in range(2):
+            a = int(rng.integers(1, TOP_KEPT_BINS))
+            b = int(rng.integers(TOP_KEPT_BINS, TOP_BIN_NUM))
+            z[a], z[b] = z[b], z[a]
+        token_z.append(z)
+    path.write_text(json.dumps({"token_z": token_z, "pruner_z": [1.0] * len(token_z)}))
 
 CLS, SEP = 101, 102
 ORT_SPIN = True  # ORT's default; --ort-no-spin turns it off
@@ -438,7 +455,8 @@ def main():
     ap.add_argument("--texts", type=int, default=32, help="SST-2 dev sentences timed (evenly spaced sample)")
     ap.add_argument("--ort-no-spin", action="store_true",
                     help="session.intra_op.allow_spinning=0 (ORT's default spins; toprt's pool blocks)")
-    ap.add_argument("--keep-ratio", default=DEFAULT_KEEP, help="toprt-convert --keep-ratio for the pruned model")
+    ap.add_argument("--keep-ratio", default=None,
+                    help="toprt-convert --keep-ratio for the pruned model instead of the ToP rank-bin schedule")
     ap.add_argument("--toprt-iters", type=int, default=3, help="engine-bench --iters (BERT-base 1x128)")
     ap.add_argument("--toprt-minilm-iters", type=int, default=3,
                     help="engine-bench --iters (MiniLM 32x128, --warmup 0: one run is ~10^11 FLOP)")
@@ -486,16 +504,24 @@ def main():
     minilm_m = OUT / "minilm.toprt"
     log("converting with toprt-convert ...")
     tp.convert(ckpt, dense_m, "--tokenizer", MINILM_DIR)
-    tp.convert(ckpt, pruned_m, "--tokenizer", MINILM_DIR, "--keep-ratio", args.keep_ratio)
+    if args.keep_ratio:
+        schedule = {"keep_ratio": args.keep_ratio}
+        tp.convert(ckpt, pruned_m, "--tokenizer", MINILM_DIR, "--keep-ratio", args.keep_ratio)
+    else:
+        zs = OUT / "top-zs.json"
+        write_top_zs(zs, json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
+        schedule = {"top_bins": {"bin_num": TOP_BIN_NUM, "prune_locations": f"{TOP_FIRST}..11",
+                                 "kept_bins": TOP_KEPT_BINS, "zs": str(zs)}}
+        tp.convert(ckpt, pruned_m, "--tokenizer", MINILM_DIR, "--zs", zs)
     conv_minilm = tp.convert(MINILM_DIR, minilm_m)
     mcfg = json.loads((MINILM_DIR / "config.json").read_text())
     schedule_txt = tp.inspect(pruned_m, [25, 64, 128], 64)
     (OUT / "pruned-schedule.txt").write_text(schedule_txt)
     macs128 = parse_mac_table(schedule_txt)[128]
     sparsity128 = 1 - sum(macs128[4]) / (128 * len(macs128[4]))
-    log(f"pruned schedule --keep-ratio {args.keep_ratio}: tokens per layer at 128: {macs128[4]} "
+    log(f"pruned schedule {schedule}: tokens per layer at 128: {macs128[4]} "
         f"(token sparsity {sparsity128:.1%}, MAC reduction {macs128[2]:.2f}x)")
-    res["method"]["pruned_schedule"] = {"keep_ratio": args.keep_ratio, "tokens_per_layer_at_128": macs128[4],
+    res["method"]["pruned_schedule"] = {**schedule, "tokens_per_layer_at_128": macs128[4],
                                         "token_sparsity_at_128": sparsity128, "mac_reduction_at_128": macs128[2]}
 
     variants = {}  # (model, variant) -> path
@@ -867,7 +893,10 @@ def report_md(res, rows):
         ratio = f"{r['ratio_vs_ort_fp32_unpadded']:.2f}x" if r["ratio_vs_ort_fp32_unpadded"] else ""
         out.append(f"| {r['config']} | {r['threads']} | {val} | {ratio} | {r['note']} |")
     ps = res["method"]["pruned_schedule"]
-    out += ["", f"Pruned model: `toprt-convert --keep-ratio {ps['keep_ratio']}` (top-k per location); at 128 tokens "
+    how = (f"`toprt-convert --keep-ratio {ps['keep_ratio']}` (top-k per location)" if "keep_ratio" in ps else
+           f"ToP rank bins (`toprt-convert --zs`), bin_num {ps['top_bins']['bin_num']}, prune locations "
+           f"{ps['top_bins']['prune_locations']}, {ps['top_bins']['kept_bins']} bins kept per location")
+    out += ["", f"Pruned model: {how}; at 128 tokens "
                 f"the layers see {ps['tokens_per_layer_at_128']} tokens (sparsity {ps['token_sparsity_at_128']:.1%}, "
                 f"MAC reduction {ps['mac_reduction_at_128']:.2f}x)."]
     ch = res["method"]["ort_graph_choice"]

@@ -23,17 +23,26 @@ pub fn from_zs(path: &Path, num_layers: usize) -> Result<Vec<LayerKeepRule>> {
 ///
 /// # Errors
 /// A message saying what is wrong (the caller adds the file name).
+///
+/// The same two entries are also accepted as JSON, for schedules made without torch:
+/// `{"token_z": [[f32; bin_num]; n_prune], "pruner_z": [f32; n_prune]}` (told apart by
+/// the first non-blank byte: `{`; a torch file starts with a zip or pickle header).
 pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRule>, String> {
-    let tensors = crate::torch::read_torch_state_dict_from_bytes(bytes).map_err(|e| e.to_string())?;
-    let get = |name: &str| tensors.iter().find(|t| t.name == name).ok_or_else(|| format!("no '{name}' entry"));
-    let tz = get("token_z")?;
-    let pz = get("pruner_z")?;
-    let [n, bins] = tz.shape[..] else {
-        return Err(format!("token_z has shape {:?}, expected [n_prune, bin_num]", tz.shape));
+    let (z, gates, n, bins) = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        zs_json(bytes)?
+    } else {
+        let tensors = crate::torch::read_torch_state_dict_from_bytes(bytes).map_err(|e| e.to_string())?;
+        let get = |name: &str| tensors.iter().find(|t| t.name == name).ok_or_else(|| format!("no '{name}' entry"));
+        let tz = get("token_z")?;
+        let pz = get("pruner_z")?;
+        let [n, bins] = tz.shape[..] else {
+            return Err(format!("token_z has shape {:?}, expected [n_prune, bin_num]", tz.shape));
+        };
+        if pz.shape != [n] {
+            return Err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape));
+        }
+        (tz.to_f32_vec(), pz.to_f32_vec(), n, bins)
     };
-    if pz.shape != [n] {
-        return Err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape));
-    }
     if n == 0 || bins == 0 {
         return Err("empty token_z".into());
     }
@@ -42,8 +51,6 @@ pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRul
             "{n} prune locations for a {num_layers}-layer model: ToP prunes the last n layers and layer 0 can never prune"
         ));
     }
-    let z = tz.to_f32_vec();
-    let gates = pz.to_f32_vec();
     if z.iter().chain(&gates).any(|v| !v.is_finite()) {
         return Err("non-finite values in token_z or pruner_z".into());
     }
@@ -59,6 +66,25 @@ pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRul
         r.rule.validate().map_err(|e| format!("token_z row for layer {}: {e}", r.layer))?;
     }
     Ok(rules)
+}
+
+/// The JSON form of a zs file: `(token_z flattened, pruner_z, n_prune, bin_num)`.
+fn zs_json(bytes: &[u8]) -> Result<(Vec<f32>, Vec<f32>, usize, usize), String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Zs {
+        token_z: Vec<Vec<f32>>,
+        pruner_z: Vec<f32>,
+    }
+    let zs: Zs = serde_json::from_slice(bytes).map_err(|e| format!("zs JSON: {e}"))?;
+    let (n, bins) = (zs.token_z.len(), zs.token_z.first().map_or(0, Vec::len));
+    if let Some((i, row)) = zs.token_z.iter().enumerate().find(|(_, r)| r.len() != bins) {
+        return Err(format!("token_z row {i} has {} bins, row 0 has {bins}", row.len()));
+    }
+    if zs.pruner_z.len() != n {
+        return Err(format!("pruner_z has {} entries, expected {n} to match token_z", zs.pruner_z.len()));
+    }
+    Ok((zs.token_z.concat(), zs.pruner_z, n, bins))
 }
 
 /// LTP: `θ_l = final_token_threshold · l / N + δ_l` with `δ_l` stored as
@@ -168,4 +194,49 @@ pub fn manual(
     }
     rules.sort_by_key(|r| r.layer);
     Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn top_best_zs() -> Vec<u8> {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/top-best/zs.pt")).unwrap()
+    }
+
+    #[test]
+    fn json_zs_gives_the_rules_of_the_torch_file() {
+        let from_torch = from_zs_bytes(&top_best_zs(), 12).unwrap();
+        let (rows, gates): (Vec<Vec<f32>>, Vec<f32>) = from_torch
+            .iter()
+            .map(|r| match &r.rule {
+                KeepRule::TopBins { token_z, gate } => (token_z.clone(), if *gate { 1.0 } else { 0.0 }),
+                other => panic!("unexpected rule {other:?}"),
+            })
+            .unzip();
+        let json = serde_json::json!({ "token_z": rows, "pruner_z": gates }).to_string();
+        let from_json = from_zs_bytes(format!("\n  {json}").as_bytes(), 12).unwrap();
+        assert_eq!(from_json, from_torch);
+    }
+
+    #[test]
+    fn json_zs_errors_name_the_problem() {
+        for (json, want) in [
+            (r#"{"token_z": [[1, 0], [1]], "pruner_z": [1, 1]}"#, "row 1 has 1 bins"),
+            (r#"{"token_z": [[1, 0]], "pruner_z": [1, 1]}"#, "pruner_z has 2 entries"),
+            (r#"{"token_z": [], "pruner_z": []}"#, "empty token_z"),
+            (r#"{"token_z": [[1, 0]], "pruner_z": [1], "extra": 1}"#, "unknown field"),
+            (r#"{"token_z": [[1, 0]]"#, "zs JSON"),
+            (r#"{"token_z": [[1, 0]], "pruner_z": [1]}"#, ""),
+        ] {
+            match from_zs_bytes(json.as_bytes(), 4) {
+                Ok(rules) => {
+                    assert!(want.is_empty(), "{json}: accepted");
+                    assert_eq!(rules.len(), 1);
+                    assert_eq!(rules[0].layer, 3);
+                }
+                Err(e) => assert!(!want.is_empty() && e.contains(want), "{json}: {e}"),
+            }
+        }
+    }
 }
