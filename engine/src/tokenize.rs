@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::TokenizerSpec;
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// The model's tokenizer, as loaded from the file.
 #[derive(Clone)]
@@ -36,6 +36,13 @@ impl TextTokenizer {
         base.with_padding(None);
         base.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(TextTokenizer { base })
+    }
+
+    /// Special tokens the tokenizer adds around a text pair (`[CLS] a [SEP] b [SEP]`: 3
+    /// for BERT; 4 for RoBERTa). A session's maximum length must be at least this, or
+    /// truncation could not honour it.
+    pub fn pair_special_tokens(&self) -> usize {
+        self.base.get_post_processor().map_or(0, |p| p.added_tokens(true))
     }
 
     /// A copy configured for one session: truncate to `max_len` tokens (special tokens
