@@ -1,5 +1,6 @@
-//! Bad input at run time, through the Rust API, the C interface and `toprt run`: each
-//! one gives its named error or its documented behaviour (see `Session::run` and
+//! Bad input at run time, through the Rust API, the C interface (its `extern "C"`
+//! functions, called from Rust; `tests/c/bad_args.c` calls them from C) and `toprt run`:
+//! each one gives its named error or its documented behaviour (see `Session::run` and
 //! `SessionOptions`), never a panic, and the session stays usable afterwards.
 //!
 //! Each test prints its table (input → result):
