@@ -2,10 +2,12 @@
 # Load and soak test, full version (the normal suite runs a short one, `soak_short`):
 #   * 8 threads x 1000 requests of random lengths sharing one model, one session per
 #     thread, every output compared bit for bit with a single-threaded run;
-#   * 10 000 requests on one session: resident memory before and after (< 1% growth);
+#   * 10 000 requests on one session: resident memory before and after (< 1% growth)
+#     and, with glibc, the heap bytes in use (which show even small leaks);
 #   * one second idle with every session alive: the process's CPU time (~0).
-# It runs on all-MiniLM-L6-v2 (fetched when missing) and takes several minutes on a
-# 2-core machine. Sizes can be changed through the environment:
+# It runs on all-MiniLM-L6-v2 (fetched when missing). On a 2-core machine it takes
+# 15-30 minutes, depending on other load; TOPRT_SOAK_MAX_LEN=64 roughly halves that.
+# Sizes can be changed through the environment:
 #   TOPRT_SOAK_THREADS (8), TOPRT_SOAK_REQUESTS per thread (1000),
 #   TOPRT_SOAK_RSS_REQUESTS (10000), TOPRT_SOAK_MAX_LEN in tokens (128),
 #   TOPRT_SOAK_DISTINCT requests drawn from (256).

@@ -151,6 +151,40 @@ fn rss_kib() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
+/// Bytes of heap in use (glibc's `mallinfo2`: small chunks in use plus mmapped ones, over
+/// all arenas), or `None` where that function does not exist. Unlike the RSS, this
+/// moves with every leaked byte: a leak served from freed memory that is still resident
+/// leaves the RSS flat.
+fn heap_in_use() -> Option<usize> {
+    use std::ffi::{c_char, c_void};
+    #[repr(C)]
+    struct Mallinfo2 {
+        arena: usize,
+        ordblks: usize,
+        smblks: usize,
+        hblks: usize,
+        hblkhd: usize,
+        usmblks: usize,
+        fsmblks: usize,
+        uordblks: usize,
+        fordblks: usize,
+        keepcost: usize,
+    }
+    extern "C" {
+        fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    }
+    // SAFETY: dlsym with RTLD_DEFAULT (NULL) and a NUL-terminated name has no other
+    // precondition; a NULL result means the C library has no such function.
+    let f = unsafe { dlsym(std::ptr::null_mut(), c"mallinfo2".as_ptr()) };
+    if f.is_null() {
+        return None;
+    }
+    // SAFETY: glibc's `struct mallinfo2 mallinfo2(void)`, whose layout `Mallinfo2`
+    // mirrors (ten size_t fields); it has no preconditions.
+    let m = unsafe { std::mem::transmute::<*mut c_void, extern "C" fn() -> Mallinfo2>(f)() };
+    Some(m.uordblks + m.hblkhd)
+}
+
 /// User + system CPU ticks of the whole process (fields 14 and 15 of `/proc/self/stat`).
 fn cpu_ticks() -> u64 {
     let s = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
@@ -181,6 +215,14 @@ fn pool_threads() -> (usize, usize) {
 /// `/proc` reports CPU time in USER_HZ ticks, which Linux fixes at 100 per second.
 const TICK_MS: u64 = 10;
 
+/// The phases measure the whole process (RSS, CPU time, pool threads), so two soaks
+/// (with `--include-ignored`) must not overlap; each test holds this throughout.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn soak(model: &Model, what: &str, cfg: &Config) {
     let t0 = Instant::now();
     let max_len = cfg.max_len.min(model.max_length());
@@ -188,13 +230,17 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
     let requests = make_requests(model, &cfg, 7);
     let opts = SessionOptions { threads: 1, max_length: Some(max_len), ..Default::default() };
 
+    // Progress goes to stderr, so a long run shows where it is.
+    let phase = |what: String| eprintln!("soak: {:>6.1} s: {what}", t0.elapsed().as_secs_f64());
     // 1. References, single-threaded.
+    phase(format!("references for {} distinct requests", requests.len()));
     let mut reference_session = Session::new(model, &opts).unwrap();
     let reference: Vec<Vec<SequenceOutput>> = requests.iter().map(|r| r.run(&mut reference_session)).collect();
     drop(reference_session);
     let t_ref = t0.elapsed();
 
     // 2. Load: threads sharing the model, one session each.
+    phase(format!("load: {} threads x {} requests", cfg.threads, cfg.requests));
     let t1 = Instant::now();
     let results: Vec<(Session, usize, Option<String>)> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..cfg.threads)
@@ -231,11 +277,13 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
     let load_total = cfg.threads * cfg.requests;
 
     // 3. Memory: warm up on every distinct request, then measure over many more.
+    phase(format!("memory: warm-up, then {} requests on one session", cfg.rss_requests));
     let mut s = Session::new(model, &SessionOptions { threads: 2, ..opts }).unwrap();
     for r in &requests {
         r.run(&mut s);
     }
     let rss_before = rss_kib();
+    let heap_before = heap_in_use();
     let t2 = Instant::now();
     let mut rng = Rng::new(99);
     let mut rss_mismatches = 0;
@@ -245,9 +293,11 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
     }
     let t_rss = t2.elapsed();
     let rss_after = rss_kib();
+    let heap_after = heap_in_use();
     let growth = (rss_after as f64 - rss_before as f64) / rss_before as f64 * 100.0;
 
     // 4. Idle: every session is alive; its workers must be parked.
+    phase("idle: 1 s".into());
     std::thread::sleep(Duration::from_millis(100));
     let (workers, _) = pool_threads();
     let ticks_before = cpu_ticks();
@@ -265,6 +315,7 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
          mismatches vs single-threaded reference: {mismatches} of {load_total}\n\
          memory:   {} requests on one session (after a warm-up of {}): RSS {rss_before} KiB before, \
          {rss_after} KiB after, growth {growth:+.3}% ({:.0} req/s, {rss_mismatches} mismatches)\n\
+         heap:     {}\n\
          idle:     {} live sessions, {workers} pool workers ({sleeping} sleeping after 1 s): \
          process CPU in 1 s of idle = {idle_ms} ms\n\
          total:    {:.1} s",
@@ -277,6 +328,10 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
         cfg.rss_requests,
         requests.len(),
         per_s(cfg.rss_requests, t_rss),
+        match (heap_before, heap_after) {
+            (Some(b), Some(a)) => format!("{b} bytes in use before, {a} after ({:+} bytes)", a as i64 - b as i64),
+            _ => "not measured (no mallinfo2 in this C library)".into(),
+        },
         results.len() + 1,
         t0.elapsed().as_secs_f64(),
     );
@@ -284,6 +339,14 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
         panic!("{mismatches} outputs differ from the single-threaded reference; first: {first}");
     }
     assert_eq!(rss_mismatches, 0, "memory phase outputs differ from the reference");
+    if let (Some(b), Some(a)) = (heap_before, heap_after) {
+        // Requests allocate only their outputs and free them. glibc counts chunks parked
+        // in its per-thread cache (7 per size class up to 1 KiB) as in use, so the
+        // figure moves by up to ~230 KiB without any leak; beyond that margin a leak of
+        // 27 bytes per request shows over 10 000 requests (270 over 1000).
+        let margin = 256 * 1024;
+        assert!(a <= b + margin, "heap in use grew by {} bytes over {} requests", a - b, cfg.rss_requests);
+    }
     assert!(growth < 1.0, "RSS grew {growth:.3}% over {} requests ({rss_before} → {rss_after} KiB)", cfg.rss_requests);
     let expected_workers = (0..cfg.threads).filter(|t| t % 2 == 1).count() + 1;
     assert_eq!(workers, expected_workers, "pool worker threads alive");
@@ -314,6 +377,7 @@ fn synthetic(hidden: usize, layers: usize, max_pos: usize) -> Model {
 
 #[test]
 fn soak_short() {
+    let _serial = serial();
     let model = synthetic(64, 4, 128);
     let cfg = Config { threads: 4, requests: 100, distinct: 48, rss_requests: 1000, max_len: 48 };
     soak(&model, "a synthetic BERT (hidden 64, 4 layers, ToP schedule)", &cfg);
@@ -322,6 +386,7 @@ fn soak_short() {
 #[test]
 #[ignore = "minutes; run by scripts/soak.sh"]
 fn soak_full() {
+    let _serial = serial();
     let cfg = Config {
         threads: env_usize("TOPRT_SOAK_THREADS", 8),
         requests: env_usize("TOPRT_SOAK_REQUESTS", 1000),
