@@ -268,6 +268,21 @@ fn rust_api_bad_inputs() {
     assert_eq!(o.input_ids, [CLS, SEP, SEP]);
     assert!(o.truncated);
     t.row("max_length 3, a text pair", "runs as `[CLS] [SEP] [SEP]`, `truncated: true`");
+    let roberta = convert_and_open(&fixture("tiny-roberta-st"));
+    expect_err!(
+        t,
+        "max_length 3 (RoBERTa: a pair has 4 special tokens)",
+        Session::new(&roberta, &SessionOptions { max_length: Some(3), ..Default::default() }),
+        Error::Options(_)
+    );
+    let mut r4 = session(&roberta, SessionOptions { max_length: Some(4), ..Default::default() });
+    let o = one(&mut r4, Input::Pair("one two", "three four"));
+    let (bos, eos) = match one(&mut r4, Input::Text("")).input_ids[..] {
+        [b, e] => (b, e),
+        ref other => panic!("empty RoBERTa text gave {other:?}"),
+    };
+    assert!(o.input_ids == [bos, eos, eos, eos] && o.truncated, "{:?}", o.input_ids);
+    t.row("max_length 4 (RoBERTa), a text pair", "runs as `<s> </s> </s> </s>`, `truncated: true`");
     expect_err!(
         t,
         "max_length 513 (model maximum 512)",
