@@ -14,7 +14,8 @@
 //!    budgets), run random requests and compare every output bit for bit with its
 //!    reference;
 //! 3. memory: one session runs every request once (warm-up), then M more; resident set
-//!    size (`VmRSS`) before and after must differ by less than 1%;
+//!    size (`VmRSS`) before and after must differ by less than 1%, and (with glibc) the
+//!    heap bytes in use by less than glibc's own cache can move them;
 //! 4. idle: with every session of phases 2 and 3 still alive, the process may use at
 //!    most a few CPU ticks in one second of sleep (pool workers are parked).
 
