@@ -476,7 +476,7 @@ fn c_api_bad_inputs() {
     let long = "word ".repeat(600);
     let (st, ids) = c_run(s, &[text_input(long.as_bytes())]);
     assert_eq!((st, ids[0].len()), (TOPRT_OK, 512));
-    t.row("text of 601 tokens, default options", "TOPRT_OK — cut to 512 tokens");
+    t.row("text of 600 words, default options", "TOPRT_OK — cut to 512 tokens");
     let many: Vec<Vec<u8>> = (0..100).map(|i| "several words ".repeat(1 + i % 40).into_bytes()).collect();
     let inputs: Vec<toprt_input> = many.iter().map(|x| text_input(x)).collect();
     let (st, ids) = c_run(s, &inputs);
@@ -490,7 +490,7 @@ fn c_api_bad_inputs() {
     });
     assert_eq!(st, TOPRT_OK);
     let (st, _) = c_run(strict, &[text_input(long.as_bytes())]);
-    expect(&mut t, "text of 601 tokens, max_length 16, truncate 0", st, TOPRT_ERR_INPUT);
+    expect(&mut t, "text of 600 words (602 tokens), max_length 16, truncate 0", st, TOPRT_ERR_INPUT);
     // SAFETY: a live session handle.
     assert_eq!(unsafe { toprt_session_free(strict) }, TOPRT_OK);
 
