@@ -1,11 +1,13 @@
 //! Writing a `.toprt` file: header, manifest, 64-byte aligned blobs. The file is written
-//! to a temporary name in the destination folder, synced, then renamed, so a reader
-//! never sees a partial file and an interrupted conversion leaves no `.toprt` behind.
+//! to a temporary name in the destination folder, synced, then moved into place (see
+//! [`write_atomic`]), so a reader never sees a partial file and an interrupted
+//! conversion leaves no `.toprt` behind.
 
 use crate::bake::OutTensor;
-use crate::error::{io_err, ConvertError, Result};
+use crate::error::{ConvertError, Result};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use toprt::format::{self, DType, Header, Manifest, TensorEntry, ALIGN, FORMAT_VERSION, HEADER_LEN};
 
 fn pad_to(n: u64) -> u64 {
@@ -64,8 +66,21 @@ pub fn to_bytes(mut manifest: Manifest, tensors: &[OutTensor]) -> Result<Vec<u8>
 /// Writes `bytes` to `path` atomically; refuses to replace an existing file unless
 /// `force`.
 ///
+/// The bytes go to a new temporary file in the destination folder (so the rename below
+/// never crosses file systems), named `.<name>.tmp-<pid>-<n>` and created exclusively,
+/// so two writers never share one. The file is synced, then moved into place:
+/// without `force` by a hard link, which fails if `path` appeared in the meantime, with
+/// `force` by a rename, which replaces it. Either way a reader sees the old file or the
+/// complete new one, never a partial one. Finally the folder is synced so the new
+/// name is durable too (best effort: some file systems cannot sync a folder).
+///
+/// On any error the temporary file is removed and `path` is left as it was. A process
+/// killed mid-write leaves only its temporary file; the next write to the same `path`
+/// removes such files when the process that made them is gone (on Linux, where that
+/// can be checked through `/proc`).
+///
 /// # Errors
-/// [`ConvertError::OutputExists`], or I/O errors naming the path.
+/// [`ConvertError::OutputExists`], or I/O errors naming `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     if path.exists() && !force {
         return Err(ConvertError::OutputExists(path.to_path_buf()));
@@ -76,22 +91,66 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     };
     let fname =
         path.file_name().ok_or_else(|| ConvertError::Options(format!("output {} has no file name", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", fname.to_string_lossy(), std::process::id()));
+    let prefix = format!(".{}.tmp-", fname.to_string_lossy());
+    remove_stale_temps(&dir, &prefix);
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let tmp = dir.join(format!("{prefix}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let fail = |what: &str, e: std::io::Error| ConvertError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(e.kind(), format!("{what}: {e}")),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| fail(&format!("creating the temporary file {}", tmp.display()), e))?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io_err(path))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
+        f.write_all(bytes).map_err(|e| fail(&format!("writing {}", tmp.display()), e))?;
+        f.sync_all().map_err(|e| fail(&format!("syncing {}", tmp.display()), e))?;
+        if force {
+            std::fs::rename(&tmp, path).map_err(|e| fail("moving the new file into place", e))
+        } else {
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(ConvertError::OutputExists(path.to_path_buf()))
+                }
+                // No hard links on this file system: check and rename instead.
+                Err(_) if !path.exists() => {
+                    std::fs::rename(&tmp, path).map_err(|e| fail("moving the new file into place", e))
+                }
+                Err(_) => Err(ConvertError::OutputExists(path.to_path_buf())),
+            }
         }
-        Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    drop(f);
+    // After a hard link the temporary name is still there; after a rename it is gone.
+    let _ = std::fs::remove_file(&tmp);
+    result?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
     }
-    result
+    Ok(())
+}
+
+/// Removes temporary files `<prefix><pid>[-<n>]` in `dir` whose process no longer runs
+/// (left by a writer that was killed). Only on Linux; elsewhere nothing is removed.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    if !cfg!(target_os = "linux") || !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        let pid = rest.split('-').next().unwrap_or("");
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 40 {
+            continue;
+        }
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Returns a copy of a validated file image with its keep-rules replaced (the tensor

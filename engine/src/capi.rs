@@ -79,10 +79,9 @@ c_constants!(PRUNE: i32 { TOPRT_PRUNE_SESSION = 0, TOPRT_PRUNE_ON = 1, TOPRT_PRU
 c_constants!(INPUT_KIND: u32 { TOPRT_INPUT_TEXT = 1, TOPRT_INPUT_PAIR = 2, TOPRT_INPUT_IDS = 3 });
 
 /// Most worker threads a session may ask for.
-const MAX_THREADS: u32 = 1024;
-/// Largest token budget a session may ask for. The workspace grows linearly with it
-/// (about 40 KB per token for a BERT-base shape), and an allocation failure would abort.
-const MAX_TOKENS: usize = 65536;
+const MAX_THREADS: u32 = SessionOptions::MAX_THREADS as u32;
+/// Largest token budget a session may ask for (see [`SessionOptions::MAX_TOKENS`]).
+const MAX_TOKENS: usize = SessionOptions::MAX_TOKENS;
 
 /// Every constant of the header, by name (for the header test).
 pub fn constants() -> Vec<(&'static str, i64)> {
@@ -251,10 +250,16 @@ fn engine_error(e: Error) -> CError {
         Error::Io { .. } => TOPRT_ERR_IO,
         Error::Format(_) | Error::Version { .. } | Error::Checksum(_) | Error::Tensor { .. } => TOPRT_ERR_MODEL,
         Error::Isa(_) => TOPRT_ERR_UNSUPPORTED,
-        Error::Tokenizer(_) | Error::NoTokenizer | Error::Input { .. } | Error::EmptyBatch | Error::TooLong { .. } => {
-            TOPRT_ERR_INPUT
-        }
-        Error::Options(_) => TOPRT_ERR_INVALID_ARGUMENT,
+        Error::Tokenizer(_)
+        | Error::NoTokenizer
+        | Error::Input { .. }
+        | Error::EmptyBatch
+        | Error::EmptySequence { .. }
+        | Error::TooLong { .. }
+        | Error::TokenId { .. }
+        | Error::TokenTypeId { .. }
+        | Error::TypeIdsLength { .. } => TOPRT_ERR_INPUT,
+        Error::Options(_) | Error::OverBudget { .. } => TOPRT_ERR_INVALID_ARGUMENT,
     };
     CError::new(code, e.to_string())
 }

@@ -24,12 +24,30 @@ pub enum Error {
     Tokenizer(String),
     #[error("this model file embeds no tokenizer: pass token ids instead of text")]
     NoTokenizer,
+    /// An input the tokenizer could not encode (e.g. a text pair whose special tokens
+    /// alone exceed the maximum length).
     #[error("input {index}: {msg}")]
     Input { index: usize, msg: String },
     #[error("empty batch: nothing to run")]
     EmptyBatch,
+    /// A sequence with no tokens at all (only token-id input can be empty: text always
+    /// gets its special tokens).
+    #[error("input {index}: empty sequence (no tokens)")]
+    EmptySequence { index: usize },
     #[error("input {index}: {len} tokens exceeds the maximum length {max} (truncation disabled)")]
     TooLong { index: usize, len: usize, max: usize },
+    #[error("input {index}: token id {id} at position {position} is outside the vocabulary (size {vocab_size})")]
+    TokenId { index: usize, position: usize, id: u32, vocab_size: usize },
+    #[error(
+        "input {index}: token type id {type_id} at position {position} is out of range (type vocabulary size {type_vocab_size})"
+    )]
+    TokenTypeId { index: usize, position: usize, type_id: u32, type_vocab_size: usize },
+    #[error("input {index}: {type_ids} token_type_ids for {input_ids} input_ids")]
+    TypeIdsLength { index: usize, type_ids: usize, input_ids: usize },
+    /// [`crate::Session::forward`] was given more than one pass holds ([`crate::Session::run`]
+    /// splits such batches instead).
+    #[error("batch of {sequences} sequences and {tokens} tokens exceeds the session's token budget of {budget} (use run(), which splits it)")]
+    OverBudget { sequences: usize, tokens: usize, budget: usize },
     #[error("invalid option: {0}")]
     Options(String),
 }

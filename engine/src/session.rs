@@ -10,24 +10,45 @@ use crate::prune::PruneControl;
 use crate::tokenize::{self, Encoded};
 use toprt_kernels::{Isa, Kernels};
 
-/// How a session is set up.
+/// How a session is set up. [`Session::new`] checks every field and refuses a bad one
+/// with [`Error::Options`]; nothing is started or allocated before the checks pass.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
-    /// Worker threads including the caller; 0 = one per logical CPU (`num_cpus`).
+    /// Worker threads including the caller; 0 = one per logical CPU (`num_cpus`); at most
+    /// [`SessionOptions::MAX_THREADS`].
     pub threads: usize,
-    /// Token budget of one forward pass: the workspace holds this many tokens. Larger
-    /// batches are split into consecutive passes (results are the same: sequences never
-    /// interact). Raised to at least the maximum sequence length.
+    /// Token budget of one forward pass: the workspace holds this many tokens (at most
+    /// [`SessionOptions::MAX_TOKENS`]). It is raised to the maximum sequence length, so a
+    /// single sequence always fits one pass. [`Session::run`] splits a larger batch into
+    /// consecutive passes of whole sequences, in order; the results are bit-identical to
+    /// running each sequence alone, since sequences never interact.
+    /// [`Session::forward`] (one pass, no allocation) refuses it with [`Error::OverBudget`].
     pub max_tokens: usize,
-    /// Longest sequence in tokens (special tokens included); default and upper bound:
-    /// the model's maximum.
+    /// Longest sequence in tokens, special tokens included. Default and upper bound: the
+    /// model's maximum. 0 is refused; for a model with a tokenizer, so is any value too
+    /// short to hold the special tokens of a text pair (3 for BERT, 4 for RoBERTa), since
+    /// truncation could not honour it.
     pub max_length: Option<usize>,
-    /// Truncate longer inputs (the default) instead of failing with [`Error::TooLong`].
+    /// What to do with an input longer than `max_length`: cut it (the default; the
+    /// output's `truncated` flag is set) or refuse the batch with [`Error::TooLong`].
+    /// Text is cut by the tokenizer, keeping its special tokens (longest-first for
+    /// pairs); token-id input keeps its first `max_length` ids.
     pub truncate: bool,
     /// Force a kernel tier (default: `TOPRT_ISA`, else the best the CPU has).
     pub isa: Option<Isa>,
     /// Default pruning control for [`Session::run`] (the model's keep-rules, as trained).
+    /// A `keep_scale` that is not a positive finite number (NaN, ±inf, 0, negative) is
+    /// refused.
     pub prune: PruneControl,
+}
+
+impl SessionOptions {
+    /// Most threads a session may ask for.
+    pub const MAX_THREADS: usize = 1024;
+    /// Largest token budget a session may ask for. The workspace grows linearly with it
+    /// (about 40 KB per token for a BERT-base shape), and a failed allocation would abort
+    /// the process instead of returning an error.
+    pub const MAX_TOKENS: usize = 65536;
 }
 
 impl Default for SessionOptions {
@@ -110,15 +131,28 @@ pub struct Session {
 }
 
 impl Session {
-    /// Creates a session: resolves the kernel tier, starts the pool, sizes the workspace.
+    /// Creates a session: checks the options, resolves the kernel tier, starts the pool,
+    /// sizes the workspace.
     ///
     /// # Errors
-    /// [`Error::Isa`] for an unavailable tier, [`Error::Options`] for an invalid option.
+    /// [`Error::Isa`] for an unavailable tier, [`Error::Options`] for an invalid option
+    /// (see [`SessionOptions`]).
     pub fn new(model: &Model, opts: &SessionOptions) -> Result<Session> {
-        let kernels = match opts.isa {
-            Some(isa) => Kernels::for_isa(isa)?,
-            None => Kernels::from_env()?,
-        };
+        opts.prune.validate().map_err(Error::Options)?;
+        if opts.threads > SessionOptions::MAX_THREADS {
+            return Err(Error::Options(format!(
+                "threads is {}: at most {}",
+                opts.threads,
+                SessionOptions::MAX_THREADS
+            )));
+        }
+        if opts.max_tokens > SessionOptions::MAX_TOKENS {
+            return Err(Error::Options(format!(
+                "max_tokens is {}: at most {}",
+                opts.max_tokens,
+                SessionOptions::MAX_TOKENS
+            )));
+        }
         let model_max = model.max_length();
         let max_len = match opts.max_length {
             Some(0) => return Err(Error::Options("max_length must be at least 1".into())),
@@ -130,16 +164,27 @@ impl Session {
             Some(m) => m,
             None => model_max,
         };
+        let tokenizer = match &model.inner.tokenizer {
+            Some(t) => {
+                let specials = t.pair_special_tokens();
+                if max_len < specials {
+                    return Err(Error::Options(format!(
+                        "max_length {max_len} cannot hold the {specials} special tokens of a text pair"
+                    )));
+                }
+                Some(t.for_session(max_len, opts.truncate)?)
+            }
+            None => None,
+        };
+        let kernels = match opts.isa {
+            Some(isa) => Kernels::for_isa(isa)?,
+            None => Kernels::from_env()?,
+        };
         let threads = if opts.threads == 0 { num_cpus::get() } else { opts.threads };
         let pool = Pool::new(threads).map_err(|e| Error::Options(format!("cannot start {threads} threads: {e}")))?;
         let max_tokens = opts.max_tokens.max(max_len);
         let ws = Workspace::new(&model.inner, max_tokens, max_len, pool.threads());
-        let tokenizer = match &model.inner.tokenizer {
-            Some(t) => Some(t.for_session(max_len, opts.truncate)?),
-            None => None,
-        };
         let layers = model.inner.manifest.model.num_layers;
-        opts.prune.validate().map_err(Error::Options)?;
         let mut rule_after = vec![None; layers];
         for (i, r) in model.inner.manifest.keep_rules.iter().enumerate() {
             // Validated at open: 1 <= r.layer < num_layers.
@@ -218,21 +263,23 @@ impl Session {
         out
     }
 
-    /// Tokenizes and checks one input without running it.
+    /// Tokenizes and checks one input (input `index` of a batch) without running it.
     ///
     /// # Errors
-    /// [`Error::NoTokenizer`], [`Error::Tokenizer`], [`Error::Input`], [`Error::TooLong`].
+    /// [`Error::NoTokenizer`] for text on a model without a tokenizer, [`Error::Input`]
+    /// when the tokenizer fails, and the input errors listed at [`Session::run`].
     pub fn prepare(&self, index: usize, input: &Input) -> Result<Encoded> {
+        let encode = |a: &str, b: Option<&str>| {
+            let tok = self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?;
+            tokenize::encode(tok, a, b).map_err(|e| Error::Input { index, msg: e.to_string() })
+        };
         let mut enc = match *input {
-            Input::Text(t) => tokenize::encode(self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?, t, None)?,
-            Input::Pair(a, b) => tokenize::encode(self.tokenizer.as_ref().ok_or(Error::NoTokenizer)?, a, Some(b))?,
+            Input::Text(t) => encode(t, None)?,
+            Input::Pair(a, b) => encode(a, Some(b))?,
             Input::Ids { input_ids, token_type_ids } => {
                 let types = match token_type_ids {
                     Some(t) if t.len() != input_ids.len() => {
-                        return Err(Error::Input {
-                            index,
-                            msg: format!("{} token_type_ids for {} input_ids", t.len(), input_ids.len()),
-                        });
+                        return Err(Error::TypeIdsLength { index, type_ids: t.len(), input_ids: input_ids.len() });
                     }
                     Some(t) => t.to_vec(),
                     None => vec![0; input_ids.len()],
@@ -251,8 +298,25 @@ impl Session {
 
     /// Runs a batch and returns one output per input, in order.
     ///
+    /// A batch over the token budget is split into consecutive passes (see
+    /// [`SessionOptions::max_tokens`]). Inputs that are valid but degenerate run as
+    /// Hugging Face runs them: an empty or whitespace-only text encodes to its special
+    /// tokens alone (`[CLS] [SEP]`), and so does an empty half of a text pair
+    /// (`[CLS] a [SEP] [SEP]`); characters outside the vocabulary become `[UNK]`.
+    ///
     /// # Errors
-    /// [`Error::EmptyBatch`], and any error of [`Session::prepare`] (nothing runs then).
+    /// Checked for every input before anything runs; the first bad input (by index)
+    /// is reported and the batch is not run:
+    /// * [`Error::EmptyBatch`]: no inputs;
+    /// * [`Error::NoTokenizer`]: text for a model without a tokenizer;
+    /// * [`Error::EmptySequence`]: token-id input with no ids;
+    /// * [`Error::TooLong`]: longer than the maximum length with truncation off;
+    /// * [`Error::TokenId`]: an id `>= vocab_size`;
+    /// * [`Error::TokenTypeId`]: a token type id `>= type_vocab_size`;
+    /// * [`Error::TypeIdsLength`]: `token_type_ids` and `input_ids` differ in length;
+    /// * [`Error::Input`]: the tokenizer failed on a text.
+    ///
+    /// The session stays usable after any error.
     pub fn run(&mut self, inputs: &[Input], want: Outputs) -> Result<Vec<SequenceOutput>> {
         self.run_with(inputs, want, self.prune)
     }
@@ -269,11 +333,11 @@ impl Session {
         self.run_encoded_with(encoded, want, ctl)
     }
 
-    /// Runs already tokenized and checked sequences (from [`Session::prepare`]).
+    /// Runs already tokenized and checked sequences (from [`Session::prepare`]). They
+    /// are checked again (they may have been built by hand); nothing is truncated here.
     ///
     /// # Errors
-    /// [`Error::EmptyBatch`], or [`Error::Input`] for a sequence that is empty, too long,
-    /// or has ids out of range.
+    /// The errors of [`Session::run`] for token-id input.
     pub fn run_encoded(&mut self, encoded: Vec<Encoded>, want: Outputs) -> Result<Vec<SequenceOutput>> {
         self.run_encoded_with(encoded, want, self.prune)
     }
@@ -319,40 +383,25 @@ impl Session {
         encoded.iter().enumerate().try_for_each(|(index, e)| self.check_one(index, e))
     }
 
-    /// Checks one tokenized sequence (input `index` of a batch) without allocating,
-    /// except for the error message.
+    /// Checks one tokenized sequence (input `index` of a batch) without allocating.
     fn check_one(&self, index: usize, e: &Encoded) -> Result<()> {
         let cfg = &self.model.inner.manifest.model;
+        if e.input_ids.is_empty() {
+            return Err(Error::EmptySequence { index });
+        }
+        if e.input_ids.len() > self.max_len {
+            return Err(Error::TooLong { index, len: e.input_ids.len(), max: self.max_len });
+        }
+        if e.token_type_ids.len() != e.input_ids.len() {
+            return Err(Error::TypeIdsLength { index, type_ids: e.token_type_ids.len(), input_ids: e.input_ids.len() });
+        }
+        if let Some((position, &id)) = e.input_ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
+            return Err(Error::TokenId { index, position, id, vocab_size: cfg.vocab_size });
+        }
+        if let Some((position, &type_id)) =
+            e.token_type_ids.iter().enumerate().find(|(_, &t)| t as usize >= cfg.type_vocab_size)
         {
-            if e.input_ids.is_empty() {
-                return Err(Error::Input { index, msg: "empty sequence (no tokens)".into() });
-            }
-            if e.input_ids.len() > self.max_len {
-                return Err(Error::TooLong { index, len: e.input_ids.len(), max: self.max_len });
-            }
-            if e.token_type_ids.len() != e.input_ids.len() {
-                return Err(Error::Input {
-                    index,
-                    msg: format!("{} token_type_ids for {} input_ids", e.token_type_ids.len(), e.input_ids.len()),
-                });
-            }
-            if let Some((pos, id)) = e.input_ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
-                return Err(Error::Input {
-                    index,
-                    msg: format!("token id {id} at position {pos} is outside the vocabulary (size {})", cfg.vocab_size),
-                });
-            }
-            if let Some((pos, t)) =
-                e.token_type_ids.iter().enumerate().find(|(_, &t)| t as usize >= cfg.type_vocab_size)
-            {
-                return Err(Error::Input {
-                    index,
-                    msg: format!(
-                        "token type id {t} at position {pos} is out of range (type vocabulary size {})",
-                        cfg.type_vocab_size
-                    ),
-                });
-            }
+            return Err(Error::TokenTypeId { index, position, type_id, type_vocab_size: cfg.type_vocab_size });
         }
         Ok(())
     }
@@ -363,8 +412,8 @@ impl Session {
     /// for the C API's caller-buffer calls.
     ///
     /// # Errors
-    /// [`Error::EmptyBatch`], [`Error::Options`] when the batch exceeds the token budget
-    /// or the control is invalid, and the input errors of [`Session::prepare`].
+    /// [`Error::OverBudget`] when the batch exceeds the token budget, [`Error::Options`]
+    /// for an invalid control, and the errors of [`Session::run_encoded`].
     pub fn forward(&mut self, batch: &[Encoded], want: Outputs, ctl: PruneControl) -> Result<()> {
         ctl.validate().map_err(Error::Options)?;
         if batch.is_empty() {
@@ -372,11 +421,8 @@ impl Session {
         }
         self.check_encoded(batch)?;
         let tokens: usize = batch.iter().map(|e| e.input_ids.len()).sum();
-        if tokens > self.ws.max_tokens || batch.len() > self.ws.max_tokens {
-            return Err(Error::Options(format!(
-                "batch of {tokens} tokens exceeds the session's budget of {} (use run(), which splits)",
-                self.ws.max_tokens
-            )));
+        if tokens > self.ws.max_tokens {
+            return Err(Error::OverBudget { sequences: batch.len(), tokens, budget: self.ws.max_tokens });
         }
         self.load_batch(batch);
         self.forward_loaded(want, ctl);

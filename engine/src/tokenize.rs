@@ -38,6 +38,13 @@ impl TextTokenizer {
         Ok(TextTokenizer { base })
     }
 
+    /// Special tokens the tokenizer adds around a text pair (`[CLS] a [SEP] b [SEP]`: 3
+    /// for BERT; 4 for RoBERTa). A session's maximum length must be at least this, or
+    /// truncation could not honour it.
+    pub fn pair_special_tokens(&self) -> usize {
+        self.base.get_post_processor().map_or(0, |p| p.added_tokens(true))
+    }
+
     /// A copy configured for one session: truncate to `max_len` tokens (special tokens
     /// included) when `truncate`, otherwise no truncation (the caller checks the length).
     ///
