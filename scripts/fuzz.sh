@@ -92,7 +92,7 @@ run_one() {
     rate=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
     artifact=$(sed -n 's/.*Test unit written to \([^ ]*\).*/\1/p' "$log" | tail -n 1)
     if [[ -n "$artifact" ]]; then
-        what=$(grep -o -m1 -E 'panicked at [^ ]+|libFuzzer: (out-of-memory|timeout|deadly signal)|ERROR: AddressSanitizer: [a-z-]+' "$log" || echo crash)
+        what=$(grep -a -o -m1 -E 'panicked at [^ ]+|libFuzzer: (out-of-memory|timeout|deadly signal)|ERROR: AddressSanitizer: [a-z-]+' "$log" || echo crash)
         result="FOUND ($what): $artifact"
     elif [[ $rc -ne 0 ]]; then
         result="FAILED (exit $rc, see $log)"

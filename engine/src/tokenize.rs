@@ -31,8 +31,15 @@ impl TextTokenizer {
     /// # Errors
     /// [`Error::Tokenizer`] when the document does not parse.
     pub fn from_spec(spec: &TokenizerSpec, _model_max: usize) -> Result<TextTokenizer> {
-        let mut base: Tokenizer =
-            spec.json.parse().map_err(|e| Error::Tokenizer(format!("embedded tokenizer.json: {e}")))?;
+        let bad = |e: &dyn std::fmt::Display| Error::Tokenizer(format!("embedded tokenizer.json: {e}"));
+        // `tokenizers` panics instead of failing on some malformed documents (a syntax
+        // error inside "decoder" hits an `expect`), so the JSON is checked first, with
+        // the same parser and nesting limit. A panic left in `tokenizers` on a valid
+        // document still becomes an error, not a crash of the caller.
+        serde_json::from_str::<serde_json::Value>(&spec.json).map_err(|e| bad(&e))?;
+        let parsed = std::panic::catch_unwind(|| spec.json.parse::<Tokenizer>())
+            .map_err(|_| bad(&"the tokenizers crate panicked while reading it"))?;
+        let mut base = parsed.map_err(|e| bad(&e))?;
         base.with_padding(None);
         base.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(TextTokenizer { base })

@@ -452,3 +452,22 @@ fn zs_pt_with_more_bins_than_the_engine_reads_is_refused() {
         matches!(&rules[0].rule, toprt::format::KeepRule::TopBins { token_z, gate: true } if token_z.len() == 100_000)
     );
 }
+
+#[test]
+fn malformed_embedded_tokenizer_is_an_error_not_a_panic() {
+    // A syntax error inside "decoder" of the embedded tokenizer.json hit an `expect` in
+    // the tokenizers crate: Model::from_bytes panicked.
+    let (manifest, data) = harness::split_toprt(&harness::tiny_model(harness::TinyModel::BertTopBins));
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let json = m["tokenizer"]["json"].as_str().unwrap().to_string();
+    let broken = json.replace(r#""cleanup":true"#, r#""cleanup":tintermediate_sirue"#);
+    assert_ne!(broken, json, "the tiny tokenizer has a WordPiece decoder");
+    m["tokenizer"]["json"] = json!(broken);
+    let image = harness::assemble_toprt(&serde_json::to_vec(&m).unwrap(), &data, false);
+    let e = open(&image).unwrap_err();
+    assert!(matches!(e, Error::Tokenizer(_)) && e.to_string().contains("embedded tokenizer.json"), "{e}");
+    // Valid JSON of the wrong shape is refused by tokenizers itself.
+    m["tokenizer"]["json"] = json!(r#"{"decoder": [1, 2, 3]}"#);
+    let image = harness::assemble_toprt(&serde_json::to_vec(&m).unwrap(), &data, false);
+    assert!(matches!(open(&image), Err(Error::Tokenizer(_))));
+}
