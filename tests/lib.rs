@@ -24,6 +24,19 @@ pub fn minilm_dir() -> PathBuf {
     d
 }
 
+/// A binary of the workspace (`toprt`, `toprt-convert`, `engine-bench`) next to the
+/// running test's own folder. Panics with instructions when it was not built.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().and_then(|d| d.parent()).unwrap().join(name);
+    assert!(
+        p.is_file(),
+        "{} not built; run `cargo build --release --workspace --bins` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
 /// A fixture checkpoint folder under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures").join(name)

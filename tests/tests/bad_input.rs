@@ -536,14 +536,7 @@ fn c_api_bad_inputs() {
 // ---- the `toprt run` command -------------------------------------------------------
 
 fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().and_then(|d| d.parent()).unwrap().join(name);
-    assert!(
-        p.is_file(),
-        "{} not built; run `cargo build --release --workspace --bins` (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    toprt_tests::workspace_bin(name)
 }
 
 fn tmp(name: &str) -> PathBuf {

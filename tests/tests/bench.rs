@@ -8,10 +8,7 @@ use std::process::{Command, Stdio};
 use toprt_tests::*;
 
 fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().and_then(|d| d.parent()).unwrap().join(name);
-    assert!(p.is_file(), "{} not built; run `cargo build --release --workspace --bins`", p.display());
-    p
+    toprt_tests::workspace_bin(name)
 }
 
 fn tmp(name: &str) -> PathBuf {

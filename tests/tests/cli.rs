@@ -8,15 +8,7 @@ use std::process::{Command, Output, Stdio};
 use toprt_tests::*;
 
 fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "{} not built; run `cargo build --release --workspace --bins` (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    toprt_tests::workspace_bin(name)
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -21,14 +21,7 @@ use toprt_convert::{ConvertError, ConvertOptions};
 use toprt_tests::*;
 
 fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().and_then(|d| d.parent()).unwrap().join(name);
-    assert!(
-        p.is_file(),
-        "{} not built; run `cargo build --release --workspace --bins` (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    toprt_tests::workspace_bin(name)
 }
 
 /// A fresh, empty folder under the test temp folder.
