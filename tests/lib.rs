@@ -37,6 +37,26 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     p
 }
 
+/// A safetensors file holding `ts` (all F32), in order.
+///
+/// # Panics
+/// On a tensor that is not F32 (the fixtures are all F32).
+pub fn safetensors_bytes(ts: &[toprt_convert::checkpoint::Tensor]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for t in ts {
+        let TensorData::F32(v) = &t.data else { panic!("non-f32 tensor {}", t.name) };
+        let b = data.len();
+        data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        header.insert(
+            t.name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [b, data.len()]}),
+        );
+    }
+    let h = serde_json::to_vec(&header).unwrap();
+    [(h.len() as u64).to_le_bytes().to_vec(), h, data].concat()
+}
+
 /// A fixture checkpoint folder under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures").join(name)

@@ -277,19 +277,7 @@ fn failed_conversion_leaves_nothing() {
     let st = ckpt.join("model.safetensors");
     let mut ts = toprt_convert::safetensors::parse(&std::fs::read(&st).unwrap()).unwrap();
     ts.retain(|t| t.name != "bert.encoder.layer.0.output.dense.weight");
-    let mut header = serde_json::Map::new();
-    let mut data = Vec::new();
-    for t in &ts {
-        let TensorData::F32(v) = &t.data else { panic!("non-f32 fixture") };
-        let b = data.len();
-        data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-        header.insert(
-            t.name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [b, data.len()]}),
-        );
-    }
-    let h = serde_json::to_vec(&header).unwrap();
-    std::fs::write(&st, [(h.len() as u64).to_le_bytes().to_vec(), h, data].concat()).unwrap();
+    std::fs::write(&st, safetensors_bytes(&ts)).unwrap();
     let dir = fresh_dir("fail-missing-out");
     let e = toprt_convert::convert(&ckpt, &dir.join("m.toprt"), &Default::default()).unwrap_err();
     assert!(matches!(e, ConvertError::MissingTensor { .. }), "{e}");

@@ -279,7 +279,6 @@ fn model_is_shareable_across_threads() {
 #[test]
 fn sharded_safetensors_checkpoint() {
     // Split the fixture's tensors over two shards with an index, as large HF checkpoints are.
-    use toprt_convert::checkpoint::TensorData;
     let dir = copy_fixture("tiny-bert-st", "sharded");
     let p = dir.join("model.safetensors");
     let ts = toprt_convert::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
@@ -287,23 +286,10 @@ fn sharded_safetensors_checkpoint() {
     let mut weight_map = serde_json::Map::new();
     for (k, chunk) in ts.chunks(ts.len().div_ceil(2)).enumerate() {
         let file = format!("model-0000{}-of-00002.safetensors", k + 1);
-        let mut header = serde_json::Map::new();
-        let mut data = Vec::new();
         for t in chunk {
-            let TensorData::F32(v) = &t.data else { panic!("non-f32 fixture") };
-            let b = data.len();
-            data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-            header.insert(
-                t.name.clone(),
-                serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [b, data.len()]}),
-            );
             weight_map.insert(t.name.clone(), serde_json::json!(file));
         }
-        let h = serde_json::to_vec(&header).unwrap();
-        let mut out = (h.len() as u64).to_le_bytes().to_vec();
-        out.extend(h);
-        out.extend(data);
-        std::fs::write(dir.join(&file), out).unwrap();
+        std::fs::write(dir.join(&file), safetensors_bytes(chunk)).unwrap();
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
