@@ -12,6 +12,12 @@ The ONNX graphs are built with onnx.helper (opset 17: LayerNormalization, Erf GE
 MatMul/Add/Reshape/Transpose/Softmax, additive -10000 attention mask) in the layout of a
 Hugging Face export, so ORT's BERT fusions can recognise them.
 
+Sections: BERT-base 1 x 128 (dense, pruned, ORT fp32 / int8); MiniLM 32 x 128 throughput;
+SST-2 dev sentences one at a time (toprt run vs ORT unpadded / padded to 64 / int8); SST-2
+dev in batches of --sst2-batch (toprt packs a batch without padding; ORT pads it to 64 or
+to its longest sentence) as throughput. Empty --threads / --minilm-threads /
+--sst2-threads skip a section.
+
 Every number is measured in this one process run; ORT timings are split in two halves,
 one before and one after the matching toprt measurement, and pooled.
 """
@@ -411,6 +417,15 @@ class Toprt:
         doc = json.loads(js.read_text())
         return doc, " ".join(map(str, cmd))
 
+    def bench_texts(self, model, texts, batch, threads, iters, tag):
+        """engine-bench on real texts (dense, then pruned), `batch` sentences per forward pass."""
+        js = OUT / "logs" / f"engine-bench-{tag}.json"
+        cmd = [self.bin / "engine-bench", "--model", model, "--input", texts, "--batch", batch, "--threads", threads,
+               "--iters", iters, "--warmup", 1, "--pad-to", 64, "--json", js]
+        r = run(cmd)
+        (OUT / "logs" / f"engine-bench-{tag}.txt").write_text(" ".join(map(str, cmd)) + "\n" + r.stdout)
+        return json.loads(js.read_text()), " ".join(map(str, cmd))
+
     def run_jsonl(self, model, jsonl, threads, *extra, output=None):
         """Wall time (s) of one `toprt run` process, batch size 1."""
         cmd = [self.bin / "toprt", "run", "--model", model, "--input", jsonl, "--output", output or "-",
@@ -422,6 +437,86 @@ class Toprt:
         if r.returncode != 0:
             raise SystemExit(f"error: toprt run failed: {r.stderr.strip()}")
         return dt
+
+
+def sst2_batched(args, texts, tok, tp, sess, chosen, dense_m, pruned_m, sthreads, row):
+    """Throughput with `--sst2-batch` sentences per forward pass: toprt packs the batch without
+    padding (and prunes it); ORT runs the same batches padded to 64 (ToP's convention) and
+    padded to the longest sentence of each batch (the cheapest padded batch)."""
+    B = args.sst2_batch
+    step = max(1, len(texts) // args.batch_texts)
+    sample = texts[::step][:args.batch_texts]
+    ids = [tok.encode(s).ids for s in sample]
+    lens = [len(r) for r in ids]
+    n = len(ids)
+    if max(lens) >= 64:
+        raise SystemExit(f"error: an SST-2 sample sentence has {max(lens)} tokens; the batched rows assume < 64")
+    path = OUT / "sst2-batch-sample.jsonl"
+    with open(path, "w") as f:
+        for s in sample:
+            f.write(json.dumps({"text": s}) + "\n")
+    chunks = [ids[i:i + B] for i in range(0, n, B)]
+    feeds = {"pad64": [feeds_for(c, pad_to=64) for c in chunks], "longest": [feeds_for(c) for c in chunks],
+             "unpadded1": [feeds_for([r]) for r in ids]}
+    log(f"\n== 3c. SST-2 dev, {n} sentences (every {step}th), {np.mean(lens):.1f} tokens average, "
+        f"{len(chunks)} batches of up to {B}: throughput")
+    out = {"sentences": n, "batch": B, "tokens": sum(lens), "isa": "?", "runs": []}
+    for t in sthreads:
+        s32 = sess("bert-base", "fp32", t)
+
+        def passes(fe, reps):
+            s32.run(["logits"], fe[0])  # warm-up
+            ts = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                for f in fe:
+                    s32.run(["logits"], f)
+                ts.append(time.perf_counter() - t0)
+            return ts
+
+        o = {k: passes(fe, 1) for k, fe in feeds.items()}
+        docs = {}
+        for label, model in (("dense", dense_m), ("pruned", pruned_m)):
+            docs[label], cmd = tp.bench_texts(model, path, B, t, 2, f"sst2-batch{B}-{label}-t{t}")
+        for k, fe in feeds.items():
+            o[k] += passes(fe, 1)
+        ort_tput = {k: n / statistics.median(v) for k, v in o.items()}
+        run_of = {label: {r["name"]: r for r in d["runs"]}[label] for label, d in docs.items()}
+        for label, r in run_of.items():
+            if r["tokens"] != sum(lens):
+                log(f"  WARNING: engine-bench counted {r['tokens']} tokens for the {label} run, the ORT feeds "
+                    f"hold {sum(lens)}: the tokenizations differ")
+        tt = {label: r["throughput_seq_s"] for label, r in run_of.items()}
+        out["isa"] = docs["pruned"]["isa"]
+        pr = run_of["pruned"]
+        e = {"threads": t, "ort_seq_s": ort_tput, "ort_pass_s": o, "toprt_seq_s": tt,
+             "mac_reduction_unpadded": pr.get("mac_reduction"), "mac_reduction_padded64": pr.get("mac_reduction_padded"),
+             "agreement": docs["pruned"].get("agreement"), "loadavg": loadavg(), "toprt_cmd": cmd}
+        out["runs"].append(e)
+        ref = ort_tput["pad64"]
+        log(f"  threads {t} (load average {loadavg()}); sentences/s, and the ratio to ORT fp32 batch {B} padded to 64")
+        table = ((f"ORT fp32 batch {B}, padded to 64", ort_tput["pad64"]),
+                 (f"ORT fp32 batch {B}, padded to longest", ort_tput["longest"]),
+                 ("ORT fp32 batch 1, unpadded", ort_tput["unpadded1"]),
+                 (f"toprt dense batch {B}, packed", tt["dense"]), (f"toprt pruned batch {B}, packed", tt["pruned"]))
+        for label, v in table:
+            log(f"  {label:40} {v:>8.2f} {v / ref:>7.2f}x")
+        log(f"  toprt pruned throughput vs ORT fp32 padded to 64: {tt['pruned'] / ref:.2f}x; vs ORT fp32 batch 1 "
+            f"unpadded: {tt['pruned'] / ort_tput['unpadded1']:.2f}x")
+        log(f"  pruned MAC reduction {e['mac_reduction_unpadded']:.2f}x vs unpadded, "
+            f"{e['mac_reduction_padded64']:.2f}x vs padded to 64")
+        e["pruned_vs_ort_pad64"] = tt["pruned"] / ref
+        e["pruned_vs_ort_unpadded1"] = tt["pruned"] / ort_tput["unpadded1"]
+        sec = f"BERT-base, SST-2 dev ({n} sentences, {np.mean(lens):.1f} tokens avg), batches of {B}: throughput"
+        ms = lambda v: 1e3 / v  # noqa: E731  (ms per sentence)
+        row(sec, f"ORT fp32 padded to 64 ({chosen[('bert-base', 'fp32')]})", t, tput=ref, ref_ms=ms(ref))
+        row(sec, "ORT fp32 padded to the longest of each batch", t, tput=ort_tput["longest"], ref_ms=ms(ref))
+        row(sec, "ORT fp32 batch 1, unpadded (the same sentences)", t, tput=ort_tput["unpadded1"], ref_ms=ms(ref))
+        row(sec, "toprt dense, packed", t, tput=tt["dense"], ref_ms=ms(ref))
+        row(sec, "toprt pruned, packed", t, tput=tt["pruned"], ref_ms=ms(ref),
+            note=f"MAC reduction {e['mac_reduction_unpadded']:.2f}x unpadded / {e['mac_reduction_padded64']:.2f}x "
+                 f"vs padded-64; ratio column is vs ORT padded-64 here")
+    return out
 
 
 def write_ids_jsonl(path: Path, rows):
@@ -453,6 +548,9 @@ def main():
     ap.add_argument("--minilm-threads", default="1", help="thread counts for MiniLM batch 32 (empty: skip)")
     ap.add_argument("--sst2-threads", default="1", help="thread counts for the SST-2 real-text rows (empty: skip)")
     ap.add_argument("--texts", type=int, default=32, help="SST-2 dev sentences timed (evenly spaced sample)")
+    ap.add_argument("--sst2-batch", type=int, default=32,
+                    help="sentences per forward pass for the batched SST-2 throughput rows (0 or 1: skip)")
+    ap.add_argument("--batch-texts", type=int, default=64, help="SST-2 dev sentences for the batched rows")
     ap.add_argument("--ort-no-spin", action="store_true",
                     help="session.intra_op.allow_spinning=0 (ORT's default spins; toprt's pool blocks)")
     ap.add_argument("--keep-ratio", default=None,
@@ -827,6 +925,9 @@ def main():
                 note=f"MAC reduction {mac['reduction_vs_unpadded']:.2f}x unpadded / "
                      f"{mac['reduction_vs_padded64']:.2f}x vs padded-64; "
                      f"{tt['pruned']['per_sentence_ms'] / ortr['pad64']['mean_ms']:.2f}x ORT padded-64")
+        if args.sst2_batch > 1:
+            sst["batched"] = sst2_batched(args, texts, tok, tp, sess, chosen, dense_m, pruned_m, sthreads, row)
+            res.setdefault("toprt_isa", sst["batched"]["isa"])
         meas["sst2"] = sst
 
     # ---------------------------------------------------------------- report
@@ -862,6 +963,12 @@ METHOD_NOTES = [
     "sentence; wall(first only) is the min of 2 runs. It still includes JSON parsing/writing per line.",
     "ORT real texts: one pass over sentences 2..N before and one after toprt (after 3 warm-up runs); the mean "
     "per-sentence time is reported (toprt's number is a mean too).",
+    "Batched SST-2 throughput: toprt = engine-bench --model M --input F.jsonl --batch B --threads T --iters 2 "
+    "--warmup 1 --pad-to 64 (throughput_seq_s of the median iteration; engine-bench tokenizes the same texts with "
+    "the tokenizer embedded in the model, and the token counts are checked against the ORT feeds); every batch is "
+    "packed without padding. ORT = the same batches padded to 64, padded to the longest sentence of each batch, "
+    "and one sentence at a time unpadded; one pass over all batches before toprt and one after (after a warm-up "
+    "run), throughput from the median pass.",
 ]
 
 
