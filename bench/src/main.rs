@@ -263,6 +263,14 @@ fn run() -> Result<(), String> {
     };
     let batches: Vec<Vec<Encoded>> = seqs.chunks(a.batch).map(<[Encoded]>::to_vec).collect();
     let budget = batches.iter().map(|b| b.iter().map(|e| e.input_ids.len()).sum::<usize>()).max().unwrap_or(1);
+    if budget > SessionOptions::MAX_TOKENS {
+        // One forward pass holds a whole batch; splitting it would time something else.
+        return Err(format!(
+            "a batch of {} sequences holds {budget} tokens; one forward pass takes at most {} (use a smaller --batch)",
+            a.batch,
+            SessionOptions::MAX_TOKENS
+        ));
+    }
     let opts = SessionOptions { threads: a.threads, isa: a.isa, max_tokens: budget.max(1), ..Default::default() };
     let mut session = Session::new(&model, &opts).map_err(|e| e.to_string())?;
     let has_rules = !model.manifest().keep_rules.is_empty();

@@ -177,6 +177,15 @@ fn real_text_mode_reports_agreement() {
         "0",
     ]);
     assert!(out.contains("agreement over 3 texts") && out.contains("accuracy dense"), "{out}");
+    // A batch larger than one forward pass can hold is refused up front, with the fix.
+    let o = Command::new(bin("engine-bench"))
+        .arg("--model")
+        .arg(&model)
+        .args(["--batch", "2000", "--seq-len", "64", "--iters", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("128000 tokens") && err.contains("smaller --batch"), "{err}");
     let o =
         Command::new(bin("engine-bench")).args(["--input", "/nonexistent/shared/data/sst2/dev.tsv"]).output().unwrap();
     assert!(
