@@ -92,7 +92,7 @@ pub fn tokenize(
         (Some(dir), _) => {
             let found = toprt_convert::tokenizer::find(dir, model.manifest().model.arch).map_err(|e| e.to_string())?;
             let spec = toprt::format::TokenizerSpec { json: found.json, max_length: max_len };
-            external = toprt::tokenize::TextTokenizer::from_spec(&spec, max_len).map_err(|e| e.to_string())?;
+            external = toprt::tokenize::TextTokenizer::from_spec(&spec).map_err(|e| e.to_string())?;
             &external
         }
         (None, Some(t)) => t,

@@ -154,7 +154,7 @@ impl Model {
         let (header, manifest) = format::validate(bytes, opts.verify_checksums)?;
         let weights = bind_weights(&manifest, header.data_offset as usize)?;
         let tokenizer = match &manifest.tokenizer {
-            Some(spec) => Some(TextTokenizer::from_spec(spec, manifest.model.max_len())?),
+            Some(spec) => Some(TextTokenizer::from_spec(spec)?),
             None => None,
         };
         Ok(Model { inner: Arc::new(ModelInner { storage, manifest, weights, tokenizer, path }) })

@@ -30,7 +30,7 @@ impl TextTokenizer {
     ///
     /// # Errors
     /// [`Error::Tokenizer`] when the document does not parse.
-    pub fn from_spec(spec: &TokenizerSpec, _model_max: usize) -> Result<TextTokenizer> {
+    pub fn from_spec(spec: &TokenizerSpec) -> Result<TextTokenizer> {
         let bad = |e: &dyn std::fmt::Display| Error::Tokenizer(format!("embedded tokenizer.json: {e}"));
         // `tokenizers` panics instead of failing on some malformed documents (a syntax
         // error inside "decoder" hits an `expect`), so the JSON is checked first, with
