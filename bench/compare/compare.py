@@ -418,7 +418,7 @@ class Toprt:
         return doc, " ".join(map(str, cmd))
 
     def bench_texts(self, model, texts, batch, threads, iters, tag):
-        """engine-bench on real texts (dense, then pruned), `batch` sentences per forward pass."""
+        """engine-bench on real texts (dense and pruned, alternating), `batch` sentences per forward pass."""
         js = OUT / "logs" / f"engine-bench-{tag}.json"
         cmd = [self.bin / "engine-bench", "--model", model, "--input", texts, "--batch", batch, "--threads", threads,
                "--iters", iters, "--warmup", 1, "--pad-to", 64, "--json", js]
@@ -953,8 +953,8 @@ METHOD_NOTES = [
     "toprt fixed shapes: engine-bench --model M --batch B --seq-len S --threads T --iters I --warmup W "
     "[--no-prune] --json (median of I runs, whole forward incl. embeddings and head; W = 1 for 1 x 128, 0 for "
     "MiniLM 32 x 128). The pruned row comes from engine-bench on the pruned file without --no-prune, which runs "
-    "dense (pruning switched off, bit-identical to the dense model) and then pruned in one process; that dense "
-    "run is printed as a second dense measurement.",
+    "dense (pruning switched off, bit-identical to the dense model) and pruned, alternating run by run, in one "
+    "process; that dense run is printed as a second dense measurement.",
     "Fixed-shape ORT timings are split: half before, half after the toprt runs of the same thread count; "
     "the median of the pooled runs is reported.",
     "toprt real texts: wall time of `toprt run --model M --input F.jsonl --output - --threads T --batch-size 1` "

@@ -2,8 +2,9 @@
 //!
 //! With no arguments it builds (once, deterministically, cached under `target/`) a
 //! BERT-base-shaped model with random weights and a ToP-style keep-rule schedule, and
-//! times batch 1 × 128 tokens dense and pruned, layer by layer. `--input FILE` times
-//! real texts instead and reports how much pruning changes the answers.
+//! times batch 1 × 128 tokens dense and pruned (alternating run by run), layer by layer.
+//! `--input FILE` times real texts instead and reports how much pruning changes the
+//! answers.
 
 mod report;
 mod texts;
@@ -158,60 +159,70 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Times one configuration over all `batches` per iteration.
+/// Times the configurations `cfgs` (e.g. dense and pruned) over all `batches`,
+/// interleaved: every round runs each configuration once, so on a machine whose speed
+/// drifts (other tenants, turbo) every configuration sees the same drift and the ratios
+/// between them stay honest.
 fn measure(
     session: &mut Session,
     batches: &[Vec<Encoded>],
-    ctl: PruneControl,
+    cfgs: &[(PruneControl, &'static str)],
     a: &Args,
-    name: &'static str,
-) -> Result<RunResult, String> {
+) -> Result<Vec<RunResult>, String> {
     let want = Outputs { logits: true, embedding: false, hidden_states: false };
     let layers = session.layer_stats().len();
     let sequences: usize = batches.iter().map(Vec::len).sum();
     let tokens: usize = batches.iter().flatten().map(|e| e.input_ids.len()).sum();
     for _ in 0..a.warmup {
-        for b in batches {
-            session.forward(b, want, ctl).map_err(|e| e.to_string())?;
+        for &(ctl, _) in cfgs {
+            for b in batches {
+                session.forward(b, want, ctl).map_err(|e| e.to_string())?;
+            }
         }
         eprint!(".");
     }
     session.set_layer_timing(true);
     session.take_layer_timing();
-    let mut r = RunResult::new(name, layers, sequences, tokens);
+    let mut runs: Vec<RunResult> =
+        cfgs.iter().map(|&(_, name)| RunResult::new(name, layers, sequences, tokens)).collect();
     let started = Instant::now();
-    // --iters N runs exactly N; by default at least 5 runs and up to 15 within ~12 s
-    // (one run for long real-text inputs).
+    // --iters N runs exactly N rounds; by default at least 5 and up to 15 within ~12 s
+    // per configuration (one round for long real-text inputs).
     let long = tokens > 8192;
+    let budget = Duration::from_secs(12 * cfgs.len() as u64);
     while match a.iters {
-        Some(n) => r.totals.len() < n,
-        None if long => r.totals.is_empty(),
-        None => r.totals.len() < 5 || (r.totals.len() < 15 && started.elapsed() < Duration::from_secs(12)),
+        Some(n) => runs[0].totals.len() < n,
+        None if long => runs[0].totals.is_empty(),
+        None => runs[0].totals.len() < 5 || (runs[0].totals.len() < 15 && started.elapsed() < budget),
     } {
-        let t0 = Instant::now();
-        let mut stats = vec![toprt::LayerStats::default(); layers];
-        for b in batches {
-            session.forward(b, want, ctl).map_err(|e| e.to_string())?;
-            for (acc, s) in stats.iter_mut().zip(session.layer_stats()) {
-                acc.attention_tokens += s.attention_tokens;
-                acc.ffn_tokens += s.ffn_tokens;
-                acc.min_len = if acc.macs == 0.0 { s.min_len } else { acc.min_len.min(s.min_len) };
-                acc.max_len = acc.max_len.max(s.max_len);
-                acc.macs += s.macs;
+        for (r, &(ctl, _)) in runs.iter_mut().zip(cfgs) {
+            let t0 = Instant::now();
+            let mut stats = vec![toprt::LayerStats::default(); layers];
+            for b in batches {
+                session.forward(b, want, ctl).map_err(|e| e.to_string())?;
+                for (acc, s) in stats.iter_mut().zip(session.layer_stats()) {
+                    acc.attention_tokens += s.attention_tokens;
+                    acc.ffn_tokens += s.ffn_tokens;
+                    acc.min_len = if acc.macs == 0.0 { s.min_len } else { acc.min_len.min(s.min_len) };
+                    acc.max_len = acc.max_len.max(s.max_len);
+                    acc.macs += s.macs;
+                }
+            }
+            r.totals.push(ms(t0.elapsed()));
+            r.stats = stats;
+            for (l, t) in session.take_layer_timing().iter().enumerate() {
+                r.attn_runs[l].push(ms(t.attention));
+                r.prune_runs[l].push(ms(t.prune));
+                r.ffn_runs[l].push(ms(t.ffn));
             }
         }
-        r.totals.push(ms(t0.elapsed()));
-        r.stats = stats;
-        for (l, t) in session.take_layer_timing().iter().enumerate() {
-            r.attn_runs[l].push(ms(t.attention));
-            r.prune_runs[l].push(ms(t.prune));
-            r.ffn_runs[l].push(ms(t.ffn));
-        }
-        eprint!("\r{name}: {} runs, median {:.1} ms   ", r.totals.len(), report::median(&r.totals));
+        let progress: Vec<String> =
+            runs.iter().map(|r| format!("{} median {:.1} ms", r.name, report::median(&r.totals))).collect();
+        eprint!("\r{} rounds: {}   ", runs[0].totals.len(), progress.join(", "));
     }
     eprintln!();
     session.set_layer_timing(false);
-    Ok(r)
+    Ok(runs)
 }
 
 /// Runs every text dense and pruned (untimed) and compares the answers.
@@ -281,12 +292,13 @@ fn run() -> Result<(), String> {
         session.isa()
     );
     let peak = toprt_kernels::peak_probe(session.isa());
-    let dense = measure(&mut session, &batches, PruneControl::DENSE, &a, "dense")?;
-    let pruned = if has_rules && !a.no_prune {
-        Some(measure(&mut session, &batches, PruneControl::default(), &a, "pruned")?)
-    } else {
-        None
-    };
+    let mut cfgs = vec![(PruneControl::DENSE, "dense")];
+    if has_rules && !a.no_prune {
+        cfgs.push((PruneControl::default(), "pruned"));
+    }
+    let mut runs = measure(&mut session, &batches, &cfgs, &a)?.into_iter();
+    let dense = runs.next().ok_or("no dense run")?;
+    let pruned = runs.next();
     let agree = if a.input.is_some() && pruned.is_some() {
         eprintln!("agreement pass (every text dense and pruned) ...");
         Some(agreement(&mut session, &batches, &labels)?)
