@@ -195,14 +195,16 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
     });
 }
 
-/// Rows per task below which splitting a GEMM by rows would re-read the weights for
-/// little work.
-const MIN_ROWS_PER_TASK: usize = 32;
+/// Rows per task below which splitting a GEMM by rows costs more than it saves: every
+/// row task streams all the weights from memory, and a task of fewer rows than one
+/// GEMM row block (`MC`, 256 rows for avx2) reuses each weight panel less.
+const MIN_ROWS_PER_TASK: usize = 256;
 
 /// Whether `LN(A·W + b + residual)` over `m` rows runs as the fused row-split GEMM +
-/// LayerNorm (no second pass over `C`). With few rows (late, pruned layers) splitting by
-/// panels reads each weight once, so the GEMM is split by panels and LayerNorm runs
-/// after. Both give bit-identical results.
+/// LayerNorm (no second pass over `C`). Below `threads × MIN_ROWS_PER_TASK` rows (BERT's
+/// 1 × 128 on 2 threads, every pruned layer) splitting by panels reads each weight
+/// once, so the GEMM is split by panels and LayerNorm runs after, split by rows. Both
+/// give bit-identical results.
 fn fused_layernorm(m: usize, threads: usize) -> bool {
     threads == 1 || m >= threads * MIN_ROWS_PER_TASK
 }

@@ -177,7 +177,8 @@ impl Kernels {
 
     /// `C[rows] = LayerNorm(A·W ⊕ epilogue)[rows]` over **all** column panels: the
     /// GEMM with `p`'s epilogue (for BERT's `LN(x + A·W + b)`, [`crate::gemm::Epilogue::BiasResidual`]),
-    /// then [`Kernels::layernorm`] of each row while the row block is still in L2. The
+    /// then [`Kernels::layernorm`] of each row, block by block of
+    /// [`gemm::LN_BLOCK_ROWS`] rows while the block is still in cache. The
     /// result is bit-identical to [`Kernels::sgemm`] followed by [`Kernels::layernorm`]
     /// of each row; it saves the second pass over `C` from memory.
     ///

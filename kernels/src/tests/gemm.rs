@@ -357,7 +357,9 @@ pub fn panel_and_row_split_bit_exact(t: &Tier) {
 /// `sgemm_bias_residual_layernorm` over row blocks == GEMM then `layernorm` per row.
 pub fn fused_layernorm_matches_unfused(t: &Tier) {
     let mut rng = Rng::new(13);
-    for (m, k, n) in [(37, 384, 768), (5, 64, 3 * NR + 5), (130, 96, 1024)] {
+    // The last shape gives one call several LN_BLOCK_ROWS blocks.
+    let many = 2 * crate::gemm::LN_BLOCK_ROWS + 70;
+    for (m, k, n) in [(37, 384, 768), (5, 64, 3 * NR + 5), (130, 96, 1024), (many, 16, NR + 8)] {
         let case = Case::new(&mut rng, m, k, n, false, 0);
         let (w, b) = (rng.floats(n, 0.5, 1.5), rng.floats(n, -0.5, 0.5));
         let mut want = case.run(&t.kernels, Ep::BiasResidual);
