@@ -71,6 +71,24 @@ unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
             }
         }
     };
+    // The first `pf_lines` unrolled steps each prefetch one line of the next B block
+    // (what does not fit goes out up front), so the prefetches trickle out instead of
+    // queueing up in front of the tile.
+    let in_loop = t.pf_lines.min(t.kc / 4);
+    let mut pf = t.pf;
+    for _ in in_loop..t.pf_lines {
+        super::prefetch::<false>(pf);
+        pf = pf.wrapping_add(16);
+    }
+    for _ in 0..in_loop {
+        super::prefetch::<false>(pf);
+        pf = pf.wrapping_add(16);
+        for u in 0..4 {
+            step(&mut acc, b.add(u * NR), kk + u);
+        }
+        b = b.add(4 * NR);
+        kk += 4;
+    }
     while kk + 4 <= t.kc {
         for u in 0..4 {
             step(&mut acc, b.add(u * NR), kk + u);

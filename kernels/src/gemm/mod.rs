@@ -65,7 +65,11 @@
 //!   *next* `B` block into L2 (the first row tile of a micro-panel would otherwise wait
 //!   on memory for every line), and the `C` (and residual) lines of the *next* tile
 //!   into L1 (a store that misses holds up the store queue; measured ~15 % on
-//!   128×768×2304). Prefetch is a hint: it never faults and changes no result.
+//!   128×768×2304). The `B` lines go out one per 4 `k` steps inside the microkernel's
+//!   `k` loop. Issued as a burst before the tile, they queued up in front of the tile's
+//!   own loads: with few rows (pruned layers) a job's share is 50+ lines, and 25–40-row
+//!   GEMMs on weights streamed from memory ran 20–30 % slower that way (128 rows: no
+//!   difference). Prefetch is a hint: it never faults and changes no result.
 //! * `C` partial sums move once per `k` block (`MR × cols` loads and stores per
 //!   `KC × MR × cols/LANES` FMAs: under 1 % of the instructions).
 
@@ -315,6 +319,10 @@ pub(crate) struct TileJob {
     /// First `k` block: start from zero (never read `C`), else continue `C`'s sums.
     pub first: bool,
     pub finish: Finish,
+    /// Lines of the next `B` block to prefetch into L2 while this tile computes: `pf_lines`
+    /// lines of 64 bytes from `pf`, one every 4 `k` steps.
+    pub pf: *const f32,
+    pub pf_lines: usize,
 }
 
 /// A microkernel instantiation for one row count.
@@ -419,11 +427,15 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                         let mut row = row0;
                         for t in 0..ntiles {
                             let r = tile_base + usize::from(t < tile_extra);
-                            if let Some((nb, _)) = next_b {
-                                for line in (i * per_job).min(next_lines)..((i + 1) * per_job).min(next_lines) {
-                                    prefetch::<false>(nb.wrapping_add(line * 16));
+                            // This job's share of the next B block, prefetched by the
+                            // microkernel inside its k loop.
+                            let (pf, pf_lines) = match next_b {
+                                Some((nb, _)) => {
+                                    let first = (i * per_job).min(next_lines);
+                                    (nb.wrapping_add(first * 16), ((i + 1) * per_job).min(next_lines) - first)
                                 }
-                            }
+                                None => (std::ptr::null(), 0),
+                            };
                             // The next tile's C rows (parked sums to load, or lines about to
                             // be written) and residual rows, into L1: a store that misses
                             // would hold up the store queue for a trip to L3.
@@ -467,6 +479,8 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                                 cols,
                                 first: kb == 0,
                                 finish,
+                                pf,
+                                pf_lines,
                             };
                             // SAFETY: GemmParams::new proved A covers rows < m and k < lda,
                             // B covers every panel × k, C and the epilogue operands cover
@@ -494,7 +508,7 @@ fn panels_per_group(rows: usize) -> usize {
 /// A prefetch hint for the cache line holding `p`: into L1 (`T0`) or L2 (`T1`). Never
 /// faults and has no architectural effect, whatever the address.
 #[inline(always)]
-fn prefetch<const L1: bool>(p: *const f32) {
+pub(crate) fn prefetch<const L1: bool>(p: *const f32) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch instructions do not access memory architecturally and never
     // fault; SSE is part of the x86-64 baseline.
