@@ -555,7 +555,8 @@ def main():
                     help="session.intra_op.allow_spinning=0 (ORT's default spins; toprt's pool blocks)")
     ap.add_argument("--keep-ratio", default=None,
                     help="toprt-convert --keep-ratio for the pruned model instead of the ToP rank-bin schedule")
-    ap.add_argument("--toprt-iters", type=int, default=3, help="engine-bench --iters (BERT-base 1x128)")
+    ap.add_argument("--toprt-iters", type=int, default=10,
+                    help="engine-bench --iters (BERT-base 1x128; ~0.4 s a run, and the machine drifts)")
     ap.add_argument("--toprt-minilm-iters", type=int, default=3,
                     help="engine-bench --iters (MiniLM 32x128, --warmup 0: one run is ~10^11 FLOP)")
     ap.add_argument("--ort-iters", type=int, default=20, help="ORT timed runs, batch 1 (half before, half after)")
