@@ -71,18 +71,27 @@ unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
             }
         }
     };
-    // The first `pf_lines` unrolled steps each prefetch one line of the next B block
-    // (what does not fit goes out up front), so the prefetches trickle out instead of
-    // queueing up in front of the tile.
-    let in_loop = t.pf_lines.min(t.kc / 4);
+    // The first unrolled steps each prefetch `per` lines of the next B block (1 unless
+    // the tile's share has more lines than the tile has steps), so the prefetches
+    // trickle out instead of queueing up in front of the tile.
+    // (A tile shorter than 4 steps has nowhere to spread them: they go out up front.)
+    let steps = t.kc / 4;
     let mut pf = t.pf;
-    for _ in in_loop..t.pf_lines {
-        super::prefetch::<false>(pf);
-        pf = pf.wrapping_add(16);
+    if steps == 0 {
+        for _ in 0..t.pf_lines {
+            super::prefetch::<false>(pf);
+            pf = pf.wrapping_add(16);
+        }
     }
-    for _ in 0..in_loop {
-        super::prefetch::<false>(pf);
-        pf = pf.wrapping_add(16);
+    let per = t.pf_lines.div_ceil(steps.max(1)).max(1);
+    let with_prefetch = if steps == 0 { 0 } else { t.pf_lines.div_ceil(per) };
+    let mut left = t.pf_lines;
+    for _ in 0..with_prefetch {
+        for _ in 0..per.min(left) {
+            super::prefetch::<false>(pf);
+            pf = pf.wrapping_add(16);
+        }
+        left = left.saturating_sub(per);
         for u in 0..4 {
             step(&mut acc, b.add(u * NR), kk + u);
         }

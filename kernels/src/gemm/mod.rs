@@ -65,10 +65,11 @@
 //!   *next* `B` block into L2 (the first row tile of a micro-panel would otherwise wait
 //!   on memory for every line), and the `C` (and residual) lines of the *next* tile
 //!   into L1 (a store that misses holds up the store queue; measured ~15 % on
-//!   128×768×2304). The `B` lines go out one per 4 `k` steps inside the microkernel's
-//!   `k` loop. Issued as a burst before the tile, they queued up in front of the tile's
-//!   own loads: with few rows (pruned layers) a job's share is 50+ lines, and 25–40-row
-//!   GEMMs on weights streamed from memory ran 20–30 % slower that way (128 rows: no
+//!   128×768×2304). The `B` lines go out from inside the microkernel's `k` loop, one
+//!   per 4 `k` steps, or as many per step as it takes to fit the tile's share into its
+//!   steps. Issued as a burst before the tile, they queued up in front of the tile's
+//!   own loads: with few rows (pruned layers) a job's share is 50–130 lines, and 8–40-row
+//!   GEMMs on weights streamed from memory ran 15–45 % slower that way (128 rows: no
 //!   difference). Prefetch is a hint: it never faults and changes no result.
 //! * `C` partial sums move once per `k` block (`MR × cols` loads and stores per
 //!   `KC × MR × cols/LANES` FMAs: under 1 % of the instructions).
