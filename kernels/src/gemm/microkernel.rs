@@ -71,27 +71,20 @@ unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
             }
         }
     };
-    // The first unrolled steps each prefetch `per` lines of the next B block (1 unless
-    // the tile's share has more lines than the tile has steps), so the prefetches
-    // trickle out instead of queueing up in front of the tile.
-    // (A tile shorter than 4 steps has nowhere to spread them: they go out up front.)
-    let steps = t.kc / 4;
-    let mut pf = t.pf;
-    if steps == 0 {
-        for _ in 0..t.pf_lines {
+    // The next B block's lines go out `per` at a time, one batch per unrolled step (1 a
+    // step unless the tile's share has more lines than the tile has steps), so they
+    // trickle out instead of queueing up in front of the tile's own loads.
+    let per = t.pf_lines.div_ceil((t.kc / 4).max(1));
+    let (mut pf, mut left) = (t.pf, t.pf_lines);
+    let mut prefetch = |n: usize| {
+        for _ in 0..n {
             super::prefetch::<false>(pf);
             pf = pf.wrapping_add(16);
         }
-    }
-    let per = t.pf_lines.div_ceil(steps.max(1)).max(1);
-    let with_prefetch = if steps == 0 { 0 } else { t.pf_lines.div_ceil(per) };
-    let mut left = t.pf_lines;
-    for _ in 0..with_prefetch {
-        for _ in 0..per.min(left) {
-            super::prefetch::<false>(pf);
-            pf = pf.wrapping_add(16);
-        }
-        left = left.saturating_sub(per);
+    };
+    while left > 0 && kk + 4 <= t.kc {
+        prefetch(per.min(left));
+        left -= per.min(left);
         for u in 0..4 {
             step(&mut acc, b.add(u * NR), kk + u);
         }
@@ -110,6 +103,8 @@ unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
         b = b.add(NR);
         kk += 1;
     }
+    // A block shorter than 4 steps had no step to spread its lines over.
+    prefetch(left);
 
     // Park the tile in C (full-precision sums), then apply the epilogue from there:
     // the epilogue neither competes with `acc` for registers nor forces it to memory.

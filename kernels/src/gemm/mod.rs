@@ -321,7 +321,7 @@ pub(crate) struct TileJob {
     pub first: bool,
     pub finish: Finish,
     /// Lines of the next `B` block to prefetch into L2 while this tile computes: `pf_lines`
-    /// lines of 64 bytes from `pf`, one every 4 `k` steps.
+    /// lines of 64 bytes from `pf`, spread over the tile's `k` steps.
     pub pf: *const f32,
     pub pf_lines: usize,
 }
@@ -543,7 +543,7 @@ pub type LayerNormFn = fn(&mut [f32], &[f32], &[f32], f32);
 pub const LN_BLOCK_ROWS: usize = 512;
 
 /// GEMM (with `p`'s epilogue) over all panels of the rows `rows`, then LayerNorm of
-/// each of those rows, block by block while the block is still in L2.
+/// each of those rows, block by block while the block is still in cache.
 ///
 /// # Safety
 /// As [`GemmFn`] for `sgemm`, with `rows` inside `0..p.m()` and no other thread writing
