@@ -118,11 +118,24 @@ unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
     }
     match t.finish {
         Finish::Partial | Finish::Store => {}
-        Finish::Bias(bias) => epilogue::<S, R, NV, FULL>(t, bias, |x, _, _| x),
-        Finish::BiasGelu(bias) => epilogue::<S, R, NV, FULL>(t, bias, |x, _, _| simd::gelu::<S>(x)),
-        Finish::BiasResidual { bias, res, ldr } => {
-            epilogue::<S, R, NV, FULL>(t, bias, |x, off, n| S::add(x, load_n::<S>(res.add(off.0 * ldr + off.1), n)))
-        }
+        Finish::Bias(bias) => epilogue::<S, R, NV, FULL>(
+            t,
+            bias,
+            #[inline(always)]
+            |x, _, _| x,
+        ),
+        Finish::BiasGelu(bias) => epilogue::<S, R, NV, FULL>(
+            t,
+            bias,
+            #[inline(always)]
+            |x, _, _| simd::gelu::<S>(x),
+        ),
+        Finish::BiasResidual { bias, res, ldr } => epilogue::<S, R, NV, FULL>(
+            t,
+            bias,
+            #[inline(always)]
+            |x, off, n| S::add(x, load_n::<S>(res.add(off.0 * ldr + off.1), n)),
+        ),
     }
 }
 

@@ -173,7 +173,13 @@ pub(crate) unsafe fn layernorm<S: Simd>(x: &mut [f32], w: &[f32], b: &[f32], eps
     if n == 0 {
         return;
     }
-    let sum = sum_map::<S>(x, |v| v, |v| v);
+    let sum = sum_map::<S>(
+        x,
+        #[inline(always)]
+        |v| v,
+        #[inline(always)]
+        |v| v,
+    );
     normalize::<S>(x, w, b, eps, sum);
 }
 
@@ -185,18 +191,24 @@ unsafe fn normalize<S: Simd>(x: &mut [f32], w: &[f32], b: &[f32], eps: f32, sum:
     let mv = S::splat(mean);
     let var = sum_map::<S>(
         x,
+        #[inline(always)]
         |v| {
             let d = S::sub(v, mv);
             S::mul(d, d)
         },
+        #[inline(always)]
         |v| (v - mean) * (v - mean),
     ) / n as f32;
     let inv = S::splat(1.0 / (var + eps).sqrt());
     let (wp, bp) = (w.as_ptr(), b.as_ptr());
-    let cnt = |i: usize| S::LANES.min(n - i);
-    map_in_place::<S>(x, |v, i| {
-        S::fma(S::mul(S::sub(v, mv), inv), load_n::<S>(wp.add(i), cnt(i)), load_n::<S>(bp.add(i), cnt(i)))
-    });
+    map_in_place::<S>(
+        x,
+        #[inline(always)]
+        |v, i| {
+            let cnt = S::LANES.min(n - i);
+            S::fma(S::mul(S::sub(v, mv), inv), load_n::<S>(wp.add(i), cnt), load_n::<S>(bp.add(i), cnt))
+        },
+    );
 }
 
 /// `out = LayerNorm(word + pos + typ)` in one pass for the sum, then the LayerNorm
@@ -284,13 +296,21 @@ pub(crate) unsafe fn softmax<S: Simd>(x: &mut [f32]) {
         i += 2 * l;
     }
     let tail = i;
-    map_in_place::<S>(&mut x[tail..], |v, _| simd::exp::<S>(S::sub(v, maxv)));
+    map_in_place::<S>(
+        &mut x[tail..],
+        #[inline(always)]
+        |v, _| simd::exp::<S>(S::sub(v, maxv)),
+    );
     let mut sum = S::reduce_add(S::add(acc[0], acc[1]));
     for &v in &x[tail..] {
         sum += v;
     }
     let inv = S::splat(1.0 / sum);
-    map_in_place::<S>(x, |v, _| S::mul(v, inv));
+    map_in_place::<S>(
+        x,
+        #[inline(always)]
+        |v, _| S::mul(v, inv),
+    );
 }
 
 /// GELU of a slice in place.
@@ -299,5 +319,9 @@ pub(crate) unsafe fn softmax<S: Simd>(x: &mut [f32]) {
 /// The CPU supports `S`.
 #[inline(always)]
 pub(crate) unsafe fn gelu<S: Simd>(x: &mut [f32]) {
-    map_in_place::<S>(x, |v, _| simd::gelu::<S>(v));
+    map_in_place::<S>(
+        x,
+        #[inline(always)]
+        |v, _| simd::gelu::<S>(v),
+    );
 }
