@@ -2,6 +2,7 @@
 //!
 //! * [`pack`] defines the packed weight layout (written by the converter, read in place
 //!   from the memory-mapped model file by the GEMM).
+//! * [`cache`] reads the per-core cache sizes the GEMM blocking is derived from.
 //! * [`gemm`] multiplies activations by packed weights, with fused epilogues.
 //! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
 //!   LayerNorm.
@@ -15,6 +16,7 @@
 //! Every kernel has a portable scalar twin; faster tiers only overwrite the table slots
 //! they improve.
 
+pub mod cache;
 pub mod gemm;
 pub mod isa;
 pub mod ops;

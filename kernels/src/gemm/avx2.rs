@@ -6,7 +6,7 @@
 //! 17 in all, or re-load `B` from L1 for every row (15 loads per 12 FMAs, load-bound);
 //! 6 × 16 keeps the loads at 8 per 12 FMAs.
 
-use super::{drive, kc_for, mc_for, microkernel, GemmParams, TileFn, TileJob, TileSet};
+use super::{drive, microkernel, GemmParams, TileFn, TileJob, TileSet};
 use crate::simd::avx2::Avx2;
 use std::ops::Range;
 
@@ -35,8 +35,7 @@ static TILES: [TileFn; MR] = [
     avx2_sgemm_6x16_tile::<6>,
 ];
 
-pub(crate) static SET: TileSet =
-    TileSet { mr: MR, cols: COLS, kc: kc_for(COLS), mc: mc_for(kc_for(COLS)), tiles: &TILES };
+pub(crate) static SET: TileSet = TileSet { mr: MR, cols: COLS, tiles: &TILES };
 
 /// The AVX2 [`super::GemmFn`].
 ///

@@ -11,7 +11,7 @@
 //! the generated assembly); 10 rows leave it spill-free. Packing `A` would lift the
 //! limit at the cost of a packing pass and a scratch buffer per call.
 
-use super::{drive, kc_for, mc_for, microkernel, GemmParams, TileFn, TileJob, TileSet};
+use super::{drive, microkernel, GemmParams, TileFn, TileJob, TileSet};
 use crate::simd::avx512::Avx512;
 use std::ops::Range;
 
@@ -44,8 +44,7 @@ static TILES: [TileFn; MR] = [
     avx512_sgemm_10x32_tile::<10>,
 ];
 
-pub(crate) static SET: TileSet =
-    TileSet { mr: MR, cols: COLS, kc: kc_for(COLS), mc: mc_for(kc_for(COLS)), tiles: &TILES };
+pub(crate) static SET: TileSet = TileSet { mr: MR, cols: COLS, tiles: &TILES };
 
 /// The AVX-512 [`super::GemmFn`].
 ///

@@ -47,20 +47,42 @@
 //! the `k` loop.
 //!
 //! ## Cache blocking
-//! Loops, outermost first: row blocks of `MC` rows → groups of panels → `k` blocks of
-//! `KC` → panels of the group → column tiles of a panel → row tiles. Sizes come from
-//! the cache sizes of the smallest targeted core (32 KiB L1D, 512 KiB L2 per core:
-//! Zen 2/3; Zen 4 has 1 MiB, Sapphire Rapids 2 MiB):
-//! * `KC`: the `B` micro-panel a column tile streams (`KC × tile_cols × 4` bytes) takes
-//!   half of L1D, so it stays in L1 while every row tile of the block reuses it, next
-//!   to the `MR × KC` slice of `A`: 256 for 16-column tiles, 128 for 32-column tiles.
-//! * `MC`: the `A` block (`MC × KC × 4` bytes) takes half of L2, so it is read from L2,
-//!   not L3, for every panel: 256 rows at `KC` = 256. BERT's 128-token batches are one
-//!   row block, so every weight panel is read from memory once per call.
+//! Loops, outermost first: row blocks of up to `MC` rows → groups of panels → `k`
+//! blocks of up to `KC` → panels of the group → column tiles of a panel → row tiles.
+//! The sizes come from the L2 size of the core the process runs on
+//! ([`crate::cache::CacheSizes::detected`], read from CPUID once), through
+//! [`Blocking::for_caches`]:
+//!
+//! ```text
+//!   KC  = L2 / 16 / (NR · 4 B)   B micro-panel (KC × 32 floats) takes 1/16 of L2
+//!   MC  = L2 / 2  / (KC · 4 B)   A block (MC × KC floats) takes half of L2
+//!   grp = L2 / 8  / (rows · NR · 4 B) panels whose parked C tiles take 1/8 of L2
+//!
+//!   L2 per core               KC     MC at a full KC block
+//!   2 MiB (Sapphire Rapids)   1024   256   (k = 768: one block of 768, MC 341)
+//!   1 MiB (Zen 4)              512   256
+//!   512 KiB (Zen 2/3)          256   256
+//! ```
+//!
+//! * `KC`: a tile streams its `KC × 32` micro-panel of `B` from L2 for every row tile
+//!   of the block; L2 delivers it many times faster than the FMAs consume it (128
+//!   bytes per `k` step of 20 FMAs), so `KC` does not have to fit L1. What a long `KC`
+//!   buys is fewer `k` blocks: each one costs every tile a round trip of its sums
+//!   through `C` and a fresh pipeline start. Measured on a Sapphire Rapids core (2 MiB
+//!   L2), 128 × 768 × 2304 went from 85 % of the FMA peak at `KC` = 128 (a micro-panel
+//!   in half of a 32 KiB L1D, the previous rule) to 93–95 % at 768–1024. `k` is split
+//!   into *balanced* blocks (`k` = 1536 with `KC` = 1024 gives two of 768).
+//! * `MC`: the `A` block is re-read from L2, not L3, for every panel. BERT's 128-token
+//!   batches are one row block, so every weight panel is read from memory once per
+//!   call; rows are split into balanced blocks too.
 //! * Panel groups: between `k` blocks the running sums are parked in `C`; a group is
-//!   as many panels as keep those `C` tiles (`rows × group × 32` floats) within an
-//!   eighth of L2 (4 panels for 128 rows), so they come back from L2, not L3. The
-//!   price: `A` is read once per group (from L3 at worst) instead of once per call.
+//!   as many panels as keep those `C` tiles within an eighth of L2, so they come back
+//!   from L2, not L3. The price: `A` is read once per group (from L3 at worst) instead
+//!   of once per call. With `k <= KC` (every 768-wide BERT-base input) there is one
+//!   `k` block and groups do not matter.
+//! * The blocking never changes a result: a `k` block parks full-precision sums, and
+//!   row blocks and groups only reorder independent tiles (tested with tiny blocks
+//!   against the detected ones, bit for bit).
 //! * Prefetch: while a panel computes, each tile call prefetches its share of the
 //!   *next* `B` block into L2 (the first row tile of a micro-panel would otherwise wait
 //!   on memory for every line), and the `C` (and residual) lines of the *next* tile
@@ -74,6 +96,7 @@
 //! * `C` partial sums move once per `k` block (`MR × cols` loads and stores per
 //!   `KC × MR × cols/LANES` FMAs: under 1 % of the instructions).
 
+use crate::cache::CacheSizes;
 use crate::pack::NR;
 use std::ops::Range;
 
@@ -113,6 +136,7 @@ pub struct GemmParams<'a> {
     c: *mut f32,
     ldc: usize,
     epilogue: Epilogue<'a>,
+    blocking: Blocking,
     _c: std::marker::PhantomData<&'a mut [f32]>,
 }
 
@@ -181,7 +205,7 @@ impl<'a> GemmParams<'a> {
                 _ => return Err("epilogue operand shorter than n".into()),
             }
         }
-        Ok(Self { a, lda, m, k, b, n, c, ldc, epilogue, _c: std::marker::PhantomData })
+        Ok(Self { a, lda, m, k, b, n, c, ldc, epilogue, blocking: Blocking::detected(), _c: std::marker::PhantomData })
     }
 
     /// As [`GemmParams::new`], with `C` given as a raw pointer, for callers whose output
@@ -211,6 +235,22 @@ impl<'a> GemmParams<'a> {
     ) -> Result<Self, String> {
         let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
         Self::build(a, lda, m, k, b, n, c, c_len, ldc, epilogue)
+    }
+
+    /// The same call with another cache blocking (the default is
+    /// [`Blocking::detected`]). The result is bit-identical whatever the blocking; tests
+    /// use tiny blocks to reach every edge of the driver on small shapes.
+    pub fn with_blocking(mut self, blocking: Blocking) -> Self {
+        self.blocking = blocking;
+        self
+    }
+
+    /// A view of the same call (same operands) with another blocking.
+    #[cfg(test)]
+    pub(crate) fn reblocked(&self, blocking: Blocking) -> GemmParams<'_> {
+        let mut v = self.rows(0..self.m);
+        v.blocking = blocking;
+        v
     }
 
     /// Number of column panels of this call.
@@ -264,6 +304,7 @@ impl<'a> GemmParams<'a> {
             c: self.c.wrapping_add(r0 * self.ldc),
             ldc: self.ldc,
             epilogue,
+            blocking: self.blocking,
             _c: std::marker::PhantomData,
         }
     }
@@ -333,31 +374,62 @@ pub(crate) struct TileJob {
 /// support the tier.
 pub(crate) type TileFn = unsafe fn(&TileJob);
 
-/// One tier's microkernels and blocking.
+/// One tier's microkernels.
 pub(crate) struct TileSet {
     /// Rows of the full tile; `tiles[r - 1]` computes `r` rows, `r` in `1..=mr`.
     pub mr: usize,
     /// Columns per tile (divides [`NR`]).
     pub cols: usize,
-    /// `k` block (see the module docs).
-    pub kc: usize,
-    /// Row block.
-    pub mc: usize,
     pub tiles: &'static [TileFn],
 }
 
-/// Bytes of L1D and L2 the blocking plans for (the smallest of the targeted cores).
-pub(crate) const L1D_BYTES: usize = 32 << 10;
-pub(crate) const L2_BYTES: usize = 512 << 10;
+/// Bytes of one row of a packed panel (`NR` floats), for budgets in test blockings.
+#[cfg(test)]
+pub(crate) const NR_BYTES_PER_ROW: usize = NR * 4;
 
-/// `KC` for tiles `tile_cols` wide: the `B` micro-panel fills half of L1D.
-pub(crate) const fn kc_for(tile_cols: usize) -> usize {
-    L1D_BYTES / 2 / (tile_cols * 4)
+/// Cache blocking of the GEMM driver (see the module docs): the largest `k` block and
+/// the byte budgets of the `A` block and of the parked `C` tiles of a panel group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// Largest `k` block (`KC`); `k` is split into balanced blocks of at most this.
+    pub kc: usize,
+    /// Bytes of `A` one row block may hold (`MC × KC × 4`).
+    pub a_block_bytes: usize,
+    /// Bytes of `C` tiles one panel group may park between `k` blocks.
+    pub c_group_bytes: usize,
 }
 
-/// `MC` for a given `KC`: the `A` block fills half of L2.
-pub(crate) const fn mc_for(kc: usize) -> usize {
-    L2_BYTES / 2 / (kc * 4)
+impl Blocking {
+    /// The blocking for a core with these caches (the rules of the module docs).
+    pub const fn for_caches(c: CacheSizes) -> Blocking {
+        let kc = c.l2 / 16 / (NR * 4);
+        Blocking { kc: if kc < 16 { 16 } else { kc / 8 * 8 }, a_block_bytes: c.l2 / 2, c_group_bytes: c.l2 / 8 }
+    }
+
+    /// The blocking for this machine's caches, computed once.
+    pub fn detected() -> Blocking {
+        static DETECTED: std::sync::OnceLock<Blocking> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| Blocking::for_caches(CacheSizes::detected()))
+    }
+
+    /// `(k block, number of k blocks)` for inner dimension `k`: balanced blocks of at
+    /// most `kc`, a multiple of 4 steps (the unroll of the microkernel) except the last.
+    pub(crate) fn k_blocks(&self, k: usize) -> (usize, usize) {
+        let blocks = k.div_ceil(self.kc.max(4)).max(1);
+        let kc = k.div_ceil(blocks).next_multiple_of(4).max(4);
+        (kc, k.div_ceil(kc).max(1))
+    }
+
+    /// Rows per row block at `k` block `kc` (at least `mr`).
+    pub(crate) fn mc(&self, kc: usize, mr: usize) -> usize {
+        (self.a_block_bytes / (kc.max(1) * 4)).max(mr)
+    }
+
+    /// Panels per group for `rows` rows: the group's parked `C` tiles
+    /// (`rows × group × NR` floats) fit the budget.
+    fn panels_per_group(&self, rows: usize) -> usize {
+        (self.c_group_bytes / (rows.max(1) * NR * 4)).max(1)
+    }
 }
 
 /// Splits `len` into `parts` contiguous pieces whose sizes differ by at most one, the
@@ -380,8 +452,9 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
     }
     debug_assert!(panels.end <= p.panels());
     debug_assert!(NR.is_multiple_of(ts.cols) && ts.tiles.len() == ts.mr);
-    let kblocks = k.div_ceil(ts.kc).max(1);
-    let mblocks = m.div_ceil(ts.mc);
+    let bl = p.blocking;
+    let (kc_max, kblocks) = bl.k_blocks(k);
+    let mblocks = m.div_ceil(bl.mc(kc_max, ts.mr));
     // Pointers are formed with `wrapping_add`: with k = 0 the offsets may leave the
     // (empty) operands, and such pointers are never dereferenced.
     let (a0, b0) = (p.a.as_ptr(), p.b.as_ptr());
@@ -391,14 +464,14 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
         // Balanced row tiles: `tile_extra` tiles of `tile_base + 1` rows, then the rest
         // of `tile_base` rows.
         let (tile_base, tile_extra) = (rows / ntiles, rows % ntiles);
-        let group_len = panels_per_group(rows);
+        let group_len = bl.panels_per_group(rows);
         let mut g0 = panels.start;
         while g0 < panels.end {
             let group = g0..(g0 + group_len).min(panels.end);
             g0 = group.end;
             for kb in 0..kblocks {
-                let k0 = kb * ts.kc;
-                let kc = ts.kc.min(k - k0.min(k));
+                let k0 = kb * kc_max;
+                let kc = kc_max.min(k - k0.min(k));
                 let last = kb + 1 == kblocks;
                 for panel in group.clone() {
                     // The B block computed after this one, prefetched into L2 while this
@@ -407,9 +480,9 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                     let next_b = if panel + 1 < group.end {
                         Some((b0.wrapping_add((panel + 1) * k * NR + k0 * NR), kc))
                     } else if !last {
-                        Some((b0.wrapping_add(group.start * k * NR + (k0 + kc) * NR), ts.kc.min(k - (k0 + kc))))
+                        Some((b0.wrapping_add(group.start * k * NR + (k0 + kc) * NR), kc_max.min(k - (k0 + kc))))
                     } else if group.end < panels.end {
-                        Some((b0.wrapping_add(group.end * k * NR), ts.kc.min(k)))
+                        Some((b0.wrapping_add(group.end * k * NR), kc_max.min(k)))
                     } else {
                         None
                     };
@@ -497,13 +570,6 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
             }
         }
     }
-}
-
-/// Panels per group: the group's `C` tiles (`rows × group × NR` floats), which hold
-/// the parked sums between `k` blocks, take an eighth of L2, so they are re-read from
-/// L2 rather than L3.
-fn panels_per_group(rows: usize) -> usize {
-    (L2_BYTES / 8 / (rows.max(1) * NR * 4)).max(1)
 }
 
 /// A prefetch hint for the cache line holding `p`: into L1 (`T0`) or L2 (`T1`). Never

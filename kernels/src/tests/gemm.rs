@@ -267,11 +267,53 @@ pub fn bert_shapes_within_tolerance(t: &Tier) {
 /// More rows than one row block and more k than one k block (balanced splits of both).
 pub fn many_row_and_k_blocks(t: &Tier) {
     let mut rng = Rng::new(9);
-    let m = if t.mc == usize::MAX { 70 } else { 2 * t.mc + 7 };
-    let k = if t.kc == usize::MAX { 300 } else { 2 * t.kc + 5 };
+    // k = 2·KC + 5 gives three balanced k blocks; m = 2·MC + 7 three row blocks.
+    let (m, k) = match t.blocking {
+        None => (70, 300),
+        Some(b) => {
+            let k = 2 * b.kc + 5;
+            (2 * t.blocks(k).map_or(0, |(mc, _)| mc) + 7, k)
+        }
+    };
+    assert!(t.blocks(k).is_none_or(|(mc, kc)| k.div_ceil(kc) == 3 && m.div_ceil(mc) == 3), "{:?}", t.blocks(k));
     for n in [45, 3 * NR + 5] {
         let case = Case::new(&mut rng, m, k, n, true, 1);
         exact_case(t, &case, Ep::BiasResidual);
+    }
+}
+
+/// The blocking only reorders independent work: the tier's own blocking, tiny blocks
+/// (many row and `k` blocks, one-panel groups) and the blockings derived for other
+/// cache sizes give the same bits, for every epilogue.
+pub fn blocking_never_changes_bits(t: &Tier) {
+    use crate::cache::CacheSizes;
+    use crate::gemm::Blocking;
+    if t.blocking.is_none() {
+        println!("{}: no blocking (the scalar twin)", t.name);
+        return;
+    }
+    let blockings = [
+        Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1 },
+        Blocking { kc: 100, a_block_bytes: 50 * 100 * 4, c_group_bytes: 3 * 50 * NR * 4 },
+        Blocking::for_caches(CacheSizes { l1d: 32 << 10, l2: 256 << 10 }),
+        Blocking::for_caches(CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
+        Blocking::for_caches(CacheSizes { l1d: 48 << 10, l2: 2 << 20 }),
+    ];
+    let mut rng = Rng::new(15);
+    for (m, k, n) in [(37, 777, 3 * NR + 5), (129, 300, 70), (3, 2100, 40)] {
+        let case = Case::new(&mut rng, m, k, n, false, 1);
+        for ep in ALL_EPS {
+            let want = valid(&case, &case.run(&t.kernels, ep));
+            for bl in blockings {
+                let mut c = vec![f32::NAN; case.c_len()];
+                let p = GemmParams::new(&case.a, case.lda, m, k, &case.b, n, &mut c, case.ldc, case.epilogue(ep))
+                    .unwrap()
+                    .with_blocking(bl);
+                t.gemm(&p);
+                let at = |idx: usize| format!("{} {ep:?} {bl:?} [{}, {}]", case.name(), idx / n, idx % n);
+                check_bits(&format!("{}: blocking", t.name), &valid(&case, &c), &want, at).unwrap();
+            }
+        }
     }
 }
 

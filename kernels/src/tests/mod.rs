@@ -32,6 +32,7 @@ macro_rules! tier_tests {
                 gemm::random_shapes_within_tolerance,
                 gemm::bert_shapes_within_tolerance,
                 gemm::many_row_and_k_blocks,
+                gemm::blocking_never_changes_bits,
                 gemm::nan_in_c_is_overwritten,
                 gemm::row_invariance_bit_exact,
                 gemm::panel_and_row_split_bit_exact,

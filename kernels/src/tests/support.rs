@@ -1,7 +1,7 @@
 //! What the tier tests share: the tier under test, deterministic data, and error
 //! reports that say where and by how much.
 
-use crate::gemm::{self, microkernel, GemmParams, TileFn, TileJob, TileSet};
+use crate::gemm::{self, microkernel, Blocking, GemmParams, TileFn, TileJob, TileSet};
 use crate::simd::emu::Emu;
 use crate::{ops, Isa, Kernels};
 use std::ops::Range;
@@ -12,8 +12,8 @@ pub struct Tier {
     pub kernels: Kernels,
     /// Full register tile rows.
     pub mr: usize,
-    pub kc: usize,
-    pub mc: usize,
+    /// The blocking its GEMM runs with (`None`: the scalar twin, which has none).
+    pub blocking: Option<Blocking>,
 }
 
 impl Tier {
@@ -21,16 +21,17 @@ impl Tier {
     /// (reached only with `--include-ignored`).
     pub fn native(isa: Isa) -> Tier {
         let kernels = Kernels::for_isa(isa).unwrap_or_else(|e| panic!("skipped: {isa} not supported ({e})"));
-        let (mr, kc, mc) = match isa {
-            Isa::Scalar => (4, usize::MAX, usize::MAX),
+        let mr = match isa {
+            Isa::Scalar => 4,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => (gemm::avx2::MR, gemm::avx2::SET.kc, gemm::avx2::SET.mc),
+            Isa::Avx2 => gemm::avx2::MR,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => (gemm::avx512::MR, gemm::avx512::SET.kc, gemm::avx512::SET.mc),
+            Isa::Avx512 => gemm::avx512::MR,
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!(),
         };
-        Tier { name: isa.to_string(), kernels, mr, kc, mc }
+        let blocking = (isa != Isa::Scalar).then(Blocking::detected);
+        Tier { name: isa.to_string(), kernels, mr, blocking }
     }
 
     /// The generic SIMD bodies on the portable 16-lane vocabulary with the AVX-512
@@ -44,7 +45,7 @@ impl Tier {
         kernels.gelu = |x| unsafe { ops::gelu::<Emu<16>>(x) };
         kernels.embed_add_layernorm =
             |o, wd, ps, ty, w, b, eps| unsafe { ops::embed_add_layernorm::<Emu<16>>(o, wd, ps, ty, w, b, eps) };
-        Tier { name: "emu16".into(), kernels, mr: EMU_SET.mr, kc: EMU_SET.kc, mc: EMU_SET.mc }
+        Tier { name: "emu16".into(), kernels, mr: EMU_SET.mr, blocking: Some(EMU_BLOCKING) }
     }
 
     /// Rows around the register tile: 1, MR−1, MR, MR+1, 2·MR+3.
@@ -56,6 +57,15 @@ impl Tier {
     /// `C = A·B (+ epilogue)` with this tier over all panels.
     pub fn gemm(&self, p: &GemmParams) {
         gemm::sgemm_packed(self.kernels.sgemm, p);
+    }
+
+    /// `(rows per row block, k per k block)` of this tier's blocking for inner dimension
+    /// `k`, or `None` for the scalar twin.
+    pub fn blocks(&self, k: usize) -> Option<(usize, usize)> {
+        self.blocking.map(|b| {
+            let (kc, _) = b.k_blocks(k);
+            (b.mc(kc, self.mr), kc)
+        })
     }
 
     /// Same over a range of panels.
@@ -84,12 +94,16 @@ static EMU_TILES: [TileFn; 10] = [
     emu_tile::<10>,
 ];
 
-/// Tiny blocks on purpose: `KC` = 48 and `MC` = 40 give several row and `k` blocks (and
-/// balanced splits of both) on the small shapes of the tests.
-static EMU_SET: TileSet = TileSet { mr: 10, cols: 32, kc: 48, mc: 40, tiles: &EMU_TILES };
+static EMU_SET: TileSet = TileSet { mr: 10, cols: 32, tiles: &EMU_TILES };
+
+/// Tiny blocks on purpose: `KC` = 48, `MC` = 40 and two-panel groups give several row
+/// and `k` blocks (and balanced splits of both) on the small shapes of the tests.
+pub const EMU_BLOCKING: Blocking =
+    Blocking { kc: 48, a_block_bytes: 40 * 48 * 4, c_group_bytes: 2 * 40 * gemm::NR_BYTES_PER_ROW };
 
 unsafe fn emu_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
-    unsafe { gemm::drive(p, panels, &EMU_SET) }
+    let p = p.reblocked(EMU_BLOCKING);
+    unsafe { gemm::drive(&p, panels, &EMU_SET) }
 }
 
 /// xorshift64*: deterministic data, no dependency.
