@@ -19,7 +19,7 @@ use toprt::{Model, Outputs, PruneControl, Session, SessionOptions};
 
 const USAGE: &str =
     "usage: engine-bench [--model FILE] [--batch N] [--seq-len N | --input FILE [--tokenizer DIR] [--limit N]]
-                    [--threads N] [--iters N] [--warmup N] [--isa scalar|avx2|avx512] [--no-prune]
+                    [--threads N[,N...]] [--iters N] [--warmup N] [--isa scalar|avx2|avx512] [--no-prune]
                     [--pad-to N] [--json OUT] [--svg OUT]
        engine-bench --compare A.json B.json";
 
@@ -32,7 +32,8 @@ pub(crate) struct Args {
     input: Option<PathBuf>,
     tokenizer: Option<PathBuf>,
     limit: Option<usize>,
-    threads: usize,
+    /// Thread counts; more than one runs them alternately and reports the scaling.
+    threads: Vec<usize>,
     iters: Option<usize>,
     warmup: usize,
     isa: Option<toprt::Isa>,
@@ -52,7 +53,7 @@ fn parse_args() -> Result<Args, String> {
         input: None,
         tokenizer: None,
         limit: None,
-        threads: 1,
+        threads: vec![1],
         iters: None,
         warmup: 2,
         isa: None,
@@ -77,7 +78,10 @@ fn parse_args() -> Result<Args, String> {
             "--input" => a.input = Some(PathBuf::from(v()?)),
             "--tokenizer" => a.tokenizer = Some(PathBuf::from(v()?)),
             "--limit" => a.limit = Some(num(v()?)?),
-            "--threads" => a.threads = num(v()?)?,
+            "--threads" => {
+                let s = v()?;
+                a.threads = s.split(',').map(|x| num(x.trim().to_string())).collect::<Result<_, _>>()?;
+            }
             "--iters" => a.iters = Some(num(v()?)?),
             "--warmup" => a.warmup = num(v()?)?,
             "--isa" => a.isa = Some(v()?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
@@ -103,6 +107,9 @@ fn parse_args() -> Result<Args, String> {
         || a.lengths.as_ref().is_some_and(|l| l.is_empty() || l.contains(&0))
     {
         return Err("--batch, --seq-len, --lengths and --iters must be at least 1".into());
+    }
+    if a.threads.is_empty() || a.threads.len() > 8 {
+        return Err("--threads takes one to eight thread counts".into());
     }
     Ok(a)
 }
@@ -159,32 +166,42 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Times the configurations `cfgs` (e.g. dense and pruned) over all `batches`,
-/// interleaved: every round runs each configuration once, so on a machine whose speed
-/// drifts (other tenants, turbo) every configuration sees the same drift and the ratios
-/// between them stay honest.
+/// One timed configuration: a session (thread count) and a pruning control.
+#[derive(Clone, Copy)]
+struct Cfg {
+    session: usize,
+    ctl: PruneControl,
+    name: &'static str,
+}
+
+/// Times the configurations `cfgs` (dense and pruned, per thread count) over all
+/// `batches`, interleaved: every round runs each configuration once, so on a machine
+/// whose speed drifts (other tenants, turbo) every configuration sees the same drift
+/// and the ratios between them stay honest.
 fn measure(
-    session: &mut Session,
+    sessions: &mut [Session],
     batches: &[Vec<Encoded>],
-    cfgs: &[(PruneControl, &'static str)],
+    cfgs: &[Cfg],
     a: &Args,
 ) -> Result<Vec<RunResult>, String> {
     let want = Outputs { logits: true, embedding: false, hidden_states: false };
-    let layers = session.layer_stats().len();
+    let layers = sessions[0].layer_stats().len();
     let sequences: usize = batches.iter().map(Vec::len).sum();
     let tokens: usize = batches.iter().flatten().map(|e| e.input_ids.len()).sum();
     for _ in 0..a.warmup {
-        for &(ctl, _) in cfgs {
+        for c in cfgs {
             for b in batches {
-                session.forward(b, want, ctl).map_err(|e| e.to_string())?;
+                sessions[c.session].forward(b, want, c.ctl).map_err(|e| e.to_string())?;
             }
         }
         eprint!(".");
     }
-    session.set_layer_timing(true);
-    session.take_layer_timing();
+    for s in sessions.iter_mut() {
+        s.set_layer_timing(true);
+        s.take_layer_timing();
+    }
     let mut runs: Vec<RunResult> =
-        cfgs.iter().map(|&(_, name)| RunResult::new(name, layers, sequences, tokens)).collect();
+        cfgs.iter().map(|c| RunResult::new(c.name, sessions[c.session].threads(), layers, sequences, tokens)).collect();
     let started = Instant::now();
     // --iters N runs exactly N rounds; by default at least 5 and up to 15 within ~12 s
     // per configuration (one round for long real-text inputs).
@@ -195,11 +212,12 @@ fn measure(
         None if long => runs[0].totals.is_empty(),
         None => runs[0].totals.len() < 5 || (runs[0].totals.len() < 15 && started.elapsed() < budget),
     } {
-        for (r, &(ctl, _)) in runs.iter_mut().zip(cfgs) {
+        for (r, c) in runs.iter_mut().zip(cfgs) {
+            let session = &mut sessions[c.session];
             let t0 = Instant::now();
             let mut stats = vec![toprt::LayerStats::default(); layers];
             for b in batches {
-                session.forward(b, want, ctl).map_err(|e| e.to_string())?;
+                session.forward(b, want, c.ctl).map_err(|e| e.to_string())?;
                 for (acc, s) in stats.iter_mut().zip(session.layer_stats()) {
                     acc.attention_tokens += s.attention_tokens;
                     acc.ffn_tokens += s.ffn_tokens;
@@ -216,12 +234,19 @@ fn measure(
                 r.ffn_runs[l].push(ms(t.ffn));
             }
         }
-        let progress: Vec<String> =
-            runs.iter().map(|r| format!("{} median {:.1} ms", r.name, report::median(&r.totals))).collect();
+        let progress: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                let t = if a.threads.len() > 1 { format!(" ×{}", r.threads) } else { String::new() };
+                format!("{}{t} median {:.1} ms", r.name, report::median(&r.totals))
+            })
+            .collect();
         eprint!("\r{} rounds: {}   ", runs[0].totals.len(), progress.join(", "));
     }
     eprintln!();
-    session.set_layer_timing(false);
+    for s in sessions.iter_mut() {
+        s.set_layer_timing(false);
+    }
     Ok(runs)
 }
 
@@ -282,26 +307,46 @@ fn run() -> Result<(), String> {
             SessionOptions::MAX_TOKENS
         ));
     }
-    let opts = SessionOptions { threads: a.threads, isa: a.isa, max_tokens: budget.max(1), ..Default::default() };
-    let mut session = Session::new(&model, &opts).map_err(|e| e.to_string())?;
-    let has_rules = !model.manifest().keep_rules.is_empty();
-    eprintln!(
-        "toprt engine-bench: {} — {source}, {} thread(s), isa {}",
-        path.display(),
-        session.threads(),
-        session.isa()
-    );
-    let peak = toprt_kernels::peak_probe(session.isa());
-    let mut cfgs = vec![(PruneControl::DENSE, "dense")];
-    if has_rules && !a.no_prune {
-        cfgs.push((PruneControl::default(), "pruned"));
+    let mut sessions = Vec::with_capacity(a.threads.len());
+    for &threads in &a.threads {
+        let opts = SessionOptions { threads, isa: a.isa, max_tokens: budget.max(1), ..Default::default() };
+        sessions.push(Session::new(&model, &opts).map_err(|e| e.to_string())?);
     }
-    let mut runs = measure(&mut session, &batches, &cfgs, &a)?.into_iter();
-    let dense = runs.next().ok_or("no dense run")?;
-    let pruned = runs.next();
+    let has_rules = !model.manifest().keep_rules.is_empty();
+    let counts: Vec<String> = sessions.iter().map(|s| s.threads().to_string()).collect();
+    eprintln!(
+        "toprt engine-bench: {} — {source}, {} thread(s){}, isa {}",
+        path.display(),
+        counts.join(", "),
+        if counts.len() > 1 { " alternately" } else { "" },
+        sessions[0].isa()
+    );
+    let peak = toprt_kernels::peak_probe(sessions[0].isa());
+    let mut cfgs = Vec::new();
+    for session in 0..sessions.len() {
+        cfgs.push(Cfg { session, ctl: PruneControl::DENSE, name: "dense" });
+        if has_rules && !a.no_prune {
+            cfgs.push(Cfg { session, ctl: PruneControl::default(), name: "pruned" });
+        }
+    }
+    let all = measure(&mut sessions, &batches, &cfgs, &a)?;
+    // The full report is for the last thread count; the others go into the scaling table.
+    let per_session = cfgs.len() / sessions.len();
+    let scaling: Vec<report::Scaling> = all
+        .chunks(per_session)
+        .map(|c| report::Scaling {
+            threads: c[0].threads,
+            dense_ms: c[0].median(),
+            pruned_ms: c.get(1).map(RunResult::median),
+        })
+        .collect();
+    let mut last = all.into_iter().skip(cfgs.len() - per_session);
+    let dense = last.next().ok_or("no dense run")?;
+    let pruned = last.next();
+    let session = sessions.last_mut().ok_or("no session")?;
     let agree = if a.input.is_some() && pruned.is_some() {
         eprintln!("agreement pass (every text dense and pruned) ...");
-        Some(agreement(&mut session, &batches, &labels)?)
+        Some(agreement(session, &batches, &labels)?)
     } else {
         None
     };
@@ -312,6 +357,7 @@ fn run() -> Result<(), String> {
         batch: a.batch,
         threads: session.threads(),
         isa: session.isa().to_string(),
+        scaling: if scaling.len() > 1 { scaling } else { Vec::new() },
         peak_gflops: peak,
         pad_to: a.pad_to,
         lengths: seqs.iter().map(|e| e.input_ids.len()).collect(),

@@ -25,6 +25,8 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
 /// The measurements of one configuration.
 pub struct RunResult {
     pub name: &'static str,
+    /// Threads of the session that ran it.
+    pub threads: usize,
     /// Wall time of each iteration (all batches), ms.
     pub totals: Vec<f64>,
     pub attn_runs: Vec<Vec<f64>>,
@@ -37,9 +39,10 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    pub fn new(name: &'static str, layers: usize, sequences: usize, tokens: usize) -> RunResult {
+    pub fn new(name: &'static str, threads: usize, layers: usize, sequences: usize, tokens: usize) -> RunResult {
         RunResult {
             name,
+            threads,
             totals: Vec::new(),
             attn_runs: vec![Vec::new(); layers],
             prune_runs: vec![Vec::new(); layers],
@@ -137,6 +140,13 @@ impl Agreement {
     }
 }
 
+/// The medians of one thread count in a `--threads a,b,...` run.
+pub struct Scaling {
+    pub threads: usize,
+    pub dense_ms: f64,
+    pub pruned_ms: Option<f64>,
+}
+
 /// Facts about the run that every output carries.
 pub struct Context {
     pub model_path: String,
@@ -149,6 +159,8 @@ pub struct Context {
     pub pad_to: Option<usize>,
     pub lengths: Vec<usize>,
     pub has_rules: bool,
+    /// One entry per thread count when several ran alternately (empty otherwise).
+    pub scaling: Vec<Scaling>,
 }
 
 impl Context {
@@ -257,6 +269,25 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
     } else if !ctx.has_rules {
         println!("(the model has no keep-rules: dense only)");
     }
+    if let Some(base) = ctx.scaling.first() {
+        println!(
+            "thread scaling (the counts ran alternately, run by run; the table above is for {} threads):",
+            ctx.threads
+        );
+        println!(
+            "{:>8} {:>10} {:>9} {:>11} {:>10} {:>9}",
+            "threads", "dense ms", "speedup", "efficiency", "pruned ms", "speedup"
+        );
+        for sc in &ctx.scaling {
+            let sp = base.dense_ms / sc.dense_ms;
+            let eff = sp * base.threads as f64 / sc.threads as f64;
+            let (pm, ps) = match (sc.pruned_ms, base.pruned_ms) {
+                (Some(p), Some(b)) => (format!("{p:.2}"), format!("{:.2}x", b / p)),
+                _ => ("-".into(), "-".into()),
+            };
+            println!("{:>8} {:>10.2} {:>8.2}x {:>10.0}% {pm:>10} {ps:>9}", sc.threads, sc.dense_ms, sp, 100.0 * eff);
+        }
+    }
     if let Some(a) = agree {
         println!(
             "agreement over {} texts: top-1 dense = pruned for {:.2}%; cosine(dense, pruned) mean {:.5}, min {:.5}{}",
@@ -311,7 +342,21 @@ pub fn document(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, ag
     }
     json!({"schema": SCHEMA, "tool": format!("engine-bench {}", env!("CARGO_PKG_VERSION")), "model": ctx.model_path,
         "input": ctx.source, "batch": ctx.batch, "threads": ctx.threads, "isa": ctx.isa,
-        "peak_gflops_per_core": ctx.peak_gflops, "runs": runs, "agreement": agree.map(Agreement::json)})
+        "peak_gflops_per_core": ctx.peak_gflops, "runs": runs, "agreement": agree.map(Agreement::json),
+        "scaling": (!ctx.scaling.is_empty()).then(|| scaling_json(&ctx.scaling))})
+}
+
+fn scaling_json(sc: &[Scaling]) -> Value {
+    let base = &sc[0];
+    Value::Array(
+        sc.iter()
+            .map(|s| {
+                json!({"threads": s.threads, "dense_median_ms": s.dense_ms, "pruned_median_ms": s.pruned_ms,
+                    "dense_speedup": base.dense_ms / s.dense_ms,
+                    "pruned_speedup": s.pruned_ms.zip(base.pruned_ms).map(|(p, b)| b / p)})
+            })
+            .collect(),
+    )
 }
 
 pub fn write_json(

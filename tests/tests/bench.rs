@@ -194,3 +194,41 @@ fn real_text_mode_reports_agreement() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn thread_counts_run_alternately_with_a_scaling_table() {
+    let model = small_model();
+    let json = tmp("bench-scaling.json");
+    let (out, _) = bench(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--threads",
+        "1,2",
+        "--batch",
+        "3",
+        "--seq-len",
+        "40",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.contains("thread scaling") && out.contains("2 thread(s)"), "{out}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("bench/engine-bench.schema.json")).unwrap()).unwrap();
+    validate(&doc, &schema, "$").unwrap();
+    assert_eq!(doc["threads"], 2, "the full report is the last count's");
+    let sc = doc["scaling"].as_array().unwrap();
+    assert_eq!(sc.iter().map(|s| s["threads"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(sc[0]["dense_speedup"].as_f64().unwrap(), 1.0);
+    assert!(sc.iter().all(|s| s["pruned_median_ms"].as_f64().is_some_and(|m| m > 0.0)));
+    assert_eq!(sc[1]["dense_median_ms"], doc["runs"][0]["median_ms"]);
+    // One count: no scaling table.
+    let (out, _) = bench(&["--model", model.to_str().unwrap(), "--iters", "1", "--warmup", "0"]);
+    assert!(!out.contains("thread scaling"), "{out}");
+    let o = Command::new(bin("engine-bench")).args(["--threads", "1,x"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--threads expects"));
+}
