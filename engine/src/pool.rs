@@ -5,17 +5,26 @@
 //! allocates nothing, so the forward pass stays allocation-free.
 //!
 //! Waiting: a forward pass issues a few `run` calls per layer with only microseconds
-//! between them, so a worker that finishes a job first spins for at most
-//! [`SPIN`] watching the job generation, then blocks on a condition variable. Between
-//! requests workers are therefore parked: an idle session burns no CPU.
+//! between them, and the threads of one call rarely finish at the same instant (a
+//! GEMM's last panel chunk takes ~100 µs). A thread that blocks on the condition
+//! variable costs a futex wake-up when the next job comes: 30 µs at the median and up
+//! to 200 µs in a VM (measured), paid dozens of times per pass. So while a forward pass
+//! holds the pool ([`Pool::hold`]) every waiting thread spins (with the `pause` hint)
+//! for up to [`HOT_SPIN`]; outside a pass it spins for at most [`SPIN`] and then
+//! blocks. Between requests workers are therefore parked: an idle session burns no
+//! CPU.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a thread spins for the next job (or for the workers to finish) before it
-/// blocks.
+/// blocks, outside a [`Pool::hold`].
 pub const SPIN: Duration = Duration::from_micros(50);
+/// The same inside a [`Pool::hold`]: longer than any gap between two jobs of a forward
+/// pass, short enough that a pass stalled on something else does not burn a core for
+/// long.
+pub const HOT_SPIN: Duration = Duration::from_millis(10);
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -49,10 +58,13 @@ struct Shared {
     generation: AtomicU64,
     /// Mirrors `State::busy`.
     busy: AtomicUsize,
+    /// Live [`Hold`]s: while nonzero, waiting threads spin up to [`HOT_SPIN`].
+    hot: AtomicUsize,
 }
 
-/// Spins until `ready()` or [`SPIN`] elapsed; returns whether it became ready.
-fn spin_until(ready: impl Fn() -> bool) -> bool {
+/// Spins until `ready()`, or until [`SPIN`] elapsed ([`HOT_SPIN`] while the pool is
+/// held); returns whether it became ready.
+fn spin_until(hot: &AtomicUsize, ready: impl Fn() -> bool) -> bool {
     let start = Instant::now();
     loop {
         for _ in 0..64 {
@@ -61,9 +73,19 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() > SPIN {
+        let waited = start.elapsed();
+        if waited > SPIN && (hot.load(Ordering::Relaxed) == 0 || waited > HOT_SPIN) {
             return ready();
         }
+    }
+}
+
+/// A forward pass in progress: see [`Pool::hold`].
+pub struct Hold<'a>(&'a Shared);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.hot.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -89,6 +111,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            hot: AtomicUsize::new(0),
         });
         static POOLS: AtomicUsize = AtomicUsize::new(0);
         let id = POOLS.fetch_add(1, Ordering::Relaxed);
@@ -106,6 +129,14 @@ impl Pool {
     /// profilers and `/proc` inspection.
     pub fn thread_name_prefix(&self) -> String {
         thread_prefix(self.id)
+    }
+
+    /// Marks a burst of `run` calls (one forward pass): until the returned guard drops,
+    /// threads waiting for the next job or for the end of one spin instead of blocking
+    /// (see the module docs). Holding it between requests would burn the workers' cores.
+    pub fn hold(&self) -> Hold<'_> {
+        self.shared.hot.fetch_add(1, Ordering::Relaxed);
+        Hold(&self.shared)
     }
 
     /// Threads including the caller.
@@ -139,7 +170,7 @@ impl Pool {
         }
         self.shared.work.notify_all();
         let mine = catch_unwind(AssertUnwindSafe(|| drain(&self.shared, f, n_tasks, 0)));
-        spin_until(|| self.shared.busy.load(Ordering::Acquire) == 0);
+        spin_until(&self.shared.hot, || self.shared.busy.load(Ordering::Acquire) == 0);
         let mut st = lock(&self.shared.state);
         while st.busy > 0 {
             st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -175,7 +206,7 @@ fn drain(shared: &Shared, f: &(dyn Fn(usize, usize) + Sync), n_tasks: usize, wor
 fn worker(shared: &Shared, id: usize) {
     let mut seen = 0u64;
     loop {
-        spin_until(|| shared.generation.load(Ordering::Acquire) != seen);
+        spin_until(&shared.hot, || shared.generation.load(Ordering::Acquire) != seen);
         let job = {
             let mut st = lock(&shared.state);
             while !st.shutdown && (st.generation == seen || st.job.is_none()) {
@@ -265,6 +296,28 @@ mod tests {
         let (_, after) = cpu_ticks(&prefix);
         // Spinning 600 ms on two threads would be ~120 ticks at 100 Hz; parked is ~0.
         assert!(after - before <= 3, "idle workers used {} CPU ticks in 600 ms", after - before);
+    }
+
+    /// A hold makes waiting workers spin, but only up to HOT_SPIN: a pass that stalls
+    /// (or a hold kept by mistake) does not burn the cores; after the hold they park.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn held_workers_spin_at_most_hot_spin_then_park() {
+        let pool = Pool::new(3).unwrap();
+        let prefix = pool.thread_name_prefix();
+        let hold = pool.hold();
+        pool.run(64, &|_, _| {});
+        let (_, before) = cpu_ticks(&prefix);
+        std::thread::sleep(Duration::from_millis(600));
+        let (_, after) = cpu_ticks(&prefix);
+        // Two workers spinning for all 600 ms would be ~120 ticks; HOT_SPIN is 10 ms each.
+        assert!(after - before <= 6, "held idle workers used {} CPU ticks in 600 ms", after - before);
+        drop(hold);
+        pool.run(64, &|_, _| {});
+        let (_, before) = cpu_ticks(&prefix);
+        std::thread::sleep(Duration::from_millis(600));
+        let (_, after) = cpu_ticks(&prefix);
+        assert!(after - before <= 3, "released idle workers used {} CPU ticks in 600 ms", after - before);
     }
 
     #[test]

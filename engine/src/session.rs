@@ -495,6 +495,7 @@ impl Session {
         let token_outputs = self.token_outputs(want);
         let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
         let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs };
+        let _pass = self.pool.hold();
         forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing);
         forward::head_pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
     }
