@@ -13,13 +13,15 @@ MatMul/Add/Reshape/Transpose/Softmax, additive -10000 attention mask) in the lay
 Hugging Face export, so ORT's BERT fusions can recognise them.
 
 Sections: BERT-base 1 x 128 (dense, pruned, ORT fp32 / int8); MiniLM 32 x 128 throughput;
-SST-2 dev sentences one at a time (toprt run vs ORT unpadded / padded to 64 / int8); SST-2
-dev in batches of --sst2-batch (toprt packs a batch without padding; ORT pads it to 64 or
-to its longest sentence) as throughput. Empty --threads / --minilm-threads /
---sst2-threads skip a section.
+SST-2 dev sentences one at a time (ORT unpadded / padded to 64 / int8); SST-2 dev in
+batches of --sst2-batch (toprt packs a batch without padding; ORT pads it to 64 or to its
+longest sentence) as throughput. Empty --threads / --minilm-threads / --sst2-threads skip a
+section.
 
-Every number is measured in this one process run; ORT timings are split in two halves,
-one before and one after the matching toprt measurement, and pooled.
+Both runtimes run in this one Python process: ORT through its Python API, toprt through
+its C library (libtoprt.so, bench/compare/toprt_ctypes.py), on the same token ids. Within a
+section every configuration is timed once per round, in a rotating order, so a drift of the
+shared machine hits all of them alike; ratios are medians of per-round ratios.
 """
 
 import argparse
@@ -37,6 +39,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import toprt_ctypes
 
 REPO = Path(__file__).resolve().parents[2]
 os.chdir(REPO)  # every path below is relative to the repository root
@@ -372,10 +376,37 @@ def time_ort(sess, feeds, out, n, warmup):
     return ts
 
 
-def summary(ts):
-    s = sorted(ts)
+def summary(ts, scale=1e3):
+    """Median / p90 / min of times given in seconds, in ms."""
+    s = sorted(t * scale for t in ts)
     return {"median_ms": statistics.median(s), "p90_ms": s[round((len(s) - 1) * 0.9)], "min_ms": s[0],
             "runs": len(s)}
+
+
+def interleave(cands, rounds, warmup=1, pause=0.0):
+    """Times every candidate once per round, `rounds` times, after `warmup` untimed rounds.
+    The order rotates from round to round, so no candidate always follows the same one, and
+    every candidate sees the same drifts of a shared machine. `pause` seconds of sleep
+    between calls let spinning worker threads (ORT's default) go idle before the next
+    runtime starts. Returns {key: [seconds per call, by round]}."""
+    out = {k: [] for k, _ in cands}
+    for r in range(warmup + rounds):
+        for i in range(len(cands)):
+            k, fn = cands[(i + r) % len(cands)]
+            if pause:
+                time.sleep(pause)
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            if r >= warmup:
+                out[k].append(dt)
+        log(f"    round {r + 1}/{warmup + rounds}{' (warm-up)' if r < warmup else ''} done")
+    return out
+
+
+def paired_ratio(num, den):
+    """Median over rounds of num[i] / den[i] (both timed in the same round)."""
+    return statistics.median(a / b for a, b in zip(num, den))
 
 
 # --------------------------------------------------------------------------------------
@@ -406,26 +437,6 @@ class Toprt:
                  "--pad-to", str(pad_to)])
         return r.stdout
 
-    def bench(self, model, batch, seq, threads, iters, warmup, no_prune, tag):
-        js = OUT / "logs" / f"engine-bench-{tag}.json"
-        cmd = [self.bin / "engine-bench", "--model", model, "--batch", batch, "--seq-len", seq, "--threads", threads,
-               "--iters", iters, "--warmup", warmup, "--json", js]
-        if no_prune:
-            cmd.append("--no-prune")
-        r = run(cmd)
-        (OUT / "logs" / f"engine-bench-{tag}.txt").write_text(" ".join(map(str, cmd)) + "\n" + r.stdout)
-        doc = json.loads(js.read_text())
-        return doc, " ".join(map(str, cmd))
-
-    def bench_texts(self, model, texts, batch, threads, iters, tag):
-        """engine-bench on real texts (dense and pruned, alternating), `batch` sentences per forward pass."""
-        js = OUT / "logs" / f"engine-bench-{tag}.json"
-        cmd = [self.bin / "engine-bench", "--model", model, "--input", texts, "--batch", batch, "--threads", threads,
-               "--iters", iters, "--warmup", 1, "--pad-to", 64, "--json", js]
-        r = run(cmd)
-        (OUT / "logs" / f"engine-bench-{tag}.txt").write_text(" ".join(map(str, cmd)) + "\n" + r.stdout)
-        return json.loads(js.read_text()), " ".join(map(str, cmd))
-
     def run_jsonl(self, model, jsonl, threads, *extra, output=None):
         """Wall time (s) of one `toprt run` process, batch size 1."""
         cmd = [self.bin / "toprt", "run", "--model", model, "--input", jsonl, "--output", output or "-",
@@ -439,10 +450,24 @@ class Toprt:
         return dt
 
 
-def sst2_batched(args, texts, tok, tp, sess, chosen, dense_m, pruned_m, sthreads, row):
+def sst2_macs(tp, pruned_m, lens):
+    """MACs of the dense model, the pruned model and the dense model on inputs padded to 64,
+    summed over sentences of lengths `lens` (from `toprt inspect`)."""
+    mt = parse_mac_table(tp.inspect(pruned_m, sorted(set(lens)), 64))
+    dense_g = sum(mt[k][0] for k in lens)
+    pruned_g = sum(mt[k][1] for k in lens)
+    padded_g = sum(mt[k][1] * mt[k][3] for k in lens)
+    alive = [sum(mt[k][4]) / (k * len(mt[k][4])) for k in lens]
+    return {"dense_gmac": dense_g, "pruned_gmac": pruned_g, "padded64_gmac": padded_g,
+            "reduction_vs_unpadded": dense_g / pruned_g, "reduction_vs_padded64": padded_g / pruned_g,
+            "token_sparsity": 1 - float(np.mean(alive))}
+
+
+def sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, row, pause):
     """Throughput with `--sst2-batch` sentences per forward pass: toprt packs the batch without
-    padding (and prunes it); ORT runs the same batches padded to 64 (ToP's convention) and
-    padded to the longest sentence of each batch (the cheapest padded batch)."""
+    padding (and prunes it); ORT runs the same batches padded to 64 (ToP's convention), padded
+    to the longest sentence of each batch (the cheapest padded batch), and one sentence at a
+    time unpadded. All interleaved, pass by pass."""
     B = args.sst2_batch
     step = max(1, len(texts) // args.batch_texts)
     sample = texts[::step][:args.batch_texts]
@@ -451,71 +476,60 @@ def sst2_batched(args, texts, tok, tp, sess, chosen, dense_m, pruned_m, sthreads
     n = len(ids)
     if max(lens) >= 64:
         raise SystemExit(f"error: an SST-2 sample sentence has {max(lens)} tokens; the batched rows assume < 64")
-    path = OUT / "sst2-batch-sample.jsonl"
-    with open(path, "w") as f:
-        for s in sample:
-            f.write(json.dumps({"text": s}) + "\n")
     chunks = [ids[i:i + B] for i in range(0, n, B)]
     feeds = {"pad64": [feeds_for(c, pad_to=64) for c in chunks], "longest": [feeds_for(c) for c in chunks],
              "unpadded1": [feeds_for([r]) for r in ids]}
+    tbatches = [toprt_ctypes.Batch(c) for c in chunks]
+    mac = sst2_macs(tp, pruned_m, lens)
     log(f"\n== 3c. SST-2 dev, {n} sentences (every {step}th), {np.mean(lens):.1f} tokens average, "
-        f"{len(chunks)} batches of up to {B}: throughput")
-    out = {"sentences": n, "batch": B, "tokens": sum(lens), "isa": "?", "runs": []}
+        f"{len(chunks)} batches of up to {B}: throughput, interleaved ({args.sst2_rounds} rounds of one pass each)")
+    out = {"sentences": n, "batch": B, "tokens": sum(lens), "macs": mac, "rounds": args.sst2_rounds, "runs": []}
+    cands = []
     for t in sthreads:
         s32 = sess("bert-base", "fp32", t)
-
-        def passes(fe, reps):
-            s32.run(["logits"], fe[0])  # warm-up
-            ts = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                for f in fe:
-                    s32.run(["logits"], f)
-                ts.append(time.perf_counter() - t0)
-            return ts
-
-        o = {k: passes(fe, 1) for k, fe in feeds.items()}
-        docs = {}
-        for label, model in (("dense", dense_m), ("pruned", pruned_m)):
-            docs[label], cmd = tp.bench_texts(model, path, B, t, 2, f"sst2-batch{B}-{label}-t{t}")
+        td, tpr = tsess("dense", t, 64 * B), tsess("pruned", t, 64 * B)
         for k, fe in feeds.items():
-            o[k] += passes(fe, 1)
-        ort_tput = {k: n / statistics.median(v) for k, v in o.items()}
-        run_of = {label: {r["name"]: r for r in d["runs"]}[label] for label, d in docs.items()}
-        for label, r in run_of.items():
-            if r["tokens"] != sum(lens):
-                log(f"  WARNING: engine-bench counted {r['tokens']} tokens for the {label} run, the ORT feeds "
-                    f"hold {sum(lens)}: the tokenizations differ")
-        tt = {label: r["throughput_seq_s"] for label, r in run_of.items()}
-        out["isa"] = docs["pruned"]["isa"]
-        pr = run_of["pruned"]
-        e = {"threads": t, "ort_seq_s": ort_tput, "ort_pass_s": o, "toprt_seq_s": tt,
-             "mac_reduction_unpadded": pr.get("mac_reduction"), "mac_reduction_padded64": pr.get("mac_reduction_padded"),
-             "agreement": docs["pruned"].get("agreement"), "loadavg": loadavg(), "toprt_cmd": cmd}
+            cands.append(((k, t), lambda s=s32, fe=fe: [s.run(["logits"], f) for f in fe]))
+        cands += [(("toprt_dense", t), lambda s=td: [s.time_run(b, False) for b in tbatches]),
+                  (("toprt_pruned", t), lambda s=tpr: [s.time_run(b, True) for b in tbatches])]
+    times = interleave(cands, args.sst2_rounds, warmup=1, pause=pause)
+    for t in sthreads:
+        tpr = tsess("pruned", t, 64 * B)
+        dense = [l for b in tbatches for l in tpr.floats(b, False, "logits")]
+        pruned = [l for b in tbatches for l in tpr.floats(b, True, "logits")]
+        agree = float(np.mean([np.argmax(d) == np.argmax(p) for d, p in zip(dense, pruned)]))
+        tput = {k: n / statistics.median(v) for k, v in ((k, times[(k, t)]) for k in
+                                                         ("pad64", "longest", "unpadded1", "toprt_dense",
+                                                          "toprt_pruned"))}
+        speed = {k: paired_ratio(times[("pad64", t)], times[(k, t)]) for k in
+                 ("pad64", "longest", "unpadded1", "toprt_dense", "toprt_pruned")}
+        e = {"threads": t, "seq_per_s": tput, "speed_vs_ort_pad64_paired": speed, "top1_dense_vs_pruned": agree,
+             "pruned_vs_ort_pad64": speed["toprt_pruned"],
+             "pruned_vs_ort_unpadded1": paired_ratio(times[("unpadded1", t)], times[("toprt_pruned", t)]),
+             "loadavg": loadavg()}
         out["runs"].append(e)
-        ref = ort_tput["pad64"]
-        log(f"  threads {t} (load average {loadavg()}); sentences/s, and the ratio to ORT fp32 batch {B} padded to 64")
-        table = ((f"ORT fp32 batch {B}, padded to 64", ort_tput["pad64"]),
-                 (f"ORT fp32 batch {B}, padded to longest", ort_tput["longest"]),
-                 ("ORT fp32 batch 1, unpadded", ort_tput["unpadded1"]),
-                 (f"toprt dense batch {B}, packed", tt["dense"]), (f"toprt pruned batch {B}, packed", tt["pruned"]))
-        for label, v in table:
-            log(f"  {label:40} {v:>8.2f} {v / ref:>7.2f}x")
-        log(f"  toprt pruned throughput vs ORT fp32 padded to 64: {tt['pruned'] / ref:.2f}x; vs ORT fp32 batch 1 "
-            f"unpadded: {tt['pruned'] / ort_tput['unpadded1']:.2f}x")
-        log(f"  pruned MAC reduction {e['mac_reduction_unpadded']:.2f}x vs unpadded, "
-            f"{e['mac_reduction_padded64']:.2f}x vs padded to 64")
-        e["pruned_vs_ort_pad64"] = tt["pruned"] / ref
-        e["pruned_vs_ort_unpadded1"] = tt["pruned"] / ort_tput["unpadded1"]
+        log(f"  threads {t} (load average {loadavg()}); sentences/s, and the speed relative to ORT fp32 batch {B} "
+            "padded to 64 (paired)")
+        table = ((f"ORT fp32 batch {B}, padded to 64", "pad64"), (f"ORT fp32 batch {B}, padded to longest", "longest"),
+                 ("ORT fp32 batch 1, unpadded", "unpadded1"), (f"toprt dense batch {B}, packed", "toprt_dense"),
+                 (f"toprt pruned batch {B}, packed", "toprt_pruned"))
+        for label, k in table:
+            log(f"  {label:40} {tput[k]:>8.2f} {speed[k]:>7.2f}x")
+        log(f"  toprt pruned throughput vs ORT fp32 padded to 64: {e['pruned_vs_ort_pad64']:.2f}x; vs ORT fp32 batch 1 "
+            f"unpadded: {e['pruned_vs_ort_unpadded1']:.2f}x; top-1 dense = pruned on {agree:.1%} of the sentences")
+        log(f"  pruned MAC reduction {mac['reduction_vs_unpadded']:.2f}x vs unpadded, "
+            f"{mac['reduction_vs_padded64']:.2f}x vs padded to 64")
         sec = f"BERT-base, SST-2 dev ({n} sentences, {np.mean(lens):.1f} tokens avg), batches of {B}: throughput"
-        ms = lambda v: 1e3 / v  # noqa: E731  (ms per sentence)
-        row(sec, f"ORT fp32 padded to 64 ({chosen[('bert-base', 'fp32')]})", t, tput=ref, ref_ms=ms(ref))
-        row(sec, "ORT fp32 padded to the longest of each batch", t, tput=ort_tput["longest"], ref_ms=ms(ref))
-        row(sec, "ORT fp32 batch 1, unpadded (the same sentences)", t, tput=ort_tput["unpadded1"], ref_ms=ms(ref))
-        row(sec, "toprt dense, packed", t, tput=tt["dense"], ref_ms=ms(ref))
-        row(sec, "toprt pruned, packed", t, tput=tt["pruned"], ref_ms=ms(ref),
-            note=f"MAC reduction {e['mac_reduction_unpadded']:.2f}x unpadded / {e['mac_reduction_padded64']:.2f}x "
-                 f"vs padded-64; ratio column is vs ORT padded-64 here")
+        ref = 1e3 / tput["pad64"]
+        for label, k in ((f"ORT fp32 padded to 64 ({chosen[('bert-base', 'fp32')]})", "pad64"),
+                         ("ORT fp32 padded to the longest of each batch", "longest"),
+                         ("ORT fp32 batch 1, unpadded (the same sentences)", "unpadded1"),
+                         ("toprt dense, packed", "toprt_dense"), ("toprt pruned, packed", "toprt_pruned")):
+            note = ""
+            if k == "toprt_pruned":
+                note = (f"MAC reduction {mac['reduction_vs_unpadded']:.2f}x unpadded / "
+                        f"{mac['reduction_vs_padded64']:.2f}x vs padded-64; ratio column is vs ORT padded-64 here")
+            row(sec, label, t, tput=tput[k], ref_ms=ref, ratio=1 / speed[k], note=note)
     return out
 
 
@@ -555,12 +569,13 @@ def main():
                     help="session.intra_op.allow_spinning=0 (ORT's default spins; toprt's pool blocks)")
     ap.add_argument("--keep-ratio", default=None,
                     help="toprt-convert --keep-ratio for the pruned model instead of the ToP rank-bin schedule")
-    ap.add_argument("--toprt-iters", type=int, default=10,
-                    help="engine-bench --iters (BERT-base 1x128; ~0.4 s a run, and the machine drifts)")
-    ap.add_argument("--toprt-minilm-iters", type=int, default=3,
-                    help="engine-bench --iters (MiniLM 32x128, --warmup 0: one run is ~10^11 FLOP)")
-    ap.add_argument("--ort-iters", type=int, default=20, help="ORT timed runs, batch 1 (half before, half after)")
-    ap.add_argument("--ort-minilm-iters", type=int, default=6, help="ORT timed runs, MiniLM batch 32")
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="interleaved rounds for BERT-base 1 x 128 (each round runs every configuration once)")
+    ap.add_argument("--minilm-rounds", type=int, default=6, help="interleaved rounds for MiniLM 32 x 128")
+    ap.add_argument("--sst2-rounds", type=int, default=4,
+                    help="interleaved rounds for the SST-2 rows (each: one pass over the sentences)")
+    ap.add_argument("--pause-ms", type=float, default=30.0,
+                    help="sleep between two timed calls, so spinning worker threads go idle (0: none)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t]
     mthreads = [int(t) for t in args.minilm_threads.split(",") if t]
@@ -759,84 +774,115 @@ def main():
     meas = res["measurements"]
     rows = []  # report rows
 
-    def row(section, config, threads_, ms=None, tput=None, ref_ms=None, note=""):
+    def row(section, config, threads_, ms=None, tput=None, ref_ms=None, note="", ratio=None):
+        """`ratio`: time per sequence over the reference's, paired by round; without it the
+        ratio of the medians."""
         per_seq = ms if ms is not None else 1e3 / tput
+        if ratio is None and ref_ms:
+            ratio = per_seq / ref_ms
         rows.append({"section": section, "config": config, "threads": threads_, "latency_ms": ms,
-                     "throughput_seq_s": tput, "ratio_vs_ort_fp32_unpadded": per_seq / ref_ms if ref_ms else None,
-                     "note": note})
+                     "throughput_seq_s": tput, "ratio_vs_ort_fp32_unpadded": ratio, "note": note})
+
+    # ---------------------------------------------------------------- toprt in process
+    lib = toprt_ctypes.Lib(Path(args.bin_dir) / "libtoprt.so")
+    tmodels = {"dense": lib.model(dense_m), "pruned": lib.model(pruned_m), "minilm": lib.model(minilm_m)}
+    tsess_cache = {}
+
+    def tsess(name, threads_, max_tokens=0):
+        key = (name, threads_, max_tokens)
+        if key not in tsess_cache:
+            tsess_cache[key] = tmodels[name].session(threads_, max_tokens)
+        return tsess_cache[key]
+
+    res["toprt_library"] = lib.version
+    res["toprt_isa"] = tsess("dense", 1).isa
+    pause = args.pause_ms / 1e3
 
     # ---------------------------------------------------------------- 1 + 3 (fixed shapes)
-    log("\n== 1/3. BERT-base, batch 1 x 128 tokens (fixed shape): dense, pruned, ORT fp32 / int8")
-    meas["bert_base_1x128"] = []
-    ni = args.ort_iters
+    log("\n== 1/3. BERT-base, batch 1 x 128 tokens (fixed shape): dense, pruned, ORT fp32 / int8, "
+        f"all thread counts interleaved ({args.rounds} rounds)")
+    b128 = toprt_ctypes.Batch(random_ids(1, 128))
+    cands = []
     for t in threads:
         s32, s8 = sess("bert-base", "fp32", t), sess("bert-base", "int8", t)
-        o32 = time_ort(s32, f128, "logits", ni // 2, 3)
-        o8 = time_ort(s8, f128, "logits", ni // 2, 3)
-        d_doc, d_cmd = tp.bench(dense_m, 1, 128, t, args.toprt_iters, 1, True, f"bert-base-dense-t{t}")
-        p_doc, p_cmd = tp.bench(pruned_m, 1, 128, t, args.toprt_iters, 1, False, f"bert-base-pruned-t{t}")
-        o32 += time_ort(s32, f128, "logits", ni - ni // 2, 1)
-        o8 += time_ort(s8, f128, "logits", ni - ni // 2, 1)
-        dense = d_doc["runs"][0]
-        res["toprt_isa"] = d_doc["isa"]
-        pd = {r["name"]: r for r in p_doc["runs"]}
-        e = {"threads": t, "isa": d_doc["isa"], "ort_fp32": summary(o32), "ort_int8": summary(o8),
-             "toprt_dense": {k: dense[k] for k in ("median_ms", "p90_ms", "iters", "gflop")},
-             "toprt_dense_in_pruned_run": {k: pd["dense"][k] for k in ("median_ms", "p90_ms", "iters")},
-             "toprt_pruned": {k: pd["pruned"][k] for k in ("median_ms", "p90_ms", "iters", "gflop", "mac_reduction",
-                                                           "speedup")},
-             "commands": [d_cmd, p_cmd], "loadavg": loadavg()}
-        meas["bert_base_1x128"].append(e)
+        td, tpr = tsess("dense", t), tsess("pruned", t)
+        cands += [(("ort_fp32", t), lambda s=s32: s.run(["logits"], f128)),
+                  (("ort_int8", t), lambda s=s8: s.run(["logits"], f128)),
+                  (("toprt_dense", t), lambda s=td: s.time_run(b128, False)),
+                  (("toprt_dense_pruned_file", t), lambda s=tpr: s.time_run(b128, False)),
+                  (("toprt_pruned", t), lambda s=tpr: s.time_run(b128, True))]
+    times = interleave(cands, args.rounds, warmup=2, pause=pause)
+    meas["bert_base_1x128"] = {"rounds": args.rounds, "mac_reduction": macs128[2], "runs": []}
+    for t in threads:
+        e = {"threads": t, "loadavg": loadavg()}
+        for k in ("ort_fp32", "ort_int8", "toprt_dense", "toprt_dense_pruned_file", "toprt_pruned"):
+            e[k] = summary(times[(k, t)])
+            e[k]["paired_ratio_vs_ort_fp32"] = paired_ratio(times[(k, t)], times[("ort_fp32", t)])
+        e["toprt_pruned"]["speedup_over_dense"] = paired_ratio(times[("toprt_dense", t)], times[("toprt_pruned", t)])
         ref = e["ort_fp32"]["median_ms"]
-        log(f"\n  threads {t} (toprt isa {d_doc['isa']}; load average {loadavg()})")
-        log(f"  {'configuration':34} {'median ms':>10} {'p90 ms':>9} {'runs':>5} {'vs ORT fp32':>12}")
-        for label, r in (("ORT fp32 (" + chosen[("bert-base", "fp32")] + ")", e["ort_fp32"]),
-                         ("ORT int8 (" + chosen[("bert-base", "int8")] + ")", e["ort_int8"]),
-                         ("toprt dense", {**e["toprt_dense"], "runs": e["toprt_dense"]["iters"]}),
-                         ("toprt dense (2nd run, pruned file)", {**e["toprt_dense_in_pruned_run"],
-                                                                 "runs": e["toprt_dense_in_pruned_run"]["iters"]}),
-                         ("toprt pruned", {**e["toprt_pruned"], "runs": e["toprt_pruned"]["iters"]})):
+        if t != threads[0]:
+            base = threads[0]
+            e["speedup_vs_threads"] = {"base": base, **{k: paired_ratio(times[(k, base)], times[(k, t)]) for k in
+                                                        ("ort_fp32", "toprt_dense", "toprt_pruned")}}
+        meas["bert_base_1x128"]["runs"].append(e)
+        log(f"\n  threads {t} (toprt isa {res['toprt_isa']}; load average {loadavg()})")
+        log(f"  {'configuration':34} {'median ms':>10} {'p90 ms':>9} {'runs':>5} {'vs ORT fp32 (paired)':>21}")
+        for label, k in ((f"ORT fp32 ({chosen[('bert-base', 'fp32')]})", "ort_fp32"),
+                         (f"ORT int8 ({chosen[('bert-base', 'int8')]})", "ort_int8"), ("toprt dense", "toprt_dense"),
+                         ("toprt dense (pruned file, pruning off)", "toprt_dense_pruned_file"),
+                         ("toprt pruned", "toprt_pruned")):
+            r = e[k]
             log(f"  {label:34} {r['median_ms']:>10.1f} {r['p90_ms']:>9.1f} {r['runs']:>5} "
-                f"{r['median_ms'] / ref:>11.2f}x")
-        log(f"  toprt/ORT fp32 (dense): {e['toprt_dense']['median_ms'] / ref:.2f}x; pruned speedup over toprt dense "
-            f"{e['toprt_pruned']['speedup']:.2f}x at MAC reduction {e['toprt_pruned']['mac_reduction']:.2f}x")
+                f"{r['paired_ratio_vs_ort_fp32']:>20.2f}x")
+        log(f"  pruned speedup over toprt dense {e['toprt_pruned']['speedup_over_dense']:.2f}x at MAC reduction "
+            f"{macs128[2]:.2f}x")
+        if "speedup_vs_threads" in e:
+            sp = e["speedup_vs_threads"]
+            log(f"  speedup over {sp['base']} thread(s), paired: toprt dense {sp['toprt_dense']:.2f}x, "
+                f"toprt pruned {sp['toprt_pruned']:.2f}x, ORT fp32 {sp['ort_fp32']:.2f}x")
         sec = "BERT-base, fixed 1 × 128"
-        row(sec, f"ORT fp32 unpadded ({chosen[('bert-base', 'fp32')]})", t, ref, ref_ms=ref)
-        row(sec, "ORT fp32 padded to 128", t, ref, ref_ms=ref, note="same run: the input already has 128 tokens")
-        row(sec, f"ORT int8 dynamic ({chosen[('bert-base', 'int8')]})", t, e["ort_int8"]["median_ms"], ref_ms=ref)
-        row(sec, "toprt dense", t, e["toprt_dense"]["median_ms"], ref_ms=ref)
+        row(sec, f"ORT fp32 unpadded ({chosen[('bert-base', 'fp32')]})", t, ref, ref_ms=ref, ratio=1.0)
+        row(sec, f"ORT int8 dynamic ({chosen[('bert-base', 'int8')]})", t, e["ort_int8"]["median_ms"], ref_ms=ref,
+            ratio=e["ort_int8"]["paired_ratio_vs_ort_fp32"])
+        note = ""
+        if "speedup_vs_threads" in e:
+            note = f"{e['speedup_vs_threads']['toprt_dense']:.2f}x the speed of {threads[0]} thread(s)"
+        row(sec, "toprt dense", t, e["toprt_dense"]["median_ms"], ref_ms=ref,
+            ratio=e["toprt_dense"]["paired_ratio_vs_ort_fp32"], note=note)
         row(sec, "toprt pruned", t, e["toprt_pruned"]["median_ms"], ref_ms=ref,
-            note=f"MAC reduction {e['toprt_pruned']['mac_reduction']:.2f}x, speedup over toprt dense "
-                 f"{e['toprt_pruned']['speedup']:.2f}x")
+            ratio=e["toprt_pruned"]["paired_ratio_vs_ort_fp32"],
+            note=f"MAC reduction {macs128[2]:.2f}x, speedup over toprt dense "
+                 f"{e['toprt_pruned']['speedup_over_dense']:.2f}x")
 
     # ---------------------------------------------------------------- 2. MiniLM batch 32
     meas["minilm_32x128"] = []
     if mthreads:
-        log("\n== 2. all-MiniLM-L6-v2, batch 32 x 128 tokens (throughput)")
+        log(f"\n== 2. all-MiniLM-L6-v2, batch 32 x 128 tokens (throughput), interleaved ({args.minilm_rounds} rounds)")
+        b32 = toprt_ctypes.Batch(random_ids(32, 128))
+        cands = []
+        for t in mthreads:
+            s32, tm = sess("minilm", "fp32", t), tsess("minilm", t, 32 * 128)
+            cands += [(("ort_fp32", t), lambda s=s32: s.run(["embedding"], f32x128)),
+                      (("toprt", t), lambda s=tm: s.time_run(b32, False, toprt_ctypes.OUTPUT_EMBEDDING))]
+        times = interleave(cands, args.minilm_rounds, warmup=1, pause=pause)
     for t in mthreads:
-        s32 = sess("minilm", "fp32", t)
-        nm = args.ort_minilm_iters
-        o32 = time_ort(s32, f32x128, "embedding", nm // 2, 1)
-        doc, cmd = tp.bench(minilm_m, 32, 128, t, args.toprt_minilm_iters, 0, True, f"minilm-32x128-t{t}")
-        o32 += time_ort(s32, f32x128, "embedding", nm - nm // 2, 0)
-        r = doc["runs"][0]
-        e = {"threads": t, "isa": doc["isa"], "ort_fp32": summary(o32),
-             "toprt": {k: r[k] for k in ("median_ms", "p90_ms", "iters", "gflop")}, "command": cmd,
+        e = {"threads": t, "ort_fp32": summary(times[("ort_fp32", t)]), "toprt": summary(times[("toprt", t)]),
              "loadavg": loadavg()}
         e["ort_fp32"]["seq_per_s"] = 32e3 / e["ort_fp32"]["median_ms"]
-        e["toprt"]["seq_per_s"] = 32e3 / r["median_ms"]
+        e["toprt"]["seq_per_s"] = 32e3 / e["toprt"]["median_ms"]
+        e["throughput_ratio_paired"] = paired_ratio(times[("ort_fp32", t)], times[("toprt", t)])
         meas["minilm_32x128"].append(e)
         log(f"\n  threads {t} (load average {loadavg()})")
         log(f"  {'configuration':24} {'median ms/batch':>16} {'seq/s':>8} {'runs':>5}")
         log(f"  {'ORT fp32 (' + chosen[('minilm', 'fp32')] + ')':24} {e['ort_fp32']['median_ms']:>16.1f} "
             f"{e['ort_fp32']['seq_per_s']:>8.1f} {e['ort_fp32']['runs']:>5}")
-        log(f"  {'toprt':24} {r['median_ms']:>16.1f} {e['toprt']['seq_per_s']:>8.1f} {r['iters']:>5}")
-        log(f"  toprt/ORT time ratio: {r['median_ms'] / e['ort_fp32']['median_ms']:.2f}x "
-            f"(throughput ratio toprt/ORT {e['toprt']['seq_per_s'] / e['ort_fp32']['seq_per_s']:.3f})")
+        log(f"  {'toprt':24} {e['toprt']['median_ms']:>16.1f} {e['toprt']['seq_per_s']:>8.1f} {e['toprt']['runs']:>5}")
+        log(f"  throughput toprt / ORT, paired: {e['throughput_ratio_paired']:.3f}")
         sec = "all-MiniLM-L6-v2, fixed 32 × 128"
         ref = e["ort_fp32"]["median_ms"] / 32
-        row(sec, f"ORT fp32 ({chosen[('minilm', 'fp32')]})", t, tput=e["ort_fp32"]["seq_per_s"], ref_ms=ref)
-        row(sec, "toprt dense", t, tput=e["toprt"]["seq_per_s"], ref_ms=ref)
+        row(sec, f"ORT fp32 ({chosen[('minilm', 'fp32')]})", t, tput=e["ort_fp32"]["seq_per_s"], ref_ms=ref, ratio=1.0)
+        row(sec, "toprt dense", t, tput=e["toprt"]["seq_per_s"], ref_ms=ref, ratio=1 / e["throughput_ratio_paired"],
+            note=f"{e['throughput_ratio_paired']:.2f}x ORT's throughput")
 
     # ---------------------------------------------------------------- 3. SST-2 real texts
     meas["sst2"] = None
@@ -855,80 +901,57 @@ def main():
         lens = [len(r) for r in rows_ids]
         n = len(rows_ids)
         log(f"\n== 3b. SST-2 dev, {n} sentences (every {step}th of {len(texts)}), {np.mean(lens):.1f} tokens "
-            f"average (min {min(lens)}, max {max(lens)}, special tokens included, truncated at 64), batch 1")
-        all_jl, one_jl = OUT / "sst2-sample.jsonl", OUT / "sst2-first.jsonl"
-        write_ids_jsonl(all_jl, rows_ids)
-        write_ids_jsonl(one_jl, rows_ids[:1])
-        mt = parse_mac_table(tp.inspect(pruned_m, sorted(set(lens)), 64))
-        dense_g = sum(mt[k][0] for k in lens[1:])
-        pruned_g = sum(mt[k][1] for k in lens[1:])
-        padded_g = sum(mt[k][1] * mt[k][3] for k in lens[1:])
-        alive = [sum(mt[k][4]) / (k * len(mt[k][4])) for k in lens[1:]]
-        mac = {"dense_gmac": dense_g, "pruned_gmac": pruned_g, "padded64_gmac": padded_g,
-               "reduction_vs_unpadded": dense_g / pruned_g, "reduction_vs_padded64": padded_g / pruned_g,
-               "token_sparsity": 1 - float(np.mean(alive))}
+            f"average (min {min(lens)}, max {max(lens)}, special tokens included, truncated at 64), batch 1, "
+            f"interleaved ({args.sst2_rounds} rounds of one pass each)")
+        mac = sst2_macs(tp, pruned_m, lens)
         log(f"  pruned schedule on these sentences: token sparsity {mac['token_sparsity']:.1%}, MAC reduction "
             f"{mac['reduction_vs_unpadded']:.2f}x vs unpadded, {mac['reduction_vs_padded64']:.2f}x vs padded to 64")
         feeds_un = [feeds_for([r]) for r in rows_ids]
         feeds_pad = [feeds_for([r], pad_to=64) for r in rows_ids]
-
-        def ort_pass(s, feeds):
-            for f in feeds[:3]:
-                s.run(["logits"], f)  # warm-up
-            ts = []
-            for f in feeds[1:]:  # sentences 2..N, the same ones the toprt difference covers
-                t0 = time.perf_counter()
-                s.run(["logits"], f)
-                ts.append((time.perf_counter() - t0) * 1e3)
-            return ts
-
+        singles = [toprt_ctypes.Batch([r]) for r in rows_ids]
         sst = {"sentences": n, "tokens_mean": float(np.mean(lens)), "tokens_min": min(lens),
-               "tokens_max": max(lens), "macs": mac, "runs": []}
+               "tokens_max": max(lens), "macs": mac, "rounds": args.sst2_rounds, "runs": []}
+        cands = []
         for t in sthreads:
             s32, s8 = sess("bert-base", "fp32", t), sess("bert-base", "int8", t)
-            o = {"fp32": [], "pad64": [], "int8": []}
-            for k, s, fe in (("fp32", s32, feeds_un), ("pad64", s32, feeds_pad), ("int8", s8, feeds_un)):
-                o[k].append(ort_pass(s, fe))
-            tt = {}
-            for label, model, extra in (("dense", dense_m, []), ("pruned", pruned_m, [])):
-                t1 = min(tp.run_jsonl(model, one_jl, t, *extra) for _ in range(2))
-                tn = tp.run_jsonl(model, all_jl, t, *extra)
-                tt[label] = {"wall_all_s": tn, "wall_first_only_s": t1,
-                             "per_sentence_ms": (tn - t1) / (n - 1) * 1e3}
-            for k, s, fe in (("fp32", s32, feeds_un), ("pad64", s32, feeds_pad), ("int8", s8, feeds_un)):
-                o[k].append(ort_pass(s, fe))
-            ortr = {}
-            for k, passes in o.items():
-                flat = [x for p in passes for x in p]
-                ortr[k] = {"mean_ms": float(np.mean(flat)), "median_ms": statistics.median(flat),
-                           "pass_means_ms": [float(np.mean(p)) for p in passes]}
-            e = {"threads": t, "ort": ortr, "toprt": tt, "loadavg": loadavg()}
+            td, tpr = tsess("dense", t), tsess("pruned", t)
+            cands += [(("ort_fp32", t), lambda s=s32: [s.run(["logits"], f) for f in feeds_un]),
+                      (("ort_pad64", t), lambda s=s32: [s.run(["logits"], f) for f in feeds_pad]),
+                      (("ort_int8", t), lambda s=s8: [s.run(["logits"], f) for f in feeds_un]),
+                      (("toprt_dense", t), lambda s=td: [s.time_run(b, False) for b in singles]),
+                      (("toprt_pruned", t), lambda s=tpr: [s.time_run(b, True) for b in singles])]
+        times = interleave(cands, args.sst2_rounds, warmup=1, pause=pause)
+        for t in sthreads:
+            per = {k: [x * 1e3 / n for x in times[(k, t)]] for k in
+                   ("ort_fp32", "ort_pad64", "ort_int8", "toprt_dense", "toprt_pruned")}
+            e = {"threads": t, "ms_per_sentence": {k: statistics.median(v) for k, v in per.items()},
+                 "paired_ratio_vs_ort_fp32": {k: paired_ratio(times[(k, t)], times[("ort_fp32", t)]) for k in per},
+                 "pruned_vs_ort_pad64_speed": paired_ratio(times[("ort_pad64", t)], times[("toprt_pruned", t)]),
+                 "loadavg": loadavg()}
             sst["runs"].append(e)
-            ref = ortr["fp32"]["mean_ms"]
-            log(f"\n  threads {t} (mean ms per sentence over sentences 2..{n}; load average {loadavg()})")
-            log(f"  {'configuration':34} {'ms/sentence':>12} {'vs ORT fp32':>12}")
-            table = (("ORT fp32 unpadded", ortr["fp32"]["mean_ms"]), ("ORT fp32 padded to 64", ortr["pad64"]["mean_ms"]),
-                     ("ORT int8 unpadded", ortr["int8"]["mean_ms"]),
-                     ("toprt dense", tt["dense"]["per_sentence_ms"]),
-                     ("toprt pruned", tt["pruned"]["per_sentence_ms"]))
-            for label, v in table:
-                log(f"  {label:34} {v:>12.2f} {v / ref:>11.2f}x")
-            log(f"  toprt pruned vs ORT fp32 padded to 64 (ToP's baseline convention): "
-                f"{tt['pruned']['per_sentence_ms'] / ortr['pad64']['mean_ms']:.2f}x; "
-                f"pruned speedup over toprt dense {tt['dense']['per_sentence_ms'] / tt['pruned']['per_sentence_ms']:.2f}x")
+            ms_ = e["ms_per_sentence"]
+            ref = ms_["ort_fp32"]
+            log(f"\n  threads {t} (median over passes of the mean ms per sentence; load average {loadavg()})")
+            log(f"  {'configuration':34} {'ms/sentence':>12} {'vs ORT fp32 (paired)':>21}")
+            for label, k in (("ORT fp32 unpadded", "ort_fp32"), ("ORT fp32 padded to 64", "ort_pad64"),
+                             ("ORT int8 unpadded", "ort_int8"), ("toprt dense", "toprt_dense"),
+                             ("toprt pruned", "toprt_pruned")):
+                log(f"  {label:34} {ms_[k]:>12.2f} {e['paired_ratio_vs_ort_fp32'][k]:>20.2f}x")
+            log(f"  toprt pruned is {e['pruned_vs_ort_pad64_speed']:.2f}x as fast as ORT fp32 padded to 64 (ToP's "
+                f"baseline convention), {1 / e['paired_ratio_vs_ort_fp32']['toprt_pruned']:.2f}x ORT fp32 unpadded")
             sec = f"BERT-base, SST-2 dev ({n} sentences, {np.mean(lens):.1f} tokens avg), batch 1"
-            row(sec, f"ORT fp32 unpadded ({chosen[('bert-base', 'fp32')]})", t, ortr["fp32"]["mean_ms"], ref_ms=ref)
-            row(sec, "ORT fp32 padded to 64", t, ortr["pad64"]["mean_ms"], ref_ms=ref)
-            row(sec, f"ORT int8 dynamic unpadded ({chosen[('bert-base', 'int8')]})", t, ortr["int8"]["mean_ms"],
-                ref_ms=ref)
-            row(sec, "toprt dense", t, tt["dense"]["per_sentence_ms"], ref_ms=ref)
-            row(sec, "toprt pruned", t, tt["pruned"]["per_sentence_ms"], ref_ms=ref,
+            pr = e["paired_ratio_vs_ort_fp32"]
+            row(sec, f"ORT fp32 unpadded ({chosen[('bert-base', 'fp32')]})", t, ref, ref_ms=ref, ratio=1.0)
+            row(sec, "ORT fp32 padded to 64", t, ms_["ort_pad64"], ref_ms=ref, ratio=pr["ort_pad64"])
+            row(sec, f"ORT int8 dynamic unpadded ({chosen[('bert-base', 'int8')]})", t, ms_["ort_int8"], ref_ms=ref,
+                ratio=pr["ort_int8"])
+            row(sec, "toprt dense", t, ms_["toprt_dense"], ref_ms=ref, ratio=pr["toprt_dense"])
+            row(sec, "toprt pruned", t, ms_["toprt_pruned"], ref_ms=ref, ratio=pr["toprt_pruned"],
                 note=f"MAC reduction {mac['reduction_vs_unpadded']:.2f}x unpadded / "
                      f"{mac['reduction_vs_padded64']:.2f}x vs padded-64; "
-                     f"{tt['pruned']['per_sentence_ms'] / ortr['pad64']['mean_ms']:.2f}x ORT padded-64")
+                     f"{e['pruned_vs_ort_pad64_speed']:.2f}x the speed of ORT padded-64")
         if args.sst2_batch > 1:
-            sst["batched"] = sst2_batched(args, texts, tok, tp, sess, chosen, dense_m, pruned_m, sthreads, row)
-            res.setdefault("toprt_isa", sst["batched"]["isa"])
+            sst["batched"] = sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, row, pause)
         meas["sst2"] = sst
 
     # ---------------------------------------------------------------- report
@@ -944,32 +967,24 @@ def main():
 
 
 METHOD_NOTES = [
-    "ORT: SessionOptions ORT_ENABLE_ALL, intra_op_num_threads = toprt's --threads, inter_op 1, ORT_SEQUENTIAL, "
-    "CPUExecutionProvider, intra-op spinning as ORT's default (on) unless --ort-no-spin; time of session.run for pre-tokenized int64 inputs (perf_counter), outputs logits/"
-    "embedding only.",
+    "ORT: SessionOptions ORT_ENABLE_ALL, intra_op_num_threads = toprt's threads, inter_op 1, ORT_SEQUENTIAL, "
+    "CPUExecutionProvider, intra-op spinning as ORT's default (on) unless --ort-no-spin; time of session.run for "
+    "pre-tokenized int64 inputs (perf_counter), outputs logits/embedding only.",
     "ORT graph: written with onnx.helper (opset 17) from the same safetensors arrays; the faster of plain and "
     "onnxruntime.transformers-fused (opt_level 0, then ORT_ENABLE_ALL) is used, chosen per model and dtype at "
     "1 thread by the minimum over interleaved runs.",
     "ORT int8: onnxruntime.quantization.quantize_dynamic(weight_type=QInt8), activations quantized at run time.",
-    "toprt fixed shapes: engine-bench --model M --batch B --seq-len S --threads T --iters I --warmup W "
-    "[--no-prune] --json (median of I runs, whole forward incl. embeddings and head; W = 1 for 1 x 128, 0 for "
-    "MiniLM 32 x 128). The pruned row comes from engine-bench on the pruned file without --no-prune, which runs "
-    "dense (pruning switched off, bit-identical to the dense model) and pruned, alternating run by run, in one "
-    "process; that dense run is printed as a second dense measurement.",
-    "Fixed-shape ORT timings are split: half before, half after the toprt runs of the same thread count; "
-    "the median of the pooled runs is reported.",
-    "toprt real texts: wall time of `toprt run --model M --input F.jsonl --output - --threads T --batch-size 1` "
-    "(stdout to /dev/null) on token-id lines (same ids as ORT); per-sentence time = (wall(all N) - "
-    "wall(first line only)) / (N-1), which removes process start, model open (with CRC check) and the first "
-    "sentence; wall(first only) is the min of 2 runs. It still includes JSON parsing/writing per line.",
-    "ORT real texts: one pass over sentences 2..N before and one after toprt (after 3 warm-up runs); the mean "
-    "per-sentence time is reported (toprt's number is a mean too).",
-    "Batched SST-2 throughput: toprt = engine-bench --model M --input F.jsonl --batch B --threads T --iters 2 "
-    "--warmup 1 --pad-to 64 (throughput_seq_s of the median iteration; engine-bench tokenizes the same texts with "
-    "the tokenizer embedded in the model, and the token counts are checked against the ORT feeds); every batch is "
-    "packed without padding. ORT = the same batches padded to 64, padded to the longest sentence of each batch, "
-    "and one sentence at a time unpadded; one pass over all batches before toprt and one after (after a warm-up "
-    "run), throughput from the median pass.",
+    "toprt: the C library libtoprt.so through ctypes in the same process (toprt_session_run on token ids, "
+    "logits or embedding requested, result freed: what a service does per request); one session per model "
+    "and thread count. Dense = the dense file; pruned = the ToP file with pruning on; the ToP file with pruning "
+    "off is a second dense measurement (bit-identical outputs to the dense file).",
+    "Interleaving: in each section every configuration (both runtimes, every thread count) is called once per "
+    "round, the order rotating by one each round, with a --pause-ms sleep before each call so ORT's spinning "
+    "threads are idle when toprt starts and vice versa; warm-up rounds are not timed. Medians over rounds are "
+    "reported, and every ratio is the median of the per-round ratios (paired).",
+    "SST-2 batch 1: one round = one pass over the sampled sentences one at a time; ms per sentence = pass time / "
+    "sentences. Batched: one round = one pass over all batches (toprt packs each batch without padding; ORT runs "
+    "the same batches padded to 64 and to the longest sentence, and the sentences one at a time unpadded).",
 ]
 
 
@@ -988,8 +1003,8 @@ def report_md(res, rows):
                 "CPUs suffer most (a thread that loses its CPU stalls the others at each barrier). Compare ratios "
                 "within a block, not absolute times.", ""]
     out += [
-           "Ratio = time per sequence divided by ORT fp32 unpadded's, same threads and inputs "
-           "(> 1: slower than ORT).", "",
+           "Ratio = time per sequence divided by ORT fp32 unpadded's, same threads and inputs, as the median "
+           "of per-round ratios (> 1: slower than ORT).", "",
            "| configuration | threads | latency median (ms) / throughput | ratio vs ORT fp32 unpadded | note |",
            "|---|---:|---:|---:|---|"]
     section = None
