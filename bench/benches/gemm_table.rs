@@ -5,13 +5,17 @@
 //! and turbo headroom), so every round times the peak probe and every kernel back to
 //! back, and the table keeps the best round of each: ratios come from the same run.
 //!
+//! Where the CPU multiplies bf16 natively, each bf16 GEMM (AVX512_BF16 `vdpbf16ps`, AMX
+//! tiles) gets a row too, as % of a register-only probe of its own instruction.
+//!
 //! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS]` (default 15).
 
 mod common;
 
 use common::{tiers, Problem, SHAPES};
 use std::time::Instant;
-use toprt_kernels::peak_probe;
+use toprt_kernels::gemm::GemmFn;
+use toprt_kernels::{peak_probe, peak_probe_bf16};
 
 /// Seconds per call of `f`, timed over enough calls to last ~20 ms.
 fn time(flops: u64, mut f: impl FnMut()) -> f64 {
@@ -27,6 +31,19 @@ fn main() {
     let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(15);
     let simd: Vec<_> = tiers().into_iter().filter(|k| k.isa != toprt_kernels::Isa::Scalar).collect();
     let mut peak = vec![0.0f64; simd.len()];
+    // The bf16 kernels this CPU runs, each with its own peak probe.
+    type Probe = fn() -> Option<f64>;
+    let mut bf16: Vec<(GemmFn, &str, Probe, f64)> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use toprt_kernels::gemm::{amx, avx512};
+        if avx512::bf16_supported() {
+            bf16.push((avx512::avx512bf16_gemm_10x32, "avx512bf16_gemm_10x32", peak_probe_bf16, 0.0));
+        }
+        if amx::supported() {
+            bf16.push((amx::amx_bf16_gemm_32x32, "amx_bf16_gemm_32x32", amx::peak_probe, 0.0));
+        }
+    }
     println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");
     println!("{:>16} {:>22} {:>9} {:>7} {:>9} {:>8}", "M×K×N", "kernel", "GFLOP/s", "% peak", "gemm GF/s", "vs gemm");
     for &(m, k, n) in &SHAPES {
@@ -34,12 +51,17 @@ fn main() {
         let flops = p.flops();
         let mut best = vec![f64::MAX; simd.len()];
         let mut best_gemm = f64::MAX;
+        let mut best_bf16 = vec![f64::MAX; bf16.len()];
         for _ in 0..rounds {
             for (i, kern) in simd.iter().enumerate() {
                 peak[i] = peak[i].max(peak_probe(kern.isa));
                 best[i] = best[i].min(time(flops, || p.toprt(kern)));
             }
             best_gemm = best_gemm.min(time(flops, || p.gemm_crate()));
+            for (i, (f, _, probe, peak)) in bf16.iter_mut().enumerate() {
+                *peak = peak.max(probe().unwrap_or(0.0));
+                best_bf16[i] = best_bf16[i].min(time(flops, || p.toprt_bf16(*f)));
+            }
         }
         let gemm_gf = flops as f64 / best_gemm / 1e9;
         for (i, kern) in simd.iter().enumerate() {
@@ -52,8 +74,21 @@ fn main() {
                 best_gemm / best[i]
             );
         }
+        for (i, (_, name, _, peak)) in bf16.iter().enumerate() {
+            let gf = flops as f64 / best_bf16[i] / 1e9;
+            println!(
+                "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
+                format!("{m}×{k}×{n}"),
+                name,
+                100.0 * gf / peak,
+                best_gemm / best_bf16[i]
+            );
+        }
     }
     for (i, kern) in simd.iter().enumerate() {
         println!("FMA peak probe {}: {:.1} GFLOP/s", kern.isa, peak[i]);
+    }
+    for (_, name, _, peak) in &bf16 {
+        println!("bf16 peak probe of {name}'s instruction: {peak:.1} GFLOP/s");
     }
 }

@@ -5,7 +5,7 @@
 //! be tested on one machine; asking for a tier the CPU lacks is an error, not a silent
 //! fallback.
 
-use crate::gemm::{self, GemmFn, GemmParams};
+use crate::gemm::{self, GemmFn, GemmParams, Operands};
 use crate::ops;
 use std::fmt;
 use std::ops::Range;
@@ -104,6 +104,17 @@ pub struct Kernels {
     pub sgemm: GemmFn,
     /// Name of the GEMM microkernel, e.g. `avx2_sgemm_6x16` (for reports).
     pub sgemm_name: &'static str,
+    /// GEMM on bf16 operands ([`gemm::Operands::Bf16`]), where the CPU multiplies bf16
+    /// natively on the AVX-512 tier: AMX tiles where the CPU and OS offer them
+    /// (`amx_bf16_gemm_32x32`), else AVX512_BF16 (`avx512bf16_gemm_10x32`). `None`
+    /// elsewhere: callers then widen bf16 weights to `f32`
+    /// ([`crate::pack::widen_bf16_panels`]) and use `sgemm`.
+    pub gemm_bf16: Option<GemmFn>,
+    /// Name of the bf16 microkernel, e.g. `avx512bf16_gemm_10x32`.
+    pub gemm_bf16_name: Option<&'static str>,
+    /// Rounds a row of activations to bf16 pairs, the `A` operand of `gemm_bf16`
+    /// ([`crate::pack::bf16_pairs_from_f32`]; AVX512_BF16: `vcvtne2ps2bf16`).
+    pub to_bf16_pairs: fn(&[f32], &mut [u32]),
     /// LayerNorm of one row in place.
     pub layernorm: LayerNormFn,
     /// Softmax of one row in place.
@@ -127,6 +138,9 @@ impl Kernels {
             isa: Isa::Scalar,
             sgemm: gemm::scalar_sgemm_packed,
             sgemm_name: "scalar_sgemm_packed",
+            gemm_bf16: None,
+            gemm_bf16_name: None,
+            to_bf16_pairs: crate::pack::bf16_pairs_from_f32,
             layernorm: ops::layernorm_scalar,
             softmax: ops::softmax_scalar,
             gelu: ops::gelu_slice_scalar,
@@ -162,9 +176,31 @@ impl Kernels {
                 k.softmax = ops::avx512::avx512_softmax_f32;
                 k.gelu = ops::avx512::avx512_gelu_f32;
                 k.embed_add_layernorm = ops::avx512::avx512_embed_add_layernorm_f32;
+                if gemm::avx512::bf16_supported() {
+                    k.to_bf16_pairs = ops::avx512::avx512bf16_to_bf16_pairs;
+                }
+                if gemm::amx::supported() {
+                    k.gemm_bf16 = Some(gemm::amx::amx_bf16_gemm_32x32);
+                    k.gemm_bf16_name = Some("amx_bf16_gemm_32x32");
+                } else if gemm::avx512::bf16_supported() {
+                    k.gemm_bf16 = Some(gemm::avx512::avx512bf16_gemm_10x32);
+                    k.gemm_bf16_name = Some("avx512bf16_gemm_10x32");
+                }
             }
         }
         Ok(k)
+    }
+
+    /// The GEMM kernel for the operands of `p`.
+    ///
+    /// # Panics
+    /// For bf16 operands on a table without [`Kernels::gemm_bf16`] (a caller bug: such
+    /// callers widen the weights instead).
+    pub fn gemm_for(&self, p: &GemmParams) -> GemmFn {
+        match p.operands() {
+            Operands::F32 => self.sgemm,
+            Operands::Bf16 => self.gemm_bf16.unwrap_or_else(|| panic!("no bf16 GEMM on the {} tier", self.isa)),
+        }
     }
 
     /// The table for [`Isa::from_env`].
@@ -200,7 +236,7 @@ impl Kernels {
         rows: Range<usize>,
     ) {
         // SAFETY: forwarded contract; the slots of `self` belong to this CPU's tier.
-        unsafe { gemm::sgemm_layernorm_rows(self.sgemm, self.layernorm, p, (ln_w, ln_b, eps), rows) }
+        unsafe { gemm::sgemm_layernorm_rows(self.gemm_for(p), self.layernorm, p, (ln_w, ln_b, eps), rows) }
     }
 }
 
@@ -235,7 +271,31 @@ pub fn peak_probe(isa: Isa) -> f64 {
         let flops = (iters * crate::simd::PROBE_CHAINS * lanes * 2) as f64;
         flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
     };
-    // Calibrate to ~5 ms per run.
+    best_of_runs(run)
+}
+
+/// The bf16 dot-product peak (`vdpbf16ps`, each lane 2 multiply-adds = 4 FLOPs) in
+/// GFLOP/s on the calling thread, measured like [`peak_probe`]; `None` where the CPU
+/// has no bf16 GEMM ([`Kernels::gemm_bf16`]).
+pub fn peak_probe_bf16() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if gemm::avx512::bf16_supported() {
+        let run = |iters: usize| -> f64 {
+            let (x, y) = (std::hint::black_box(1e-6f32), std::hint::black_box(1e-6f32));
+            let t0 = std::time::Instant::now();
+            // SAFETY: support checked above.
+            std::hint::black_box(unsafe { crate::simd::avx512::avx512bf16_dot_probe(iters, x, y) });
+            let flops = (iters * crate::simd::PROBE_CHAINS * 16 * 4) as f64;
+            flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+        };
+        return Some(best_of_runs(run));
+    }
+    None
+}
+
+/// Calibrates `run(iters)` (GFLOP/s of `iters` rounds) to ~5 ms and returns the best
+/// of ten runs.
+pub(crate) fn best_of_runs(run: impl Fn(usize) -> f64) -> f64 {
     let mut iters = 1 << 14;
     loop {
         let t0 = std::time::Instant::now();

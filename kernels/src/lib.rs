@@ -27,4 +27,4 @@ pub mod tol;
 #[cfg(test)]
 mod tests;
 
-pub use isa::{peak_probe, Isa, IsaError, Kernels};
+pub use isa::{peak_probe, peak_probe_bf16, Isa, IsaError, Kernels};

@@ -49,6 +49,9 @@ pub struct Problem {
     pub bias: Vec<f32>,
     pub res: Vec<f32>,
     pub c: Vec<f32>,
+    /// The same weight as `panel32x2` bf16, and `A` rounded to bf16 pairs.
+    pub packed_bf16: Vec<u32>,
+    pub a_bf16: Vec<u32>,
 }
 
 impl Problem {
@@ -60,11 +63,18 @@ impl Problem {
                 w[kk * n + o] = wt[o * k + kk];
             }
         }
+        let a = data(m * k, 1);
+        let mut a_bf16 = vec![0u32; m * k.div_ceil(2)];
+        for (row, out) in a.chunks(k.max(1)).zip(a_bf16.chunks_mut(k.div_ceil(2).max(1))) {
+            pack::bf16_pairs_from_f32(row, out);
+        }
         Problem {
             m,
             k,
             n,
-            a: data(m * k, 1),
+            packed_bf16: pack::pack_linear_weight_bf16(&wt, n, k),
+            a_bf16,
+            a,
             packed: pack::pack_linear_weight(&wt, n, k),
             w,
             bias: data(n, 3),
@@ -82,6 +92,24 @@ impl Problem {
         let (m, k, n) = (self.m, self.k, self.n);
         let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::None).expect("shapes");
         toprt_kernels::gemm::sgemm_packed(kernels.sgemm, &p);
+    }
+
+    /// `C = A·W` on bf16 operands with `kernel` (a [`Kernels::gemm_bf16`]), single-threaded.
+    pub fn toprt_bf16(&mut self, kernel: toprt_kernels::gemm::GemmFn) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let p = GemmParams::new_bf16(
+            &self.a_bf16,
+            k.div_ceil(2),
+            m,
+            k,
+            &self.packed_bf16,
+            n,
+            &mut self.c,
+            n,
+            Epilogue::None,
+        )
+        .expect("shapes");
+        toprt_kernels::gemm::sgemm_packed(kernel, &p);
     }
 
     /// `C = gelu(A·W + b)` (BERT FFN in).

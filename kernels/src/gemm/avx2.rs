@@ -6,7 +6,7 @@
 //! 17 in all, or re-load `B` from L1 for every row (15 loads per 12 FMAs, load-bound);
 //! 6 × 16 keeps the loads at 8 per 12 FMAs.
 
-use super::{drive, microkernel, GemmParams, TileFn, TileJob, TileSet};
+use super::{drive, microkernel, GemmParams, Operands, TileFn, TileJob, TileSet};
 use crate::simd::avx2::Avx2;
 use std::ops::Range;
 
@@ -23,7 +23,7 @@ const COLS: usize = NV * 8;
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_sgemm_6x16_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx2, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx2, microkernel::Fma, R, NV>(t) }
 }
 
 static TILES: [TileFn; MR] = [
@@ -35,7 +35,7 @@ static TILES: [TileFn; MR] = [
     avx2_sgemm_6x16_tile::<6>,
 ];
 
-pub(crate) static SET: TileSet = TileSet { mr: MR, cols: COLS, tiles: &TILES };
+pub(crate) static SET: TileSet = TileSet { operands: Operands::F32, mr: MR, cols: COLS, tiles: &TILES };
 
 /// The AVX2 [`super::GemmFn`].
 ///

@@ -1,7 +1,12 @@
 //! The one generic GEMM microkernel body: an `R × (NV·LANES)` register tile over one `k`
-//! block, then the fused epilogue. Every tier and every row count is an instantiation
-//! of [`tile`]; see the module docs of [`crate::gemm`] for the contract and the
-//! accumulation order this body implements.
+//! block, then the fused epilogue. Every tier, every row count and both operand kinds
+//! are instantiations of [`tile`]; see the module docs of [`crate::gemm`] for the
+//! contract and the accumulation order this body implements.
+//!
+//! The multiply-accumulate of one `k` step is a parameter ([`Mac`]): an f32 FMA
+//! ([`Fma`]) for `f32` operands, or `vdpbf16ps` for bf16 pairs, where one step is a
+//! pair of `k` rows (`gemm::avx512`). The driver does not know the difference: a step
+//! reads one 32-bit word per `A` row and a 128-byte row of the `B` panel either way.
 //!
 //! The epilogue (bias, GELU, residual) runs inside the tile call, right after the `k`
 //! loop, on the tile it has just stored (still in L1): one extra L1 store + load per
@@ -13,6 +18,25 @@
 use super::{Finish, TileJob};
 use crate::pack::NR;
 use crate::simd::{self, load_n, store_n, Simd};
+
+/// The multiply-accumulate of one `k` step: `acc + a·b`, with `a` the broadcast word of
+/// one `A` row and `b` a vector of the `B` panel row.
+pub(crate) trait Mac<S: Simd> {
+    /// # Safety
+    /// The CPU supports `S` and whatever instruction the implementation uses.
+    unsafe fn mac(a: S::V, b: S::V, acc: S::V) -> S::V;
+}
+
+/// `f32` operands: one fused multiply-add per lane.
+pub(crate) struct Fma;
+
+impl<S: Simd> Mac<S> for Fma {
+    #[inline(always)]
+    unsafe fn mac(a: S::V, b: S::V, acc: S::V) -> S::V {
+        // SAFETY: forwarded contract.
+        unsafe { S::fma(a, b, acc) }
+    }
+}
 
 /// Lanes of vector `j` that hold valid columns: all of them in a full tile, else what
 /// is left of `cols` (possibly 0).
@@ -32,17 +56,17 @@ fn lanes<S: Simd, const FULL: bool>(cols: usize, j: usize) -> usize {
 /// `0..kc` (stride `lda`), `B` rows `0..kc` × `NV·LANES` columns (stride `NR`), `C` and
 /// the epilogue operands `R` rows × `cols` columns. Only those `C` elements are written.
 #[inline(always)]
-pub(crate) unsafe fn tile<S: Simd, const R: usize, const NV: usize>(t: &TileJob) {
+pub(crate) unsafe fn tile<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(t: &TileJob) {
     debug_assert!(t.cols >= 1 && t.cols <= NV * S::LANES);
     if t.cols == NV * S::LANES {
-        tile_body::<S, R, NV, true>(t)
+        tile_body::<S, M, R, NV, true>(t)
     } else {
-        tile_body::<S, R, NV, false>(t)
+        tile_body::<S, M, R, NV, false>(t)
     }
 }
 
 #[inline(always)]
-unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(t: &TileJob) {
+unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const FULL: bool>(t: &TileJob) {
     let l = S::LANES;
     let mut acc = [[S::zero(); NV]; R];
     if !t.first {
@@ -67,7 +91,7 @@ unsafe fn tile_body<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
         for (acc_r, a_r) in acc.iter_mut().zip(&ap) {
             let ar = S::splat(*a_r.add(kk));
             for (acc_rj, &bj) in acc_r.iter_mut().zip(&bv) {
-                *acc_rj = S::fma(ar, bj, *acc_rj);
+                *acc_rj = M::mac(ar, bj, *acc_rj);
             }
         }
     };
@@ -156,6 +180,84 @@ unsafe fn epilogue<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
         for r in 0..R {
             let p = t.c.add(r * t.ldc + j * l);
             store_n::<S>(p, n, f(S::add(load_n::<S>(p, n), bv), (r, j * l), n));
+        }
+    }
+}
+
+/// Applies `finish` to a block of `rows` × `cols` (at most `NV·LANES`) of `C` already
+/// holding the raw sums: the epilogue of kernels whose tiles are not register tiles of
+/// this module (AMX stores its tiles to `C` first). Same arithmetic as [`tile`]'s.
+///
+/// # Safety
+/// The CPU supports `S`; `c` (row stride `ldc`) and the operands of `finish` cover
+/// `rows × cols`.
+#[inline(always)]
+pub(crate) unsafe fn finish_rows<S: Simd, const NV: usize>(
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    finish: Finish,
+) {
+    // SAFETY (all arms): forwarded contract.
+    unsafe {
+        match finish {
+            Finish::Partial | Finish::Store => {}
+            Finish::Bias(bias) => rows_epilogue::<S, NV>(
+                c,
+                ldc,
+                rows,
+                cols,
+                bias,
+                #[inline(always)]
+                |x, _, _, _| x,
+            ),
+            Finish::BiasGelu(bias) => rows_epilogue::<S, NV>(
+                c,
+                ldc,
+                rows,
+                cols,
+                bias,
+                #[inline(always)]
+                |x, _, _, _| simd::gelu::<S>(x),
+            ),
+            Finish::BiasResidual { bias, res, ldr } => rows_epilogue::<S, NV>(
+                c,
+                ldc,
+                rows,
+                cols,
+                bias,
+                #[inline(always)]
+                |x, r, col, n| S::add(x, load_n::<S>(res.add(r * ldr + col), n)),
+            ),
+        }
+    }
+}
+
+/// Rewrites every valid vector of the block as `f(c + bias, row, col, lanes)`.
+#[inline(always)]
+unsafe fn rows_epilogue<S: Simd, const NV: usize>(
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    bias: *const f32,
+    f: impl Fn(S::V, usize, usize, usize) -> S::V,
+) {
+    let l = S::LANES;
+    for j in 0..NV {
+        let n = lanes::<S, false>(cols, j);
+        if n == 0 {
+            continue;
+        }
+        // SAFETY: columns j·l .. j·l + n lie inside the block (contract).
+        let bv = unsafe { load_n::<S>(bias.add(j * l), n) };
+        for r in 0..rows {
+            // SAFETY: row r < rows, inside the block.
+            unsafe {
+                let p = c.add(r * ldc + j * l);
+                store_n::<S>(p, n, f(S::add(load_n::<S>(p, n), bv), r, j * l, n));
+            }
         }
     }
 }

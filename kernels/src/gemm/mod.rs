@@ -101,13 +101,15 @@ use crate::pack::NR;
 use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
+pub mod amx;
+#[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub(crate) mod microkernel;
 pub mod scalar;
 
-pub use scalar::scalar_sgemm_packed;
+pub use scalar::{scalar_gemm_bf16, scalar_sgemm_packed};
 
 /// What happens to an accumulated tile before it is stored.
 #[derive(Clone, Copy, Debug)]
@@ -123,13 +125,31 @@ pub enum Epilogue<'a> {
     BiasResidual { bias: &'a [f32], residual: &'a [f32], ldr: usize },
 }
 
+/// What the operands of a GEMM hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operands {
+    /// `f32` activations, `f32` `panel32` weight ([`GemmParams::new`]).
+    F32,
+    /// bf16 pairs: activations rounded to bf16 and a `panel32x2` weight
+    /// ([`GemmParams::new_bf16`]); only a kernel from [`crate::Kernels::gemm_bf16`] runs it.
+    Bf16,
+}
+
 /// One GEMM call, validated once, then shared read-only by every thread that computes
 /// a range of its column panels (or a block of its rows).
+///
+/// The driver counts *steps* of the microkernel: `k` for `f32` operands, the
+/// `ceil(k/2)` pairs for bf16, whose 32-bit pair words `a` and `b` hold (so it walks
+/// both kinds alike).
 pub struct GemmParams<'a> {
     a: &'a [f32],
     lda: usize,
     m: usize,
+    /// Microkernel steps: `k` for `f32`, `ceil(k/2)` pairs for bf16.
+    steps: usize,
+    /// The logical inner dimension.
     k: usize,
+    operands: Operands,
     /// Packed `[k, n]` weight.
     b: &'a [f32],
     n: usize,
@@ -205,7 +225,64 @@ impl<'a> GemmParams<'a> {
                 _ => return Err("epilogue operand shorter than n".into()),
             }
         }
-        Ok(Self { a, lda, m, k, b, n, c, ldc, epilogue, blocking: Blocking::detected(), _c: std::marker::PhantomData })
+        Ok(Self {
+            a,
+            lda,
+            m,
+            steps: k,
+            k,
+            operands: Operands::F32,
+            b,
+            n,
+            c,
+            ldc,
+            epilogue,
+            blocking: Blocking::detected(),
+            _c: std::marker::PhantomData,
+        })
+    }
+
+    /// A GEMM on bf16 operands: `a` holds `m` rows of activations rounded to bf16 pairs
+    /// ([`crate::pack::bf16_pairs_from_f32`]), `lda` words apart; `b` a `panel32x2`
+    /// weight of the logical `[k, n]` matrix ([`crate::pack::pack_linear_weight_bf16`]).
+    /// `C` and the epilogue are `f32`, as for [`GemmParams::new`]. An odd `k` needs a
+    /// zero in the high half of each row's last pair (what the conversion writes).
+    ///
+    /// # Errors
+    /// As [`GemmParams::new`], in pair words.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_bf16(
+        a: &'a [u32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [u32],
+        n: usize,
+        c: &'a mut [f32],
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+    ) -> Result<Self, String> {
+        let pairs = k.div_ceil(2);
+        if m > 0 && n > 0 && b.len() != crate::pack::packed_len_bf16(k, n) {
+            return Err(format!(
+                "packed bf16 B has {} words, need {} for {k}×{n}",
+                b.len(),
+                crate::pack::packed_len_bf16(k, n)
+            ));
+        }
+        // SAFETY: u32 and f32 have the same size and alignment; the words are only ever
+        // moved (broadcast, loaded) bitwise by the bf16 kernels, never read as floats.
+        let (a32, b32) = unsafe {
+            (
+                std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
+                std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
+            )
+        };
+        let c_len = c.len();
+        let mut p = Self::build(a32, lda, m, pairs, b32, n, c.as_mut_ptr(), c_len, ldc, epilogue)?;
+        p.k = k;
+        p.operands = Operands::Bf16;
+        Ok(p)
     }
 
     /// As [`GemmParams::new`], with `C` given as a raw pointer, for callers whose output
@@ -273,6 +350,11 @@ impl<'a> GemmParams<'a> {
         self.k
     }
 
+    /// What the operands hold.
+    pub fn operands(&self) -> Operands {
+        self.operands
+    }
+
     /// Floating-point operations of the whole call (`2·m·k·n`), for GFLOP/s reports.
     pub fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.k as f64 * self.n as f64
@@ -297,7 +379,9 @@ impl<'a> GemmParams<'a> {
             a: self.a.get(r0 * self.lda..).unwrap_or(&[]),
             lda: self.lda,
             m,
+            steps: self.steps,
             k: self.k,
+            operands: self.operands,
             b: self.b,
             n: self.n,
             // `wrapping_add`: for an empty view the offset may point one row past C.
@@ -376,6 +460,8 @@ pub(crate) type TileFn = unsafe fn(&TileJob);
 
 /// One tier's microkernels.
 pub(crate) struct TileSet {
+    /// The operands the tiles multiply.
+    pub operands: Operands,
     /// Rows of the full tile; `tiles[r - 1]` computes `r` rows, `r` in `1..=mr`.
     pub mr: usize,
     /// Columns per tile (divides [`NR`]).
@@ -446,12 +532,15 @@ fn balanced(len: usize, parts: usize, i: usize) -> (usize, usize) {
 /// # Safety
 /// As [`GemmFn`]; `ts` must belong to a tier the CPU supports.
 pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
-    let (m, k, n) = (p.m, p.k, p.n);
+    let (m, k, n) = (p.m, p.steps, p.n);
     if m == 0 || panels.is_empty() {
         return;
     }
     debug_assert!(panels.end <= p.panels());
     debug_assert!(NR.is_multiple_of(ts.cols) && ts.tiles.len() == ts.mr);
+    // Not a safety matter (both kinds walk validated words), but the numbers would be
+    // meaningless: f32 kernels on bf16 words or the reverse.
+    assert_eq!(p.operands, ts.operands, "a {:?} GEMM given to a {:?} kernel", p.operands, ts.operands);
     let bl = p.blocking;
     let (kc_max, kblocks) = bl.k_blocks(k);
     let mblocks = m.div_ceil(bl.mc(kc_max, ts.mr));

@@ -1,10 +1,18 @@
-//! The scalar twin of the GEMM: obviously correct, the reference every SIMD tier is
-//! tested against, and the portable fallback. Each output is one chain of
-//! multiply-then-add over `k` ascending (two roundings per step, no FMA contraction).
-//! The inner loop runs over the 32 contiguous columns of a panel row, so the compiler
-//! can vectorise it with the baseline instruction set.
+//! The scalar twins of the GEMM: obviously correct, the references every SIMD tier is
+//! tested against, and (for `f32`) the portable fallback.
+//!
+//! * `f32`: each output is one chain of multiply-then-add over `k` ascending (two
+//!   roundings per step, no FMA contraction). The inner loop runs over the 32
+//!   contiguous columns of a panel row, so the compiler can vectorise it with the
+//!   baseline instruction set.
+//! * bf16 pairs: each output is the chain `vdpbf16ps` computes: per pair, the product
+//!   of the odd (high) halves is added, then the product of the even (low) halves, each
+//!   with one rounding to nearest even (bf16 × bf16 is exact in f32, so each step is a
+//!   fused multiply-add), with denormal inputs read as zero and denormal sums flushed
+//!   to zero, as the instruction does (Intel SDM, VDPBF16PS). Only the tests run it:
+//!   CPUs without bf16 dot products widen bf16 weights to `f32` instead.
 
-use super::{Epilogue, GemmParams};
+use super::{Epilogue, GemmParams, Operands};
 use crate::ops;
 use crate::pack::NR;
 use std::ops::Range;
@@ -17,6 +25,7 @@ const MR: usize = 4;
 /// # Safety
 /// See [`super::GemmFn`].
 pub unsafe fn scalar_sgemm_packed(p: &GemmParams, panels: Range<usize>) {
+    assert_eq!(p.operands, Operands::F32, "bf16 operands given to the f32 GEMM");
     let full = p.m / MR * MR;
     for panel in panels {
         let mut row = 0;
@@ -37,7 +46,7 @@ pub unsafe fn scalar_sgemm_packed(p: &GemmParams, panels: Range<usize>) {
 /// See [`super::GemmFn`]; additionally `row + R <= p.m`.
 #[inline(always)]
 unsafe fn tile<const R: usize>(p: &GemmParams, panel: usize, row: usize) {
-    let k = p.k;
+    let k = p.steps;
     let bp = &p.b[panel * k * NR..(panel + 1) * k * NR];
     let mut acc = [[0.0f32; NR]; R];
     for kk in 0..k {
@@ -57,6 +66,45 @@ unsafe fn tile<const R: usize>(p: &GemmParams, panel: usize, row: usize) {
         // `col0 + cols <= n`, and this panel's columns belong to this call alone.
         let out = unsafe { std::slice::from_raw_parts_mut(p.c.add(i * p.ldc + col0), cols) };
         store_row(&p.epilogue, i, col0, &acc_r[..cols], out);
+    }
+}
+
+/// The bf16 [`super::GemmFn`] twin (see the module docs).
+///
+/// # Safety
+/// See [`super::GemmFn`].
+pub unsafe fn scalar_gemm_bf16(p: &GemmParams, panels: Range<usize>) {
+    assert_eq!(p.operands, Operands::Bf16, "f32 operands given to the bf16 GEMM");
+    let (pairs, word) = (p.steps, |x: f32| x.to_bits());
+    // bf16 halves of a pair word as f32, denormals read as zero.
+    let half = |w: u32, hi: bool| {
+        let v = f32::from_bits(if hi { w & 0xffff_0000 } else { w << 16 });
+        if v.is_subnormal() {
+            0.0f32.copysign(v)
+        } else {
+            v
+        }
+    };
+    let ftz = |v: f32| if v.is_subnormal() { 0.0f32.copysign(v) } else { v };
+    for panel in panels {
+        let bp = &p.b[panel * pairs * NR..(panel + 1) * pairs * NR];
+        let col0 = panel * NR;
+        let cols = NR.min(p.n - col0);
+        for i in 0..p.m {
+            let mut acc = [0.0f32; NR];
+            for kk in 0..pairs {
+                let a = word(p.a[i * p.lda + kk]);
+                for (j, acc_j) in acc.iter_mut().enumerate() {
+                    let b = word(bp[kk * NR + j]);
+                    *acc_j = ftz(half(a, true).mul_add(half(b, true), *acc_j));
+                    *acc_j = ftz(half(a, false).mul_add(half(b, false), *acc_j));
+                }
+            }
+            // SAFETY: as in `tile`: row i < m, columns col0..col0 + cols <= n, this
+            // call's panels.
+            let out = unsafe { std::slice::from_raw_parts_mut(p.c.add(i * p.ldc + col0), cols) };
+            store_row(&p.epilogue, i, col0, &acc[..cols], out);
+        }
     }
 }
 

@@ -116,3 +116,30 @@ pub(crate) unsafe fn avx512_fma_probe(iters: usize, x: f32, y: f32) -> f32 {
     // SAFETY: the features are enabled on this function (caller's contract).
     unsafe { super::fma_chains::<Avx512>(iters, x, y) }
 }
+
+/// The bf16 peak probe: [`super::PROBE_CHAINS`] independent chains of `vdpbf16ps` on
+/// registers (`x`, `y` as bf16 pairs).
+///
+/// # Safety
+/// The CPU must support the [`crate::Isa::Avx512`] tier and AVX512_BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")]
+pub(crate) unsafe fn avx512bf16_dot_probe(iters: usize, x: f32, y: f32) -> f32 {
+    let (xv, yv) = (
+        _mm512_cvtne2ps_pbh(_mm512_set1_ps(x), _mm512_set1_ps(x)),
+        _mm512_cvtne2ps_pbh(_mm512_set1_ps(y), _mm512_set1_ps(y)),
+    );
+    let mut acc = [_mm512_setzero_ps(); super::PROBE_CHAINS];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = _mm512_set1_ps(i as f32);
+    }
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_dpbf16_ps(*a, xv, yv);
+        }
+    }
+    let mut s = _mm512_setzero_ps();
+    for a in acc {
+        s = _mm512_add_ps(s, a);
+    }
+    _mm512_reduce_add_ps(s)
+}

@@ -9,6 +9,7 @@
 //! `emu_avx512_geometry` runs the generic SIMD bodies with the AVX-512 geometry
 //! (16 lanes, 10 × 32 tiles) and deliberately tiny cache blocks on any host.
 
+mod bf16;
 mod gemm;
 mod ops;
 mod support;

@@ -78,7 +78,7 @@ impl Tier {
 
 // SAFETY (all `unsafe` below): Emu is plain Rust; the driver's contract is forwarded.
 unsafe fn emu_tile<const R: usize>(t: &TileJob) {
-    unsafe { microkernel::tile::<Emu<16>, R, 2>(t) }
+    unsafe { microkernel::tile::<Emu<16>, microkernel::Fma, R, 2>(t) }
 }
 
 static EMU_TILES: [TileFn; 10] = [
@@ -94,7 +94,7 @@ static EMU_TILES: [TileFn; 10] = [
     emu_tile::<10>,
 ];
 
-static EMU_SET: TileSet = TileSet { mr: 10, cols: 32, tiles: &EMU_TILES };
+static EMU_SET: TileSet = TileSet { operands: gemm::Operands::F32, mr: 10, cols: 32, tiles: &EMU_TILES };
 
 /// Tiny blocks on purpose: `KC` = 48, `MC` = 40 and two-panel groups give several row
 /// and `k` blocks (and balanced splits of both) on the small shapes of the tests.
