@@ -20,6 +20,7 @@ use toprt::{Model, Outputs, PruneControl, Session, SessionOptions};
 const USAGE: &str =
     "usage: engine-bench [--model FILE] [--batch N] [--seq-len N | --input FILE [--tokenizer DIR] [--limit N]]
                     [--threads N[,N...]] [--iters N] [--warmup N] [--isa scalar|avx2|avx512] [--no-prune]
+                    [--dtype f32|bf16]
                     [--pad-to N] [--json OUT] [--svg OUT]
        engine-bench --compare A.json B.json";
 
@@ -42,6 +43,8 @@ pub(crate) struct Args {
     no_prune: bool,
     pad_to: Option<usize>,
     compare: Option<(PathBuf, PathBuf)>,
+    /// Run the model with its encoder weights rounded to bf16 (`--dtype bf16`).
+    bf16: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         no_prune: false,
         pad_to: None,
         compare: None,
+        bf16: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -89,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
             "--svg" => a.svg = Some(PathBuf::from(v()?)),
             "--no-prune" => a.no_prune = true,
             "--pad-to" => a.pad_to = Some(num(v()?)?),
+            "--dtype" => a.bf16 = toprt_convert::parse_dtype(&v()?).map_err(|e| e.to_string())?,
             "--compare" => {
                 let x = PathBuf::from(v()?);
                 let y = PathBuf::from(it.next().ok_or("--compare needs two files")?);
@@ -275,7 +280,14 @@ fn run() -> Result<(), String> {
         Some(p) => p.clone(),
         None => default_model()?,
     };
-    let model = Model::open(&path).map_err(|e| e.to_string())?;
+    let model = if a.bf16 {
+        // The same file with its encoder weights rounded to bf16, in memory.
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bf16 = toprt_convert::writer::with_bf16_weights(&bytes).map_err(|e| e.to_string())?;
+        Model::from_bytes(&bf16, &toprt::OpenOptions::default()).map_err(|e| e.to_string())?
+    } else {
+        Model::open(&path).map_err(|e| e.to_string())?
+    };
     let max_len = model.max_length();
     // The sequences, grouped into batches.
     let (seqs, labels, source) = match &a.input {
@@ -315,11 +327,13 @@ fn run() -> Result<(), String> {
     let has_rules = !model.manifest().keep_rules.is_empty();
     let counts: Vec<String> = sessions.iter().map(|s| s.threads().to_string()).collect();
     eprintln!(
-        "toprt engine-bench: {} — {source}, {} thread(s){}, isa {}",
+        "toprt engine-bench: {} — {source}, {} thread(s){}, isa {}, {} weights on {}",
         path.display(),
         counts.join(", "),
         if counts.len() > 1 { " alternately" } else { "" },
-        sessions[0].isa()
+        sessions[0].isa(),
+        model.precision(),
+        sessions[0].linear_kernel()
     );
     let peak = toprt_kernels::peak_probe(sessions[0].isa());
     let mut cfgs = Vec::new();
@@ -357,6 +371,8 @@ fn run() -> Result<(), String> {
         batch: a.batch,
         threads: session.threads(),
         isa: session.isa().to_string(),
+        precision: model.precision().to_string(),
+        gemm: session.linear_kernel(),
         scaling: if scaling.len() > 1 { scaling } else { Vec::new() },
         peak_gflops: peak,
         pad_to: a.pad_to,

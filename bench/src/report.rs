@@ -155,6 +155,9 @@ pub struct Context {
     pub batch: usize,
     pub threads: usize,
     pub isa: String,
+    /// Precision of the encoder weights (`f32` or `bf16`) and the GEMM kernel they ran on.
+    pub precision: String,
+    pub gemm: String,
     pub peak_gflops: f64,
     pub pad_to: Option<usize>,
     pub lengths: Vec<usize>,
@@ -181,8 +184,17 @@ impl Context {
 pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree: Option<&Agreement>) {
     let c = &ctx.manifest.model;
     println!(
-        "toprt engine-bench: {} ({:?}, {} layers, hidden {}); {}; {} thread(s), isa {}; FMA peak {:.1} GFLOP/s per core",
-        ctx.model_path, c.arch, c.num_layers, c.hidden_size, ctx.source, ctx.threads, ctx.isa, ctx.peak_gflops
+        "toprt engine-bench: {} ({:?}, {} layers, hidden {}, {} weights on {}); {}; {} thread(s), isa {}; f32 FMA peak {:.1} GFLOP/s per core",
+        ctx.model_path,
+        c.arch,
+        c.num_layers,
+        c.hidden_size,
+        ctx.precision,
+        ctx.gemm,
+        ctx.source,
+        ctx.threads,
+        ctx.isa,
+        ctx.peak_gflops
     );
     let p = pruned.unwrap_or(dense);
     println!(
@@ -342,6 +354,7 @@ pub fn document(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, ag
     }
     json!({"schema": SCHEMA, "tool": format!("engine-bench {}", env!("CARGO_PKG_VERSION")), "model": ctx.model_path,
         "input": ctx.source, "batch": ctx.batch, "threads": ctx.threads, "isa": ctx.isa,
+        "precision": ctx.precision, "gemm_kernel": ctx.gemm,
         "peak_gflops_per_core": ctx.peak_gflops, "runs": runs, "agreement": agree.map(Agreement::json),
         "scaling": (!ctx.scaling.is_empty()).then(|| scaling_json(&ctx.scaling))})
 }

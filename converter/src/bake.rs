@@ -7,14 +7,65 @@ use crate::checkpoint::{Tensor, TensorData};
 use crate::error::{ConvertError, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use toprt::format::{Arch, Classifier, HeadConfig, Layout, ModelConfig, Pooling};
-use toprt_kernels::pack::pack_linear_weight;
+use toprt_kernels::pack::{self, pack_linear_weight};
 
 /// A tensor ready to be written.
 pub struct OutTensor {
     pub name: String,
     pub layout: Layout,
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub data: Blob,
+}
+
+/// The elements of a tensor: `f32` values, or the 32-bit pair words of a bf16
+/// `panel32x2` weight.
+pub enum Blob {
+    F32(Vec<f32>),
+    Bf16Pairs(Vec<u32>),
+}
+
+impl Blob {
+    /// The little-endian bytes as written.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Blob::F32(v) => bytemuck::cast_slice(v),
+            Blob::Bf16Pairs(v) => bytemuck::cast_slice(v),
+        }
+    }
+}
+
+/// Whether `name` is one of the encoder's four linear weights per layer (the tensors a
+/// bf16 file stores as bf16).
+pub fn is_encoder_linear(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("encoder.layer.") else { return false };
+    let Some((layer, what)) = rest.split_once('.') else { return false };
+    layer.bytes().all(|b| b.is_ascii_digit())
+        && matches!(
+            what,
+            "attention.self.qkv.weight"
+                | "attention.output.dense.weight"
+                | "intermediate.dense.weight"
+                | "output.dense.weight"
+        )
+}
+
+/// Rounds the encoder's linear weights to bf16 (`panel32x2`, nearest even); every other
+/// tensor (embeddings, biases, LayerNorms, pooler and classifier) stays `f32`.
+pub fn to_bf16(tensors: &mut [OutTensor]) {
+    for t in tensors.iter_mut().filter(|t| is_encoder_linear(&t.name) && t.layout == Layout::Panel32) {
+        let (k, n) = (t.shape[0], t.shape[1]);
+        if let Blob::F32(packed) = &t.data {
+            // Back to the [n, k] nn.Linear order the packer takes.
+            let mut w = vec![0.0f32; n * k];
+            for o in 0..n {
+                for kk in 0..k {
+                    w[o * k + kk] = pack::packed_at(packed, k, kk, o);
+                }
+            }
+            t.data = Blob::Bf16Pairs(pack::pack_linear_weight_bf16(&w, n, k));
+            t.layout = Layout::Panel32x2;
+        }
+    }
 }
 
 /// Checkpoint tensors by canonical name (architecture prefix stripped, old
@@ -106,7 +157,12 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
     let mut out = Vec::new();
     let row = |out: &mut Vec<OutTensor>, src: &mut Source, name: &str, shape: &[usize]| -> Result<()> {
         let data = src.take(name, shape)?.to_vec();
-        out.push(OutTensor { name: name.into(), layout: Layout::RowMajor, shape: shape.to_vec(), data });
+        out.push(OutTensor {
+            name: name.into(),
+            layout: Layout::RowMajor,
+            shape: shape.to_vec(),
+            data: Blob::F32(data),
+        });
         Ok(())
     };
     // A linear layer: weight [n_out, k_in] → packed logical [k_in, n_out]; bias [n_out].
@@ -117,9 +173,14 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
             name: format!("{to}.weight"),
             layout: Layout::Panel32,
             shape: vec![k, n],
-            data: pack_linear_weight(w, n, k),
+            data: Blob::F32(pack_linear_weight(w, n, k)),
         });
-        out.push(OutTensor { name: format!("{to}.bias"), layout: Layout::RowMajor, shape: vec![n], data: b.to_vec() });
+        out.push(OutTensor {
+            name: format!("{to}.bias"),
+            layout: Layout::RowMajor,
+            shape: vec![n],
+            data: Blob::F32(b.to_vec()),
+        });
         Ok(())
     };
 
@@ -146,13 +207,13 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
             name: format!("{p}.attention.self.qkv.weight"),
             layout: Layout::Panel32,
             shape: vec![d, 3 * d],
-            data: pack_linear_weight(&w, 3 * d, d),
+            data: Blob::F32(pack_linear_weight(&w, 3 * d, d)),
         });
         out.push(OutTensor {
             name: format!("{p}.attention.self.qkv.bias"),
             layout: Layout::RowMajor,
             shape: vec![3 * d],
-            data: b,
+            data: Blob::F32(b),
         });
         linear(
             &mut out,

@@ -42,6 +42,20 @@ pub struct ConvertOptions {
     pub keep_count: Option<Vec<usize>>,
     /// Locations for a single `keep_ratio` / `keep_count` value.
     pub prune_layers: Option<Vec<usize>>,
+    /// Store the encoder's linear weights as bf16 (`--dtype bf16`); default `f32`.
+    pub bf16: bool,
+}
+
+/// Parses a `--dtype` value: whether the weights are stored as bf16.
+///
+/// # Errors
+/// An unknown name.
+pub fn parse_dtype(s: &str) -> Result<bool> {
+    match s {
+        "f32" => Ok(false),
+        "bf16" => Ok(true),
+        other => Err(ConvertError::Options(format!("unknown dtype '{other}' (expected f32 or bf16)"))),
+    }
 }
 
 /// What a conversion did.
@@ -83,6 +97,10 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, found);
     let mut baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
     let mut notes = Vec::new();
+    if opts.bf16 {
+        bake::to_bf16(&mut baked.tensors);
+        notes.push("encoder linear weights stored as bf16 (rounded to nearest even); the rest stays f32".into());
+    }
     let keep_rules = choose_schedule(dir, opts, &cfg, &loaded.tensors, &mut baked.ignored, &mut notes)?;
     let tok = if opts.no_tokenizer {
         None

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use toprt_convert::{convert, parse_pooling, ConvertOptions};
+use toprt_convert::{convert, parse_dtype, parse_pooling, ConvertOptions};
 
 const USAGE: &str = "usage: toprt-convert <checkpoint-dir> -o <model.toprt> [--tokenizer DIR] [--no-tokenizer]
-         [--pooling mean|cls|pooler|none] [--force]
+         [--pooling mean|cls|pooler|none] [--dtype f32|bf16] [--force]
          [--zs FILE] [--ltp-ref-len N] [--keep-ratio R[,R...]] [--keep-count K[,K...]] [--prune-layers L[,L...]]";
 
 fn list<T: std::str::FromStr>(flag: &str, v: &str) -> Result<Vec<T>, String> {
@@ -25,6 +25,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--no-tokenizer" => opts.no_tokenizer = true,
             "--pooling" => opts.pooling = Some(parse_pooling(&value("--pooling")?).map_err(|e| e.to_string())?),
             "--force" | "-f" => opts.force = true,
+            "--dtype" => opts.bf16 = parse_dtype(&value("--dtype")?).map_err(|e| e.to_string())?,
             "--zs" => opts.zs = Some(PathBuf::from(value("--zs")?)),
             "--ltp-ref-len" => {
                 let v = value("--ltp-ref-len")?;

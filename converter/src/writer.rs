@@ -3,7 +3,7 @@
 //! [`write_atomic`]), so a reader never sees a partial file and an interrupted
 //! conversion leaves no `.toprt` behind.
 
-use crate::bake::OutTensor;
+use crate::bake::{Blob, OutTensor};
 use crate::error::{ConvertError, Result};
 use std::io::Write;
 use std::path::Path;
@@ -23,10 +23,13 @@ pub fn to_bytes(mut manifest: Manifest, tensors: &[OutTensor]) -> Result<Vec<u8>
     let mut entries = Vec::with_capacity(tensors.len());
     let mut offset = 0u64;
     for t in tensors {
-        let bytes: &[u8] = bytemuck::cast_slice(&t.data);
+        let bytes = t.data.bytes();
         entries.push(TensorEntry {
             name: t.name.clone(),
-            dtype: DType::F32,
+            dtype: match t.data {
+                Blob::F32(_) => DType::F32,
+                Blob::Bf16Pairs(_) => DType::Bf16,
+            },
             shape: t.shape.clone(),
             layout: t.layout,
             offset,
@@ -56,7 +59,7 @@ pub fn to_bytes(mut manifest: Manifest, tensors: &[OutTensor]) -> Result<Vec<u8>
     out.resize(data_offset as usize, 0);
     for (t, e) in tensors.iter().zip(&manifest.tensors) {
         out.resize((data_offset + e.offset) as usize, 0);
-        out.extend_from_slice(bytemuck::cast_slice(&t.data));
+        out.extend_from_slice(t.data.bytes());
     }
     out.resize((data_offset + offset) as usize, 0);
     debug_assert!(format::validate(&out, true).is_ok());
@@ -182,4 +185,34 @@ pub fn with_keep_rules(image: &[u8], rules: Vec<toprt::format::LayerKeepRule>) -
     out.extend_from_slice(data);
     format::validate(&out, false).map_err(|e| ConvertError::Options(format!("keep-rules: {e}")))?;
     Ok(out)
+}
+
+/// Returns a copy of a validated file image whose encoder linear weights are rounded to
+/// bf16 ([`crate::bake::to_bf16`]); an image that already is bf16 comes back unchanged
+/// in content. Used to make bf16 versions of existing models (tests, engine-bench).
+///
+/// # Errors
+/// An invalid image.
+pub fn with_bf16_weights(image: &[u8]) -> Result<Vec<u8>> {
+    let (h, manifest) =
+        format::validate(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
+    let data = &image[h.data_offset as usize..];
+    let mut tensors: Vec<OutTensor> = manifest
+        .tensors
+        .iter()
+        .map(|e| {
+            let bytes = &data[e.offset as usize..(e.offset + e.length) as usize];
+            let blob = match e.dtype {
+                DType::F32 => {
+                    Blob::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+                }
+                DType::Bf16 => Blob::Bf16Pairs(
+                    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                ),
+            };
+            OutTensor { name: e.name.clone(), layout: e.layout, shape: e.shape.clone(), data: blob }
+        })
+        .collect();
+    crate::bake::to_bf16(&mut tensors);
+    to_bytes(manifest, &tensors)
 }

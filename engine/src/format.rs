@@ -117,12 +117,15 @@ fn fmt_err(msg: String) -> Error {
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     F32,
+    /// bfloat16 (the top 16 bits of an IEEE f32), only in the `panel32x2` layout.
+    Bf16,
 }
 
 impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::F32 => 4,
+            DType::Bf16 => 2,
         }
     }
 }
@@ -135,6 +138,10 @@ pub enum Layout {
     RowMajor,
     /// Logical `[k, n]` weight packed in 32-column panels (see `toprt_kernels::pack`).
     Panel32,
+    /// Logical `[k, n]` bf16 weight in 32-column panels of `k`-row pairs
+    /// (`toprt_kernels::pack`, "bf16 weights").
+    #[serde(rename = "panel32x2")]
+    Panel32x2,
 }
 
 /// One entry of the tensor directory.
@@ -159,14 +166,22 @@ impl TensorEntry {
     /// An overflowing shape, or a layout the shape cannot have.
     pub fn expected_len(&self) -> Result<u64, Error> {
         let bad = |why: &str| Error::Format(format!("tensor '{}': {why}", self.name));
-        let elems = match self.layout {
-            Layout::RowMajor => self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
-            Layout::Panel32 => match self.shape[..] {
+        let elems = match (self.layout, self.dtype) {
+            (Layout::RowMajor, DType::F32) => self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
+            (Layout::Panel32, DType::F32) => match self.shape[..] {
                 [k, n] => {
                     toprt_kernels::pack::panels(n).checked_mul(k).and_then(|x| x.checked_mul(toprt_kernels::pack::NR))
                 }
                 _ => return Err(bad("panel32 layout needs a 2-D [k, n] shape")),
             },
+            (Layout::Panel32x2, DType::Bf16) => match self.shape[..] {
+                // Pairs of k rows, two bf16 values per column of each pair row.
+                [k, n] => toprt_kernels::pack::panels(n)
+                    .checked_mul(k.div_ceil(2))
+                    .and_then(|x| x.checked_mul(2 * toprt_kernels::pack::NR)),
+                _ => return Err(bad("panel32x2 layout needs a 2-D [k, n] shape")),
+            },
+            (layout, dtype) => return Err(bad(&format!("dtype {dtype:?} cannot have the {layout:?} layout"))),
         };
         elems.and_then(|e| e.checked_mul(self.dtype.size())).map(|b| b as u64).ok_or_else(|| bad("shape overflows"))
     }

@@ -84,6 +84,9 @@ pub(crate) struct Workspace {
     pub h1: Vec<f32>,
     // inter: [tokens, d_ff]
     pub inter: Vec<f32>,
+    /// The input of a bf16 GEMM rounded to bf16 pairs: `[tokens, max(d, d_ff) / 2]`
+    /// words (empty unless the session runs bf16 GEMMs).
+    pub a16: Vec<u32>,
     /// Final token states at original rows (token outputs only): `[tokens, d]`.
     pub final_states: Vec<f32>,
     /// Attention scratch per worker (`kᵀ` tile + one score row): `[threads, max_len·(dh+1)]`.
@@ -107,7 +110,7 @@ pub(crate) struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(model: &ModelInner, max_tokens: usize, max_len: usize, threads: usize) -> Workspace {
+    pub fn new(model: &ModelInner, max_tokens: usize, max_len: usize, threads: usize, path: LinearPath) -> Workspace {
         let c = &model.manifest.model;
         let (d, ff) = (c.hidden_size, c.intermediate_size);
         let labels = model.manifest.head.num_labels.max(1);
@@ -125,6 +128,10 @@ impl Workspace {
             ctx: vec![0.0; max_tokens * d],
             h1: vec![0.0; max_tokens * d],
             inter: vec![0.0; max_tokens * ff],
+            a16: match path {
+                LinearPath::Bf16 => vec![0; max_tokens * d.max(ff).div_ceil(2)],
+                LinearPath::F32 | LinearPath::Bf16Widened => Vec::new(),
+            },
             final_states: vec![0.0; max_tokens * d],
             scores: vec![0.0; threads * attention::scratch_len(max_len, c.head_dim())],
             score_stride: attention::scratch_len(max_len, c.head_dim()),
@@ -143,7 +150,7 @@ impl Workspace {
 
     /// Bytes held by the workspace.
     pub fn bytes(&self) -> usize {
-        let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len();
+        let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len() + self.a16.len();
         let g = self.final_states.len() + self.scores.len() + self.colsum.len() + self.importance.len();
         let h = self.head_in.len() + self.head_mid.len() + self.head_out.len();
         4 * (f + g + h) + 16 * self.ids.capacity() + 4 * self.kept.capacity() + 16 * self.kept_index.capacity()
@@ -160,6 +167,90 @@ pub(crate) struct Plan<'a> {
     /// tokens then run the FFN of the layer where they are dropped, and their output is
     /// kept at their original position.
     pub token_outputs: bool,
+    /// How the encoder's linear layers run.
+    pub linear: LinearPath,
+}
+
+/// How a session runs the encoder's linear layers, fixed at session creation from the
+/// model's precision and the kernel table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinearPath {
+    /// `f32` weights, `f32` GEMM.
+    F32,
+    /// bf16 weights on a bf16 GEMM ([`Kernels::gemm_bf16`]): each input is rounded to
+    /// bf16 pairs first, the sums and everything else stay `f32`.
+    Bf16,
+    /// bf16 weights on a CPU without bf16 GEMMs: the `f32` GEMM on the weights widened
+    /// once per model (exactly the file's values; the inputs are not rounded).
+    Bf16Widened,
+}
+
+impl LinearPath {
+    pub fn new(precision: crate::model::Precision, k: &Kernels) -> LinearPath {
+        match (precision, k.gemm_bf16) {
+            (crate::model::Precision::F32, _) => LinearPath::F32,
+            (crate::model::Precision::Bf16, Some(_)) => LinearPath::Bf16,
+            (crate::model::Precision::Bf16, None) => LinearPath::Bf16Widened,
+        }
+    }
+}
+
+/// The GEMM of encoder linear `which` (in [`crate::model::LayerWeights::linears`]
+/// order) of layer `li`: `out[..t, n] = epilogue(x[..t, k] · W)`. On the bf16 path the
+/// input rows are first rounded into `a16`, split across the pool.
+#[allow(clippy::too_many_arguments)]
+fn linear<'a>(
+    model: &'a ModelInner,
+    k: &Kernels,
+    pool: &Pool,
+    path: LinearPath,
+    (li, which): (usize, usize),
+    x: &'a [f32],
+    t: usize,
+    a16: &'a mut [u32],
+    out: &'a mut [f32],
+    ep: Epilogue<'a>,
+) -> GemmParams<'a> {
+    let w = model.weights.layers[li].linears()[which];
+    let (kdim, n) = (w.k, w.n);
+    let shape = |e: String| -> ! { panic!("internal shape error in forward pass: {e}") };
+    match path {
+        LinearPath::F32 => params(&x[..t * kdim], t, kdim, model.f32s(&w.range), n, &mut out[..t * n], ep),
+        LinearPath::Bf16Widened => {
+            params(&x[..t * kdim], t, kdim, &model.widened()[li][which], n, &mut out[..t * n], ep)
+        }
+        LinearPath::Bf16 => {
+            let kp = kdim.div_ceil(2);
+            let ptr = SharedMutU32(a16.as_mut_ptr());
+            assert!(a16.len() >= t * kp && x.len() >= t * kdim);
+            let chunk = t.div_ceil(pool.threads()).max(1);
+            pool.run(t.div_ceil(chunk), &|task, _| {
+                for r in task * chunk..((task + 1) * chunk).min(t) {
+                    // SAFETY: row r of `a16` lies inside it (asserted) and belongs to this
+                    // task alone.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * kp), kp) };
+                    (k.to_bf16_pairs)(&x[r * kdim..(r + 1) * kdim], dst);
+                }
+            });
+            let a16: &'a [u32] = a16;
+            GemmParams::new_bf16(&a16[..t * kp], kp, t, kdim, model.u32s(&w.range), n, &mut out[..t * n], n, ep)
+                .unwrap_or_else(|e| shape(e))
+        }
+    }
+}
+
+/// [`SharedMut`] for `u32` buffers.
+#[derive(Clone, Copy)]
+struct SharedMutU32(*mut u32);
+// SAFETY: as for `SharedMut`.
+unsafe impl Send for SharedMutU32 {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMutU32 {}
+
+impl SharedMutU32 {
+    fn get(&self) -> *mut u32 {
+        self.0
+    }
 }
 
 /// A raw pointer that may be shared by tasks that write disjoint parts of one buffer.
@@ -182,8 +273,9 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
     let panels = p.panels();
     let threads = pool.threads();
     // Fork only when each thread gets real work.
+    let kernel = k.gemm_for(p);
     if threads == 1 || panels < 2 || p.m() * panels < 16 {
-        toprt_kernels::gemm::sgemm_packed(k.sgemm, p);
+        toprt_kernels::gemm::sgemm_packed(kernel, p);
         return;
     }
     let chunk = panels.div_ceil(threads * 2).max(1);
@@ -191,7 +283,7 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
     pool.run(tasks, &|t, _| {
         let r = t * chunk..((t + 1) * chunk).min(panels);
         // SAFETY: tasks cover disjoint panel ranges inside 0..panels.
-        unsafe { (k.sgemm)(p, r) };
+        unsafe { kernel(p, r) };
     });
 }
 
@@ -303,13 +395,16 @@ pub(crate) fn encode(
         };
 
         // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
-        let p = params(
-            &ws.hidden[..t * d],
+        let p = linear(
+            model,
+            k,
+            pool,
+            plan.linear,
+            (li, 0),
+            &ws.hidden,
             t,
-            d,
-            model.f32s(&lw.qkv_w),
-            3 * d,
-            &mut ws.qkv[..t * 3 * d],
+            &mut ws.a16,
+            &mut ws.qkv,
             Epilogue::Bias(model.f32s(&lw.qkv_b)),
         );
         gemm(k, pool, &p);
@@ -346,13 +441,16 @@ pub(crate) fn encode(
         let t2 = Instant::now();
 
         // h1: [t, d] = LN(hidden + ctx · Wo + bo)
-        let p = params(
-            &ws.ctx[..t * d],
+        let p = linear(
+            model,
+            k,
+            pool,
+            plan.linear,
+            (li, 1),
+            &ws.ctx,
             t,
-            d,
-            model.f32s(&lw.attn_out_w),
-            d,
-            &mut ws.h1[..t * d],
+            &mut ws.a16,
+            &mut ws.h1,
             Epilogue::BiasResidual { bias: model.f32s(&lw.attn_out_b), residual: &ws.hidden[..t * d], ldr: d },
         );
         let (lnw, lnb) = (model.f32s(&lw.attn_ln_w), model.f32s(&lw.attn_ln_b));
@@ -364,25 +462,31 @@ pub(crate) fn encode(
         }
 
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
-        let p = params(
-            &ws.h1[..t * d],
+        let p = linear(
+            model,
+            k,
+            pool,
+            plan.linear,
+            (li, 2),
+            &ws.h1,
             t,
-            d,
-            model.f32s(&lw.ffn_in_w),
-            ff,
-            &mut ws.inter[..t * ff],
+            &mut ws.a16,
+            &mut ws.inter,
             Epilogue::BiasGelu(model.f32s(&lw.ffn_in_b)),
         );
         gemm(k, pool, &p);
 
         // hidden: [t, d] = LN(h1 + inter · W2 + b2)
-        let p = params(
-            &ws.inter[..t * ff],
+        let p = linear(
+            model,
+            k,
+            pool,
+            plan.linear,
+            (li, 3),
+            &ws.inter,
             t,
-            ff,
-            model.f32s(&lw.ffn_out_w),
-            d,
-            &mut ws.hidden[..t * d],
+            &mut ws.a16,
+            &mut ws.hidden,
             Epilogue::BiasResidual { bias: model.f32s(&lw.ffn_out_b), residual: &ws.h1[..t * d], ldr: d },
         );
         let (lnw, lnb) = (model.f32s(&lw.ffn_ln_w), model.f32s(&lw.ffn_ln_b));

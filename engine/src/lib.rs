@@ -27,7 +27,7 @@ pub mod tokenize;
 
 pub use error::{Error, Result};
 pub use forward::{LayerStats, LayerTiming};
-pub use model::{Model, OpenOptions};
+pub use model::{Model, OpenOptions, Precision};
 pub use prune::PruneControl;
 pub use session::{Input, Outputs, SequenceOutput, Session, SessionOptions};
 pub use toprt_kernels::{Isa, Kernels};

@@ -49,26 +49,62 @@ unsafe impl bytemuck::Pod for Align64 {}
 /// Byte range of an `f32` tensor inside the file image.
 pub(crate) type TRange = Range<usize>;
 
+/// Precision of the encoder's linear weights (all four per layer share it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// `f32` `panel32` weights.
+    F32,
+    /// bf16 `panel32x2` weights: bf16 GEMMs where the CPU has them, else widened to
+    /// `f32` once per model.
+    Bf16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+/// One packed encoder linear weight: its byte range and logical `[k, n]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Linear {
+    pub range: TRange,
+    pub k: usize,
+    pub n: usize,
+}
+
 pub(crate) struct LayerWeights {
     /// Packed `[d, 3d]`, Q columns pre-scaled by `1/sqrt(head_dim)`.
-    pub qkv_w: TRange,
+    pub qkv_w: Linear,
     pub qkv_b: TRange,
     /// Packed `[d, d]`.
-    pub attn_out_w: TRange,
+    pub attn_out_w: Linear,
     pub attn_out_b: TRange,
     pub attn_ln_w: TRange,
     pub attn_ln_b: TRange,
     /// Packed `[d, d_ff]`.
-    pub ffn_in_w: TRange,
+    pub ffn_in_w: Linear,
     pub ffn_in_b: TRange,
     /// Packed `[d_ff, d]`.
-    pub ffn_out_w: TRange,
+    pub ffn_out_w: Linear,
     pub ffn_out_b: TRange,
     pub ffn_ln_w: TRange,
     pub ffn_ln_b: TRange,
 }
 
+impl LayerWeights {
+    /// The four linear weights, in the order of the forward pass.
+    pub fn linears(&self) -> [&Linear; 4] {
+        [&self.qkv_w, &self.attn_out_w, &self.ffn_in_w, &self.ffn_out_w]
+    }
+}
+
 pub(crate) struct Weights {
+    /// Of every encoder linear weight (pooler and classifier stay `f32`).
+    pub precision: Precision,
     pub word: TRange,
     pub position: TRange,
     pub token_type: TRange,
@@ -87,6 +123,10 @@ pub(crate) struct ModelInner {
     pub weights: Weights,
     pub tokenizer: Option<TextTokenizer>,
     pub path: Option<PathBuf>,
+    /// bf16 linear weights widened to `f32` `panel32`, per layer in
+    /// [`LayerWeights::linears`] order: made once, by the first session on a CPU
+    /// without bf16 GEMMs, and shared by every later one.
+    widened: std::sync::OnceLock<Vec<[Vec<f32>; 4]>>,
 }
 
 impl ModelInner {
@@ -96,6 +136,24 @@ impl ModelInner {
         // Ranges were validated in bounds and 64-byte aligned at open, and the storage
         // base is 64-byte aligned (page-aligned mmap or Align64 buffer).
         bytemuck::cast_slice(&self.storage.bytes()[r.clone()])
+    }
+
+    /// The 32-bit word view of a validated tensor range (bf16 pairs).
+    #[inline]
+    pub fn u32s(&self, r: &TRange) -> &[u32] {
+        // As in `f32s`.
+        bytemuck::cast_slice(&self.storage.bytes()[r.clone()])
+    }
+
+    /// The bf16 weights widened to `f32` (made on first use; see `widened`).
+    pub fn widened(&self) -> &[[Vec<f32>; 4]] {
+        self.widened.get_or_init(|| {
+            self.weights
+                .layers
+                .iter()
+                .map(|l| l.linears().map(|w| toprt_kernels::pack::widen_bf16_panels(self.u32s(&w.range), w.k, w.n)))
+                .collect()
+        })
     }
 }
 
@@ -157,7 +215,16 @@ impl Model {
             Some(spec) => Some(TextTokenizer::from_spec(spec)?),
             None => None,
         };
-        Ok(Model { inner: Arc::new(ModelInner { storage, manifest, weights, tokenizer, path }) })
+        Ok(Model {
+            inner: Arc::new(ModelInner {
+                storage,
+                manifest,
+                weights,
+                tokenizer,
+                path,
+                widened: std::sync::OnceLock::new(),
+            }),
+        })
     }
 
     /// The manifest (config, head, keep-rules, tensor directory).
@@ -168,6 +235,11 @@ impl Model {
     /// Hidden size `d`.
     pub fn hidden_size(&self) -> usize {
         self.inner.manifest.model.hidden_size
+    }
+
+    /// Precision of the encoder's linear weights.
+    pub fn precision(&self) -> Precision {
+        self.inner.weights.precision
     }
 
     /// Longest accepted sequence, special tokens included.
@@ -216,19 +288,36 @@ fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
     };
     let row = |name: &str, shape: &[usize]| get(name, Layout::RowMajor, shape);
     let packed = |name: &str, k: usize, n: usize| get(name, Layout::Panel32, &[k, n]);
+    // The encoder's linear weights are all f32 `panel32` or all bf16 `panel32x2`; the
+    // first one decides which.
+    let first = index.get("encoder.layer.0.attention.self.qkv.weight").map(|t| t.layout);
+    let (precision, layout) = match first {
+        Some(Layout::Panel32x2) => (Precision::Bf16, Layout::Panel32x2),
+        _ => (Precision::F32, Layout::Panel32),
+    };
+    let linear = |name: &str, k: usize, n: usize| -> Result<Linear> {
+        match index.get(name) {
+            Some(t) if t.layout != layout && t.shape == [k, n] => Err(Error::Format(format!(
+                "tensor '{name}' is {:?} {:?}, but the encoder's first weight is {layout:?}: the encoder's linear \
+                 weights must all have one precision",
+                t.dtype, t.layout
+            ))),
+            _ => Ok(Linear { range: get(name, layout, &[k, n])?, k, n }),
+        }
+    };
     let mut layers = Vec::with_capacity(l);
     for i in 0..l {
         let p = |s: &str| format!("encoder.layer.{i}.{s}");
         layers.push(LayerWeights {
-            qkv_w: packed(&p("attention.self.qkv.weight"), d, d3)?,
+            qkv_w: linear(&p("attention.self.qkv.weight"), d, d3)?,
             qkv_b: row(&p("attention.self.qkv.bias"), &[d3])?,
-            attn_out_w: packed(&p("attention.output.dense.weight"), d, d)?,
+            attn_out_w: linear(&p("attention.output.dense.weight"), d, d)?,
             attn_out_b: row(&p("attention.output.dense.bias"), &[d])?,
             attn_ln_w: row(&p("attention.output.LayerNorm.weight"), &[d])?,
             attn_ln_b: row(&p("attention.output.LayerNorm.bias"), &[d])?,
-            ffn_in_w: packed(&p("intermediate.dense.weight"), d, ff)?,
+            ffn_in_w: linear(&p("intermediate.dense.weight"), d, ff)?,
             ffn_in_b: row(&p("intermediate.dense.bias"), &[ff])?,
-            ffn_out_w: packed(&p("output.dense.weight"), ff, d)?,
+            ffn_out_w: linear(&p("output.dense.weight"), ff, d)?,
             ffn_out_b: row(&p("output.dense.bias"), &[d])?,
             ffn_ln_w: row(&p("output.LayerNorm.weight"), &[d])?,
             ffn_ln_b: row(&p("output.LayerNorm.bias"), &[d])?,
@@ -268,6 +357,7 @@ fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
         return Err(Error::Format("RoBERTa model with a BERT classifier head".into()));
     }
     Ok(Weights {
+        precision,
         word: row("embeddings.word_embeddings.weight", &[c.vocab_size, d])?,
         position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, d])?,
         token_type: row("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, d])?,

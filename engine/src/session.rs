@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{Arch, KeepRule, Pooling, Task};
-use crate::forward::{self, LayerStats, LayerTiming, Plan, Segment, Workspace};
+use crate::forward::{self, LayerStats, LayerTiming, LinearPath, Plan, Segment, Workspace};
 use crate::model::Model;
 use crate::pool::Pool;
 use crate::prune::PruneControl;
@@ -128,6 +128,8 @@ pub struct Session {
     rule_after: Vec<Option<KeepRule>>,
     /// Outputs the last forward pass was asked for.
     last_want: Outputs,
+    /// How the encoder's linear layers run (the model's precision on this table).
+    linear: LinearPath,
 }
 
 impl Session {
@@ -183,7 +185,12 @@ impl Session {
         let threads = if opts.threads == 0 { num_cpus::get() } else { opts.threads };
         let pool = Pool::new(threads).map_err(|e| Error::Options(format!("cannot start {threads} threads: {e}")))?;
         let max_tokens = opts.max_tokens.max(max_len);
-        let ws = Workspace::new(&model.inner, max_tokens, max_len, pool.threads());
+        let linear = LinearPath::new(model.precision(), &kernels);
+        if linear == LinearPath::Bf16Widened {
+            // Once per model, before any pass (the forward pass allocates nothing).
+            model.inner.widened();
+        }
+        let ws = Workspace::new(&model.inner, max_tokens, max_len, pool.threads(), linear);
         let layers = model.inner.manifest.model.num_layers;
         let mut rule_after = vec![None; layers];
         for (i, r) in model.inner.manifest.keep_rules.iter().enumerate() {
@@ -203,12 +210,24 @@ impl Session {
             prune: opts.prune,
             rule_after,
             last_want: Outputs::default(),
+            linear,
         })
     }
 
     /// The kernel tier in use.
     pub fn isa(&self) -> Isa {
         self.kernels.isa
+    }
+
+    /// The GEMM kernel the encoder's linear layers run on, e.g. `avx512_sgemm_10x32`,
+    /// `amx_bf16_gemm_32x32`, or for a bf16 model on a CPU without bf16 GEMMs the `f32`
+    /// kernel with `(bf16 widened)` appended.
+    pub fn linear_kernel(&self) -> String {
+        match self.linear {
+            LinearPath::F32 => self.kernels.sgemm_name.to_string(),
+            LinearPath::Bf16 => self.kernels.gemm_bf16_name.unwrap_or("?").to_string(),
+            LinearPath::Bf16Widened => format!("{} (bf16 widened)", self.kernels.sgemm_name),
+        }
     }
 
     /// Threads in use (including the caller).
@@ -494,7 +513,7 @@ impl Session {
     fn forward_loaded(&mut self, want: Outputs, ctl: PruneControl) {
         let token_outputs = self.token_outputs(want);
         let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
-        let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs };
+        let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs, linear: self.linear };
         let _pass = self.pool.hold();
         forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing);
         forward::head_pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);

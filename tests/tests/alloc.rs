@@ -35,6 +35,20 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn forward_pass_allocates_nothing() {
+    check_no_alloc(false);
+}
+
+/// The same for a bf16 model, on whichever path this CPU takes (bf16 GEMMs with the
+/// workspace's bf16 buffer, or weights widened at session creation).
+#[test]
+fn bf16_forward_pass_allocates_nothing() {
+    check_no_alloc(true);
+}
+
+fn check_no_alloc(bf16: bool) {
+    // The counter is process-wide: one test at a time, or the other's set-up counts.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = toprt::format::ModelConfig {
         vocab_size: 300,
         hidden_size: 64,
@@ -46,6 +60,7 @@ fn forward_pass_allocates_nothing() {
     };
     let bytes = synthetic::random_bert_file(&cfg, 2, 9).unwrap();
     let bytes = toprt_convert::writer::with_keep_rules(&bytes, synthetic::top_schedule(4, 1, 20, 0.6, 2)).unwrap();
+    let bytes = if bf16 { toprt_convert::writer::with_bf16_weights(&bytes).unwrap() } else { bytes };
     let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
     let mut s = Session::new(&model, &SessionOptions { threads: 2, max_tokens: 512, ..Default::default() }).unwrap();
     let batch: Vec<Encoded> = [3usize, 40, 100, 1, 77]

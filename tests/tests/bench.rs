@@ -232,3 +232,30 @@ fn thread_counts_run_alternately_with_a_scaling_table() {
     let o = Command::new(bin("engine-bench")).args(["--threads", "1,x"]).output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--threads expects"));
 }
+
+#[test]
+fn bf16_weights_run_and_are_reported() {
+    let model = small_model();
+    let json = tmp("bench-bf16.json");
+    let (out, err) = bench(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--dtype",
+        "bf16",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.contains("bf16 weights on") && err.contains("bf16 weights on"), "{out}\n{err}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("bench/engine-bench.schema.json")).unwrap()).unwrap();
+    validate(&doc, &schema, "$").unwrap();
+    assert_eq!(doc["precision"], "bf16");
+    assert!(doc["gemm_kernel"].as_str().is_some_and(|g| g.contains("bf16")), "{}", doc["gemm_kernel"]);
+    let o = Command::new(bin("engine-bench")).args(["--dtype", "int4"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown dtype"));
+}

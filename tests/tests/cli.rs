@@ -27,8 +27,11 @@ fn convert(dir: &std::path::Path, name: &str) -> PathBuf {
 }
 
 fn run_jsonl(model: &std::path::Path, lines: &[Value], extra: &[&str]) -> (Output, Vec<Value>) {
-    let input = tmp(&format!("in-{}.jsonl", std::process::id()));
-    let output = tmp(&format!("out-{}-{}.jsonl", std::process::id(), extra.join("_").replace('-', "")));
+    // Tests run in parallel threads of one process: every call gets its own files.
+    static CALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let input = tmp(&format!("in-{}-{n}.jsonl", std::process::id()));
+    let output = tmp(&format!("out-{}-{n}.jsonl", std::process::id()));
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&input, text).unwrap();
     let _ = std::fs::remove_file(&output);
@@ -159,6 +162,26 @@ fn convert_cli_errors() {
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
     let o = run(Command::new(bin("toprt-convert")).arg("/nonexistent-dir").arg("-o").arg(tmp("x.toprt")));
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("/nonexistent-dir"));
+    let o = run(Command::new(bin("toprt-convert"))
+        .arg(fixture("tiny-bert-st"))
+        .args(["--dtype", "f16", "-o"])
+        .arg(tmp("x.toprt")));
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown dtype 'f16'"));
+}
+
+#[test]
+fn convert_bf16_and_inspect() {
+    let out = tmp("cli-bf16.toprt");
+    let o = run(Command::new(bin("toprt-convert"))
+        .arg(fixture("tiny-bert-st"))
+        .args(["--dtype", "bf16", "--force", "-o"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("stored as bf16"));
+    let o = run(Command::new(bin("toprt")).arg("inspect").arg(&out));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("weights:     bf16"), "{}", String::from_utf8_lossy(&o.stdout));
+    let (o, res) = run_jsonl(&out, &[serde_json::json!({"text": "a short test"})], &[]);
+    assert!(o.status.success() && res[0]["logits"].as_array().is_some_and(|e| e.len() == 3), "{res:?}");
 }
 
 #[test]

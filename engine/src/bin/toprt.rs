@@ -225,6 +225,14 @@ fn cmd_inspect(args: &[String]) -> Result<(), String> {
         c.arch, c.num_layers, c.hidden_size, c.num_heads, c.intermediate_size, c.vocab_size
     );
     println!(
+        "weights:     {} encoder linear weights{}",
+        model.precision(),
+        match model.precision() {
+            toprt::Precision::F32 => "",
+            toprt::Precision::Bf16 => " (bf16 GEMMs on AMX / AVX512_BF16; other CPUs widen them to f32 once)",
+        }
+    );
+    println!(
         "positions:   {} (max sequence {} tokens), type vocab {}, LN eps {:e}",
         c.max_position_embeddings,
         model.max_length(),
