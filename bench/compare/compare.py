@@ -437,6 +437,13 @@ class Toprt:
                  "--pad-to", str(pad_to)])
         return r.stdout
 
+    def gemm_kernel(self, model):
+        """The GEMM the model's encoder runs on in this machine (engine-bench's report)."""
+        js = OUT / "logs" / "engine-bench-kernel.json"
+        run([self.bin / "engine-bench", "--model", model, "--seq-len", 8, "--iters", 1, "--warmup", 0, "--no-prune",
+             "--json", js])
+        return json.loads(js.read_text())["gemm_kernel"]
+
     def run_jsonl(self, model, jsonl, threads, *extra, output=None):
         """Wall time (s) of one `toprt run` process, batch size 1."""
         cmd = [self.bin / "toprt", "run", "--model", model, "--input", jsonl, "--output", output or "-",
@@ -463,7 +470,7 @@ def sst2_macs(tp, pruned_m, lens):
             "token_sparsity": 1 - float(np.mean(alive))}
 
 
-def sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, row, pause):
+def sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, row, pause, res_gemm):
     """Throughput with `--sst2-batch` sentences per forward pass: toprt packs the batch without
     padding (and prunes it); ORT runs the same batches padded to 64 (ToP's convention), padded
     to the longest sentence of each batch (the cheapest padded batch), and one sentence at a
@@ -490,33 +497,45 @@ def sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, 
         td, tpr = tsess("dense", t, 64 * B), tsess("pruned", t, 64 * B)
         for k, fe in feeds.items():
             cands.append(((k, t), lambda s=s32, fe=fe: [s.run(["logits"], f) for f in fe]))
+        tb = tsess("pruned_bf16", t, 64 * B)
         cands += [(("toprt_dense", t), lambda s=td: [s.time_run(b, False) for b in tbatches]),
-                  (("toprt_pruned", t), lambda s=tpr: [s.time_run(b, True) for b in tbatches])]
+                  (("toprt_pruned", t), lambda s=tpr: [s.time_run(b, True) for b in tbatches]),
+                  (("toprt_bf16_dense", t), lambda s=tb: [s.time_run(b, False) for b in tbatches]),
+                  (("toprt_bf16_pruned", t), lambda s=tb: [s.time_run(b, True) for b in tbatches])]
     times = interleave(cands, args.sst2_rounds, warmup=1, pause=pause)
     for t in sthreads:
         tpr = tsess("pruned", t, 64 * B)
         dense = [l for b in tbatches for l in tpr.floats(b, False, "logits")]
         pruned = [l for b in tbatches for l in tpr.floats(b, True, "logits")]
         agree = float(np.mean([np.argmax(d) == np.argmax(p) for d, p in zip(dense, pruned)]))
-        tput = {k: n / statistics.median(v) for k, v in ((k, times[(k, t)]) for k in
-                                                         ("pad64", "longest", "unpadded1", "toprt_dense",
-                                                          "toprt_pruned"))}
-        speed = {k: paired_ratio(times[("pad64", t)], times[(k, t)]) for k in
-                 ("pad64", "longest", "unpadded1", "toprt_dense", "toprt_pruned")}
+        keys = ("pad64", "longest", "unpadded1", "toprt_dense", "toprt_pruned", "toprt_bf16_dense", "toprt_bf16_pruned")
+        tput = {k: n / statistics.median(times[(k, t)]) for k in keys}
+        speed = {k: paired_ratio(times[("pad64", t)], times[(k, t)]) for k in keys}
+        tb = tsess("pruned_bf16", t, 64 * B)
+        bf16_pruned = [lg for b in tbatches for lg in tb.floats(b, True, "logits")]
+        agree_bf16 = float(np.mean([np.argmax(d) == np.argmax(p) for d, p in zip(dense, bf16_pruned)]))
         e = {"threads": t, "seq_per_s": tput, "speed_vs_ort_pad64_paired": speed, "top1_dense_vs_pruned": agree,
+             "top1_dense_vs_bf16_pruned": agree_bf16,
              "pruned_vs_ort_pad64": speed["toprt_pruned"],
              "pruned_vs_ort_unpadded1": paired_ratio(times[("unpadded1", t)], times[("toprt_pruned", t)]),
+             "bf16_pruned_vs_ort_pad64": speed["toprt_bf16_pruned"],
+             "bf16_pruned_vs_ort_unpadded1": paired_ratio(times[("unpadded1", t)], times[("toprt_bf16_pruned", t)]),
              "loadavg": loadavg()}
         out["runs"].append(e)
         log(f"  threads {t} (load average {loadavg()}); sentences/s, and the speed relative to ORT fp32 batch {B} "
             "padded to 64 (paired)")
         table = ((f"ORT fp32 batch {B}, padded to 64", "pad64"), (f"ORT fp32 batch {B}, padded to longest", "longest"),
                  ("ORT fp32 batch 1, unpadded", "unpadded1"), (f"toprt dense batch {B}, packed", "toprt_dense"),
-                 (f"toprt pruned batch {B}, packed", "toprt_pruned"))
+                 (f"toprt pruned batch {B}, packed", "toprt_pruned"),
+                 (f"toprt bf16 dense batch {B}, packed", "toprt_bf16_dense"),
+                 (f"toprt bf16 pruned batch {B}, packed", "toprt_bf16_pruned"))
         for label, k in table:
             log(f"  {label:40} {tput[k]:>8.2f} {speed[k]:>7.2f}x")
         log(f"  toprt pruned throughput vs ORT fp32 padded to 64: {e['pruned_vs_ort_pad64']:.2f}x; vs ORT fp32 batch 1 "
             f"unpadded: {e['pruned_vs_ort_unpadded1']:.2f}x; top-1 dense = pruned on {agree:.1%} of the sentences")
+        log(f"  toprt bf16 pruned: {e['bf16_pruned_vs_ort_pad64']:.2f}x ORT fp32 padded to 64, "
+            f"{e['bf16_pruned_vs_ort_unpadded1']:.2f}x ORT fp32 batch 1 unpadded; top-1 = f32 dense on "
+            f"{agree_bf16:.1%} (random weights: logits of nearly equal classes)")
         log(f"  pruned MAC reduction {mac['reduction_vs_unpadded']:.2f}x vs unpadded, "
             f"{mac['reduction_vs_padded64']:.2f}x vs padded to 64")
         sec = f"BERT-base, SST-2 dev ({n} sentences, {np.mean(lens):.1f} tokens avg), batches of {B}: throughput"
@@ -524,11 +543,15 @@ def sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, 
         for label, k in ((f"ORT fp32 padded to 64 ({chosen[('bert-base', 'fp32')]})", "pad64"),
                          ("ORT fp32 padded to the longest of each batch", "longest"),
                          ("ORT fp32 batch 1, unpadded (the same sentences)", "unpadded1"),
-                         ("toprt dense, packed", "toprt_dense"), ("toprt pruned, packed", "toprt_pruned")):
+                         ("toprt dense, packed", "toprt_dense"), ("toprt pruned, packed", "toprt_pruned"),
+                         (f"toprt bf16 dense, packed ({res_gemm})", "toprt_bf16_dense"),
+                         (f"toprt bf16 pruned, packed ({res_gemm})", "toprt_bf16_pruned")):
             note = ""
-            if k == "toprt_pruned":
+            if k in ("toprt_pruned", "toprt_bf16_pruned"):
                 note = (f"MAC reduction {mac['reduction_vs_unpadded']:.2f}x unpadded / "
-                        f"{mac['reduction_vs_padded64']:.2f}x vs padded-64; ratio column is vs ORT padded-64 here")
+                        f"{mac['reduction_vs_padded64']:.2f}x vs padded-64; ratio column is vs ORT padded-64 here; "
+                        f"{speed[k]:.2f}x ORT padded-64's and "
+                        f"{paired_ratio(times[('unpadded1', t)], times[(k, t)]):.2f}x ORT batch-1's throughput")
             row(sec, label, t, tput=tput[k], ref_ms=ref, ratio=1 / speed[k], note=note)
     return out
 
@@ -628,6 +651,15 @@ def main():
                                  "kept_bins": TOP_KEPT_BINS, "zs": str(zs)}}
         tp.convert(ckpt, pruned_m, "--tokenizer", MINILM_DIR, "--zs", zs)
     conv_minilm = tp.convert(MINILM_DIR, minilm_m)
+    # bf16 versions of all three (encoder linear weights rounded to bf16; see docs/FORMAT.md).
+    bf16_m = {"dense": OUT / "bert-base-dense-bf16.toprt", "pruned": OUT / "bert-base-pruned-bf16.toprt",
+              "minilm": OUT / "minilm-bf16.toprt"}
+    tp.convert(ckpt, bf16_m["dense"], "--tokenizer", MINILM_DIR, "--dtype", "bf16")
+    if args.keep_ratio:
+        tp.convert(ckpt, bf16_m["pruned"], "--tokenizer", MINILM_DIR, "--keep-ratio", args.keep_ratio, "--dtype", "bf16")
+    else:
+        tp.convert(ckpt, bf16_m["pruned"], "--tokenizer", MINILM_DIR, "--zs", zs, "--dtype", "bf16")
+    tp.convert(MINILM_DIR, bf16_m["minilm"], "--dtype", "bf16")
     mcfg = json.loads((MINILM_DIR / "config.json").read_text())
     schedule_txt = tp.inspect(pruned_m, [25, 64, 128], 64)
     (OUT / "pruned-schedule.txt").write_text(schedule_txt)
@@ -730,11 +762,36 @@ def main():
                        if "padded64_vs_unpadded_max_abs_diff" in entry else "")
                     + ("" if not var.startswith("fp32") else ("  ok" if entry["pass"] else "  FAIL")))
             del sess
+    # bf16 toprt models against ORT fp32: cosine of the output and of every hidden row.
+    for name, model, out_key in (("bert-base", bf16_m["dense"], "logits"), ("minilm", bf16_m["minilm"], "embedding")):
+        inputs = (("sentence", ids_text), ("random-128", ids_rand))
+        jl = OUT / "logs" / f"correct-{name}-bf16.jsonl"
+        outp = OUT / "logs" / f"correct-{name}-bf16.out.jsonl"
+        write_ids_jsonl(jl, [ids for _, ids in inputs])
+        tp.run_jsonl(model, jl, 2, "--hidden-states", output=outp)
+        got = [json.loads(ln) for ln in outp.read_text().splitlines()]
+        sess = ort_session(variants[(name, "fp32")], 2)
+        for (label, ids), g in zip(inputs, got):
+            o, hdn = sess.run([out_key, "last_hidden_state"], feeds_for([ids]))
+            cos = lambda a, b: float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))  # noqa: E731
+            h = np.array(g["last_hidden_state"], np.float32)
+            rows = min(cos(h[r], hdn[0][r]) for r in range(len(ids)))
+            entry = {"cosine_" + out_key: cos(np.array(g[out_key], np.float32), o[0]), "min_hidden_row_cosine": rows,
+                     "max_abs_diff_" + out_key: float(np.abs(o[0] - np.array(g[out_key], np.float32)).max())}
+            entry["pass"] = rows >= 0.999
+            if not entry["pass"]:
+                failed.append(f"{name} bf16 {label} vs ORT fp32 (hidden-row cosine {rows:.5f})")
+            corr[f"{name} {label} toprt bf16 vs ORT fp32"] = entry
+            log(f"  {name:9} {label:10} toprt bf16 vs ORT fp32: max|Δ {out_key}| = {entry['max_abs_diff_' + out_key]:.2e}, "
+                f"min hidden-row cosine {rows:.6f}  {'ok' if entry['pass'] else 'FAIL'}")
+        del sess
     res["correctness"] = corr
     if failed:
         (OUT / "results.json").write_text(json.dumps(res, indent=2))
-        raise SystemExit("error: CORRECTNESS CHECK FAILED (fp32, threshold 1e-3): " + "; ".join(failed))
-    log("  fp32 agreement < 1e-3 everywhere (int8 differences shown for information only)")
+        raise SystemExit("error: CORRECTNESS CHECK FAILED (fp32 threshold 1e-3, bf16 hidden-row cosine 0.999): "
+                         + "; ".join(failed))
+    log("  fp32 agreement < 1e-3 and bf16 hidden-row cosine >= 0.999 everywhere (int8 differences shown for "
+        "information only)")
 
     # ---------------------------------------------------------------- pick the ORT graphs
     def pick(name, a, b, feeds, out, n, threads_):
@@ -785,7 +842,8 @@ def main():
 
     # ---------------------------------------------------------------- toprt in process
     lib = toprt_ctypes.Lib(Path(args.bin_dir) / "libtoprt.so")
-    tmodels = {"dense": lib.model(dense_m), "pruned": lib.model(pruned_m), "minilm": lib.model(minilm_m)}
+    tmodels = {"dense": lib.model(dense_m), "pruned": lib.model(pruned_m), "minilm": lib.model(minilm_m),
+               **{k + "_bf16": lib.model(p) for k, p in bf16_m.items()}}
     tsess_cache = {}
 
     def tsess(name, threads_, max_tokens=0):
@@ -796,6 +854,7 @@ def main():
 
     res["toprt_library"] = lib.version
     res["toprt_isa"] = tsess("dense", 1).isa
+    res["toprt_bf16_gemm"] = tp.gemm_kernel(bf16_m["dense"])
     pause = args.pause_ms / 1e3
 
     # ---------------------------------------------------------------- 1 + 3 (fixed shapes)
@@ -810,12 +869,15 @@ def main():
                   (("ort_int8", t), lambda s=s8: s.run(["logits"], f128)),
                   (("toprt_dense", t), lambda s=td: s.time_run(b128, False)),
                   (("toprt_dense_pruned_file", t), lambda s=tpr: s.time_run(b128, False)),
-                  (("toprt_pruned", t), lambda s=tpr: s.time_run(b128, True))]
+                  (("toprt_pruned", t), lambda s=tpr: s.time_run(b128, True)),
+                  (("toprt_bf16_dense", t), lambda s=tsess("dense_bf16", t): s.time_run(b128, False)),
+                  (("toprt_bf16_pruned", t), lambda s=tsess("pruned_bf16", t): s.time_run(b128, True))]
     times = interleave(cands, args.rounds, warmup=2, pause=pause)
     meas["bert_base_1x128"] = {"rounds": args.rounds, "mac_reduction": macs128[2], "runs": []}
     for t in threads:
         e = {"threads": t, "loadavg": loadavg()}
-        for k in ("ort_fp32", "ort_int8", "toprt_dense", "toprt_dense_pruned_file", "toprt_pruned"):
+        for k in ("ort_fp32", "ort_int8", "toprt_dense", "toprt_dense_pruned_file", "toprt_pruned", "toprt_bf16_dense",
+                  "toprt_bf16_pruned"):
             e[k] = summary(times[(k, t)])
             e[k]["paired_ratio_vs_ort_fp32"] = paired_ratio(times[(k, t)], times[("ort_fp32", t)])
         e["toprt_pruned"]["speedup_over_dense"] = paired_ratio(times[("toprt_dense", t)], times[("toprt_pruned", t)])
@@ -823,14 +885,16 @@ def main():
         if t != threads[0]:
             base = threads[0]
             e["speedup_vs_threads"] = {"base": base, **{k: paired_ratio(times[(k, base)], times[(k, t)]) for k in
-                                                        ("ort_fp32", "toprt_dense", "toprt_pruned")}}
+                                                        ("ort_fp32", "ort_int8", "toprt_dense", "toprt_pruned",
+                                                         "toprt_bf16_dense", "toprt_bf16_pruned")}}
         meas["bert_base_1x128"]["runs"].append(e)
         log(f"\n  threads {t} (toprt isa {res['toprt_isa']}; load average {loadavg()})")
         log(f"  {'configuration':34} {'median ms':>10} {'p90 ms':>9} {'runs':>5} {'vs ORT fp32 (paired)':>21}")
         for label, k in ((f"ORT fp32 ({chosen[('bert-base', 'fp32')]})", "ort_fp32"),
                          (f"ORT int8 ({chosen[('bert-base', 'int8')]})", "ort_int8"), ("toprt dense", "toprt_dense"),
                          ("toprt dense (pruned file, pruning off)", "toprt_dense_pruned_file"),
-                         ("toprt pruned", "toprt_pruned")):
+                         ("toprt pruned", "toprt_pruned"), ("toprt bf16 dense", "toprt_bf16_dense"),
+                         ("toprt bf16 pruned", "toprt_bf16_pruned")):
             r = e[k]
             log(f"  {label:34} {r['median_ms']:>10.1f} {r['p90_ms']:>9.1f} {r['runs']:>5} "
                 f"{r['paired_ratio_vs_ort_fp32']:>20.2f}x")
@@ -853,6 +917,13 @@ def main():
             ratio=e["toprt_pruned"]["paired_ratio_vs_ort_fp32"],
             note=f"MAC reduction {macs128[2]:.2f}x, speedup over toprt dense "
                  f"{e['toprt_pruned']['speedup_over_dense']:.2f}x")
+        g = res["toprt_bf16_gemm"]
+        row(sec, f"toprt bf16 dense ({g})", t, e["toprt_bf16_dense"]["median_ms"], ref_ms=ref,
+            ratio=e["toprt_bf16_dense"]["paired_ratio_vs_ort_fp32"], note="bf16 weights and GEMM inputs")
+        row(sec, f"toprt bf16 pruned ({g})", t, e["toprt_bf16_pruned"]["median_ms"], ref_ms=ref,
+            ratio=e["toprt_bf16_pruned"]["paired_ratio_vs_ort_fp32"],
+            note=f"{e['toprt_bf16_pruned']['paired_ratio_vs_ort_fp32'] / e['ort_int8']['paired_ratio_vs_ort_fp32']:.2f}x "
+                 "ORT int8's time")
 
     # ---------------------------------------------------------------- 2. MiniLM batch 32
     meas["minilm_32x128"] = []
@@ -862,27 +933,35 @@ def main():
         cands = []
         for t in mthreads:
             s32, tm = sess("minilm", "fp32", t), tsess("minilm", t, 32 * 128)
+            tb = tsess("minilm_bf16", t, 32 * 128)
             cands += [(("ort_fp32", t), lambda s=s32: s.run(["embedding"], f32x128)),
-                      (("toprt", t), lambda s=tm: s.time_run(b32, False, toprt_ctypes.OUTPUT_EMBEDDING))]
+                      (("toprt", t), lambda s=tm: s.time_run(b32, False, toprt_ctypes.OUTPUT_EMBEDDING)),
+                      (("toprt_bf16", t), lambda s=tb: s.time_run(b32, False, toprt_ctypes.OUTPUT_EMBEDDING))]
         times = interleave(cands, args.minilm_rounds, warmup=1, pause=pause)
     for t in mthreads:
         e = {"threads": t, "ort_fp32": summary(times[("ort_fp32", t)]), "toprt": summary(times[("toprt", t)]),
-             "loadavg": loadavg()}
-        e["ort_fp32"]["seq_per_s"] = 32e3 / e["ort_fp32"]["median_ms"]
-        e["toprt"]["seq_per_s"] = 32e3 / e["toprt"]["median_ms"]
+             "toprt_bf16": summary(times[("toprt_bf16", t)]), "loadavg": loadavg()}
+        for k in ("ort_fp32", "toprt", "toprt_bf16"):
+            e[k]["seq_per_s"] = 32e3 / e[k]["median_ms"]
         e["throughput_ratio_paired"] = paired_ratio(times[("ort_fp32", t)], times[("toprt", t)])
+        e["bf16_throughput_ratio_paired"] = paired_ratio(times[("ort_fp32", t)], times[("toprt_bf16", t)])
         meas["minilm_32x128"].append(e)
         log(f"\n  threads {t} (load average {loadavg()})")
         log(f"  {'configuration':24} {'median ms/batch':>16} {'seq/s':>8} {'runs':>5}")
         log(f"  {'ORT fp32 (' + chosen[('minilm', 'fp32')] + ')':24} {e['ort_fp32']['median_ms']:>16.1f} "
             f"{e['ort_fp32']['seq_per_s']:>8.1f} {e['ort_fp32']['runs']:>5}")
         log(f"  {'toprt':24} {e['toprt']['median_ms']:>16.1f} {e['toprt']['seq_per_s']:>8.1f} {e['toprt']['runs']:>5}")
-        log(f"  throughput toprt / ORT, paired: {e['throughput_ratio_paired']:.3f}")
+        log(f"  {'toprt bf16':24} {e['toprt_bf16']['median_ms']:>16.1f} {e['toprt_bf16']['seq_per_s']:>8.1f} "
+            f"{e['toprt_bf16']['runs']:>5}")
+        log(f"  throughput toprt / ORT, paired: {e['throughput_ratio_paired']:.3f}; toprt bf16 / ORT fp32: "
+            f"{e['bf16_throughput_ratio_paired']:.3f}")
         sec = "all-MiniLM-L6-v2, fixed 32 × 128"
         ref = e["ort_fp32"]["median_ms"] / 32
         row(sec, f"ORT fp32 ({chosen[('minilm', 'fp32')]})", t, tput=e["ort_fp32"]["seq_per_s"], ref_ms=ref, ratio=1.0)
         row(sec, "toprt dense", t, tput=e["toprt"]["seq_per_s"], ref_ms=ref, ratio=1 / e["throughput_ratio_paired"],
             note=f"{e['throughput_ratio_paired']:.2f}x ORT's throughput")
+        row(sec, f"toprt bf16 dense ({res['toprt_bf16_gemm']})", t, tput=e["toprt_bf16"]["seq_per_s"], ref_ms=ref,
+            ratio=1 / e["bf16_throughput_ratio_paired"], note=f"{e['bf16_throughput_ratio_paired']:.2f}x ORT fp32's throughput")
 
     # ---------------------------------------------------------------- 3. SST-2 real texts
     meas["sst2"] = None
@@ -919,14 +998,18 @@ def main():
                       (("ort_pad64", t), lambda s=s32: [s.run(["logits"], f) for f in feeds_pad]),
                       (("ort_int8", t), lambda s=s8: [s.run(["logits"], f) for f in feeds_un]),
                       (("toprt_dense", t), lambda s=td: [s.time_run(b, False) for b in singles]),
-                      (("toprt_pruned", t), lambda s=tpr: [s.time_run(b, True) for b in singles])]
+                      (("toprt_pruned", t), lambda s=tpr: [s.time_run(b, True) for b in singles]),
+                      (("toprt_bf16_pruned", t),
+                       lambda s=tsess("pruned_bf16", t): [s.time_run(b, True) for b in singles])]
         times = interleave(cands, args.sst2_rounds, warmup=1, pause=pause)
         for t in sthreads:
             per = {k: [x * 1e3 / n for x in times[(k, t)]] for k in
-                   ("ort_fp32", "ort_pad64", "ort_int8", "toprt_dense", "toprt_pruned")}
+                   ("ort_fp32", "ort_pad64", "ort_int8", "toprt_dense", "toprt_pruned", "toprt_bf16_pruned")}
             e = {"threads": t, "ms_per_sentence": {k: statistics.median(v) for k, v in per.items()},
                  "paired_ratio_vs_ort_fp32": {k: paired_ratio(times[(k, t)], times[("ort_fp32", t)]) for k in per},
                  "pruned_vs_ort_pad64_speed": paired_ratio(times[("ort_pad64", t)], times[("toprt_pruned", t)]),
+                 "bf16_pruned_vs_ort_pad64_speed": paired_ratio(times[("ort_pad64", t)],
+                                                                times[("toprt_bf16_pruned", t)]),
                  "loadavg": loadavg()}
             sst["runs"].append(e)
             ms_ = e["ms_per_sentence"]
@@ -935,7 +1018,7 @@ def main():
             log(f"  {'configuration':34} {'ms/sentence':>12} {'vs ORT fp32 (paired)':>21}")
             for label, k in (("ORT fp32 unpadded", "ort_fp32"), ("ORT fp32 padded to 64", "ort_pad64"),
                              ("ORT int8 unpadded", "ort_int8"), ("toprt dense", "toprt_dense"),
-                             ("toprt pruned", "toprt_pruned")):
+                             ("toprt pruned", "toprt_pruned"), ("toprt bf16 pruned", "toprt_bf16_pruned")):
                 log(f"  {label:34} {ms_[k]:>12.2f} {e['paired_ratio_vs_ort_fp32'][k]:>20.2f}x")
             log(f"  toprt pruned is {e['pruned_vs_ort_pad64_speed']:.2f}x as fast as ORT fp32 padded to 64 (ToP's "
                 f"baseline convention), {1 / e['paired_ratio_vs_ort_fp32']['toprt_pruned']:.2f}x ORT fp32 unpadded")
@@ -950,8 +1033,12 @@ def main():
                 note=f"MAC reduction {mac['reduction_vs_unpadded']:.2f}x unpadded / "
                      f"{mac['reduction_vs_padded64']:.2f}x vs padded-64; "
                      f"{e['pruned_vs_ort_pad64_speed']:.2f}x the speed of ORT padded-64")
+            row(sec, f"toprt bf16 pruned ({res['toprt_bf16_gemm']})", t, ms_["toprt_bf16_pruned"], ref_ms=ref,
+                ratio=pr["toprt_bf16_pruned"],
+                note=f"{e['bf16_pruned_vs_ort_pad64_speed']:.2f}x the speed of ORT fp32 padded-64")
         if args.sst2_batch > 1:
-            sst["batched"] = sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, row, pause)
+            sst["batched"] = sst2_batched(args, texts, tok, tp, sess, tsess, chosen, pruned_m, sthreads, row, pause,
+                                          res["toprt_bf16_gemm"])
         meas["sst2"] = sst
 
     # ---------------------------------------------------------------- report
@@ -994,7 +1081,8 @@ def report_md(res, rows):
            f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs (AVX2 {m['avx2']}, AVX-512 {m['avx512f']}); "
            f"load average at start {m['loadavg_start']}, at end {m['loadavg_end']}. "
            f"onnxruntime {res['versions']['onnxruntime']} (intra-op spinning "
-           f"{'on' if res['ort_intra_op_spinning'] else 'off'}); toprt kernel tier {res.get('toprt_isa', '?')}. "
+           f"{'on' if res['ort_intra_op_spinning'] else 'off'}); toprt kernel tier {res.get('toprt_isa', '?')}, "
+           f"bf16 GEMM {res.get('toprt_bf16_gemm', '?')}. "
            f"Run {res['started']}, {res['elapsed_s']:.0f} s.", ""]
     busy = (m["loadavg_start"] or [0])[0]  # before this run added its own load
     if busy > m["logical_cpus"] - 0.5:
