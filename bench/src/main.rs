@@ -336,6 +336,26 @@ fn run() -> Result<(), String> {
         sessions[0].linear_kernel()
     );
     let peak = toprt_kernels::peak_probe(sessions[0].isa());
+    // With several thread counts: the FMA probe alone and on all of the largest count's
+    // threads at once, alternately (best of three each). Below the one-thread peak, the
+    // threads share FMA units (SMT siblings, or a hypervisor placing two vCPUs on one
+    // core), and no compute-bound program can scale.
+    let max_threads = sessions.iter().map(Session::threads).max().unwrap_or(1);
+    let peak_together = (a.threads.len() > 1).then(|| {
+        let isa = sessions[0].isa();
+        let (mut alone, mut together) = (0.0f64, vec![0.0f64; max_threads]);
+        for _ in 0..3 {
+            alone = alone.max(toprt_kernels::peak_probe(isa));
+            let now: Vec<f64> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..max_threads).map(|_| s.spawn(move || toprt_kernels::peak_probe(isa))).collect();
+                hs.into_iter().map(|h| h.join().unwrap_or(0.0)).collect()
+            });
+            for (t, x) in together.iter_mut().zip(now) {
+                *t = t.max(x);
+            }
+        }
+        (alone, together)
+    });
     let mut cfgs = Vec::new();
     for session in 0..sessions.len() {
         cfgs.push(Cfg { session, ctl: PruneControl::DENSE, name: "dense" });
@@ -374,6 +394,7 @@ fn run() -> Result<(), String> {
         precision: model.precision().to_string(),
         gemm: session.linear_kernel(),
         scaling: if scaling.len() > 1 { scaling } else { Vec::new() },
+        peak_together,
         peak_gflops: peak,
         pad_to: a.pad_to,
         lengths: seqs.iter().map(|e| e.input_ids.len()).collect(),

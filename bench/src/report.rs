@@ -164,6 +164,9 @@ pub struct Context {
     pub has_rules: bool,
     /// One entry per thread count when several ran alternately (empty otherwise).
     pub scaling: Vec<Scaling>,
+    /// With several thread counts: the FMA peak of one thread alone, and of each of the
+    /// largest count's threads all probing at once (best of alternating runs).
+    pub peak_together: Option<(f64, Vec<f64>)>,
 }
 
 impl Context {
@@ -299,6 +302,19 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
             };
             println!("{:>8} {:>10.2} {:>8.2}x {:>10.0}% {pm:>10} {ps:>9}", sc.threads, sc.dense_ms, sp, 100.0 * eff);
         }
+        if let Some((alone, p)) = &ctx.peak_together {
+            let min = p.iter().copied().fold(f64::INFINITY, f64::min);
+            println!(
+                "FMA probe on {} threads at once: {} GFLOP/s per thread (one thread alone: {alone:.1}){}",
+                p.len(),
+                p.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(", "),
+                if min < 0.75 * alone {
+                    " -- the threads share FMA units (SMT siblings or co-scheduled vCPUs): compute-bound code cannot scale here"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     if let Some(a) = agree {
         println!(
@@ -356,7 +372,8 @@ pub fn document(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, ag
         "input": ctx.source, "batch": ctx.batch, "threads": ctx.threads, "isa": ctx.isa,
         "precision": ctx.precision, "gemm_kernel": ctx.gemm,
         "peak_gflops_per_core": ctx.peak_gflops, "runs": runs, "agreement": agree.map(Agreement::json),
-        "scaling": (!ctx.scaling.is_empty()).then(|| scaling_json(&ctx.scaling))})
+        "scaling": (!ctx.scaling.is_empty()).then(|| scaling_json(&ctx.scaling)),
+        "peak_gflops_per_thread_together": ctx.peak_together.as_ref().map(|(_, p)| p)})
 }
 
 fn scaling_json(sc: &[Scaling]) -> Value {
