@@ -46,42 +46,47 @@ fn main() {
     }
     println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");
     println!("{:>16} {:>22} {:>9} {:>7} {:>9} {:>8}", "M×K×N", "kernel", "GFLOP/s", "% peak", "gemm GF/s", "vs gemm");
-    for &(m, k, n) in &SHAPES {
-        let mut p = Problem::new(m, k, n);
-        let flops = p.flops();
-        let mut best = vec![f64::MAX; simd.len()];
-        let mut best_gemm = f64::MAX;
-        let mut best_bf16 = vec![f64::MAX; bf16.len()];
-        for _ in 0..rounds {
+    // Every round visits every shape, so a slow spell of the machine (seconds long here)
+    // costs each shape a round or two instead of all of one shape's rounds.
+    let mut problems: Vec<Problem> = SHAPES.iter().map(|&(m, k, n)| Problem::new(m, k, n)).collect();
+    let mut best = vec![vec![f64::MAX; simd.len()]; SHAPES.len()];
+    let mut best_gemm = vec![f64::MAX; SHAPES.len()];
+    let mut best_bf16 = vec![vec![f64::MAX; bf16.len()]; SHAPES.len()];
+    for _ in 0..rounds {
+        for (si, p) in problems.iter_mut().enumerate() {
+            let flops = p.flops();
             for (i, kern) in simd.iter().enumerate() {
                 peak[i] = peak[i].max(peak_probe(kern.isa));
-                best[i] = best[i].min(time(flops, || p.toprt(kern)));
+                best[si][i] = best[si][i].min(time(flops, || p.toprt(kern)));
             }
-            best_gemm = best_gemm.min(time(flops, || p.gemm_crate()));
+            best_gemm[si] = best_gemm[si].min(time(flops, || p.gemm_crate()));
             for (i, (f, _, probe, peak)) in bf16.iter_mut().enumerate() {
                 *peak = peak.max(probe().unwrap_or(0.0));
-                best_bf16[i] = best_bf16[i].min(time(flops, || p.toprt_bf16(*f)));
+                best_bf16[si][i] = best_bf16[si][i].min(time(flops, || p.toprt_bf16(*f)));
             }
         }
-        let gemm_gf = flops as f64 / best_gemm / 1e9;
+    }
+    for (si, p) in problems.iter().enumerate() {
+        let (m, k, n, flops) = (p.m, p.k, p.n, p.flops());
+        let gemm_gf = flops as f64 / best_gemm[si] / 1e9;
         for (i, kern) in simd.iter().enumerate() {
-            let gf = flops as f64 / best[i] / 1e9;
+            let gf = flops as f64 / best[si][i] / 1e9;
             println!(
                 "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
                 format!("{m}×{k}×{n}"),
                 kern.sgemm_name,
                 100.0 * gf / peak[i],
-                best_gemm / best[i]
+                best_gemm[si] / best[si][i]
             );
         }
         for (i, (_, name, _, peak)) in bf16.iter().enumerate() {
-            let gf = flops as f64 / best_bf16[i] / 1e9;
+            let gf = flops as f64 / best_bf16[si][i] / 1e9;
             println!(
                 "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
                 format!("{m}×{k}×{n}"),
                 name,
                 100.0 * gf / peak,
-                best_gemm / best_bf16[i]
+                best_gemm[si] / best_bf16[si][i]
             );
         }
     }
