@@ -7,6 +7,7 @@
 //! Pruning compacts these rows in place, so every later GEMM and attention runs on fewer
 //! rows. Nothing here allocates: all buffers live in the [`Workspace`], sized once.
 
+use crate::aligned::AVec;
 use crate::attention;
 use crate::format::KeepRule;
 use crate::model::ModelInner;
@@ -75,22 +76,22 @@ pub(crate) struct Workspace {
     /// Segments as loaded, before any pruning (index into `final_states`).
     pub orig_segments: Vec<Segment>,
     // hidden: [tokens, d]
-    pub hidden: Vec<f32>,
+    pub hidden: AVec<f32>,
     // qkv: [tokens, 3d]
-    pub qkv: Vec<f32>,
+    pub qkv: AVec<f32>,
     // ctx: [tokens, d]
-    pub ctx: Vec<f32>,
+    pub ctx: AVec<f32>,
     // h1: [tokens, d]
-    pub h1: Vec<f32>,
+    pub h1: AVec<f32>,
     // inter: [tokens, d_ff]
-    pub inter: Vec<f32>,
+    pub inter: AVec<f32>,
     /// The input of a bf16 GEMM rounded to bf16 pairs: `[tokens, max(d, d_ff) / 2]`
     /// words (empty unless the session runs bf16 GEMMs).
-    pub a16: Vec<u32>,
+    pub a16: AVec<u32>,
     /// Final token states at original rows (token outputs only): `[tokens, d]`.
-    pub final_states: Vec<f32>,
+    pub final_states: AVec<f32>,
     /// Attention scratch per worker (`kᵀ` tile + one score row): `[threads, max_len·(dh+1)]`.
-    pub scores: Vec<f32>,
+    pub scores: AVec<f32>,
     pub score_stride: usize,
     /// Column sums of the attention probabilities per head: `[heads, max_tokens]`.
     pub colsum: Vec<f32>,
@@ -104,9 +105,9 @@ pub(crate) struct Workspace {
     pub kept_index: Vec<KeptEntry>,
     pub layer_stats: Vec<LayerStats>,
     // head_in / head_mid: [sequences, d]; head_out: [sequences, labels]
-    pub head_in: Vec<f32>,
-    pub head_mid: Vec<f32>,
-    pub head_out: Vec<f32>,
+    pub head_in: AVec<f32>,
+    pub head_mid: AVec<f32>,
+    pub head_out: AVec<f32>,
 }
 
 impl Workspace {
@@ -123,17 +124,17 @@ impl Workspace {
             pos_ids: Vec::with_capacity(max_tokens),
             segments: Vec::with_capacity(max_tokens),
             orig_segments: Vec::with_capacity(max_tokens),
-            hidden: vec![0.0; max_tokens * d],
-            qkv: vec![0.0; max_tokens * 3 * d],
-            ctx: vec![0.0; max_tokens * d],
-            h1: vec![0.0; max_tokens * d],
-            inter: vec![0.0; max_tokens * ff],
+            hidden: AVec::zeroed(max_tokens * d),
+            qkv: AVec::zeroed(max_tokens * 3 * d),
+            ctx: AVec::zeroed(max_tokens * d),
+            h1: AVec::zeroed(max_tokens * d),
+            inter: AVec::zeroed(max_tokens * ff),
             a16: match path {
-                LinearPath::Bf16 => vec![0; max_tokens * d.max(ff).div_ceil(2)],
-                LinearPath::F32 | LinearPath::Bf16Widened => Vec::new(),
+                LinearPath::Bf16 => AVec::zeroed(max_tokens * bf16_row_words(d.max(ff))),
+                LinearPath::F32 | LinearPath::Bf16Widened => AVec::zeroed(0),
             },
-            final_states: vec![0.0; max_tokens * d],
-            scores: vec![0.0; threads * attention::scratch_len(max_len, c.head_dim())],
+            final_states: AVec::zeroed(max_tokens * d),
+            scores: AVec::zeroed(threads * attention::scratch_len(max_len, c.head_dim())),
             score_stride: attention::scratch_len(max_len, c.head_dim()),
             colsum: if rules > 0 { vec![0.0; c.num_heads * max_tokens] } else { Vec::new() },
             importance: vec![0.0; max_tokens],
@@ -142,9 +143,9 @@ impl Workspace {
             kept: Vec::with_capacity(rules * max_tokens),
             kept_index: Vec::with_capacity(rules * max_tokens),
             layer_stats: vec![LayerStats::default(); c.num_layers],
-            head_in: vec![0.0; max_tokens * d],
-            head_mid: vec![0.0; max_tokens * d],
-            head_out: vec![0.0; max_tokens * labels],
+            head_in: AVec::zeroed(max_tokens * d),
+            head_mid: AVec::zeroed(max_tokens * d),
+            head_out: AVec::zeroed(max_tokens * labels),
         }
     }
 
@@ -220,23 +221,29 @@ fn linear<'a>(
             params(&x[..t * kdim], t, kdim, &model.widened()[li][which], n, &mut out[..t * n], ep)
         }
         LinearPath::Bf16 => {
-            let kp = kdim.div_ceil(2);
+            let (kp, lda) = (kdim.div_ceil(2), bf16_row_words(kdim));
             let ptr = SharedMutU32(a16.as_mut_ptr());
-            assert!(a16.len() >= t * kp && x.len() >= t * kdim);
+            assert!(a16.len() >= t * lda && x.len() >= t * kdim);
             let chunk = t.div_ceil(pool.threads()).max(1);
             pool.run(t.div_ceil(chunk), &|task, _| {
                 for r in task * chunk..((task + 1) * chunk).min(t) {
                     // SAFETY: row r of `a16` lies inside it (asserted) and belongs to this
                     // task alone.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * kp), kp) };
+                    let dst = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * lda), kp) };
                     (k.to_bf16_pairs)(&x[r * kdim..(r + 1) * kdim], dst);
                 }
             });
             let a16: &'a [u32] = a16;
-            GemmParams::new_bf16(&a16[..t * kp], kp, t, kdim, model.u32s(&w.range), n, &mut out[..t * n], n, ep)
+            GemmParams::new_bf16(&a16[..t * lda], lda, t, kdim, model.u32s(&w.range), n, &mut out[..t * n], n, ep)
                 .unwrap_or_else(|e| shape(e))
         }
     }
+}
+
+/// Words per row of the bf16 GEMM input for `k` values: the pairs, padded to a multiple
+/// of 16 words so every row starts on a 64-byte line (AMX tile rows, vector loads).
+fn bf16_row_words(k: usize) -> usize {
+    k.div_ceil(2).next_multiple_of(16)
 }
 
 /// [`SharedMut`] for `u32` buffers.

@@ -36,22 +36,55 @@ pub fn data(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A copy of a `Vec` whose first element sits on a 64-byte line, as the engine's
+/// operands do (weights in the mapped file, activations in its workspace): a heap
+/// `Vec` of this size starts 16 bytes past a page, and AMX tile rows or vector stores
+/// that straddle lines run up to 2× slower.
+pub struct A64<T> {
+    buf: Vec<T>,
+    off: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> From<Vec<T>> for A64<T> {
+    fn from(v: Vec<T>) -> A64<T> {
+        let per_line = 64 / std::mem::size_of::<T>();
+        let mut buf = vec![T::default(); v.len() + per_line];
+        let off = (per_line - (buf.as_ptr() as usize / std::mem::size_of::<T>()) % per_line) % per_line;
+        buf[off..off + v.len()].copy_from_slice(&v);
+        A64 { buf, off, len: v.len() }
+    }
+}
+
+impl<T> std::ops::Deref for A64<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.buf[self.off..self.off + self.len]
+    }
+}
+
+impl<T> std::ops::DerefMut for A64<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
 /// One GEMM problem: activations, the weight packed for toprt and row-major for the
-/// gemm crate, bias, residual and output.
+/// gemm crate, bias, residual and output (the toprt operands 64-byte aligned).
 pub struct Problem {
     pub m: usize,
     pub k: usize,
     pub n: usize,
-    pub a: Vec<f32>,
-    pub packed: Vec<f32>,
+    pub a: A64<f32>,
+    pub packed: A64<f32>,
     /// `[k, n]` row-major.
     pub w: Vec<f32>,
     pub bias: Vec<f32>,
-    pub res: Vec<f32>,
-    pub c: Vec<f32>,
+    pub res: A64<f32>,
+    pub c: A64<f32>,
     /// The same weight as `panel32x2` bf16, and `A` rounded to bf16 pairs.
-    pub packed_bf16: Vec<u32>,
-    pub a_bf16: Vec<u32>,
+    pub packed_bf16: A64<u32>,
+    pub a_bf16: A64<u32>,
 }
 
 impl Problem {
@@ -72,14 +105,14 @@ impl Problem {
             m,
             k,
             n,
-            packed_bf16: pack::pack_linear_weight_bf16(&wt, n, k),
-            a_bf16,
-            a,
-            packed: pack::pack_linear_weight(&wt, n, k),
+            packed_bf16: pack::pack_linear_weight_bf16(&wt, n, k).into(),
+            a_bf16: a_bf16.into(),
+            a: a.into(),
+            packed: pack::pack_linear_weight(&wt, n, k).into(),
             w,
             bias: data(n, 3),
-            res: data(m * n, 4),
-            c: vec![0.0; m * n],
+            res: data(m * n, 4).into(),
+            c: vec![0.0; m * n].into(),
         }
     }
 
