@@ -422,6 +422,7 @@ pub(crate) fn encode(
         attention(
             k,
             pool,
+            plan.linear,
             &ws.qkv[..t * 3 * d],
             &mut ws.ctx[..t * d],
             &ws.segments,
@@ -650,6 +651,7 @@ fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only: bool) {
 fn attention(
     k: &Kernels,
     pool: &Pool,
+    path: LinearPath,
     qkv: &[f32],
     ctx: &mut [f32],
     segs: &[Segment],
@@ -668,6 +670,11 @@ fn attention(
     let (cs_ptr, cs_len) = match colsum {
         Some(c) => (Some(SharedMut(c.as_mut_ptr())), c.len()),
         None => (None, 0),
+    };
+    // bf16 sessions run the attention products on the bf16 GEMM too.
+    let bf16 = match (path, k.gemm_bf16) {
+        (LinearPath::Bf16, Some(gemm)) => Some(attention::Bf16Products { gemm, to_pairs: k.to_bf16_pairs }),
+        _ => None,
     };
     pool.run(segs.len() * nh, &|task, worker| {
         let (seg, h) = (segs[task / nh], task % nh);
@@ -696,6 +703,7 @@ fn attention(
             len: seg.len,
             softmax: k.softmax,
             sgemm: k.sgemm,
+            bf16,
         };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at

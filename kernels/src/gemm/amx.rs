@@ -261,14 +261,17 @@ unsafe fn block(
         }
     }
     let a1 = a.wrapping_add(16 * lda4);
+    // 32 lines per k tile of the next panel; this sub-block prefetches its share (the
+    // bounds computed once: two divisions per step cost as much as a tile product).
+    let (nb, l0, l1) = match next {
+        Some((nb, sb, subs)) => (nb, 32 * sb / subs, 32 * (sb + 1) / subs),
+        None => (std::ptr::null(), 0, 0),
+    };
     for kt in 0..ktiles {
         let (ak, bk) = (a.wrapping_add(kt * 64), b.wrapping_add(kt * KT * NR * 4));
-        if let Some((nb, sb, subs)) = next {
-            // 32 lines per k tile of the next panel; this sub-block prefetches its share.
-            let (l0, l1) = (32 * sb / subs, 32 * (sb + 1) / subs);
-            for l in l0..l1 {
-                super::prefetch::<false>(nb.wrapping_add(kt * KT * NR * 4 + l * 64).cast());
-            }
+        let nk = nb.wrapping_add(kt * KT * NR * 4);
+        for l in l0..l1 {
+            super::prefetch::<false>(nk.wrapping_add(l * 64).cast());
         }
         // SAFETY: the tile loads read configured rows inside the operands (contract).
         unsafe {

@@ -262,6 +262,24 @@ impl<'a> GemmParams<'a> {
         ldc: usize,
         epilogue: Epilogue<'a>,
     ) -> Result<Self, String> {
+        let c_len = c.len();
+        Self::build_bf16(a, lda, m, k, b, n, c.as_mut_ptr(), c_len, ldc, epilogue)
+    }
+
+    /// The checks of [`GemmParams::new_bf16`] on a `C` of `c_len` floats behind `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn build_bf16(
+        a: &'a [u32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [u32],
+        n: usize,
+        c: *mut f32,
+        c_len: usize,
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+    ) -> Result<Self, String> {
         let pairs = k.div_ceil(2);
         if m > 0 && n > 0 && b.len() != crate::pack::packed_len_bf16(k, n) {
             return Err(format!(
@@ -278,8 +296,7 @@ impl<'a> GemmParams<'a> {
                 std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
             )
         };
-        let c_len = c.len();
-        let mut p = Self::build(a32, lda, m, pairs, b32, n, c.as_mut_ptr(), c_len, ldc, epilogue)?;
+        let mut p = Self::build(a32, lda, m, pairs, b32, n, c, c_len, ldc, epilogue)?;
         p.k = k;
         p.operands = Operands::Bf16;
         Ok(p)
@@ -312,6 +329,29 @@ impl<'a> GemmParams<'a> {
     ) -> Result<Self, String> {
         let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
         Self::build(a, lda, m, k, b, n, c, c_len, ldc, epilogue)
+    }
+
+    /// [`GemmParams::new_bf16`] with `C` as a raw pointer; see [`GemmParams::with_raw_c`].
+    ///
+    /// # Safety
+    /// As [`GemmParams::with_raw_c`].
+    ///
+    /// # Errors
+    /// As [`GemmParams::new_bf16`].
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn with_raw_c_bf16(
+        a: &'a [u32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [u32],
+        n: usize,
+        c: *mut f32,
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+    ) -> Result<Self, String> {
+        let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
+        Self::build_bf16(a, lda, m, k, b, n, c, c_len, ldc, epilogue)
     }
 
     /// The same call with another cache blocking (the default is
