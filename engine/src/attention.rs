@@ -287,6 +287,16 @@ mod tests {
     use super::*;
     use toprt_kernels::{pack, Isa, Kernels};
 
+    /// xorshift values in [-1, 1), deterministic per seed.
+    fn rng(mut seed: u64) -> impl FnMut() -> f32 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
     /// softmax(q kᵀ) v and the probability column sums in f64, straight from the
     /// definition.
     fn reference(qkv: &[f32], d: usize, dh: usize, h: usize, off: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
@@ -310,13 +320,7 @@ mod tests {
 
     #[test]
     fn every_tier_matches_the_f64_definition() {
-        let mut seed = 0x1234_5678_u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
+        let mut rnd = rng(0x1234_5678);
         for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
             let Ok(k) = Kernels::for_isa(isa) else { continue };
             for &(nh, dh) in &[(2usize, 8usize), (2, 64), (1, 40)] {
@@ -384,13 +388,7 @@ mod tests {
             return;
         }
         let round = |x: f32| pack::f32_from_bf16(pack::bf16_from_f32(x));
-        let mut seed = 0x9876_5432_u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
+        let mut rnd = rng(0x9876_5432);
         for (gemm, name) in kernels {
             let bf = Bf16Products { gemm, to_pairs: k.to_bf16_pairs };
             for &(nh, dh) in &[(2usize, 8usize), (2, 64), (1, 40), (2, 32)] {

@@ -222,7 +222,7 @@ fn linear<'a>(
         }
         LinearPath::Bf16 => {
             let (kp, lda) = (kdim.div_ceil(2), bf16_row_words(kdim));
-            let ptr = SharedMutU32(a16.as_mut_ptr());
+            let ptr = SharedMut(a16.as_mut_ptr());
             assert!(a16.len() >= t * lda && x.len() >= t * kdim);
             let chunk = t.div_ceil(pool.threads()).max(1);
             pool.run(t.div_ceil(chunk), &|task, _| {
@@ -246,31 +246,23 @@ fn bf16_row_words(k: usize) -> usize {
     k.div_ceil(2).next_multiple_of(16)
 }
 
-/// [`SharedMut`] for `u32` buffers.
-#[derive(Clone, Copy)]
-struct SharedMutU32(*mut u32);
-// SAFETY: as for `SharedMut`.
-unsafe impl Send for SharedMutU32 {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMutU32 {}
+/// A raw pointer that may be shared by tasks that write disjoint parts of one buffer.
+struct SharedMut<T>(*mut T);
 
-impl SharedMutU32 {
-    fn get(&self) -> *mut u32 {
-        self.0
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
-
-/// A raw pointer that may be shared by tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+impl<T> Copy for SharedMut<T> {}
 // SAFETY: every user writes a region no other task of the same `Pool::run` touches.
-unsafe impl Send for SharedMut {}
+unsafe impl<T> Send for SharedMut<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedMut {}
+unsafe impl<T> Sync for SharedMut<T> {}
 
-impl SharedMut {
+impl<T> SharedMut<T> {
     /// The pointer (a method, so closures capture the `Sync` wrapper, not the field).
-    fn get(&self) -> *mut f32 {
+    fn get(&self) -> *mut T {
         self.0
     }
 }

@@ -83,6 +83,11 @@ fn validate(v: &Value, s: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `bench/engine-bench.schema.json`.
+fn schema() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join("bench/engine-bench.schema.json")).unwrap()).unwrap()
+}
+
 fn small_model() -> PathBuf {
     let out = tmp("bench-small.toprt");
     let o = Command::new(bin("toprt-convert"))
@@ -134,8 +139,7 @@ fn json_validates_compare_is_one_svg_written() {
         "one row per layer:\n{out}"
     );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("bench/engine-bench.schema.json")).unwrap()).unwrap();
+    let schema = schema();
     validate(&doc, &schema, "$").unwrap();
     let runs = doc["runs"].as_array().unwrap();
     assert_eq!(runs.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(), vec!["dense", "pruned"]);
@@ -217,8 +221,7 @@ fn thread_counts_run_alternately_with_a_scaling_table() {
     ]);
     assert!(out.contains("thread scaling") && out.contains("2 thread(s)"), "{out}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("bench/engine-bench.schema.json")).unwrap()).unwrap();
+    let schema = schema();
     validate(&doc, &schema, "$").unwrap();
     assert_eq!(doc["threads"], 2, "the full report is the last count's");
     let sc = doc["scaling"].as_array().unwrap();
@@ -251,8 +254,7 @@ fn bf16_weights_run_and_are_reported() {
     ]);
     assert!(out.contains("bf16 weights on") && err.contains("bf16 weights on"), "{out}\n{err}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("bench/engine-bench.schema.json")).unwrap()).unwrap();
+    let schema = schema();
     validate(&doc, &schema, "$").unwrap();
     assert_eq!(doc["precision"], "bf16");
     assert!(doc["gemm_kernel"].as_str().is_some_and(|g| g.contains("bf16")), "{}", doc["gemm_kernel"]);

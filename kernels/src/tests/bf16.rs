@@ -3,6 +3,7 @@
 //! operands. Integer data is exact in bf16 and in every sum, so those comparisons are
 //! bit for bit on any CPU; random floats are compared within [`bf16_bound`].
 
+use super::gemm::gemm_bound;
 use super::support::{check_bits, check_close, Rng};
 use crate::gemm::{self, Blocking, Epilogue, GemmFn, GemmParams};
 use crate::pack::{self, NR};
@@ -11,9 +12,9 @@ use crate::Kernels;
 /// Tolerance of the native bf16 GEMM against the twin on random floats: both add the
 /// same exact products, one rounding per add (`2·ceil(k/2)` adds), possibly in another
 /// order inside a pair on another vendor's `vdpbf16ps`: the f32 dot-product bound of
-/// the f32 tests, `(2k+2)·u·Σ|a·b|` with `u = 2^-24` (Higham §3.1), twice over.
+/// the f32 tests ([`gemm_bound`]).
 fn bf16_bound(k: usize, sum_abs: f64) -> f32 {
-    (2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON / 2.0) * sum_abs) as f32 + f32::MIN_POSITIVE
+    gemm_bound(k, sum_abs)
 }
 
 struct Case {

@@ -12,7 +12,7 @@ use crate::Kernels;
 /// with separate multiply and add, so they may differ by twice that. A worst-case
 /// bound, so it never flakes; indexing mistakes are caught *exactly* by the integer
 /// tests, where every product and sum is representable.
-fn gemm_bound(k: usize, sum_abs: f64) -> f32 {
+pub(super) fn gemm_bound(k: usize, sum_abs: f64) -> f32 {
     (2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON / 2.0) * sum_abs) as f32 + f32::MIN_POSITIVE
 }
 
