@@ -44,7 +44,7 @@
 //!   thread keeps AMX state between calls.
 
 use super::microkernel::finish_rows;
-use super::{Epilogue, Finish, GemmParams, Operands};
+use super::{Finish, GemmParams, Operands};
 use crate::pack::NR;
 use crate::simd::avx512::Avx512;
 use std::arch::asm;
@@ -208,7 +208,7 @@ unsafe fn drive(p: &GemmParams, panels: Range<usize>) {
                 }
                 // SAFETY: the block `rows × cols` of C at `out` and its epilogue operands
                 // lie inside the validated shapes.
-                unsafe { finish_rows::<Avx512, 2>(out, p.ldc, rows, cols, finish(p, row, col0)) };
+                unsafe { finish_rows::<Avx512, 2>(out, p.ldc, rows, cols, Finish::at(&p.epilogue, row, col0)) };
                 row += rows;
             }
         }
@@ -221,20 +221,6 @@ unsafe fn drive(p: &GemmParams, panels: Range<usize>) {
 /// A 32 × 32 f32 block for a narrow last panel.
 #[repr(C, align(64))]
 struct Scratch([f32; 32 * NR]);
-
-/// The epilogue of the block at (`row`, `col0`).
-fn finish(p: &GemmParams, row: usize, col0: usize) -> Finish {
-    match p.epilogue {
-        Epilogue::None => Finish::Store,
-        Epilogue::Bias(b) => Finish::Bias(b.as_ptr().wrapping_add(col0)),
-        Epilogue::BiasGelu(b) => Finish::BiasGelu(b.as_ptr().wrapping_add(col0)),
-        Epilogue::BiasResidual { bias, residual, ldr } => Finish::BiasResidual {
-            bias: bias.as_ptr().wrapping_add(col0),
-            res: residual.as_ptr().wrapping_add(row * ldr + col0),
-            ldr,
-        },
-    }
-}
 
 /// The `k` loop of one sub-block: zero the accumulators, then per 32 `k` load the `A`
 /// tiles (`A1` only with `hi`) and the two `B` tiles and issue the 2 or 4 tile

@@ -467,6 +467,23 @@ pub(crate) enum Finish {
     BiasResidual { bias: *const f32, res: *const f32, ldr: usize },
 }
 
+impl Finish {
+    /// The last `k` block's finish for the tile at (`row`, `col0`) of a call with this
+    /// epilogue.
+    pub(crate) fn at(epilogue: &Epilogue, row: usize, col0: usize) -> Finish {
+        match *epilogue {
+            Epilogue::None => Finish::Store,
+            Epilogue::Bias(b) => Finish::Bias(b.as_ptr().wrapping_add(col0)),
+            Epilogue::BiasGelu(b) => Finish::BiasGelu(b.as_ptr().wrapping_add(col0)),
+            Epilogue::BiasResidual { bias, residual, ldr } => Finish::BiasResidual {
+                bias: bias.as_ptr().wrapping_add(col0),
+                res: residual.as_ptr().wrapping_add(row * ldr + col0),
+                ldr,
+            },
+        }
+    }
+}
+
 /// One microkernel call: a register tile of `R` rows × up to `tile_cols` columns over
 /// one `k` block.
 pub(crate) struct TileJob {
@@ -658,20 +675,7 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                                     }
                                 }
                             }
-                            let finish = if !last {
-                                Finish::Partial
-                            } else {
-                                match p.epilogue {
-                                    Epilogue::None => Finish::Store,
-                                    Epilogue::Bias(bias) => Finish::Bias(bias.as_ptr().wrapping_add(col0)),
-                                    Epilogue::BiasGelu(bias) => Finish::BiasGelu(bias.as_ptr().wrapping_add(col0)),
-                                    Epilogue::BiasResidual { bias, residual, ldr } => Finish::BiasResidual {
-                                        bias: bias.as_ptr().wrapping_add(col0),
-                                        res: residual.as_ptr().wrapping_add(row * ldr + col0),
-                                        ldr,
-                                    },
-                                }
-                            };
+                            let finish = if last { Finish::at(&p.epilogue, row, col0) } else { Finish::Partial };
                             let job = TileJob {
                                 a: a0.wrapping_add(row * p.lda + k0),
                                 lda: p.lda,

@@ -1,7 +1,7 @@
 //! The bf16 GEMM (`Operands::Bf16`): the native kernel against the scalar twin (which
 //! emulates `vdpbf16ps`), and the twin against an f64 reference of the bf16-rounded
 //! operands. Integer data is exact in bf16 and in every sum, so those comparisons are
-//! bit for bit on any CPU; random floats are compared within [`bf16_bound`].
+//! bit for bit on any CPU; random floats are compared within [`gemm_bound`].
 
 use super::gemm::gemm_bound;
 use super::support::{check_bits, check_close, Rng};
@@ -9,13 +9,10 @@ use crate::gemm::{self, Blocking, Epilogue, GemmFn, GemmParams};
 use crate::pack::{self, NR};
 use crate::Kernels;
 
-/// Tolerance of the native bf16 GEMM against the twin on random floats: both add the
-/// same exact products, one rounding per add (`2·ceil(k/2)` adds), possibly in another
-/// order inside a pair on another vendor's `vdpbf16ps`: the f32 dot-product bound of
-/// the f32 tests ([`gemm_bound`]).
-fn bf16_bound(k: usize, sum_abs: f64) -> f32 {
-    gemm_bound(k, sum_abs)
-}
+// The native bf16 GEMM and the twin add the same exact products, one rounding per add
+// (`2·ceil(k/2)` adds), possibly in another order inside a pair on another vendor's
+// `vdpbf16ps`: so the tolerance on random floats is the f32 dot-product bound of the
+// f32 tests, [`gemm_bound`].
 
 struct Case {
     m: usize,
@@ -116,7 +113,7 @@ fn bf16_twin_matches_f64_reference() {
                 sum_abs[i * n + j] = prods.map(f64::abs).sum();
             }
         }
-        let bound = |idx: usize| bf16_bound(k, sum_abs[idx]) + 2.0 * f32::EPSILON * want[idx].abs();
+        let bound = |idx: usize| gemm_bound(k, sum_abs[idx]) + 2.0 * f32::EPSILON * want[idx].abs();
         check_close("bf16 twin vs f64", &got, &want, bound, |idx| {
             format!("{} [{}, {}]", case.name(), idx / n, idx % n)
         })
@@ -200,7 +197,7 @@ fn edge_shapes_exact(kernel: GemmFn, name: &str) {
 }
 
 /// Random floats, random shapes and the BERT shapes, every epilogue, within
-/// [`bf16_bound`] (GELU: times its slope, plus its own tolerance).
+/// [`gemm_bound`] (GELU: times its slope, plus its own tolerance).
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_within_tolerance() {
@@ -225,7 +222,7 @@ fn within_tolerance(kernel: GemmFn, name: &str) {
             let (r, j) = (idx / n, idx % n);
             let sum_abs: f64 =
                 (0..k).map(|kk| (f64::from(case.a32[r * k + kk]) * f64::from(case.w[kk * n + j])).abs()).sum();
-            let b = bf16_bound(k, sum_abs);
+            let b = gemm_bound(k, sum_abs);
             if ep == 2 {
                 1.13 * b + crate::ops::GELU_TOL.bound(want[idx])
             } else {
