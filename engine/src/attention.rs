@@ -376,12 +376,16 @@ mod tests {
             println!("skipped: avx512 not supported");
             return;
         };
+        #[allow(unused_mut)]
         let mut kernels: Vec<(GemmFn, &str)> = Vec::new();
-        if toprt_kernels::gemm::avx512::bf16_supported() {
-            kernels.push((toprt_kernels::gemm::avx512::avx512bf16_gemm_10x32, "avx512bf16"));
-        }
-        if toprt_kernels::gemm::amx::supported() {
-            kernels.push((toprt_kernels::gemm::amx::amx_bf16_gemm_32x32, "amx"));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if toprt_kernels::gemm::avx512::bf16_supported() {
+                kernels.push((toprt_kernels::gemm::avx512::avx512bf16_gemm_10x32, "avx512bf16"));
+            }
+            if toprt_kernels::gemm::amx::supported() {
+                kernels.push((toprt_kernels::gemm::amx::amx_bf16_gemm_32x32, "amx"));
+            }
         }
         if kernels.is_empty() {
             println!("skipped: no bf16 GEMM on this CPU");

@@ -147,6 +147,7 @@ fn bf16_params_check_lengths() {
 
 /// The native bf16 kernels of this CPU: `vdpbf16ps`, and AMX where the CPU and OS
 /// offer it (the table's choice then); the tests run each.
+#[cfg(target_arch = "x86_64")]
 fn natives() -> Vec<(GemmFn, &'static str)> {
     let k = Kernels::for_isa(crate::Isa::Avx512).unwrap_or_else(|e| panic!("skipped: avx512 not supported ({e})"));
     if !gemm::avx512::bf16_supported() {
@@ -162,6 +163,7 @@ fn natives() -> Vec<(GemmFn, &'static str)> {
 
 /// AMX is tested wherever the CPU has it: an OS that refuses the tile state is a
 /// failure to report, not a pass.
+#[cfg(target_arch = "x86_64")]
 #[test]
 #[cfg_attr(not(toprt_host_amx), ignore = "skipped: amx not supported")]
 fn amx_is_granted_where_the_cpu_has_it() {
@@ -170,6 +172,7 @@ fn amx_is_granted_where_the_cpu_has_it() {
 
 /// Integer data: every m edge of the 10-row tile, partial and full panels, odd and
 /// even k, every epilogue but GELU, strides padded; native == twin bit for bit.
+#[cfg(target_arch = "x86_64")]
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_edge_shapes_exact() {
@@ -180,6 +183,7 @@ fn bf16_native_edge_shapes_exact() {
 
 /// Rows around the 10-row vector tile and the 16/32-row AMX tiles; `k` off and on the
 /// AMX step of 32.
+#[cfg(target_arch = "x86_64")]
 fn edge_shapes_exact(kernel: GemmFn, name: &str) {
     let mut rng = Rng::new(22);
     for m in [1, 9, 10, 11, 16, 17, 23, 31, 32, 33, 65] {
@@ -198,6 +202,7 @@ fn edge_shapes_exact(kernel: GemmFn, name: &str) {
 
 /// Random floats, random shapes and the BERT shapes, every epilogue, within
 /// [`gemm_bound`] (GELU: times its slope, plus its own tolerance).
+#[cfg(target_arch = "x86_64")]
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_within_tolerance() {
@@ -206,6 +211,7 @@ fn bf16_native_within_tolerance() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn within_tolerance(kernel: GemmFn, name: &str) {
     let mut rng = Rng::new(23);
     let mut shapes: Vec<(usize, usize, usize)> =
@@ -237,6 +243,7 @@ fn within_tolerance(kernel: GemmFn, name: &str) {
 /// The invariants the engine relies on, bit for bit on random floats: a row alone
 /// equals the row in a batch; any panel split and row split equals one call; the
 /// blocking changes nothing.
+#[cfg(target_arch = "x86_64")]
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_batch_split_and_blocking_invariance() {
@@ -247,6 +254,7 @@ fn bf16_native_batch_split_and_blocking_invariance() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn invariance(kernel: GemmFn, name: &str, k: usize) {
     let mut rng = Rng::new(24);
     let case = Case::new(&mut rng, 37, k, 9 * NR + 3, false, 2);
