@@ -728,13 +728,18 @@ def main():
     ids_rand = random_ids(1, 128, seed=3)[0]
     corr = {}
     failed = []
-    for name, model, out_key in (("bert-base", dense_m, "logits"), ("minilm", minilm_m, "embedding")):
-        inputs = (("sentence", ids_text), ("random-128", ids_rand))
-        jl = OUT / "logs" / f"correct-{name}.jsonl"
-        outp = OUT / "logs" / f"correct-{name}.out.jsonl"
+    inputs = (("sentence", ids_text), ("random-128", ids_rand))
+
+    def toprt_outputs(model, tag):
+        """Every input through `toprt run --hidden-states`, one JSON object per input."""
+        jl = OUT / "logs" / f"correct-{tag}.jsonl"
+        outp = OUT / "logs" / f"correct-{tag}.out.jsonl"
         write_ids_jsonl(jl, [ids for _, ids in inputs])
         tp.run_jsonl(model, jl, 2, "--hidden-states", output=outp)
-        got = [json.loads(ln) for ln in outp.read_text().splitlines()]
+        return [json.loads(ln) for ln in outp.read_text().splitlines()]
+
+    for name, model, out_key in (("bert-base", dense_m, "logits"), ("minilm", minilm_m, "embedding")):
+        got = toprt_outputs(model, name)
         for var in ("fp32", "fp32+bert-fusion", "int8", "int8+bert-fusion"):
             if (name, var) not in variants:
                 continue
@@ -763,17 +768,14 @@ def main():
                     + ("" if not var.startswith("fp32") else ("  ok" if entry["pass"] else "  FAIL")))
             del sess
     # bf16 toprt models against ORT fp32: cosine of the output and of every hidden row.
+    def cos(a, b):
+        return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
     for name, model, out_key in (("bert-base", bf16_m["dense"], "logits"), ("minilm", bf16_m["minilm"], "embedding")):
-        inputs = (("sentence", ids_text), ("random-128", ids_rand))
-        jl = OUT / "logs" / f"correct-{name}-bf16.jsonl"
-        outp = OUT / "logs" / f"correct-{name}-bf16.out.jsonl"
-        write_ids_jsonl(jl, [ids for _, ids in inputs])
-        tp.run_jsonl(model, jl, 2, "--hidden-states", output=outp)
-        got = [json.loads(ln) for ln in outp.read_text().splitlines()]
+        got = toprt_outputs(model, f"{name}-bf16")
         sess = ort_session(variants[(name, "fp32")], 2)
         for (label, ids), g in zip(inputs, got):
             o, hdn = sess.run([out_key, "last_hidden_state"], feeds_for([ids]))
-            cos = lambda a, b: float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))  # noqa: E731
             h = np.array(g["last_hidden_state"], np.float32)
             rows = min(cos(h[r], hdn[0][r]) for r in range(len(ids)))
             entry = {"cosine_" + out_key: cos(np.array(g[out_key], np.float32), o[0]), "min_hidden_row_cosine": rows,
