@@ -21,13 +21,13 @@ use std::ffi::{c_char, CStr};
 use std::sync::{Mutex, OnceLock};
 use toprt::capi::*;
 use toprt::cli_input::{parse_line, Line, LineReader};
-use toprt::format::{
-    Arch, Classifier, HeadConfig, KeepRule, LayerKeepRule, Manifest, ModelConfig, Pooling, Task, TokenizerSpec, ALIGN,
-    FORMAT_VERSION, HEADER_LEN,
-};
 use toprt::{Input, Isa, Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
 use toprt_convert::checkpoint::{Tensor, TensorData};
 use toprt_convert::config::{HeadTensors, SentenceTransformer};
+use toprt_format::{
+    Arch, Classifier, HeadConfig, KeepRule, LayerKeepRule, Manifest, ModelConfig, Pooling, Task, TokenizerSpec,
+    FORMAT_VERSION,
+};
 
 // ---- a byte cursor -----------------------------------------------------------------
 
@@ -82,10 +82,6 @@ impl<'a> Bytes<'a> {
 
 // ---- .toprt images -----------------------------------------------------------------
 
-fn pad64(n: usize) -> usize {
-    n.div_ceil(ALIGN) * ALIGN
-}
-
 /// A `.toprt` image from a manifest and a data section: a correct header (lengths,
 /// offsets, both CRCs) whatever the manifest says. With `fix_tensor_crcs`, every tensor
 /// entry whose `offset`/`length` lie inside `data` gets the right `crc32` (the manifest
@@ -110,49 +106,20 @@ pub fn assemble_toprt(manifest: &[u8], data: &[u8], fix_tensor_crcs: bool) -> Ve
         }
         _ => manifest,
     };
-    let data_offset = pad64(HEADER_LEN + manifest.len());
-    let header = toprt::format::Header {
-        version: FORMAT_VERSION,
-        flags: 0,
-        manifest_offset: HEADER_LEN as u64,
-        manifest_len: manifest.len() as u64,
-        manifest_crc32: crc32fast::hash(manifest),
-        data_offset: data_offset as u64,
-        data_len: data.len() as u64,
-    };
-    let mut out = header.to_bytes().to_vec();
-    out.extend_from_slice(manifest);
-    out.resize(data_offset, 0);
-    out.extend_from_slice(data);
-    out
+    toprt_format::image::assemble(manifest, data)
 }
 
 /// Splits a valid image into `(manifest, data section)`, the inverse of
 /// [`assemble_toprt`].
 pub fn split_toprt(image: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let (h, _) = toprt::format::validate(image, false).expect("split_toprt needs a valid image");
-    let m = &image[h.manifest_offset as usize..(h.manifest_offset + h.manifest_len) as usize];
-    (m.to_vec(), image[h.data_offset as usize..].to_vec())
+    let (m, d) = toprt_format::image::split(image).expect("split_toprt needs a valid image");
+    (m.to_vec(), d.to_vec())
 }
 
 /// Rewrites the header of a raw image so that its checksums and `data_len` agree with
 /// the bytes, whatever offsets and lengths it claims. Short images are left alone.
 pub fn fix_toprt_header(image: &mut [u8]) {
-    if image.len() < HEADER_LEN {
-        return;
-    }
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-    let len = image.len() as u64;
-    let (m_off, m_len, d_off) = (u64_at(image, 16), u64_at(image, 24), u64_at(image, 40));
-    if let Some(end) = m_off.checked_add(m_len).filter(|&e| e <= len) {
-        let crc = crc32fast::hash(&image[m_off as usize..end as usize]);
-        image[32..36].copy_from_slice(&crc.to_le_bytes());
-    }
-    if d_off <= len {
-        image[48..56].copy_from_slice(&(len - d_off).to_le_bytes());
-    }
-    let crc = crc32fast::hash(&image[0..60]);
-    image[60..64].copy_from_slice(&crc.to_le_bytes());
+    toprt_format::header::repair_header(image);
 }
 
 /// Fuzz target `toprt_file`: the engine's `.toprt` loader, then a session on what it
@@ -948,11 +915,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         s.push(("toprt_file", format!("valid-{}", m.name()), [&[0x30][..], &image].concat()));
         s.push(("toprt_file", format!("valid-{}-parts", m.name()), [&[0x32][..], &manifest, &[0], &data].concat()));
     }
-    let mut header = tiny_model(TinyModel::BertPooler)[..HEADER_LEN].to_vec();
-    s.push(("toprt_file", "edge-header-only".into(), [&[0x01][..], &header].concat()));
-    header[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
-    header[40..56].copy_from_slice(&[0xff; 16]);
-    s.push(("toprt_file", "edge-huge-lengths".into(), [&[0x01][..], &header].concat()));
+    let pooler = tiny_model(TinyModel::BertPooler);
+    let header = toprt_format::Header::parse(&pooler).expect("tiny model header");
+    s.push(("toprt_file", "edge-header-only".into(), [&[0x01][..], &header.to_bytes()].concat()));
+    let huge = toprt_format::Header { manifest_len: u64::MAX, data_offset: u64::MAX, data_len: u64::MAX, ..header };
+    s.push(("toprt_file", "edge-huge-lengths".into(), [&[0x01][..], &huge.to_bytes()].concat()));
     s.push(("toprt_file", "edge-empty-manifest".into(), vec![0x02, b'{', b'}', 0]));
 
     // torch_pickle and zs_pt: small real torch.save files, raw and as parts.

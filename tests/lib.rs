@@ -57,6 +57,14 @@ pub fn safetensors_bytes(ts: &[toprt_convert::checkpoint::Tensor]) -> Vec<u8> {
     [(h.len() as u64).to_le_bytes().to_vec(), h, data].concat()
 }
 
+/// Header and manifest of a file image, validated as the engine validates it.
+pub fn header_and_manifest(
+    image: &[u8],
+    verify_checksums: bool,
+) -> toprt_format::Result<(toprt_format::Header, toprt_format::Manifest)> {
+    toprt_convert::writer::decode(image, verify_checksums).map(|i| (i.header, i.manifest))
+}
+
 /// A fixture checkpoint folder under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures").join(name)

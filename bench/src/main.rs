@@ -43,8 +43,9 @@ pub(crate) struct Args {
     no_prune: bool,
     pad_to: Option<usize>,
     compare: Option<(PathBuf, PathBuf)>,
-    /// Run the model with its encoder weights rounded to bf16 (`--dtype bf16`).
-    bf16: bool,
+    /// Precision to run the encoder weights in (`--dtype`): bf16 rounds an f32 file's
+    /// weights in memory.
+    dtype: toprt_format::Precision,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,7 +66,7 @@ fn parse_args() -> Result<Args, String> {
         no_prune: false,
         pad_to: None,
         compare: None,
-        bf16: false,
+        dtype: toprt_format::Precision::F32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -93,7 +94,7 @@ fn parse_args() -> Result<Args, String> {
             "--svg" => a.svg = Some(PathBuf::from(v()?)),
             "--no-prune" => a.no_prune = true,
             "--pad-to" => a.pad_to = Some(num(v()?)?),
-            "--dtype" => a.bf16 = toprt_convert::parse_dtype(&v()?).map_err(|e| e.to_string())?,
+            "--dtype" => a.dtype = toprt_convert::parse_dtype(&v()?).map_err(|e| e.to_string())?,
             "--compare" => {
                 let x = PathBuf::from(v()?);
                 let y = PathBuf::from(it.next().ok_or("--compare needs two files")?);
@@ -130,7 +131,7 @@ fn cache_dir() -> PathBuf {
 /// (the version is in the file name).
 fn default_model() -> Result<PathBuf, String> {
     let dir = cache_dir();
-    let path = dir.join(format!("bert-base-random-seed1-top25-v{}.toprt", toprt::format::FORMAT_VERSION));
+    let path = dir.join(format!("bert-base-random-seed1-top25-v{}.toprt", toprt_format::FORMAT_VERSION));
     if path.is_file() {
         return Ok(path);
     }
@@ -280,7 +281,7 @@ fn run() -> Result<(), String> {
         Some(p) => p.clone(),
         None => default_model()?,
     };
-    let model = if a.bf16 {
+    let model = if a.dtype == toprt_format::Precision::Bf16 {
         // The same file with its encoder weights rounded to bf16, in memory.
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let bf16 = toprt_convert::writer::with_bf16_weights(&bytes).map_err(|e| e.to_string())?;

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 use std::path::Path;
-use toprt::format::Manifest;
 use toprt::{LayerStats, SequenceOutput};
+use toprt_format::Manifest;
 
 /// Version of the JSON document; fields are only ever added.
 pub const SCHEMA: u64 = 1;

@@ -91,7 +91,7 @@ pub fn tokenize(
     let tok = match (tokenizer_dir, model.tokenizer()) {
         (Some(dir), _) => {
             let found = toprt_convert::tokenizer::find(dir, model.manifest().model.arch).map_err(|e| e.to_string())?;
-            let spec = toprt::format::TokenizerSpec { json: found.json, max_length: max_len };
+            let spec = toprt_format::TokenizerSpec { json: found.json, max_length: max_len };
             external = toprt::tokenize::TextTokenizer::from_spec(&spec).map_err(|e| e.to_string())?;
             &external
         }

@@ -6,7 +6,7 @@
 use crate::checkpoint::{Tensor, TensorData};
 use crate::error::{ConvertError, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use toprt::format::{Arch, Classifier, HeadConfig, Layout, ModelConfig, Pooling};
+use toprt_format::{Arch, Classifier, HeadConfig, Layout, ModelConfig, Pooling, Precision};
 use toprt_kernels::pack::{self, pack_linear_weight};
 
 /// A tensor ready to be written.
@@ -25,6 +25,14 @@ pub enum Blob {
 }
 
 impl Blob {
+    /// The precision the file records for these elements.
+    pub fn dtype(&self) -> Precision {
+        match self {
+            Blob::F32(_) => Precision::F32,
+            Blob::Bf16Pairs(_) => Precision::Bf16,
+        }
+    }
+
     /// The little-endian bytes as written.
     pub fn bytes(&self) -> &[u8] {
         match self {

@@ -4,7 +4,7 @@
 use crate::error::{io_err, ConvertError, Result};
 use serde_json::Value;
 use std::path::Path;
-use toprt::format::{Arch, Classifier, HeadConfig, ModelConfig, Pooling, Task};
+use toprt_format::{Arch, Classifier, HeadConfig, ModelConfig, Pooling, Task};
 
 /// What `config.json` says, plus the facts the head needs.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ pub mod writer;
 pub use error::{ConvertError, Result};
 
 use std::path::{Path, PathBuf};
-use toprt::format::{Manifest, Pooling, TokenizerSpec, FORMAT_VERSION};
+use toprt_format::{Manifest, Pooling, Precision, TokenizerSpec, FORMAT_VERSION};
 
 /// What to convert and how.
 #[derive(Clone, Debug, Default)]
@@ -42,20 +42,16 @@ pub struct ConvertOptions {
     pub keep_count: Option<Vec<usize>>,
     /// Locations for a single `keep_ratio` / `keep_count` value.
     pub prune_layers: Option<Vec<usize>>,
-    /// Store the encoder's linear weights as bf16 (`--dtype bf16`); default `f32`.
-    pub bf16: bool,
+    /// Precision of the encoder's linear weights (`--dtype`); default `f32`.
+    pub dtype: Precision,
 }
 
-/// Parses a `--dtype` value: whether the weights are stored as bf16.
+/// Parses a `--dtype` value.
 ///
 /// # Errors
 /// An unknown name.
-pub fn parse_dtype(s: &str) -> Result<bool> {
-    match s {
-        "f32" => Ok(false),
-        "bf16" => Ok(true),
-        other => Err(ConvertError::Options(format!("unknown dtype '{other}' (expected f32 or bf16)"))),
-    }
+pub fn parse_dtype(s: &str) -> Result<Precision> {
+    s.parse().map_err(|e: toprt_format::UnknownPrecision| ConvertError::Options(e.to_string()))
 }
 
 /// What a conversion did.
@@ -97,7 +93,7 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, found);
     let mut baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
     let mut notes = Vec::new();
-    if opts.bf16 {
+    if opts.dtype == Precision::Bf16 {
         bake::to_bf16(&mut baked.tensors);
         notes.push("encoder linear weights stored as bf16 (rounded to nearest even); the rest stays f32".into());
     }
@@ -128,7 +124,8 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
         tensors: Vec::new(),
     };
     let bytes = writer::to_bytes(manifest, &baked.tensors)?;
-    let (_, manifest) = toprt::format::validate(&bytes, false)
+    let manifest = writer::decode(&bytes, false)
+        .map(|i| i.manifest)
         .map_err(|e| ConvertError::Options(format!("internal: written file does not validate: {e}")))?;
     let report = Report {
         manifest,
@@ -150,7 +147,7 @@ fn choose_schedule(
     tensors: &[checkpoint::Tensor],
     ignored: &mut Vec<String>,
     notes: &mut Vec<String>,
-) -> Result<Vec<toprt::format::LayerKeepRule>> {
+) -> Result<Vec<toprt_format::LayerKeepRule>> {
     let n = cfg.model.num_layers;
     let manual = opts.keep_ratio.is_some() || opts.keep_count.is_some() || opts.prune_layers.is_some();
     if opts.keep_ratio.is_some() && opts.keep_count.is_some() {

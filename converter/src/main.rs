@@ -25,7 +25,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--no-tokenizer" => opts.no_tokenizer = true,
             "--pooling" => opts.pooling = Some(parse_pooling(&value("--pooling")?).map_err(|e| e.to_string())?),
             "--force" | "-f" => opts.force = true,
-            "--dtype" => opts.bf16 = parse_dtype(&value("--dtype")?).map_err(|e| e.to_string())?,
+            "--dtype" => opts.dtype = parse_dtype(&value("--dtype")?).map_err(|e| e.to_string())?,
             "--zs" => opts.zs = Some(PathBuf::from(value("--zs")?)),
             "--ltp-ref-len" => {
                 let v = value("--ltp-ref-len")?;

@@ -4,7 +4,7 @@
 use crate::checkpoint::{Tensor, TensorData};
 use crate::error::{ConvertError, Result};
 use std::path::Path;
-use toprt::format::{KeepRule, LayerKeepRule};
+use toprt_format::{KeepRule, LayerKeepRule};
 
 /// ToP: `zs.pt` = `{token_z: [n_prune, bin_num], pruner_z: [n_prune]}` (any numeric
 /// dtype; saved from CUDA tensors, the location is ignored). Prune locations are the last

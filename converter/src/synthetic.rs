@@ -3,7 +3,7 @@
 //! BERT's initialiser; LayerNorm weights 1 ± noise; biases small.
 
 use crate::checkpoint::{Tensor, TensorData};
-use toprt::format::{Arch, ModelConfig};
+use toprt_format::{Arch, ModelConfig};
 
 /// A small deterministic generator (xorshift64* + Box–Muller).
 pub struct Rng(u64);
@@ -107,7 +107,7 @@ pub fn top_schedule(
     bin_num: usize,
     keep: f32,
     seed: u64,
-) -> Vec<toprt::format::LayerKeepRule> {
+) -> Vec<toprt_format::LayerKeepRule> {
     let mut rng = Rng::new(seed);
     (first.max(1)..num_layers)
         .map(|layer| {
@@ -122,7 +122,7 @@ pub fn top_schedule(
                     z.swap(a, b);
                 }
             }
-            toprt::format::LayerKeepRule { layer, rule: toprt::format::KeepRule::TopBins { token_z: z, gate: true } }
+            toprt_format::LayerKeepRule { layer, rule: toprt_format::KeepRule::TopBins { token_z: z, gate: true } }
         })
         .collect()
 }
@@ -146,7 +146,7 @@ pub fn file_from_tensors(
     tensors: &[Tensor],
     what: &str,
 ) -> crate::Result<Vec<u8>> {
-    use toprt::format::{Classifier, HeadConfig, Manifest, Pooling, Task, FORMAT_VERSION};
+    use toprt_format::{Classifier, HeadConfig, Manifest, Pooling, Task, FORMAT_VERSION};
     let head = if num_labels > 0 {
         HeadConfig {
             task: Task::Classification,

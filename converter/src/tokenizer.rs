@@ -15,7 +15,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, Model, Tokenizer};
-use toprt::format::Arch;
+use toprt_format::Arch;
 
 /// The tokenizer document and what it was made from.
 pub struct FoundTokenizer {

@@ -8,10 +8,19 @@ use crate::error::{ConvertError, Result};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use toprt::format::{self, DType, Header, Manifest, TensorEntry, ALIGN, FORMAT_VERSION, HEADER_LEN};
+use toprt_format::{image, Layout, Manifest, Precision};
 
-fn pad_to(n: u64) -> u64 {
-    n.div_ceil(ALIGN as u64) * ALIGN as u64
+/// Sizes of the packed layouts for the file's validation: the kernels define them.
+pub fn packed_bytes(layout: Layout, k: usize, n: usize) -> Option<u64> {
+    toprt_kernels::pack::packed_bytes(layout.name(), k, n)
+}
+
+/// Validates a file image ([`image::decode`]) with the kernels' layout sizes.
+///
+/// # Errors
+/// See [`image::decode`].
+pub fn decode(bytes: &[u8], verify_checksums: bool) -> toprt_format::Result<image::Image<'_>> {
+    image::decode(bytes, verify_checksums, &packed_bytes)
 }
 
 /// Serialises `manifest` (its tensor directory is filled here) and `tensors` into a
@@ -19,50 +28,19 @@ fn pad_to(n: u64) -> u64 {
 ///
 /// # Errors
 /// Never in practice (JSON serialisation of plain data).
-pub fn to_bytes(mut manifest: Manifest, tensors: &[OutTensor]) -> Result<Vec<u8>> {
-    let mut entries = Vec::with_capacity(tensors.len());
-    let mut offset = 0u64;
-    for t in tensors {
-        let bytes = t.data.bytes();
-        entries.push(TensorEntry {
-            name: t.name.clone(),
-            dtype: match t.data {
-                Blob::F32(_) => DType::F32,
-                Blob::Bf16Pairs(_) => DType::Bf16,
-            },
-            shape: t.shape.clone(),
+pub fn to_bytes(manifest: Manifest, tensors: &[OutTensor]) -> Result<Vec<u8>> {
+    let blobs: Vec<image::Blob> = tensors
+        .iter()
+        .map(|t| image::Blob {
+            name: &t.name,
+            dtype: t.data.dtype(),
+            shape: &t.shape,
             layout: t.layout,
-            offset,
-            length: bytes.len() as u64,
-            crc32: crc32fast::hash(bytes),
-        });
-        offset = pad_to(offset + bytes.len() as u64);
-    }
-    manifest.tensors = entries;
-    manifest.format_version = FORMAT_VERSION;
-    let json =
-        serde_json::to_vec(&manifest).map_err(|e| ConvertError::Options(format!("manifest serialisation: {e}")))?;
-    let manifest_offset = HEADER_LEN as u64;
-    let data_offset = pad_to(manifest_offset + json.len() as u64);
-    let header = Header {
-        version: FORMAT_VERSION,
-        flags: 0,
-        manifest_offset,
-        manifest_len: json.len() as u64,
-        manifest_crc32: crc32fast::hash(&json),
-        data_offset,
-        data_len: offset,
-    };
-    let mut out = Vec::with_capacity((data_offset + offset) as usize);
-    out.extend_from_slice(&header.to_bytes());
-    out.extend_from_slice(&json);
-    out.resize(data_offset as usize, 0);
-    for (t, e) in tensors.iter().zip(&manifest.tensors) {
-        out.resize((data_offset + e.offset) as usize, 0);
-        out.extend_from_slice(t.data.bytes());
-    }
-    out.resize((data_offset + offset) as usize, 0);
-    debug_assert!(format::validate(&out, true).is_ok());
+            bytes: t.data.bytes(),
+        })
+        .collect();
+    let out = image::encode(manifest, &blobs).map_err(|e| ConvertError::Options(e.to_string()))?;
+    debug_assert!(decode(&out, true).is_ok());
     Ok(out)
 }
 
@@ -161,29 +139,14 @@ fn remove_stale_temps(dir: &Path, prefix: &str) {
 ///
 /// # Errors
 /// An invalid image or invalid rules.
-pub fn with_keep_rules(image: &[u8], rules: Vec<toprt::format::LayerKeepRule>) -> Result<Vec<u8>> {
-    let (h, mut manifest) =
-        format::validate(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
+pub fn with_keep_rules(image: &[u8], rules: Vec<toprt_format::LayerKeepRule>) -> Result<Vec<u8>> {
+    let input = decode(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
+    let mut manifest = input.manifest;
     manifest.keep_rules = rules;
     let json =
         serde_json::to_vec(&manifest).map_err(|e| ConvertError::Options(format!("manifest serialisation: {e}")))?;
-    let data = &image[h.data_offset as usize..];
-    let data_offset = pad_to(HEADER_LEN as u64 + json.len() as u64);
-    let header = Header {
-        version: FORMAT_VERSION,
-        flags: 0,
-        manifest_offset: HEADER_LEN as u64,
-        manifest_len: json.len() as u64,
-        manifest_crc32: crc32fast::hash(&json),
-        data_offset,
-        data_len: data.len() as u64,
-    };
-    let mut out = Vec::with_capacity(data_offset as usize + data.len());
-    out.extend_from_slice(&header.to_bytes());
-    out.extend_from_slice(&json);
-    out.resize(data_offset as usize, 0);
-    out.extend_from_slice(data);
-    format::validate(&out, false).map_err(|e| ConvertError::Options(format!("keep-rules: {e}")))?;
+    let out = image::assemble(&json, input.data);
+    decode(&out, false).map_err(|e| ConvertError::Options(format!("keep-rules: {e}")))?;
     Ok(out)
 }
 
@@ -194,19 +157,18 @@ pub fn with_keep_rules(image: &[u8], rules: Vec<toprt::format::LayerKeepRule>) -
 /// # Errors
 /// An invalid image.
 pub fn with_bf16_weights(image: &[u8]) -> Result<Vec<u8>> {
-    let (h, manifest) =
-        format::validate(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
-    let data = &image[h.data_offset as usize..];
-    let mut tensors: Vec<OutTensor> = manifest
+    let input = decode(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
+    let mut tensors: Vec<OutTensor> = input
+        .manifest
         .tensors
         .iter()
         .map(|e| {
-            let bytes = &data[e.offset as usize..(e.offset + e.length) as usize];
+            let bytes = input.blob(e);
             let blob = match e.dtype {
-                DType::F32 => {
+                Precision::F32 => {
                     Blob::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
                 }
-                DType::Bf16 => Blob::Bf16Pairs(
+                Precision::Bf16 => Blob::Bf16Pairs(
                     bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
                 ),
             };
@@ -214,5 +176,5 @@ pub fn with_bf16_weights(image: &[u8]) -> Result<Vec<u8>> {
         })
         .collect();
     crate::bake::to_bf16(&mut tensors);
-    to_bytes(manifest, &tensors)
+    to_bytes(input.manifest, &tensors)
 }

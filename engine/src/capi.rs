@@ -26,7 +26,6 @@
 #![allow(non_camel_case_types)]
 
 use crate::error::Error;
-use crate::format::{Pooling, Task};
 use crate::model::Model;
 use crate::prune::PruneControl;
 use crate::session::{Input, Outputs, SequenceOutput, Session, SessionOptions};
@@ -34,6 +33,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use toprt_format::{Pooling, Task};
 use toprt_kernels::Isa;
 
 /// Status code returned by every fallible function.

@@ -52,4 +52,15 @@ pub enum Error {
     Options(String),
 }
 
+/// A refused file image keeps its kind and message.
+impl From<toprt_format::Error> for Error {
+    fn from(e: toprt_format::Error) -> Error {
+        match e {
+            toprt_format::Error::Format(m) => Error::Format(m),
+            toprt_format::Error::Version { found, supported } => Error::Version { found, supported },
+            toprt_format::Error::Checksum(m) => Error::Checksum(m),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,11 +9,11 @@
 
 use crate::aligned::AVec;
 use crate::attention;
-use crate::format::KeepRule;
 use crate::model::ModelInner;
 use crate::pool::Pool;
 use crate::prune::{self, PruneControl};
 use std::time::{Duration, Instant};
+use toprt_format::KeepRule;
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::Kernels;
 
@@ -187,11 +187,11 @@ pub(crate) enum LinearPath {
 }
 
 impl LinearPath {
-    pub fn new(precision: crate::model::Precision, k: &Kernels) -> LinearPath {
+    pub fn new(precision: toprt_format::Precision, k: &Kernels) -> LinearPath {
         match (precision, k.gemm_bf16) {
-            (crate::model::Precision::F32, _) => LinearPath::F32,
-            (crate::model::Precision::Bf16, Some(_)) => LinearPath::Bf16,
-            (crate::model::Precision::Bf16, None) => LinearPath::Bf16Widened,
+            (toprt_format::Precision::F32, _) => LinearPath::F32,
+            (toprt_format::Precision::Bf16, Some(_)) => LinearPath::Bf16,
+            (toprt_format::Precision::Bf16, None) => LinearPath::Bf16Widened,
         }
     }
 }

@@ -18,7 +18,6 @@ mod attention;
 pub mod capi;
 pub mod cli_input;
 pub mod error;
-pub mod format;
 pub mod forward;
 pub mod model;
 pub mod pool;
@@ -28,7 +27,10 @@ pub mod tokenize;
 
 pub use error::{Error, Result};
 pub use forward::{LayerStats, LayerTiming};
-pub use model::{Model, OpenOptions, Precision};
+pub use model::{Model, OpenOptions};
 pub use prune::PruneControl;
 pub use session::{Input, Outputs, SequenceOutput, Session, SessionOptions};
+/// The `.toprt` file (`toprt-format`), re-exported for the manifest types of the API.
+pub use toprt_format as format;
+pub use toprt_format::Precision;
 pub use toprt_kernels::{Isa, Kernels};

@@ -1,11 +1,11 @@
 //! [`Model`]: an opened, validated `.toprt` file, shareable across threads.
 
 use crate::error::{Error, Result};
-use crate::format::{self, Arch, Classifier, Layout, Manifest, Pooling, Task};
 use crate::tokenize::TextTokenizer;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use toprt_format::{self as format, Arch, Classifier, Layout, Manifest, Pooling, Precision, Task};
 
 /// Options for [`Model::open_with`].
 #[derive(Clone, Debug)]
@@ -48,25 +48,6 @@ unsafe impl bytemuck::Pod for Align64 {}
 
 /// Byte range of an `f32` tensor inside the file image.
 pub(crate) type TRange = Range<usize>;
-
-/// Precision of the encoder's linear weights (all four per layer share it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// `f32` `panel32` weights.
-    F32,
-    /// bf16 `panel32x2` weights: bf16 GEMMs where the CPU has them, else widened to
-    /// `f32` once per model.
-    Bf16,
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        })
-    }
-}
 
 /// One packed encoder linear weight: its byte range and logical `[k, n]`.
 #[derive(Clone, Debug)]
@@ -209,7 +190,8 @@ impl Model {
         if !(bytes.as_ptr() as usize).is_multiple_of(format::ALIGN) {
             return Err(Error::Format("model storage is not 64-byte aligned".into()));
         }
-        let (header, manifest) = format::validate(bytes, opts.verify_checksums)?;
+        let image = format::image::decode(bytes, opts.verify_checksums, &packed_bytes)?;
+        let (header, manifest) = (image.header, image.manifest);
         let weights = bind_weights(&manifest, header.data_offset as usize)?;
         let tokenizer = match &manifest.tokenizer {
             Some(spec) => Some(TextTokenizer::from_spec(spec)?),
@@ -258,6 +240,11 @@ impl Model {
     pub fn has_tokenizer(&self) -> bool {
         self.inner.tokenizer.is_some()
     }
+}
+
+/// Sizes of the packed layouts for the file's validation: the kernels define them.
+pub(crate) fn packed_bytes(layout: Layout, k: usize, n: usize) -> Option<u64> {
+    toprt_kernels::pack::packed_bytes(layout.name(), k, n)
 }
 
 /// Finds every tensor the forward pass needs, checks its shape and layout, and returns

@@ -8,7 +8,7 @@
 //! * ranking is by descending score, ties broken by ascending original position, so
 //!   decisions are deterministic.
 
-use crate::format::KeepRule;
+use toprt_format::KeepRule;
 
 /// The ToP rank→bin map, in float32 exactly as the reference computes it:
 /// `t = f32(r) / (f32(eff) + 1e-6f32)`, clamped to [0, 1], `bin = trunc(t · f32(bin_num))`.
@@ -212,7 +212,7 @@ pub fn layer_macs(n: f64, m: f64, d: f64, d_ff: f64, heads: f64) -> f64 {
 
 /// Per-layer `(attention length, FFN length)` of one sequence of `n` tokens under the
 /// model's keep-rules, when they do not depend on the data; `None` otherwise.
-pub fn schedule_lengths(m: &crate::format::Manifest, n: usize) -> Option<Vec<(usize, usize)>> {
+pub fn schedule_lengths(m: &toprt_format::Manifest, n: usize) -> Option<Vec<(usize, usize)>> {
     let layers = m.model.num_layers;
     let mut out = Vec::with_capacity(layers);
     let mut alive = n;
@@ -227,7 +227,7 @@ pub fn schedule_lengths(m: &crate::format::Manifest, n: usize) -> Option<Vec<(us
 }
 
 /// MACs of a whole encoder pass over per-layer `(attention, FFN)` lengths.
-pub fn encoder_macs(m: &crate::format::Manifest, lengths: &[(usize, usize)]) -> f64 {
+pub fn encoder_macs(m: &toprt_format::Manifest, lengths: &[(usize, usize)]) -> f64 {
     let c = &m.model;
     lengths
         .iter()

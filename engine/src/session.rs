@@ -2,12 +2,12 @@
 //! pool and a workspace sized once from a token budget.
 
 use crate::error::{Error, Result};
-use crate::format::{Arch, KeepRule, Pooling, Task};
 use crate::forward::{self, LayerStats, LayerTiming, LinearPath, Plan, Segment, Workspace};
 use crate::model::Model;
 use crate::pool::Pool;
 use crate::prune::PruneControl;
 use crate::tokenize::{self, Encoded};
+use toprt_format::{Arch, KeepRule, Pooling, Task};
 use toprt_kernels::{Isa, Kernels};
 
 /// How a session is set up. [`Session::new`] checks every field and refuses a bad one

@@ -7,8 +7,8 @@
 //! pairs, as `transformers` does with `truncation=True`.
 
 use crate::error::{Error, Result};
-use crate::format::TokenizerSpec;
 use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use toprt_format::TokenizerSpec;
 
 /// The model's tokenizer, as loaded from the file.
 #[derive(Clone)]

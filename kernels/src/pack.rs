@@ -52,6 +52,20 @@ pub const fn packed_len(k: usize, n: usize) -> usize {
     panels(n) * k * NR
 }
 
+/// Bytes a packed `[k, n]` weight occupies in the layout the model file names
+/// `layout` ([`LAYOUT_NAME`] or [`LAYOUT_NAME_BF16`]): the one definition of the packed
+/// sizes, which the file's validation asks for. `None` for another name, or when the
+/// size overflows.
+pub fn packed_bytes(layout: &str, k: usize, n: usize) -> Option<u64> {
+    let rows = match layout {
+        LAYOUT_NAME => k,
+        LAYOUT_NAME_BF16 => k.div_ceil(2),
+        _ => return None,
+    };
+    // Both layouts store 4-byte words: f32 values, or pairs of bf16 values.
+    panels(n).checked_mul(rows)?.checked_mul(NR)?.checked_mul(4).map(|b| b as u64)
+}
+
 /// Packs a PyTorch-style linear weight `w: [n, k]` (row `o` = output feature `o`) into
 /// the panel layout of the logical `[k, n]` matrix `wᵀ`.
 ///

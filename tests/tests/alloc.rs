@@ -49,7 +49,7 @@ fn check_no_alloc(bf16: bool) {
     // The counter is process-wide: one test at a time, or the other's set-up counts.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let cfg = toprt::format::ModelConfig {
+    let cfg = toprt_format::ModelConfig {
         vocab_size: 300,
         hidden_size: 64,
         num_layers: 4,

@@ -5,8 +5,8 @@
 //! invariants as f32 models (batch invariance bit for bit, pruning).
 
 use serde_json::Value;
-use toprt::format::{DType, Layout};
-use toprt::{Input, Isa, Model, OpenOptions, Outputs, Precision, PruneControl, Session, SessionOptions};
+use toprt::{Input, Isa, Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
+use toprt_format::{Layout, Precision};
 use toprt_tests::*;
 
 /// Embedding cosine to the fp32 reference. bf16 keeps 8 significant bits: each weight
@@ -20,7 +20,7 @@ const EMBED_COS_BF16: f64 = 0.9995;
 const ROW_COS_BF16: f64 = 0.999;
 
 fn convert_bf16(dir: &std::path::Path) -> Vec<u8> {
-    let opts = toprt_convert::ConvertOptions { bf16: true, ..Default::default() };
+    let opts = toprt_convert::ConvertOptions { dtype: toprt_format::Precision::Bf16, ..Default::default() };
     toprt_convert::convert_to_bytes(dir, &opts).unwrap_or_else(|e| panic!("converting {}: {e}", dir.display())).0
 }
 
@@ -126,10 +126,10 @@ fn bf16_file_layout() {
                 .any(|s| t.name.ends_with(s))
             && !t.name.ends_with("LayerNorm.weight");
         if linear {
-            assert_eq!((t.dtype, t.layout), (DType::Bf16, Layout::Panel32x2), "{}", t.name);
+            assert_eq!((t.dtype, t.layout), (Precision::Bf16, Layout::Panel32x2), "{}", t.name);
             bf16 += 1;
         } else {
-            assert_eq!(t.dtype, DType::F32, "{}", t.name);
+            assert_eq!(t.dtype, Precision::F32, "{}", t.name);
         }
     }
     assert_eq!(bf16, 4 * m.manifest().model.num_layers);
@@ -146,8 +146,8 @@ fn mixed_precision_and_bad_layouts_are_refused() {
     let f32_bytes = convert_bytes(&fixture("tiny-bert-st"));
     let bf16_bytes = toprt_convert::writer::with_bf16_weights(&f32_bytes).unwrap();
     // Swap one layer's FFN weight back to f32: rebuild from the tensors of both files.
-    let (hf, mf) = toprt::format::validate(&f32_bytes, true).unwrap();
-    let (hb, mut mb) = toprt::format::validate(&bf16_bytes, true).unwrap();
+    let (hf, mf) = header_and_manifest(&f32_bytes, true).unwrap();
+    let (hb, mut mb) = header_and_manifest(&bf16_bytes, true).unwrap();
     let name = "encoder.layer.1.intermediate.dense.weight";
     let tensors: Vec<toprt_convert::bake::OutTensor> = mb
         .tensors
@@ -161,8 +161,8 @@ fn mixed_precision_and_bad_layouts_are_refused() {
             };
             let words: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
             let data = match e.dtype {
-                DType::F32 => toprt_convert::bake::Blob::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),
-                DType::Bf16 => toprt_convert::bake::Blob::Bf16Pairs(words),
+                Precision::F32 => toprt_convert::bake::Blob::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),
+                Precision::Bf16 => toprt_convert::bake::Blob::Bf16Pairs(words),
             };
             toprt_convert::bake::OutTensor { name: e.name.clone(), layout: e.layout, shape: e.shape.clone(), data }
         })
@@ -173,10 +173,10 @@ fn mixed_precision_and_bad_layouts_are_refused() {
     assert!(err.contains(name) && err.contains("one precision"), "{err}");
 
     // bf16 in the row-major layout: refused at validation, naming the tensor.
-    let (_, mut m) = toprt::format::validate(&f32_bytes, false).unwrap();
-    m.tensors[0].dtype = DType::Bf16;
+    let (_, mut m) = header_and_manifest(&f32_bytes, false).unwrap();
+    m.tensors[0].dtype = Precision::Bf16;
     let json = serde_json::to_string(&m).unwrap();
-    let e = m.tensors[0].expected_len().unwrap_err().to_string();
+    let e = m.tensors[0].expected_len(&toprt_convert::writer::packed_bytes).unwrap_err().to_string();
     assert!(
         e.contains(&m.tensors[0].name) && e.contains("Bf16") && e.contains("RowMajor"),
         "{e} ({} bytes)",
@@ -198,7 +198,7 @@ fn bf16_top_model_prunes_like_f32() {
     let bf16_model = {
         let opts = toprt_convert::ConvertOptions {
             tokenizer_dir: Some(fixture("tiny-bert-st")),
-            bf16: true,
+            dtype: toprt_format::Precision::Bf16,
             ..Default::default()
         };
         open(&toprt_convert::convert_to_bytes(&dir, &opts).unwrap().0)

@@ -104,7 +104,7 @@ fn static_lib() -> &'static Path {
         let hint = format!("run `cargo build --{profile} --workspace --lib --bins` first (scripts/test.sh does)");
         assert!(lib.is_file(), "{} is missing: {hint}", lib.display());
         let built = std::fs::metadata(&lib).and_then(|m| m.modified()).unwrap();
-        for src in ["engine/src", "kernels/src", "engine/Cargo.toml"] {
+        for src in ["engine/src", "kernels/src", "format/src", "engine/Cargo.toml"] {
             let p = root().join(src);
             let newest =
                 if p.is_dir() { newest_mtime(&p) } else { std::fs::metadata(&p).and_then(|m| m.modified()).unwrap() };

@@ -94,7 +94,7 @@ fn conversion_is_byte_identical() {
 /// Writes a BERT-shaped checkpoint folder (config.json, model.safetensors; no
 /// tokenizer) of about `hidden² · 12 · layers + vocab · hidden` floats.
 fn synthetic_checkpoint(dir: &Path, hidden: usize, layers: usize) {
-    let cfg = toprt::format::ModelConfig {
+    let cfg = toprt_format::ModelConfig {
         hidden_size: hidden,
         num_layers: layers,
         num_heads: hidden / 64,

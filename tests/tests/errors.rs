@@ -1,9 +1,9 @@
 //! Bad files, bad checkpoints and bad inputs: each gives its own clear error, none panics.
 
 use serde_json::json;
-use toprt::format::HEADER_LEN;
 use toprt::{Error, Input, Model, OpenOptions, Outputs, Session, SessionOptions};
 use toprt_convert::ConvertError;
+use toprt_format::HEADER_LEN;
 use toprt_tests::*;
 
 fn tiny_bytes() -> Vec<u8> {
@@ -41,7 +41,7 @@ fn truncated_file_is_refused_at_every_length() {
 #[test]
 fn flipped_bytes_are_caught_by_checksums() {
     let b = tiny_bytes();
-    let (h, manifest) = toprt::format::validate(&b, true).unwrap();
+    let (h, manifest) = header_and_manifest(&b, true).unwrap();
     // A byte inside a tensor blob: the error names that tensor.
     let t = &manifest.tensors[3];
     let mut c = b.clone();
@@ -435,7 +435,7 @@ fn zs_pt_with_more_bins_than_the_engine_reads_is_refused() {
     let rules = toprt_convert::schedule::from_zs_bytes(&zs_with_bins(100_000), 4).unwrap();
     assert_eq!(rules.len(), 1);
     assert!(
-        matches!(&rules[0].rule, toprt::format::KeepRule::TopBins { token_z, gate: true } if token_z.len() == 100_000)
+        matches!(&rules[0].rule, toprt_format::KeepRule::TopBins { token_z, gate: true } if token_z.len() == 100_000)
     );
 }
 

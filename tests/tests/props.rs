@@ -11,10 +11,10 @@ use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Value};
 use toprt::capi::*;
 use toprt::cli_input::{parse_line, Line, LineReader};
-use toprt::format::validate;
 use toprt::{Error, Model, OpenOptions};
 use toprt_convert::checkpoint::TensorData;
 use toprt_tests::harness::{self, TinyModel};
+use toprt_tests::header_and_manifest;
 
 /// `cases` per property unless `PROPTEST_CASES` asks for more (for long local runs);
 /// failures are kept in `tests/proptest-regressions/props.txt` and replayed first.
@@ -50,7 +50,7 @@ fn edgy_u64() -> impl Strategy<Value = u64> {
 /// Byte ranges of a valid image that no check covers: the padding after the manifest
 /// and between tensor blobs.
 fn padding(image: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let (h, m) = validate(image, true).unwrap();
+    let (h, m) = header_and_manifest(image, true).unwrap();
     let mut used: Vec<(usize, usize)> = m
         .tensors
         .iter()

@@ -8,10 +8,10 @@
 //! (docs/PRUNING.md); only the checkpoint tensors are shared with the engine.
 
 use std::collections::HashMap;
-use toprt::format::{KeepRule, LayerKeepRule, ModelConfig};
 use toprt::{Input, Model, OpenOptions, Outputs, PruneControl, SequenceOutput, Session, SessionOptions};
 use toprt_convert::checkpoint::{Tensor, TensorData};
 use toprt_convert::synthetic;
+use toprt_format::{KeepRule, LayerKeepRule, ModelConfig};
 use toprt_tests::*;
 
 /// Logits: relative error bound of the issue (f32 engine vs f64 reference).

@@ -361,7 +361,7 @@ fn soak(model: &Model, what: &str, cfg: &Config) {
 /// A small BERT-shaped classifier with random weights and a ToP-style schedule at
 /// every layer after the first (so pruning runs in every request that enables it).
 fn synthetic(hidden: usize, layers: usize, max_pos: usize) -> Model {
-    let cfg = toprt::format::ModelConfig {
+    let cfg = toprt_format::ModelConfig {
         vocab_size: 4000,
         hidden_size: hidden,
         num_layers: layers,

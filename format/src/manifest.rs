@@ -1,0 +1,224 @@
+//! The JSON manifest: the encoder's configuration, the head, the embedded tokenizer,
+//! the keep-rules and the tensor directory. See `docs/FORMAT.md` for every field.
+
+use crate::error::{Error, Result};
+use crate::tensor::TensorEntry;
+use serde::{Deserialize, Serialize};
+
+/// Encoder family, as in the checkpoint's `model_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Bert,
+    Roberta,
+}
+
+/// The encoder's hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f32,
+    /// Always `gelu` (exact erf) for now.
+    pub hidden_act: String,
+    pub pad_token_id: u32,
+    /// Position id of the first token: 0 for BERT, `pad_token_id + 1` for RoBERTa.
+    pub position_offset: usize,
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads.max(1)
+    }
+
+    /// Longest sequence the position table allows.
+    pub fn max_len(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.position_offset)
+    }
+
+    /// # Errors
+    /// Zero or inconsistent sizes.
+    pub fn validate(&self) -> Result<()> {
+        let c = self;
+        if c.hidden_size == 0 || c.num_heads == 0 || !c.hidden_size.is_multiple_of(c.num_heads) {
+            return Err(Error::Format(format!(
+                "hidden_size {} is not a positive multiple of num_heads {}",
+                c.hidden_size, c.num_heads
+            )));
+        }
+        if c.vocab_size == 0 || c.intermediate_size == 0 || c.type_vocab_size == 0 || c.max_len() == 0 {
+            return Err(Error::Format("model config has a zero vocab, FFN, type-vocab or position size".into()));
+        }
+        if c.hidden_act != "gelu" {
+            return Err(Error::Format(format!("hidden_act '{}' is not supported (only exact gelu)", c.hidden_act)));
+        }
+        // RoBERTa position ids run from pad + 1 up to pad + max_len: any other offset
+        // would index past the position table.
+        let offset = match c.arch {
+            Arch::Bert => 0,
+            Arch::Roberta => c.pad_token_id as usize + 1,
+        };
+        if c.position_offset != offset {
+            return Err(Error::Format(format!(
+                "position_offset {} does not match {:?} with pad_token_id {} (expected {offset})",
+                c.position_offset, c.arch, c.pad_token_id
+            )));
+        }
+        if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps >= 0.0) {
+            return Err(Error::Format("layer_norm_eps must be finite and >= 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// What the model computes after the encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Token states (and an embedding if `pooling` is set).
+    Encoder,
+    /// Logits from a classification head.
+    Classification,
+    /// A sentence embedding.
+    Embedding,
+}
+
+/// How a sequence is reduced to one vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    None,
+    /// The final hidden state of the first token.
+    Cls,
+    /// BERT pooler: `tanh(dense(h[CLS]))`.
+    Pooler,
+    /// Mean over all tokens of the sequence.
+    Mean,
+}
+
+/// Classification head shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classifier {
+    /// `classifier(pooler(h[CLS]))` — BERT.
+    Bert,
+    /// `out_proj(tanh(dense(h[CLS])))` — RoBERTa.
+    Roberta,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadConfig {
+    pub task: Task,
+    pub pooling: Pooling,
+    /// L2-normalise the pooled embedding.
+    pub normalize: bool,
+    pub classifier: Option<Classifier>,
+    pub num_labels: usize,
+    /// Label names by class index (may be empty).
+    #[serde(default)]
+    pub id2label: Vec<String>,
+}
+
+/// The embedded tokenizer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenizerSpec {
+    /// A Hugging Face `tokenizer.json` document (padding and truncation are ignored:
+    /// the engine never pads and truncates to `max_length`).
+    pub json: String,
+    /// Default maximum sequence length in tokens, special tokens included.
+    pub max_length: usize,
+}
+
+/// A token keep-rule (see `docs/PRUNING.md`). Every rule scores the alive tokens of a
+/// sequence with the attention probabilities of the layer *before* its location:
+/// `s_j = Σ_heads Σ_alive-query-rows p[h, q, j]`, then chooses which tokens survive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KeepRule {
+    /// No pruning here.
+    None,
+    /// ToP rank-bins: rank the alive non-CLS tokens by score (descending; ties by
+    /// original position), map rank `r` of `eff` to `bin = trunc(f32(r)/(f32(eff)+1e-6) ·
+    /// bin_num)` in float32, keep iff `token_z[bin] != 0`. `gate == false` (ToP's
+    /// `pruner_z == 0`) disables the location. [CLS] is always kept.
+    TopBins { token_z: Vec<f32>, gate: bool },
+    /// LTP absolute threshold: keep iff `s_j / (num_heads · l_ref) >= max(1e-5, theta)`.
+    /// [CLS] is always kept (LTP itself does not protect it).
+    Threshold { theta: f32, l_ref: usize },
+    /// Top-k (PoWER-BERT style): keep [CLS] and the best `k - 1` others, with `k` an
+    /// absolute count (`count`) or a fraction of the alive tokens (`ratio`, rounded up).
+    TopK {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ratio: Option<f32>,
+    },
+}
+
+impl KeepRule {
+    /// # Errors
+    /// A rule whose parameters make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            KeepRule::None => Ok(()),
+            KeepRule::TopBins { token_z, .. } if token_z.is_empty() || token_z.len() > 100_000 => {
+                Err(format!("top_bins: bin_num must be in 1..=100000, got {}", token_z.len()))
+            }
+            KeepRule::TopBins { token_z, .. } if token_z.iter().any(|z| !z.is_finite()) => {
+                Err("top_bins: token_z has a non-finite value".into())
+            }
+            KeepRule::TopBins { .. } => Ok(()),
+            KeepRule::Threshold { theta, l_ref } if !theta.is_finite() || *l_ref == 0 => {
+                Err(format!("threshold: theta must be finite and l_ref >= 1 (got {theta}, {l_ref})"))
+            }
+            KeepRule::Threshold { .. } => Ok(()),
+            KeepRule::TopK { count: Some(c), ratio: None } if *c >= 1 => Ok(()),
+            KeepRule::TopK { count: None, ratio: Some(r) } if r.is_finite() && *r > 0.0 && *r <= 1.0 => Ok(()),
+            KeepRule::TopK { .. } => Err("top_k: give exactly one of count >= 1 or ratio in (0, 1]".into()),
+        }
+    }
+
+    /// Whether the rule can remove tokens.
+    pub fn is_active(&self) -> bool {
+        match self {
+            KeepRule::None => false,
+            KeepRule::TopBins { token_z, gate } => *gate && token_z.contains(&0.0),
+            KeepRule::Threshold { .. } | KeepRule::TopK { .. } => true,
+        }
+    }
+}
+
+/// A keep-rule at a layer boundary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerKeepRule {
+    /// The prune location: the first layer whose attention sees only the kept tokens.
+    /// The decision uses the attention of layer `layer - 1` and is applied right after it,
+    /// before that layer's FFN (ToP's convention; `1 <= layer < num_layers`).
+    pub layer: usize,
+    pub rule: KeepRule,
+}
+
+/// The JSON manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub producer: String,
+    pub model: ModelConfig,
+    pub head: HeadConfig,
+    pub tokenizer: Option<TokenizerSpec>,
+    #[serde(default)]
+    pub keep_rules: Vec<LayerKeepRule>,
+    /// Checkpoint tensors the converter did not use, listed for the record.
+    #[serde(default)]
+    pub ignored_tensors: Vec<String>,
+    /// Free-form facts about the source checkpoint.
+    #[serde(default)]
+    pub source: serde_json::Value,
+    pub tensors: Vec<TensorEntry>,
+}
