@@ -4,9 +4,9 @@
  *
  * Link:   cc ... -I include  your.c  target/release/libtoprt.a  -lm -lpthread -ldl
  * or the shared library target/release/libtoprt.so. No BLAS, OpenMP or protobuf.
- * See README.md, "Use from C".
+ * See docs/C_API.md.
  *
- * The Rust side is engine/src/capi.rs; tests/tests/capi.rs keeps the two in sync
+ * The Rust side is engine/src/capi/; tests/tests/capi.rs keeps the two in sync
  * (names, argument counts, constants and struct layouts).
  *
  * ---------------------------------------------------------------------------------

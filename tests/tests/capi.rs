@@ -1,6 +1,6 @@
 //! The C interface as C programs use it:
 //!
-//! * `include/toprt.h` agrees with `engine/src/capi.rs` (functions and their parameter
+//! * `include/toprt.h` agrees with `engine/src/capi/` (functions and their parameter
 //!   types, constants, struct layouts as a C compiler lays them out) and with the
 //!   symbols `libtoprt.so` exports;
 //! * `examples/c/classify.c`, built with `cc` against `libtoprt.a`, prints the same ids,
@@ -631,7 +631,7 @@ fn header_functions(header: &str) -> BTreeMap<String, (String, Vec<String>)> {
     fns
 }
 
-/// `name → (return type, parameter types)` of every `extern "C" fn` in capi.rs, each of
+/// `name → (return type, parameter types)` of every `extern "C" fn` in `engine/src/capi/`, each of
 /// which must be `#[no_mangle]`.
 fn rust_functions(src: &str) -> BTreeMap<String, (String, Vec<String>)> {
     let mut fns = BTreeMap::new();
@@ -710,7 +710,14 @@ fn header_structs(header: &str) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn header_matches_the_rust_side() {
     let header = strip_comments(&std::fs::read_to_string(root().join("include/toprt.h")).unwrap());
-    let capi = std::fs::read_to_string(root().join("engine/src/capi.rs")).unwrap();
+    // Every file of the C interface's module, in name order.
+    let mut files: Vec<_> = std::fs::read_dir(root().join("engine/src/capi"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    let capi: String = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect::<Vec<_>>().join("\n");
 
     // Functions: the same names, return types and parameter types, both ways.
     let c_fns = header_functions(&header);
