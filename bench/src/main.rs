@@ -9,6 +9,7 @@
 mod report;
 mod texts;
 
+use clap::{ArgAction, Parser};
 use report::{Agreement, RunResult};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,107 +18,218 @@ use std::time::{Duration, Instant};
 use toprt::tokenize::Encoded;
 use toprt::{Model, Outputs, PruneControl, Session, SessionOptions};
 
-const USAGE: &str =
-    "usage: engine-bench [--model FILE] [--batch N] [--seq-len N | --input FILE [--tokenizer DIR] [--limit N]]
-                    [--threads N[,N...]] [--iters N] [--warmup N] [--isa scalar|avx2|avx512] [--no-prune]
-                    [--dtype f32|bf16]
-                    [--pad-to N] [--json OUT] [--svg OUT]
-       engine-bench --compare A.json B.json";
-
+/// Per-layer latency of a toprt model, dense and pruned.
+///
+/// With no options it times a built-in BERT-base-shaped model (random weights and a
+/// ToP-style keep-rule schedule: bin_num 25, prune locations 2..11), built once and
+/// cached under target/engine-bench/, on batch 1 x 128 synthetic tokens. Dense and
+/// pruned runs alternate round by round, so a drift in the machine's speed hits both
+/// alike. --model times a converted model instead, --lengths a batch of mixed lengths,
+/// and --input real texts, for which it also reports how much pruning changes the
+/// answers.
+///
+/// The report (stdout) gives per layer the tokens alive, the attention, pruning and FFN
+/// time, GFLOP, GFLOP/s and % of this machine's FMA peak (measured at start); then the
+/// median and p90 latency, throughput, the speedup of pruned over dense, and the MAC
+/// reduction against the unpadded input and against input padded to --pad-to.
+/// Progress goes to stderr. On an error the exit status is 1 and stderr says why.
+///
+/// engine-bench --compare A.json B.json prints two --json results side by side instead.
+#[derive(Parser)]
+#[command(
+    name = "engine-bench",
+    version,
+    verbatim_doc_comment,
+    args_override_self = true,
+    override_usage = "engine-bench [OPTIONS]\n       engine-bench --compare <A.json> <B.json>"
+)]
 pub(crate) struct Args {
+    /// A converted model file, timed with its own keep-rules.
+    ///
+    /// Default: the built-in BERT-base-shaped model described above.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     model: Option<PathBuf>,
+
+    /// Sequences per forward pass: the synthetic batch, or texts per batch with --input.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = at_least_one,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     batch: usize,
+
+    /// Tokens in each synthetic sequence (at most the model's maximum).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 128,
+        value_parser = at_least_one,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     seq_len: usize,
-    /// Mixed lengths for a synthetic batch (`--lengths 16,128,...`, cycled over the batch).
-    lengths: Option<Vec<usize>>,
+
+    // `::std::vec::Vec`: a single value split by its parser; clap takes a plain `Vec` field
+    // for an option that may be repeated.
+    /// A synthetic batch of mixed lengths instead of --seq-len.
+    ///
+    /// The lengths are cycled over --batch: --batch 4 --lengths 16,128 runs sequences of
+    /// 16, 128, 16 and 128 tokens.
+    #[arg(long, value_name = "N[,N...]", value_parser = lengths, allow_negative_numbers = true, verbatim_doc_comment)]
+    lengths: Option<::std::vec::Vec<usize>>,
+
+    /// Time real texts instead of synthetic tokens, and report how pruning changes them.
+    ///
+    /// The texts run in batches of --batch. The agreement of dense and pruned runs is
+    /// reported as top-1 agreement, cosine of the outputs, and accuracy if the texts have
+    /// labels. A .jsonl or .json file has one {"text": ..., "text_pair": ..., "label": ...}
+    /// per line (text_pair and label optional); any other file is TSV with a header naming
+    /// a text (or sentence) column and optional text_pair and label columns (GLUE's
+    /// dev.tsv layout).
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     input: Option<PathBuf>,
+
+    /// With --input: the tokenizer folder to use instead of the model's own.
+    ///
+    /// A folder with tokenizer.json, or vocab.txt. The built-in model has no tokenizer,
+    /// so --input needs this with it.
+    #[arg(long, value_name = "DIR", verbatim_doc_comment)]
     tokenizer: Option<PathBuf>,
+
+    /// With --input: time only the first N texts (default: all).
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true, verbatim_doc_comment)]
     limit: Option<usize>,
-    /// Thread counts; more than one runs them alternately and reports the scaling.
-    threads: Vec<usize>,
+
+    /// Worker threads (0 = one per logical CPU), or up to eight comma-separated counts.
+    ///
+    /// Several counts run alternately round by round. The report then adds a
+    /// thread-scaling table and the FMA peak of all threads probing at once (it shows
+    /// when threads share FMA units); the per-layer report is the last count's.
+    #[arg(
+        long,
+        value_name = "N[,N...]",
+        default_value = "1",
+        value_parser = thread_counts,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
+    threads: ::std::vec::Vec<usize>,
+
+    /// Timed rounds per configuration (default: 5 to 15, within about 12 s each).
+    ///
+    /// Without it: at least 5 rounds and up to 15 while the time spent stays under about
+    /// 12 s per configuration; a single round when the inputs hold over 8192 tokens.
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true, verbatim_doc_comment)]
     iters: Option<usize>,
+
+    /// Untimed warm-up rounds per configuration.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = count,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     warmup: usize,
+
+    /// Force a kernel tier: scalar, avx2 or avx512.
+    ///
+    /// Default: the TOPRT_ISA environment variable, else the best tier this CPU has.
+    /// A tier this CPU lacks is an error.
+    #[arg(long, value_name = "ISA", value_parser = isa, verbatim_doc_comment)]
     isa: Option<toprt::Isa>,
+
+    /// Also write the results as JSON, for --compare.
+    ///
+    /// The schema is bench/engine-bench.schema.json.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     json: Option<PathBuf>,
+
+    /// Also write an SVG chart of per-layer time (dense vs pruned) and tokens alive.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     svg: Option<PathBuf>,
+
+    /// Time the dense model only, even if it has keep-rules.
+    #[arg(long, verbatim_doc_comment)]
     no_prune: bool,
+
+    /// The padded baseline of the MAC reduction (default: the longest sequence).
+    ///
+    /// The report compares the pruned MACs with the unpadded input and with every
+    /// sequence padded to N tokens, as ToP's papers count (SST-2 pads to 64). N below the
+    /// longest sequence counts as the longest.
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true, verbatim_doc_comment)]
     pad_to: Option<usize>,
-    compare: Option<(PathBuf, PathBuf)>,
-    /// Precision to run the encoder weights in (`--dtype`): bf16 rounds an f32 file's
-    /// weights in memory.
+
+    /// f32 runs the model file as stored; bf16 first rounds its encoder weights to bf16.
+    ///
+    /// bf16 rounds the encoder's linear weights to bf16 in memory (the file is unchanged)
+    /// and runs them on the bf16 GEMM this CPU has: AMX tiles, AVX512_BF16, or else the
+    /// f32 kernels on the weights widened back once.
+    #[arg(
+        long = "dtype",
+        value_name = "DTYPE",
+        default_value = "f32",
+        value_parser = dtype,
+        action = ArgAction::Set,
+        verbatim_doc_comment
+    )]
     dtype: toprt_format::Precision,
+
+    /// Print two --json results side by side and exit; nothing runs.
+    ///
+    /// Per run and per layer, with the ratio B/A. The other options are ignored.
+    #[arg(long, num_args = 2, value_names = ["A.json", "B.json"], verbatim_doc_comment)]
+    compare: Option<Vec<PathBuf>>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        model: None,
-        batch: 1,
-        seq_len: 128,
-        lengths: None,
-        input: None,
-        tokenizer: None,
-        limit: None,
-        threads: vec![1],
-        iters: None,
-        warmup: 2,
-        isa: None,
-        json: None,
-        svg: None,
-        no_prune: false,
-        pad_to: None,
-        compare: None,
-        dtype: toprt_format::Precision::F32,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next().ok_or_else(|| format!("{k} needs a value"));
-        let num = |s: String| s.parse::<usize>().map_err(|_| format!("{k} expects a non-negative integer, got '{s}'"));
-        match k.as_str() {
-            "--model" => a.model = Some(PathBuf::from(v()?)),
-            "--batch" => a.batch = num(v()?)?,
-            "--seq-len" => a.seq_len = num(v()?)?,
-            "--lengths" => {
-                let s = v()?;
-                a.lengths = Some(s.split(',').map(|x| num(x.trim().to_string())).collect::<Result<_, _>>()?);
-            }
-            "--input" => a.input = Some(PathBuf::from(v()?)),
-            "--tokenizer" => a.tokenizer = Some(PathBuf::from(v()?)),
-            "--limit" => a.limit = Some(num(v()?)?),
-            "--threads" => {
-                let s = v()?;
-                a.threads = s.split(',').map(|x| num(x.trim().to_string())).collect::<Result<_, _>>()?;
-            }
-            "--iters" => a.iters = Some(num(v()?)?),
-            "--warmup" => a.warmup = num(v()?)?,
-            "--isa" => a.isa = Some(v()?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
-            "--json" => a.json = Some(PathBuf::from(v()?)),
-            "--svg" => a.svg = Some(PathBuf::from(v()?)),
-            "--no-prune" => a.no_prune = true,
-            "--pad-to" => a.pad_to = Some(num(v()?)?),
-            "--dtype" => a.dtype = toprt_convert::parse_dtype(&v()?).map_err(|e| e.to_string())?,
-            "--compare" => {
-                let x = PathBuf::from(v()?);
-                let y = PathBuf::from(it.next().ok_or("--compare needs two files")?);
-                a.compare = Some((x, y));
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown option '{other}' (see --help)")),
-        }
+fn count(v: &str) -> Result<usize, String> {
+    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
+}
+
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match count(v)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
     }
-    if a.batch == 0
-        || a.seq_len == 0
-        || a.iters == Some(0)
-        || a.lengths.as_ref().is_some_and(|l| l.is_empty() || l.contains(&0))
-    {
-        return Err("--batch, --seq-len, --lengths and --iters must be at least 1".into());
+}
+
+fn counts(v: &str) -> Result<Vec<usize>, String> {
+    v.split(',')
+        .map(|x| {
+            x.trim().parse().map_err(|_| format!("expects comma-separated non-negative integers, got '{x}' in '{v}'"))
+        })
+        .collect()
+}
+
+fn lengths(v: &str) -> Result<Vec<usize>, String> {
+    let l = counts(v)?;
+    match l.contains(&0) {
+        true => Err(format!("must be at least 1 each, got '{v}'")),
+        false => Ok(l),
     }
-    if a.threads.is_empty() || a.threads.len() > 8 {
-        return Err("--threads takes one to eight thread counts".into());
+}
+
+fn thread_counts(v: &str) -> Result<Vec<usize>, String> {
+    let t = counts(v)?;
+    match t.len() {
+        1..=8 => Ok(t),
+        n => Err(format!("takes one to eight thread counts, got {n}")),
     }
-    Ok(a)
+}
+
+/// Through the kernels' own names for the tiers.
+fn isa(v: &str) -> Result<toprt::Isa, String> {
+    v.parse::<toprt::Isa>().map_err(|e| format!("'{v}': {e}"))
+}
+
+/// The `--dtype` precision, as the converter reads the name.
+fn dtype(v: &str) -> Result<toprt_format::Precision, String> {
+    toprt_convert::parse_dtype(v).map_err(|e| format!("'{v}': {e}"))
 }
 
 /// The cache folder: `<target>/engine-bench/`, next to the running binary.
@@ -272,9 +384,8 @@ fn agreement(session: &mut Session, batches: &[Vec<Encoded>], labels: &[Option<u
     Ok(ag)
 }
 
-fn run() -> Result<(), String> {
-    let a = parse_args()?;
-    if let Some((x, y)) = &a.compare {
+fn run(a: Args) -> Result<(), String> {
+    if let Some([x, y]) = a.compare.as_deref() {
         return report::compare(x, y);
     }
     let path = match &a.model {
@@ -413,8 +524,49 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// A command-line mistake as one line: clap's message and its tip (a similar name) if
+/// it has one; for a bad value, the option followed by its parser's reason.
+fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = e.render().to_string();
+    let mut paragraphs = text.split("\n\n").map(str::trim);
+    let head = paragraphs.next().unwrap_or_default();
+    let mut line = match (e.kind(), e.get(ContextKind::InvalidArg), std::error::Error::source(e)) {
+        (ErrorKind::ValueValidation, Some(ContextValue::String(arg)), Some(why)) => {
+            format!("{} {why}", arg.split(' ').next().unwrap_or(arg))
+        }
+        // e.g. "the following required arguments were not provided:" and one line each.
+        _ => {
+            let mut lines = head.lines().map(str::trim);
+            let first = lines.next().unwrap_or_default().trim_start_matches("error: ");
+            let rest: Vec<&str> = lines.collect();
+            if rest.is_empty() {
+                first.to_string()
+            } else {
+                format!("{first} {}", rest.join(", "))
+            }
+        }
+    };
+    for tip in paragraphs.filter(|p| p.starts_with("tip:")) {
+        line += &format!(" ({tip})");
+    }
+    line
+}
+
 fn main() -> ExitCode {
-    match run() {
+    let a = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            // --help, -h, --version: to stdout, exit 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("engine-bench: error: {}", usage_error(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("engine-bench: error: {e}");

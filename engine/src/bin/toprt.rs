@@ -1,76 +1,232 @@
 //! The `toprt` command line: `toprt run` (JSONL in, JSONL out) and `toprt inspect`.
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use toprt::cli_input::{Line, LineReader};
-use toprt::{Input, Model, Outputs, Session, SessionOptions};
+use toprt::{Input, Isa, Model, Outputs, PruneControl, Session, SessionOptions};
 
-const USAGE: &str = "usage:
-  toprt run --model M.toprt --input IN.jsonl [--output OUT.jsonl] [--batch-size N] [--threads N]
-            [--max-length N] [--no-truncate] [--hidden-states] [--isa scalar|avx2|avx512]
-            [--kept] [--no-prune] [--keep-scale X]
-      IN lines: {\"text\": ...} | {\"text\": ..., \"text_pair\": ...} | {\"input_ids\": [...], \"token_type_ids\": [...]}
-      (`-` reads stdin / writes stdout; output defaults to stdout)
-  toprt inspect M.toprt [--json] [--lengths N,N,...] [--pad-to N]";
+/// CPU inference for BERT-family encoders that makes token pruning real.
+///
+/// `toprt run` runs a model on JSONL input, one JSON result per line; `toprt inspect`
+/// prints what a model file holds. Model files come from `toprt-convert`.
+///
+/// On any error the exit status is 1 and stderr gets one line with the reason.
+/// `toprt <COMMAND> --help` describes each command and its options.
+#[derive(Parser)]
+#[command(name = "toprt", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
+#[derive(Subcommand)]
+enum Command {
+    #[command(args_override_self = true)]
+    Run(RunArgs),
+    #[command(args_override_self = true)]
+    Inspect(InspectArgs),
+}
+
+/// Run a model on JSONL input and write one JSON result per line.
+///
+/// Each non-blank input line is one JSON object, one of:
+///   {"text": "a sentence"}
+///   {"text": "a question", "text_pair": "a passage"}
+///   {"input_ids": [101, 7592, 102], "token_type_ids": [0, 0, 0]}
+/// Text needs a model with an embedded tokenizer. Token ids include the special tokens;
+/// "token_type_ids" may be left out (all 0). Blank lines are skipped, and an empty input
+/// gives an empty output.
+///
+/// Each output line, in input order, holds "input_ids" and "token_type_ids" as run,
+/// "logits" (classifier heads) and/or "embedding" (models with pooling), and with the
+/// options below "last_hidden_state" and "kept".
+///
+/// On any error (a bad line, an input too long with --no-truncate, an unreadable file)
+/// the exit status is 1, stderr gets one line with the reason and the input line number,
+/// and no output file is left behind. Warnings (a truncated input) also go to stderr.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
 struct RunArgs {
+    /// The model file (.toprt, written by toprt-convert).
+    #[arg(short, long, value_name = "FILE", verbatim_doc_comment)]
     model: PathBuf,
+
+    /// The JSONL input file; `-` reads stdin.
+    #[arg(short, long, value_name = "FILE", verbatim_doc_comment)]
     input: String,
+
+    /// Where the JSONL results go; `-` writes stdout.
+    ///
+    /// A file is written under a temporary name beside it and renamed into place when
+    /// every line has run, so an error never leaves a partial output.
+    #[arg(short, long, value_name = "FILE", default_value = "-", verbatim_doc_comment)]
     output: String,
+
+    /// Input lines per batch (at least 1).
+    ///
+    /// A batch of more than 2048 tokens runs as several forward passes of whole lines.
+    /// The results do not depend on the batch size.
+    #[arg(
+        long = "batch-size",
+        value_name = "N",
+        default_value_t = 32,
+        value_parser = at_least_one,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     batch: usize,
-    opts: SessionOptions,
+
+    /// Worker threads; 0 = one per logical CPU.
+    ///
+    /// The calling thread is one of them; at most 1024.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = SessionOptions::default().threads,
+        value_parser = count,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
+    threads: usize,
+
+    /// Longest input in tokens, special tokens included (default: the model's maximum).
+    ///
+    /// At most the model's maximum. A longer input is cut to N tokens, with a warning on
+    /// stderr: text by the tokenizer, which keeps the special tokens (longest first for
+    /// pairs), token ids by keeping the first N. With --no-truncate it is an error.
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true, verbatim_doc_comment)]
+    max_length: Option<usize>,
+
+    /// Refuse an input longer than --max-length instead of cutting it.
+    #[arg(long, verbatim_doc_comment)]
+    no_truncate: bool,
+
+    /// Add "last_hidden_state" to each output line.
+    ///
+    /// One row of hidden-size floats per token ([len][hidden]), as the encoder ends.
+    #[arg(long = "hidden-states", verbatim_doc_comment)]
     hidden: bool,
+
+    /// Add "kept" to each output line: the tokens each prune location kept.
+    ///
+    /// {"<layer>": [positions]}: original token positions, ascending, [CLS] = 0. A
+    /// location whose gate is off still appears. Empty for a model without keep-rules
+    /// and with --no-prune.
+    #[arg(long, verbatim_doc_comment)]
     kept: bool,
+
+    /// Run dense: ignore the model's keep-rules.
+    ///
+    /// The output is bit-identical to that of the same model without keep-rules.
+    #[arg(long, verbatim_doc_comment)]
+    no_prune: bool,
+
+    /// The pruning dial: above 1 keeps more tokens, below 1 fewer.
+    ///
+    /// 1 runs the keep-rules as trained; X must be a positive finite number.
+    /// ToP rank bins: the kept count is scaled, then filled up or trimmed in rank order;
+    /// LTP thresholds: theta / X; top-k rules: k * X.
+    #[arg(
+        long,
+        value_name = "X",
+        default_value_t = PruneControl::default().keep_scale,
+        value_parser = number,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
+    keep_scale: f32,
+
+    /// Force a kernel tier: scalar, avx2 or avx512.
+    ///
+    /// Default: the TOPRT_ISA environment variable, else the best tier this CPU has.
+    /// A tier this CPU lacks is an error.
+    #[arg(long, value_name = "ISA", value_parser = isa, verbatim_doc_comment)]
+    isa: Option<Isa>,
 }
 
-fn parse_usize(name: &str, v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("{name} expects a non-negative integer, got '{v}'"))
+impl RunArgs {
+    fn session_options(&self) -> SessionOptions {
+        let mut opts = SessionOptions {
+            threads: self.threads,
+            max_length: self.max_length,
+            truncate: !self.no_truncate,
+            isa: self.isa,
+            ..SessionOptions::default()
+        };
+        opts.prune.enabled = !self.no_prune;
+        opts.prune.keep_scale = self.keep_scale;
+        opts
+    }
 }
 
-fn parse_run(args: &[String]) -> Result<RunArgs, String> {
-    let mut model = None;
-    let mut input = None;
-    let mut output = "-".to_string();
-    let mut batch = 32;
-    let mut opts = SessionOptions::default();
-    let mut hidden = false;
-    let mut kept = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |n: &str| it.next().cloned().ok_or_else(|| format!("{n} needs a value"));
-        match a.as_str() {
-            "--model" | "-m" => model = Some(PathBuf::from(value(a)?)),
-            "--input" | "-i" => input = Some(value(a)?),
-            "--output" | "-o" => output = value(a)?,
-            "--batch-size" => batch = parse_usize(a, &value(a)?)?,
-            "--threads" => opts.threads = parse_usize(a, &value(a)?)?,
-            "--max-length" => opts.max_length = Some(parse_usize(a, &value(a)?)?),
-            "--no-truncate" => opts.truncate = false,
-            "--hidden-states" => hidden = true,
-            "--kept" => kept = true,
-            "--no-prune" => opts.prune.enabled = false,
-            "--keep-scale" => {
-                let v = value(a)?;
-                opts.prune.keep_scale = v.parse().map_err(|_| format!("--keep-scale expects a number, got '{v}'"))?;
-            }
-            "--isa" => opts.isa = Some(value(a)?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
-            other => return Err(format!("unknown option '{other}'")),
-        }
+/// Print what a model file holds, after verifying every tensor's checksum.
+///
+/// The summary gives the architecture, the weights' precision, the head and pooling,
+/// the tokenizer, the pruning schedule (keep-rules) with its expected MAC reduction at
+/// several input lengths, and the tensors.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+struct InspectArgs {
+    /// The model file (.toprt).
+    #[arg(value_name = "MODEL", verbatim_doc_comment)]
+    path: String,
+
+    /// Print the manifest as JSON instead of the summary.
+    ///
+    /// The embedded tokenizer.json is shown as its size.
+    #[arg(long, verbatim_doc_comment)]
+    json: bool,
+
+    // `::std::vec::Vec`: a single value split by its parser; clap takes a plain `Vec` field
+    // for an option that may be repeated.
+    /// Input lengths in tokens for the expected-MAC table, comma-separated.
+    ///
+    /// Default: 16,32,64,128,256,512, up to the model's maximum. The table is printed for
+    /// models with keep-rules: per length, the encoder's dense and pruned GMACs, the MAC
+    /// reduction against that unpadded input and against input padded to --pad-to, and
+    /// the tokens alive per layer. Threshold (LTP) rules depend on the data and show no
+    /// numbers; measure those with engine-bench --input.
+    #[arg(long, value_name = "N[,N...]", value_parser = counts, allow_negative_numbers = true, verbatim_doc_comment)]
+    lengths: Option<::std::vec::Vec<usize>>,
+
+    /// The padded baseline of the MAC table (default: 128, or the model's maximum if less).
+    ///
+    /// The "vs padded" column compares the pruned MACs with every input padded to N
+    /// tokens (never below its own length), as ToP's papers count: SST-2 pads to 64.
+    /// "vs unpadded" compares with the input as it is.
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true, verbatim_doc_comment)]
+    pad_to: Option<usize>,
+}
+
+fn count(v: &str) -> Result<usize, String> {
+    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
+}
+
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match count(v)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
     }
-    if batch == 0 {
-        return Err("--batch-size must be at least 1".into());
-    }
-    Ok(RunArgs {
-        model: model.ok_or("missing --model")?,
-        input: input.ok_or("missing --input")?,
-        output,
-        batch,
-        opts,
-        hidden,
-        kept,
-    })
+}
+
+fn counts(v: &str) -> Result<Vec<usize>, String> {
+    v.split(',')
+        .map(|x| {
+            x.trim().parse().map_err(|_| format!("expects comma-separated non-negative integers, got '{x}' in '{v}'"))
+        })
+        .collect()
+}
+
+fn number(v: &str) -> Result<f32, String> {
+    v.parse().map_err(|_| format!("expects a number, got '{v}'"))
+}
+
+/// Through the kernels' own names for the tiers.
+fn isa(v: &str) -> Result<Isa, String> {
+    v.parse::<Isa>().map_err(|e| format!("'{v}': {e}"))
 }
 
 fn open_input(path: &str) -> Result<Box<dyn BufRead>, String> {
@@ -82,10 +238,9 @@ fn open_input(path: &str) -> Result<Box<dyn BufRead>, String> {
     }
 }
 
-fn cmd_run(args: &[String]) -> Result<(), String> {
-    let a = parse_run(args)?;
+fn cmd_run(a: RunArgs) -> Result<(), String> {
     let model = Model::open(&a.model).map_err(|e| e.to_string())?;
-    let mut session = Session::new(&model, &a.opts).map_err(|e| e.to_string())?;
+    let mut session = Session::new(&model, &a.session_options()).map_err(|e| e.to_string())?;
     let want = Outputs { logits: true, embedding: true, hidden_states: a.hidden };
     let reader = open_input(&a.input)?;
     // Write to a temporary file and rename at the end, so an error never leaves a
@@ -186,25 +341,8 @@ fn strip_index(s: &str) -> String {
     }
 }
 
-fn cmd_inspect(args: &[String]) -> Result<(), String> {
-    let mut path = None;
-    let mut as_json = false;
-    let mut lengths: Option<Vec<usize>> = None;
-    let mut pad_to: Option<usize> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => as_json = true,
-            "--lengths" => {
-                let v = it.next().ok_or("--lengths needs a value")?;
-                lengths = Some(v.split(',').map(|x| parse_usize("--lengths", x.trim())).collect::<Result<_, _>>()?);
-            }
-            "--pad-to" => pad_to = Some(parse_usize("--pad-to", it.next().ok_or("--pad-to needs a value")?)?),
-            s if s.starts_with('-') => return Err(format!("unknown option '{s}'")),
-            s => path = Some(s.to_string()),
-        }
-    }
-    let path = path.ok_or("missing model file")?;
+fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
+    let InspectArgs { path, json: as_json, lengths, pad_to } = a;
     let model = Model::open(&path).map_err(|e| e.to_string())?;
     let m = model.manifest();
     if as_json {
@@ -322,17 +460,63 @@ fn print_mac_table(m: &toprt::format::Manifest, lengths: &Option<Vec<usize>>, pa
     }
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let r = match args.first().map(String::as_str) {
-        Some("run") => cmd_run(&args[1..]),
-        Some("inspect") => cmd_inspect(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
+/// A command-line mistake as one line: clap's message and its tip (a similar name) if
+/// it has one; for a bad value, the option followed by its parser's reason.
+fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = e.render().to_string();
+    let mut paragraphs = text.split("\n\n").map(str::trim);
+    let head = paragraphs.next().unwrap_or_default();
+    let commands = || {
+        let names: Vec<String> =
+            Cli::command().get_subcommands().map(|c| c.get_name().to_string()).filter(|n| n != "help").collect();
+        names.join(" or ")
+    };
+    let mut line = match (e.kind(), e.get(ContextKind::InvalidArg), std::error::Error::source(e)) {
+        (ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand, ..) => {
+            format!("missing command: {} (see 'toprt --help')", commands())
         }
-        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
-        None => Err(format!("missing command\n{USAGE}")),
+        (ErrorKind::InvalidSubcommand, ..) => match e.get(ContextKind::InvalidSubcommand) {
+            Some(ContextValue::String(c)) => format!("unknown command '{c}' (expected {})", commands()),
+            _ => head.trim_start_matches("error: ").to_string(),
+        },
+        (ErrorKind::ValueValidation, Some(ContextValue::String(arg)), Some(why)) => {
+            format!("{} {why}", arg.split(' ').next().unwrap_or(arg))
+        }
+        // e.g. "the following required arguments were not provided:" and one line each.
+        _ => {
+            let mut lines = head.lines().map(str::trim);
+            let first = lines.next().unwrap_or_default().trim_start_matches("error: ");
+            let rest: Vec<&str> = lines.collect();
+            if rest.is_empty() {
+                first.to_string()
+            } else {
+                format!("{first} {}", rest.join(", "))
+            }
+        }
+    };
+    for tip in paragraphs.filter(|p| p.starts_with("tip:")) {
+        line += &format!(" ({tip})");
+    }
+    line
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, -h, --version: to stdout, exit 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("toprt: error: {}", usage_error(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = match cli.command {
+        Command::Run(a) => cmd_run(a),
+        Command::Inspect(a) => cmd_inspect(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
