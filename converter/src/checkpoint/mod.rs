@@ -2,9 +2,12 @@
 //! `model.safetensors.index.json`, `pytorch_model.bin` (torch zip + pickle, read without
 //! Python) or its sharded index. Floating-point tensors become `f32`.
 
+pub mod safetensors;
+pub mod torch;
+
 use crate::error::{io_err, ConvertError, Result};
-use crate::torch::TorchDType;
 use std::path::{Path, PathBuf};
+use torch::TorchDType;
 
 /// Tensor payload: floats are converted to `f32`; other dtypes are kept by name only
 /// (a state dict's integer buffers are never weights).
@@ -59,7 +62,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
 /// I/O or format errors naming the file.
 pub fn load_safetensors(path: &Path) -> Result<Vec<Tensor>> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    crate::safetensors::parse(&bytes).map_err(|msg| ConvertError::Parse { path: path.to_path_buf(), msg })
+    safetensors::parse(&bytes).map_err(|msg| ConvertError::Parse { path: path.to_path_buf(), msg })
 }
 
 /// Reads one `torch.save` file (state dict).
@@ -67,7 +70,7 @@ pub fn load_safetensors(path: &Path) -> Result<Vec<Tensor>> {
 /// # Errors
 /// I/O or format errors naming the file.
 pub fn load_torch(path: &Path) -> Result<Vec<Tensor>> {
-    let tensors = crate::torch::read_torch_state_dict(path)
+    let tensors = torch::read_torch_state_dict(path)
         .map_err(|e| ConvertError::Torch { path: path.to_path_buf(), msg: e.to_string() })?;
     Ok(tensors
         .into_iter()
