@@ -3,27 +3,14 @@
 //! Python) or its sharded index. Floating-point tensors become `f32`.
 
 pub mod safetensors;
+mod tensor;
 pub mod torch;
+
+pub use tensor::{Tensor, TensorData};
 
 use crate::error::{io_err, ConvertError, Result};
 use std::path::{Path, PathBuf};
 use torch::TorchDType;
-
-/// Tensor payload: floats are converted to `f32`; other dtypes are kept by name only
-/// (a state dict's integer buffers are never weights).
-#[derive(Clone, Debug, PartialEq)]
-pub enum TensorData {
-    F32(Vec<f32>),
-    Other(String),
-}
-
-/// One named checkpoint tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: TensorData,
-}
 
 /// Which file(s) the weights came from.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 //! `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then
 //! the raw little-endian data. Every offset is checked against the file before use.
 
-use crate::checkpoint::{Tensor, TensorData};
+use super::tensor::{Tensor, TensorData};
 use std::collections::BTreeMap;
 
 /// Parses a whole safetensors file image into named tensors (in header order).
