@@ -42,7 +42,7 @@ pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRul
         if pz.shape != [n] {
             return Err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape));
         }
-        (tz.to_f32_vec(), pz.to_f32_vec(), n, bins)
+        (tz.to_f32_vec().map_err(|e| e.to_string())?, pz.to_f32_vec().map_err(|e| e.to_string())?, n, bins)
     };
     if n == 0 || bins == 0 {
         return Err("empty token_z".into());

@@ -2,15 +2,17 @@
 //! `model.safetensors.index.json`, `pytorch_model.bin` (torch zip + pickle, read without
 //! Python) or its sharded index. Floating-point tensors become `f32`.
 
+pub mod decode;
+mod dtype;
 pub mod safetensors;
 mod tensor;
 pub mod torch;
 
+pub use dtype::DType;
 pub use tensor::{Tensor, TensorData};
 
 use crate::error::{io_err, ConvertError, Result};
 use std::path::{Path, PathBuf};
-use torch::TorchDType;
 
 /// Which file(s) the weights came from.
 #[derive(Clone, Debug)]
@@ -57,17 +59,19 @@ pub fn load_safetensors(path: &Path) -> Result<Vec<Tensor>> {
 /// # Errors
 /// I/O or format errors naming the file.
 pub fn load_torch(path: &Path) -> Result<Vec<Tensor>> {
-    let tensors = torch::read_torch_state_dict(path)
-        .map_err(|e| ConvertError::Torch { path: path.to_path_buf(), msg: e.to_string() })?;
-    Ok(tensors
+    let err = |e: torch::TorchError| ConvertError::Torch { path: path.to_path_buf(), msg: e.to_string() };
+    torch::read_torch_state_dict(path)
+        .map_err(err)?
         .into_iter()
         .map(|t| {
-            let is_float = matches!(t.dtype, TorchDType::F32 | TorchDType::F64 | TorchDType::F16 | TorchDType::BF16);
-            let data =
-                if is_float { TensorData::F32(t.to_f32_vec()) } else { TensorData::Other(format!("{:?}", t.dtype)) };
-            Tensor { name: t.name, shape: t.shape, data }
+            let data = if t.dtype.is_float() {
+                TensorData::F32(t.to_f32_vec().map_err(err)?)
+            } else {
+                TensorData::Other(format!("{:?}", t.dtype))
+            };
+            Ok(Tensor { name: t.name, shape: t.shape, data })
         })
-        .collect())
+        .collect()
 }
 
 fn load_sharded(
