@@ -1,6 +1,10 @@
 //! Loading a checkpoint's tensors: `model.safetensors`, sharded
 //! `model.safetensors.index.json`, `pytorch_model.bin` (torch zip + pickle, read without
 //! Python) or its sharded index. Floating-point tensors become `f32`.
+//!
+//! This file finds the weight files; [`safetensors`] and [`torch`] read them. Both name
+//! element types with [`DType`] and decode them with [`decode::to_f32`], and both return
+//! [`Tensor`]s, which live in a leaf module so that no reader imports this one back.
 
 pub mod decode;
 mod dtype;
