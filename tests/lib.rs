@@ -88,7 +88,7 @@ pub fn convert_bytes(dir: &std::path::Path) -> Vec<u8> {
 /// Tensors of a golden `outputs.safetensors`, by name.
 pub fn golden_tensors(path: &std::path::Path) -> HashMap<String, Vec<f32>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    toprt_convert::safetensors::parse(&bytes)
+    toprt_convert::checkpoint::safetensors::parse(&bytes)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .into_iter()
         .filter_map(|t| match t.data {

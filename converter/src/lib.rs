@@ -9,11 +9,9 @@ pub mod bake;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
-pub mod safetensors;
 pub mod schedule;
 pub mod synthetic;
 pub mod tokenizer;
-pub mod torch;
 pub mod writer;
 
 pub use error::{ConvertError, Result};

@@ -14,8 +14,9 @@ use toprt_format::{KeepRule, LayerKeepRule};
 /// Unreadable file, missing keys, bad shapes, or a schedule that would prune at layer 0.
 pub fn from_zs(path: &Path, num_layers: usize) -> Result<Vec<LayerKeepRule>> {
     let err = |msg: String| ConvertError::Torch { path: path.to_path_buf(), msg };
-    let bytes = std::fs::read(path)
-        .map_err(|source| err(crate::torch::TorchError::Io { path: path.to_path_buf(), source }.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|source| {
+        err(crate::checkpoint::torch::TorchError::Io { path: path.to_path_buf(), source }.to_string())
+    })?;
     from_zs_bytes(&bytes, num_layers).map_err(err)
 }
 
@@ -31,7 +32,7 @@ pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRul
     let (z, gates, n, bins) = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         zs_json(bytes)?
     } else {
-        let tensors = crate::torch::read_torch_state_dict_from_bytes(bytes).map_err(|e| e.to_string())?;
+        let tensors = crate::checkpoint::torch::read_torch_state_dict_from_bytes(bytes).map_err(|e| e.to_string())?;
         let get = |name: &str| tensors.iter().find(|t| t.name == name).ok_or_else(|| format!("no '{name}' entry"));
         let tz = get("token_z")?;
         let pz = get("pruner_z")?;
@@ -41,7 +42,7 @@ pub fn from_zs_bytes(bytes: &[u8], num_layers: usize) -> Result<Vec<LayerKeepRul
         if pz.shape != [n] {
             return Err(format!("pruner_z has shape {:?}, expected [{n}] to match token_z", pz.shape));
         }
-        (tz.to_f32_vec(), pz.to_f32_vec(), n, bins)
+        (tz.to_f32_vec().map_err(|e| e.to_string())?, pz.to_f32_vec().map_err(|e| e.to_string())?, n, bins)
     };
     if n == 0 || bins == 0 {
         return Err("empty token_z".into());

@@ -275,7 +275,7 @@ fn failed_conversion_leaves_nothing() {
         std::fs::copy(e.path(), ckpt.join(e.file_name())).unwrap();
     }
     let st = ckpt.join("model.safetensors");
-    let mut ts = toprt_convert::safetensors::parse(&std::fs::read(&st).unwrap()).unwrap();
+    let mut ts = toprt_convert::checkpoint::safetensors::parse(&std::fs::read(&st).unwrap()).unwrap();
     ts.retain(|t| t.name != "bert.encoder.layer.0.output.dense.weight");
     std::fs::write(&st, safetensors_bytes(&ts)).unwrap();
     let dir = fresh_dir("fail-missing-out");

@@ -159,7 +159,7 @@ fn copy_fixture(name: &str, tag: &str) -> std::path::PathBuf {
 fn edit_safetensors(dir: &std::path::Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) {
     use toprt_convert::checkpoint::TensorData;
     let p = dir.join("model.safetensors");
-    let ts = toprt_convert::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
+    let ts = toprt_convert::checkpoint::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
     let mut list: Vec<(String, Vec<usize>, Vec<f32>)> = ts
         .into_iter()
         .map(|t| match t.data {
@@ -281,7 +281,7 @@ fn sharded_safetensors_checkpoint() {
     // Split the fixture's tensors over two shards with an index, as large HF checkpoints are.
     let dir = copy_fixture("tiny-bert-st", "sharded");
     let p = dir.join("model.safetensors");
-    let ts = toprt_convert::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
+    let ts = toprt_convert::checkpoint::safetensors::parse(&std::fs::read(&p).unwrap()).unwrap();
     std::fs::remove_file(&p).unwrap();
     let mut weight_map = serde_json::Map::new();
     for (k, chunk) in ts.chunks(ts.len().div_ceil(2)).enumerate() {

@@ -198,7 +198,7 @@ proptest! {
         let header = serde_json::to_vec(&h).unwrap();
         let data: Vec<u8> = (0..data_len).map(|i| i as u8).collect();
         let file = harness::assemble_safetensors(&header, &data);
-        let r = toprt_convert::safetensors::parse(&file);
+        let r = toprt_convert::checkpoint::safetensors::parse(&file);
         for (name, v) in &h {
             let (b, e) = (v["data_offsets"][0].as_u64().unwrap(), v["data_offsets"][1].as_u64().unwrap());
             if b > e || e > data_len as u64 {
@@ -248,7 +248,7 @@ proptest! {
             expect.push((name.clone(), shape.clone(), want));
         }
         let file = harness::assemble_safetensors(&serde_json::to_vec(&h).unwrap(), &data);
-        let got = toprt_convert::safetensors::parse(&file).unwrap();
+        let got = toprt_convert::checkpoint::safetensors::parse(&file).unwrap();
         prop_assert_eq!(got.len(), expect.len());
         for (name, shape, want) in expect {
             let t = got.iter().find(|t| t.name == name).unwrap();

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use super::TorchError;
+use super::error::TorchError;
 
 const EOCD_SIG: u32 = 0x0605_4b50;
 const EOCD_LEN: usize = 22;

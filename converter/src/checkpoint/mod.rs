@@ -1,26 +1,22 @@
 //! Loading a checkpoint's tensors: `model.safetensors`, sharded
 //! `model.safetensors.index.json`, `pytorch_model.bin` (torch zip + pickle, read without
 //! Python) or its sharded index. Floating-point tensors become `f32`.
+//!
+//! This file finds the weight files; [`safetensors`] and [`torch`] read them. Both name
+//! element types with [`DType`] and decode them with [`decode::to_f32`], and both return
+//! [`Tensor`]s, which live in a leaf module so that no reader imports this one back.
+
+pub mod decode;
+mod dtype;
+pub mod safetensors;
+mod tensor;
+pub mod torch;
+
+pub use dtype::DType;
+pub use tensor::{Tensor, TensorData};
 
 use crate::error::{io_err, ConvertError, Result};
-use crate::torch::TorchDType;
 use std::path::{Path, PathBuf};
-
-/// Tensor payload: floats are converted to `f32`; other dtypes are kept by name only
-/// (a state dict's integer buffers are never weights).
-#[derive(Clone, Debug, PartialEq)]
-pub enum TensorData {
-    F32(Vec<f32>),
-    Other(String),
-}
-
-/// One named checkpoint tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: TensorData,
-}
 
 /// Which file(s) the weights came from.
 #[derive(Clone, Debug)]
@@ -59,7 +55,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
 /// I/O or format errors naming the file.
 pub fn load_safetensors(path: &Path) -> Result<Vec<Tensor>> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    crate::safetensors::parse(&bytes).map_err(|msg| ConvertError::Parse { path: path.to_path_buf(), msg })
+    safetensors::parse(&bytes).map_err(|msg| ConvertError::Parse { path: path.to_path_buf(), msg })
 }
 
 /// Reads one `torch.save` file (state dict).
@@ -67,17 +63,19 @@ pub fn load_safetensors(path: &Path) -> Result<Vec<Tensor>> {
 /// # Errors
 /// I/O or format errors naming the file.
 pub fn load_torch(path: &Path) -> Result<Vec<Tensor>> {
-    let tensors = crate::torch::read_torch_state_dict(path)
-        .map_err(|e| ConvertError::Torch { path: path.to_path_buf(), msg: e.to_string() })?;
-    Ok(tensors
+    let err = |e: torch::TorchError| ConvertError::Torch { path: path.to_path_buf(), msg: e.to_string() };
+    torch::read_torch_state_dict(path)
+        .map_err(err)?
         .into_iter()
         .map(|t| {
-            let is_float = matches!(t.dtype, TorchDType::F32 | TorchDType::F64 | TorchDType::F16 | TorchDType::BF16);
-            let data =
-                if is_float { TensorData::F32(t.to_f32_vec()) } else { TensorData::Other(format!("{:?}", t.dtype)) };
-            Tensor { name: t.name, shape: t.shape, data }
+            let data = if t.dtype.is_float() {
+                TensorData::F32(t.to_f32_vec().map_err(err)?)
+            } else {
+                TensorData::Other(format!("{:?}", t.dtype))
+            };
+            Ok(Tensor { name: t.name, shape: t.shape, data })
         })
-        .collect())
+        .collect()
 }
 
 fn load_sharded(

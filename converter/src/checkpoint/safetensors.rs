@@ -2,7 +2,9 @@
 //! `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then
 //! the raw little-endian data. Every offset is checked against the file before use.
 
-use crate::checkpoint::{Tensor, TensorData};
+use super::decode;
+use super::dtype::DType;
+use super::tensor::{Tensor, TensorData};
 use std::collections::BTreeMap;
 
 /// Parses a whole safetensors file image into named tensors (in header order).
@@ -56,32 +58,14 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Tensor>, String> {
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| format!("tensor '{name}': shape overflows"))?;
-        let size = match dtype {
-            "F32" | "I32" => 4,
-            "F16" | "BF16" | "I16" => 2,
-            "F64" | "I64" => 8,
-            "I8" | "U8" | "BOOL" => 1,
-            other => return Err(format!("tensor '{name}': unsupported dtype {other}")),
-        };
-        if elems.checked_mul(size) != Some(raw.len()) {
+        let dt = DType::from_safetensors(dtype).ok_or_else(|| format!("tensor '{name}': unsupported dtype {dtype}"))?;
+        if elems.checked_mul(dt.size_in_bytes()) != Some(raw.len()) {
             return Err(format!("tensor '{name}': {} bytes for shape {shape:?} of {dtype}", raw.len()));
         }
-        let data = match dtype {
-            "F32" => {
-                TensorData::F32(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            }
-            "F16" => {
-                TensorData::F32(raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
-            }
-            "BF16" => {
-                TensorData::F32(raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
-            }
-            "F64" => TensorData::F32(
-                raw.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-                    .collect(),
-            ),
-            _ => TensorData::Other(dtype.to_string()),
+        let data = if dt.is_float() {
+            TensorData::F32(decode::to_f32(dt, raw).map_err(|e| format!("tensor '{name}': {e}"))?)
+        } else {
+            TensorData::Other(dtype.to_string())
         };
         entries.push((b, Tensor { name, shape, data }));
     }
