@@ -43,8 +43,9 @@
 //!   Every call loads its tile configuration and releases the tiles on return, so no
 //!   thread keeps AMX state between calls.
 
+use super::driver::{self, Finish};
 use super::microkernel::finish_rows;
-use super::{Finish, GemmParams, Operands};
+use super::{GemmParams, Operands};
 use crate::pack::NR;
 use crate::simd::avx512::Avx512;
 use std::arch::asm;
@@ -257,7 +258,7 @@ unsafe fn block(
         let (ak, bk) = (a.wrapping_add(kt * 64), b.wrapping_add(kt * KT * NR * 4));
         let nk = nb.wrapping_add(kt * KT * NR * 4);
         for l in l0..l1 {
-            super::prefetch::<false>(nk.wrapping_add(l * 64).cast());
+            driver::prefetch::<false>(nk.wrapping_add(l * 64).cast());
         }
         // SAFETY: the tile loads read configured rows inside the operands (contract).
         unsafe {

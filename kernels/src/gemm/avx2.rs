@@ -6,7 +6,8 @@
 //! 17 in all, or re-load `B` from L1 for every row (15 loads per 12 FMAs, load-bound);
 //! 6 × 16 keeps the loads at 8 per 12 FMAs.
 
-use super::{drive, microkernel, GemmParams, Operands, TileFn, TileJob, TileSet};
+use super::driver::{drive, TileFn, TileJob, TileSet};
+use super::{microkernel, GemmParams, Operands};
 use crate::simd::avx2::Avx2;
 use std::ops::Range;
 

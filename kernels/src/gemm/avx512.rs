@@ -17,7 +17,8 @@
 //! the generated assembly); 10 rows leave it spill-free. Packing `A` would lift the
 //! limit at the cost of a packing pass and a scratch buffer per call.
 
-use super::{drive, microkernel, GemmParams, Operands, TileFn, TileJob, TileSet};
+use super::driver::{drive, TileFn, TileJob, TileSet};
+use super::{microkernel, GemmParams, Operands};
 use crate::simd::avx512::Avx512;
 use std::arch::x86_64::{__m512, __m512bh, _mm512_dpbf16_ps};
 use std::ops::Range;

@@ -15,7 +15,7 @@
 //! in the 20-accumulator AVX-512 tile, spills accumulators inside the hot loop (seen in
 //! the generated assembly).
 
-use super::{Finish, TileJob};
+use super::driver::{self, Finish, TileJob};
 use crate::pack::NR;
 use crate::simd::{self, load_n, store_n, Simd};
 
@@ -102,7 +102,7 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
     let (mut pf, mut left) = (t.pf, t.pf_lines);
     let mut prefetch = |n: usize| {
         for _ in 0..n {
-            super::prefetch::<false>(pf);
+            driver::prefetch::<false>(pf);
             pf = pf.wrapping_add(16);
         }
     };

@@ -1,7 +1,8 @@
 //! What the tier tests share: the tier under test, deterministic data, and error
 //! reports that say where and by how much.
 
-use crate::gemm::{self, microkernel, Blocking, GemmParams, TileFn, TileJob, TileSet};
+use crate::gemm::driver::{TileFn, TileJob, TileSet};
+use crate::gemm::{self, microkernel, Blocking, GemmParams};
 use crate::simd::emu::Emu;
 use crate::{ops, Isa, Kernels};
 use std::ops::Range;
@@ -103,7 +104,7 @@ pub const EMU_BLOCKING: Blocking =
 
 unsafe fn emu_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
     let p = p.reblocked(EMU_BLOCKING);
-    unsafe { gemm::drive(&p, panels, &EMU_SET) }
+    unsafe { gemm::driver::drive(&p, panels, &EMU_SET) }
 }
 
 /// xorshift64*: deterministic data, no dependency.
