@@ -11,6 +11,8 @@
 //!   measures a tier's FMA peak for "% of peak" reports.
 //! * `simd` (private) is the small vector vocabulary the SIMD kernels are written in,
 //!   once, generic over the instruction set.
+//! * [`split`] is the one way work is split into balanced pieces (GEMM row blocks, the
+//!   engine's threads).
 //! * [`tol`] names how far each SIMD kernel may be from its scalar twin.
 //!
 //! Every kernel has a portable scalar twin; faster tiers only overwrite the table slots
@@ -22,6 +24,7 @@ pub mod isa;
 pub mod ops;
 pub mod pack;
 pub(crate) mod simd;
+pub mod split;
 pub mod tol;
 
 #[cfg(test)]

@@ -36,6 +36,7 @@
 
 use super::{Epilogue, GemmParams, Operands};
 use crate::pack::NR;
+use crate::split;
 use std::ops::Range;
 
 /// What a tile does after its last `k` step.
@@ -112,14 +113,6 @@ pub(crate) struct TileSet {
     pub tiles: &'static [TileFn],
 }
 
-/// Splits `len` into `parts` contiguous pieces whose sizes differ by at most one, the
-/// larger first; returns piece `i` as (offset, size).
-#[inline]
-fn balanced(len: usize, parts: usize, i: usize) -> (usize, usize) {
-    let (base, extra) = (len / parts, len % parts);
-    (i * base + i.min(extra), base + usize::from(i < extra))
-}
-
 /// The shared SIMD driver: blocks the call (see the module docs) and hands every
 /// register tile to the tier's microkernel for its row count.
 ///
@@ -142,7 +135,8 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
     // (empty) operands, and such pointers are never dereferenced.
     let (a0, b0) = (p.a.as_ptr(), p.b.as_ptr());
     for mbi in 0..mblocks {
-        let (row0, rows) = balanced(m, mblocks, mbi);
+        let block = split::balanced(m, mblocks, mbi);
+        let (row0, rows) = (block.start, block.len());
         let ntiles = rows.div_ceil(ts.mr);
         // Balanced row tiles: `tile_extra` tiles of `tile_base + 1` rows, then the rest
         // of `tile_base` rows.
