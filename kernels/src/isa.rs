@@ -5,18 +5,12 @@
 //! be tested on one machine; asking for a tier the CPU lacks is an error, not a silent
 //! fallback.
 
+use crate::cpu::Cpu;
+pub use crate::cpu::Isa;
 use crate::gemm::{self, GemmFn, GemmParams, Operands};
 use crate::ops;
 use std::fmt;
 use std::ops::Range;
-
-/// An instruction-set tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Isa {
-    Scalar,
-    Avx2,
-    Avx512,
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IsaError {
@@ -24,16 +18,6 @@ pub enum IsaError {
     Unknown(String),
     #[error("instruction set {0} was requested but this CPU does not support it")]
     Unsupported(Isa),
-}
-
-impl fmt::Display for Isa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-        })
-    }
 }
 
 impl std::str::FromStr for Isa {
@@ -49,27 +33,14 @@ impl std::str::FromStr for Isa {
 }
 
 impl Isa {
-    /// Whether this CPU can run the tier.
+    /// Whether this CPU can run the tier ([`Cpu::supports`]).
     pub fn supported(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
+        Cpu::detected().supports(self)
     }
 
     /// The best tier this CPU supports.
     pub fn best() -> Isa {
-        [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.supported()).unwrap_or(Isa::Scalar)
+        Cpu::detected().best()
     }
 
     /// `TOPRT_ISA` if set (and supported), else the best tier.
@@ -176,13 +147,14 @@ impl Kernels {
                 k.softmax = ops::avx512::avx512_softmax_f32;
                 k.gelu = ops::avx512::avx512_gelu_f32;
                 k.embed_add_layernorm = ops::avx512::avx512_embed_add_layernorm_f32;
-                if gemm::avx512::bf16_supported() {
+                let cpu = Cpu::detected();
+                if cpu.has_avx512_bf16() {
                     k.to_bf16_pairs = ops::avx512::avx512bf16_to_bf16_pairs;
                 }
-                if gemm::amx::supported() {
+                if cpu.has_amx_bf16() {
                     k.gemm_bf16 = Some(gemm::amx::amx_bf16_gemm_32x32);
                     k.gemm_bf16_name = Some("amx_bf16_gemm_32x32");
-                } else if gemm::avx512::bf16_supported() {
+                } else if cpu.has_avx512_bf16() {
                     k.gemm_bf16 = Some(gemm::avx512::avx512bf16_gemm_10x32);
                     k.gemm_bf16_name = Some("avx512bf16_gemm_10x32");
                 }
@@ -279,7 +251,7 @@ pub fn peak_probe(isa: Isa) -> f64 {
 /// has no bf16 GEMM ([`Kernels::gemm_bf16`]).
 pub fn peak_probe_bf16() -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
-    if gemm::avx512::bf16_supported() {
+    if Cpu::detected().has_avx512_bf16() {
         let run = |iters: usize| -> f64 {
             let (x, y) = (std::hint::black_box(1e-6f32), std::hint::black_box(1e-6f32));
             let t0 = std::time::Instant::now();

@@ -2,7 +2,7 @@
 //!
 //! * [`pack`] defines the packed weight layout (written by the converter, read in place
 //!   from the memory-mapped model file by the GEMM).
-//! * [`cache`] reads the per-core cache sizes the GEMM blocking is derived from.
+//! * [`cpu`] is the one probe of the CPU: features, the AMX grant, cache sizes.
 //! * [`gemm`] multiplies activations by packed weights, with fused epilogues.
 //! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
 //!   LayerNorm.
@@ -18,7 +18,7 @@
 //! Every kernel has a portable scalar twin; faster tiers only overwrite the table slots
 //! they improve.
 
-pub mod cache;
+pub mod cpu;
 pub mod gemm;
 pub mod isa;
 pub mod ops;
@@ -30,4 +30,5 @@ pub mod tol;
 #[cfg(test)]
 mod tests;
 
-pub use isa::{peak_probe, peak_probe_bf16, Isa, IsaError, Kernels};
+pub use cpu::{CacheSizes, Cpu, Features, Isa};
+pub use isa::{peak_probe, peak_probe_bf16, IsaError, Kernels};

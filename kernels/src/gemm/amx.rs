@@ -39,7 +39,8 @@
 //!   hardware's rounding order is its own; the results are compared with the scalar
 //!   twin within a tolerance.
 //! * **OS support.** Linux hands out the tile state only to processes that ask
-//!   (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); [`supported`] asks once.
+//!   (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); the CPU probe asks once
+//!   ([`crate::Cpu::amx_granted`]).
 //!   Every call loads its tile configuration and releases the tiles on return, so no
 //!   thread keeps AMX state between calls.
 
@@ -78,54 +79,9 @@ impl TileConfig {
     }
 }
 
-/// Whether this process can run the AMX kernel: the CPU has AMX-TILE and AMX-BF16, the
-/// OS saves the tile state (XCR0), Linux granted it to this process, and the vector
-/// kernels it leans on (AVX-512, AVX512_BF16) are there. Asked once.
+/// Whether this process can run the AMX kernel ([`crate::Cpu::has_amx_bf16`]).
 pub fn supported() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| super::avx512::bf16_supported() && cpu_has_amx_bf16() && request_tile_data())
-}
-
-fn cpu_has_amx_bf16() -> bool {
-    use std::arch::x86_64::__cpuid_count;
-    if __cpuid_count(0, 0).eax < 0xd {
-        return false;
-    }
-    let l7 = __cpuid_count(7, 0);
-    let (amx_bf16, amx_tile) = ((l7.edx >> 22) & 1 == 1, (l7.edx >> 24) & 1 == 1);
-    let osxsave = (__cpuid_count(1, 0).ecx >> 27) & 1 == 1;
-    if !(amx_bf16 && amx_tile && osxsave) {
-        return false;
-    }
-    // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS manages the tile state.
-    let xcr0: u64;
-    // SAFETY: XGETBV with ECX = 0 is valid once OSXSAVE is set (checked above).
-    unsafe {
-        let (lo, hi): (u32, u32);
-        asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags));
-        xcr0 = u64::from(lo) | (u64::from(hi) << 32);
-    }
-    xcr0 & (3 << 17) == 3 << 17
-}
-
-#[cfg(target_os = "linux")]
-fn request_tile_data() -> bool {
-    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
-    const XFEATURE_XTILEDATA: i64 = 18;
-    const SYS_ARCH_PRCTL: i64 = 158;
-    let ret: i64;
-    // SAFETY: the arch_prctl system call with these arguments only changes the
-    // process's permission to use the tile state; it reads and writes no memory.
-    unsafe {
-        asm!("syscall", inlateout("rax") SYS_ARCH_PRCTL => ret, in("rdi") ARCH_REQ_XCOMP_PERM,
-             in("rsi") XFEATURE_XTILEDATA, lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    ret == 0
-}
-
-#[cfg(not(target_os = "linux"))]
-fn request_tile_data() -> bool {
-    false
+    crate::Cpu::detected().has_amx_bf16()
 }
 
 /// The AMX [`super::GemmFn`] (bf16 operands).

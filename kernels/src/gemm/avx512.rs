@@ -99,9 +99,10 @@ static TILES_BF16: [TileFn; MR] = [
 
 pub(crate) static SET_BF16: TileSet = TileSet { operands: Operands::Bf16, mr: MR, cols: COLS, tiles: &TILES_BF16 };
 
-/// Whether this CPU has the bf16 dot product (`vdpbf16ps`) on top of the AVX-512 tier.
+/// Whether this CPU has the bf16 dot product (`vdpbf16ps`) on top of the AVX-512 tier
+/// ([`crate::Cpu::has_avx512_bf16`]).
 pub fn bf16_supported() -> bool {
-    crate::Isa::Avx512.supported() && std::arch::is_x86_feature_detected!("avx512bf16")
+    crate::Cpu::detected().has_avx512_bf16()
 }
 
 /// The AVX-512 BF16 [`super::GemmFn`] (bf16 operands, [`super::Operands::Bf16`]).

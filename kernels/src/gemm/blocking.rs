@@ -3,7 +3,7 @@
 //! Loops, outermost first: row blocks of up to `MC` rows → groups of panels → `k`
 //! blocks of up to `KC` → panels of the group → column tiles of a panel → row tiles.
 //! The sizes come from the L2 size of the core the process runs on
-//! ([`crate::cache::CacheSizes::detected`], read from CPUID once), through
+//! ([`crate::Cpu::caches`], read from CPUID once), through
 //! [`Blocking::for_caches`]:
 //!
 //! ```text
@@ -37,7 +37,7 @@
 //!   row blocks and groups only reorder independent tiles (tested with tiny blocks
 //!   against the detected ones, bit for bit).
 
-use crate::cache::CacheSizes;
+use crate::cpu::{CacheSizes, Cpu};
 use crate::pack::NR;
 
 /// Cache blocking of the GEMM driver (see the module docs): the largest `k` block and
@@ -62,7 +62,7 @@ impl Blocking {
     /// The blocking for this machine's caches, computed once.
     pub fn detected() -> Blocking {
         static DETECTED: std::sync::OnceLock<Blocking> = std::sync::OnceLock::new();
-        *DETECTED.get_or_init(|| Blocking::for_caches(CacheSizes::detected()))
+        *DETECTED.get_or_init(|| Blocking::for_caches(Cpu::detected().caches()))
     }
 
     /// `(k block, number of k blocks)` for inner dimension `k`: balanced blocks of at

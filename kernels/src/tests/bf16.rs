@@ -297,7 +297,7 @@ fn invariance(kernel: GemmFn, name: &str, k: usize) {
         check_bits(&format!("{name}: split"), &got, &want, |idx| format!("ep {ep} {idx}")).unwrap();
         for bl in [
             Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1 },
-            Blocking::for_caches(crate::cache::CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
+            Blocking::for_caches(crate::cpu::CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
         ] {
             check_bits(&format!("{name}: {bl:?}"), &case.run(kernel, ep, Some(bl)), &want, |idx| {
                 format!("ep {ep} {idx}")

@@ -286,7 +286,7 @@ pub fn many_row_and_k_blocks(t: &Tier) {
 /// (many row and `k` blocks, one-panel groups) and the blockings derived for other
 /// cache sizes give the same bits, for every epilogue.
 pub fn blocking_never_changes_bits(t: &Tier) {
-    use crate::cache::CacheSizes;
+    use crate::cpu::CacheSizes;
     use crate::gemm::Blocking;
     if t.blocking.is_none() {
         println!("{}: no blocking (the scalar twin)", t.name);
