@@ -88,7 +88,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--iters" => a.iters = Some(num(v()?)?),
             "--warmup" => a.warmup = num(v()?)?,
-            "--isa" => a.isa = Some(v()?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
+            "--isa" => a.isa = Some(v()?.parse().map_err(|e: toprt_kernels::Error| e.to_string())?),
             "--json" => a.json = Some(PathBuf::from(v()?)),
             "--svg" => a.svg = Some(PathBuf::from(v()?)),
             "--no-prune" => a.no_prune = true,

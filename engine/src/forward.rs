@@ -214,7 +214,7 @@ fn linear<'a>(
 ) -> GemmParams<'a> {
     let w = model.weights.layers[li].linears()[which];
     let (kdim, n) = (w.k, w.n);
-    let shape = |e: String| -> ! { panic!("internal shape error in forward pass: {e}") };
+    let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
     match path {
         LinearPath::F32 => params(&x[..t * kdim], t, kdim, model.f32s(&w.range), n, &mut out[..t * n], ep),
         LinearPath::Bf16Widened => {

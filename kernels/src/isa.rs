@@ -7,27 +7,20 @@
 
 use crate::cpu::Cpu;
 pub use crate::cpu::Isa;
+use crate::error::Error;
 use crate::gemm::{self, GemmFn, GemmParams, Operands};
 use crate::ops;
 use std::fmt;
 use std::ops::Range;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum IsaError {
-    #[error("unknown instruction set '{0}' (expected scalar, avx2 or avx512)")]
-    Unknown(String),
-    #[error("instruction set {0} was requested but this CPU does not support it")]
-    Unsupported(Isa),
-}
-
 impl std::str::FromStr for Isa {
-    type Err = IsaError;
-    fn from_str(s: &str) -> Result<Self, IsaError> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Ok(Isa::Scalar),
             "avx2" => Ok(Isa::Avx2),
             "avx512" | "avx-512" => Ok(Isa::Avx512),
-            other => Err(IsaError::Unknown(other.to_string())),
+            other => Err(Error::UnknownIsa(other.to_string())),
         }
     }
 }
@@ -47,14 +40,14 @@ impl Isa {
     ///
     /// # Errors
     /// An unknown name, or a tier this CPU lacks.
-    pub fn from_env() -> Result<Isa, IsaError> {
+    pub fn from_env() -> Result<Isa, Error> {
         match std::env::var("TOPRT_ISA") {
             Ok(v) if !v.trim().is_empty() => {
                 let isa: Isa = v.parse()?;
                 if isa.supported() {
                     Ok(isa)
                 } else {
-                    Err(IsaError::Unsupported(isa))
+                    Err(Error::Unsupported(isa))
                 }
             }
             _ => Ok(Isa::best()),
@@ -124,9 +117,9 @@ impl Kernels {
     ///
     /// # Errors
     /// When the CPU lacks the tier.
-    pub fn for_isa(isa: Isa) -> Result<Kernels, IsaError> {
+    pub fn for_isa(isa: Isa) -> Result<Kernels, Error> {
         if !isa.supported() {
-            return Err(IsaError::Unsupported(isa));
+            return Err(Error::Unsupported(isa));
         }
         let mut k = Kernels::scalar();
         k.isa = isa;
@@ -179,7 +172,7 @@ impl Kernels {
     ///
     /// # Errors
     /// See [`Isa::from_env`].
-    pub fn from_env() -> Result<Kernels, IsaError> {
+    pub fn from_env() -> Result<Kernels, Error> {
         Kernels::for_isa(Isa::from_env()?)
     }
 

@@ -13,12 +13,15 @@
 //!   once, generic over the instruction set.
 //! * [`split`] is the one way work is split into balanced pieces (GEMM row blocks, the
 //!   engine's threads).
+//! * [`Error`] is the crate's one error type: an unusable tier, or GEMM operands that
+//!   do not fit their shape.
 //! * [`tol`] names how far each SIMD kernel may be from its scalar twin.
 //!
 //! Every kernel has a portable scalar twin; faster tiers only overwrite the table slots
 //! they improve.
 
 pub mod cpu;
+mod error;
 pub mod gemm;
 pub mod isa;
 pub mod ops;
@@ -31,4 +34,5 @@ pub mod tol;
 mod tests;
 
 pub use cpu::{CacheSizes, Cpu, Features, Isa};
-pub use isa::{peak_probe, peak_probe_bf16, IsaError, Kernels};
+pub use error::{Error, Operand};
+pub use isa::{peak_probe, peak_probe_bf16, Kernels};

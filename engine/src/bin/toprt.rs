@@ -55,7 +55,7 @@ fn parse_run(args: &[String]) -> Result<RunArgs, String> {
                 let v = value(a)?;
                 opts.prune.keep_scale = v.parse().map_err(|_| format!("--keep-scale expects a number, got '{v}'"))?;
             }
-            "--isa" => opts.isa = Some(value(a)?.parse().map_err(|e: toprt_kernels::IsaError| e.to_string())?),
+            "--isa" => opts.isa = Some(value(a)?.parse().map_err(|e: toprt_kernels::Error| e.to_string())?),
             other => return Err(format!("unknown option '{other}'")),
         }
     }

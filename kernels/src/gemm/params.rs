@@ -2,6 +2,7 @@
 //! memory.
 
 use super::{Blocking, Epilogue, Operands};
+use crate::error::{Error, Operand};
 use std::ops::Range;
 
 /// One GEMM call, validated once, then shared read-only by every thread that computes
@@ -41,7 +42,8 @@ impl<'a> GemmParams<'a> {
     /// touches memory.
     ///
     /// # Errors
-    /// A message naming the operand whose length is inconsistent with the shape.
+    /// [`Error::Shape`] or [`Error::Stride`], naming the operand whose length or row
+    /// stride does not fit the shape.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         a: &'a [f32],
@@ -53,7 +55,7 @@ impl<'a> GemmParams<'a> {
         c: &'a mut [f32],
         ldc: usize,
         epilogue: Epilogue<'a>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let c_len = c.len();
         Self::build(a, lda, m, k, b, n, c.as_mut_ptr(), c_len, ldc, epilogue)
     }
@@ -71,27 +73,18 @@ impl<'a> GemmParams<'a> {
         c_len: usize,
         ldc: usize,
         epilogue: Epilogue<'a>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         if m > 0 && n > 0 {
-            if lda < k || a.len() < (m - 1) * lda + k {
-                return Err(format!("A has {} floats, need {m}×{k} with lda {lda}", a.len()));
-            }
-            if b.len() != crate::pack::packed_len(k, n) {
-                return Err(format!(
-                    "packed B has {} floats, need {} for {k}×{n}",
-                    b.len(),
-                    crate::pack::packed_len(k, n)
-                ));
-            }
-            if ldc < n || c_len < (m - 1) * ldc + n {
-                return Err(format!("C has {c_len} floats, need {m}×{n} with ldc {ldc}"));
-            }
+            check_rows(Operand::A, a.len(), m, k, lda)?;
+            check_len(Operand::B, b.len(), crate::pack::packed_len(k, n), true)?;
+            check_rows(Operand::C, c_len, m, n, ldc)?;
             match epilogue {
                 Epilogue::None => {}
-                Epilogue::Bias(bb) | Epilogue::BiasGelu(bb) if bb.len() >= n => {}
-                Epilogue::BiasResidual { bias, residual, ldr }
-                    if bias.len() >= n && ldr >= n && residual.len() >= (m - 1) * ldr + n => {}
-                _ => return Err("epilogue operand shorter than n".into()),
+                Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) => check_len(Operand::Bias, bias.len(), n, false)?,
+                Epilogue::BiasResidual { bias, residual, ldr } => {
+                    check_len(Operand::Bias, bias.len(), n, false)?;
+                    check_rows(Operand::Residual, residual.len(), m, n, ldr)?;
+                }
             }
         }
         Ok(Self {
@@ -130,7 +123,7 @@ impl<'a> GemmParams<'a> {
         c: &'a mut [f32],
         ldc: usize,
         epilogue: Epilogue<'a>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let c_len = c.len();
         Self::build_bf16(a, lda, m, k, b, n, c.as_mut_ptr(), c_len, ldc, epilogue)
     }
@@ -148,14 +141,10 @@ impl<'a> GemmParams<'a> {
         c_len: usize,
         ldc: usize,
         epilogue: Epilogue<'a>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let pairs = k.div_ceil(2);
-        if m > 0 && n > 0 && b.len() != crate::pack::packed_len_bf16(k, n) {
-            return Err(format!(
-                "packed bf16 B has {} words, need {} for {k}×{n}",
-                b.len(),
-                crate::pack::packed_len_bf16(k, n)
-            ));
+        if m > 0 && n > 0 {
+            check_len(Operand::B, b.len(), crate::pack::packed_len_bf16(k, n), true)?;
         }
         // SAFETY: u32 and f32 have the same size and alignment; the words are only ever
         // moved (broadcast, loaded) bitwise by the bf16 kernels, never read as floats.
@@ -195,7 +184,7 @@ impl<'a> GemmParams<'a> {
         c: *mut f32,
         ldc: usize,
         epilogue: Epilogue<'a>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
         Self::build(a, lda, m, k, b, n, c, c_len, ldc, epilogue)
     }
@@ -218,7 +207,7 @@ impl<'a> GemmParams<'a> {
         c: *mut f32,
         ldc: usize,
         epilogue: Epilogue<'a>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
         Self::build_bf16(a, lda, m, k, b, n, c, c_len, ldc, epilogue)
     }
@@ -301,4 +290,20 @@ impl<'a> GemmParams<'a> {
             _c: std::marker::PhantomData,
         }
     }
+}
+
+/// `rows` rows of `row` elements, `stride` apart, in `len` elements (`rows` > 0).
+fn check_rows(operand: Operand, len: usize, rows: usize, row: usize, stride: usize) -> Result<(), Error> {
+    if stride < row {
+        return Err(Error::Stride { operand, stride, row });
+    }
+    check_len(operand, len, (rows - 1) * stride + row, false)
+}
+
+/// `have` elements where `need` are needed: at least, or `exactly`.
+fn check_len(operand: Operand, have: usize, need: usize, exactly: bool) -> Result<(), Error> {
+    if have < need || (exactly && have != need) {
+        return Err(Error::Shape { operand, have, need });
+    }
+    Ok(())
 }

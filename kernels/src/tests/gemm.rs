@@ -443,3 +443,38 @@ fn scalar_twin_matches_f64_reference() {
             .unwrap();
     }
 }
+
+/// Each operand that does not fit the shape is named, with what it has and needs.
+#[test]
+fn params_name_the_operand_that_does_not_fit() {
+    use crate::{Error, Operand};
+    let (m, k, n) = (3, 5, 40);
+    let b = pack::pack_linear_weight(&vec![0.0; n * k], n, k);
+    let (a, bias, res) = (vec![0.0; m * k], vec![0.0; n], vec![0.0; m * n]);
+    let mut c = vec![0.0; m * n];
+    let ok = |e: Epilogue| GemmParams::new(&a, k, m, k, &b, n, &mut vec![0.0; m * n], n, e).map(|_| ());
+    assert_eq!(ok(Epilogue::BiasResidual { bias: &bias, residual: &res, ldr: n }), Ok(()));
+    let err = |r: Result<GemmParams, Error>| r.map(|_| ()).unwrap_err();
+    let shape = |operand, have, need| Error::Shape { operand, have, need };
+    assert_eq!(err(GemmParams::new(&a[1..], k, m, k, &b, n, &mut c, n, Epilogue::None)), shape(Operand::A, 14, 15));
+    assert_eq!(
+        err(GemmParams::new(&a, k - 1, m, k, &b, n, &mut c, n, Epilogue::None)),
+        Error::Stride { operand: Operand::A, stride: 4, row: 5 }
+    );
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &b[..10], n, &mut c, n, Epilogue::None)), shape(Operand::B, 10, 320));
+    let mut long_b = b.clone();
+    long_b.push(0.0);
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &long_b, n, &mut c, n, Epilogue::None)), shape(Operand::B, 321, 320));
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &b, n, &mut c[1..], n, Epilogue::None)), shape(Operand::C, 119, 120));
+    assert_eq!(
+        err(GemmParams::new(&a, k, m, k, &b, n, &mut c, n, Epilogue::Bias(&bias[1..]))),
+        shape(Operand::Bias, 39, 40)
+    );
+    let ep = Epilogue::BiasResidual { bias: &bias, residual: &res[1..], ldr: n };
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &b, n, &mut c, n, ep)), shape(Operand::Residual, 119, 120));
+    let ep = Epilogue::BiasResidual { bias: &bias, residual: &res, ldr: n - 1 };
+    let e = err(GemmParams::new(&a, k, m, k, &b, n, &mut c, n, ep));
+    assert_eq!(e, Error::Stride { operand: Operand::Residual, stride: 39, row: 40 });
+    assert_eq!(e.to_string(), "the residual has a row stride of 39, shorter than its rows of 40");
+    assert_eq!(shape(Operand::B, 10, 320).to_string(), "packed B has 10 elements, the GEMM's shape needs 320");
+}

@@ -68,7 +68,7 @@ tier_tests!(emu_avx512_geometry, Tier::emulated_avx512(), all(), "never skipped"
 /// lacks it; never a silent fallback.
 #[test]
 fn from_env_honours_toprt_isa() {
-    use crate::{Isa, IsaError, Kernels};
+    use crate::{Error, Isa, Kernels};
     match std::env::var("TOPRT_ISA").ok().filter(|v| !v.trim().is_empty()) {
         None => assert_eq!(Kernels::from_env().unwrap().isa, Isa::best()),
         Some(v) => {
@@ -76,7 +76,7 @@ fn from_env_honours_toprt_isa() {
             match Kernels::from_env() {
                 Ok(k) => assert_eq!(k.isa, want),
                 Err(e) => {
-                    assert_eq!(e, IsaError::Unsupported(want));
+                    assert_eq!(e, Error::Unsupported(want));
                     assert!(!want.supported());
                     println!("TOPRT_ISA={want}: refused as expected on this CPU ({e})");
                 }
