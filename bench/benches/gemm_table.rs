@@ -15,7 +15,7 @@ mod common;
 use common::{tiers, Problem, SHAPES};
 use std::time::Instant;
 use toprt_kernels::gemm::GemmFn;
-use toprt_kernels::{peak_probe, peak_probe_bf16};
+use toprt_kernels::{peak_probe, peak_probe_amx, peak_probe_bf16};
 
 /// Seconds per call of `f`, timed over enough calls to last ~20 ms.
 fn time(flops: u64, mut f: impl FnMut()) -> f64 {
@@ -41,7 +41,7 @@ fn main() {
             bf16.push((avx512::avx512bf16_gemm_10x32, "avx512bf16_gemm_10x32", peak_probe_bf16, 0.0));
         }
         if amx::supported() {
-            bf16.push((amx::amx_bf16_gemm_32x32, "amx_bf16_gemm_32x32", amx::peak_probe, 0.0));
+            bf16.push((amx::amx_bf16_gemm_32x32, "amx_bf16_gemm_32x32", peak_probe_amx, 0.0));
         }
     }
     println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");

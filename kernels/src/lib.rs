@@ -7,8 +7,9 @@
 //! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
 //!   LayerNorm.
 //! * [`isa`] resolves the instruction-set tier once into a [`isa::Kernels`] table of
-//!   function pointers; `TOPRT_ISA=scalar|avx2|avx512` forces a tier. [`peak_probe`]
-//!   measures a tier's FMA peak for "% of peak" reports.
+//!   function pointers; `TOPRT_ISA=scalar|avx2|avx512` forces a tier.
+//! * [`peak_probe`], [`peak_probe_bf16`] and [`peak_probe_amx`] measure a core's peak
+//!   for "% of peak" reports.
 //! * `simd` (private) is the small vector vocabulary the SIMD kernels are written in,
 //!   once, generic over the instruction set.
 //! * [`split`] is the one way work is split into balanced pieces (GEMM row blocks, the
@@ -26,6 +27,7 @@ pub mod gemm;
 pub mod isa;
 pub mod ops;
 pub mod pack;
+mod probe;
 pub(crate) mod simd;
 pub mod split;
 pub mod tol;
@@ -35,4 +37,5 @@ mod tests;
 
 pub use cpu::{CacheSizes, Cpu, Features, Isa};
 pub use error::{Error, Operand};
-pub use isa::{peak_probe, peak_probe_bf16, Kernels};
+pub use isa::Kernels;
+pub use probe::{peak_probe, peak_probe_amx, peak_probe_bf16};

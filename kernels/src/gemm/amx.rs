@@ -248,37 +248,32 @@ unsafe fn block(
     }
 }
 
-/// The tile peak in GFLOP/s on the calling thread: four independent `tdpbf16ps`
-/// accumulators on registers (each 16 × 16 × 32 multiply-adds), best of ten ~5 ms runs;
-/// `None` where [`supported`] is false.
-pub fn peak_probe() -> Option<f64> {
-    if !supported() {
-        return None;
-    }
+/// The register-only loop of the tile peak probe (`crate::peak_probe_amx`): four
+/// independent `tdpbf16ps` accumulators (each 16 × 16 × 32 multiply-adds), `iters`
+/// rounds, tiles configured and released inside.
+///
+/// # Safety
+/// The process may use the AMX bf16 tiles ([`crate::Cpu::has_amx_bf16`]).
+pub(crate) unsafe fn amx_bf16_tile_probe(iters: usize) {
     let cfg = TileConfig::new(16, 16);
     let src = Scratch([1e-3; 32 * NR]);
-    let run = |iters: usize| -> f64 {
-        let t0 = std::time::Instant::now();
-        // SAFETY: `supported` granted the tiles; a valid configuration; the loads read
-        // 16 rows of 64 bytes of the 4 KiB `src` (stride 64).
-        unsafe {
-            asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
-            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-                 "tileloadd tmm4, [{s} + {st}*1]", "tileloadd tmm5, [{s} + {st}*1]",
-                 "tileloadd tmm6, [{s} + {st}*1]", "tileloadd tmm7, [{s} + {st}*1]",
-                 s = in(reg) src.0.as_ptr(), st = in(reg) 64usize, options(nostack, readonly));
-            for _ in 0..iters {
-                asm!(
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    options(nostack, nomem)
-                );
-            }
-            asm!("tilerelease", options(nostack, nomem));
+    // SAFETY: the tiles are granted (contract); a valid configuration; the loads read
+    // 16 rows of 64 bytes of the 4 KiB `src` (stride 64).
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+             "tileloadd tmm4, [{s} + {st}*1]", "tileloadd tmm5, [{s} + {st}*1]",
+             "tileloadd tmm6, [{s} + {st}*1]", "tileloadd tmm7, [{s} + {st}*1]",
+             s = in(reg) src.0.as_ptr(), st = in(reg) 64usize, options(nostack, readonly));
+        for _ in 0..iters {
+            asm!(
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                options(nostack, nomem)
+            );
         }
-        (iters * 4 * 16 * 16 * 32 * 2) as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
-    };
-    Some(crate::isa::best_of_runs(run))
+        asm!("tilerelease", options(nostack, nomem));
+    }
 }
