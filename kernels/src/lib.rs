@@ -6,8 +6,8 @@
 //! * [`gemm`] multiplies activations by packed weights, with fused epilogues.
 //! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
 //!   LayerNorm.
-//! * [`isa`] resolves the instruction-set tier once into a [`isa::Kernels`] table of
-//!   function pointers; `TOPRT_ISA=scalar|avx2|avx512` forces a tier.
+//! * [`Kernels`] is the dispatch table of one instruction-set tier, built once per
+//!   session; `TOPRT_ISA=scalar|avx2|avx512` forces a tier.
 //! * [`peak_probe`], [`peak_probe_bf16`] and [`peak_probe_amx`] measure a core's peak
 //!   for "% of peak" reports.
 //! * `simd` (private) is the small vector vocabulary the SIMD kernels are written in,
@@ -24,12 +24,13 @@
 pub mod cpu;
 mod error;
 pub mod gemm;
-pub mod isa;
+mod isa;
 pub mod ops;
 pub mod pack;
 mod probe;
 pub(crate) mod simd;
 pub mod split;
+mod table;
 pub mod tol;
 
 #[cfg(test)]
@@ -37,5 +38,5 @@ mod tests;
 
 pub use cpu::{CacheSizes, Cpu, Features, Isa};
 pub use error::{Error, Operand};
-pub use isa::Kernels;
 pub use probe::{peak_probe, peak_probe_amx, peak_probe_bf16};
+pub use table::Kernels;

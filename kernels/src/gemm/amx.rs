@@ -47,8 +47,10 @@
 use super::driver::{self, Finish};
 use super::microkernel::finish_rows;
 use super::{GemmParams, Operands};
+use crate::cpu::Cpu;
 use crate::pack::NR;
 use crate::simd::avx512::Avx512;
+use crate::Kernels;
 use std::arch::asm;
 use std::ops::Range;
 
@@ -79,19 +81,24 @@ impl TileConfig {
     }
 }
 
-/// Whether this process can run the AMX kernel ([`crate::Cpu::has_amx_bf16`]).
-pub fn supported() -> bool {
-    crate::Cpu::detected().has_amx_bf16()
+/// Installs the AMX bf16 GEMM in `k` where `cpu` offers the tiles to this process (it
+/// replaces `avx512bf16_gemm_10x32`, which it falls back on for odd shapes).
+pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
+    if cpu.has_amx_bf16() {
+        k.gemm_bf16 = Some(amx_bf16_gemm_32x32);
+        k.gemm_bf16_name = Some("amx_bf16_gemm_32x32");
+    }
 }
 
 /// The AMX [`super::GemmFn`] (bf16 operands).
 ///
 /// # Safety
-/// As [`super::GemmFn`]; [`supported`] returned true.
-pub unsafe fn amx_bf16_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
+/// As [`super::GemmFn`]; the process may use the AMX bf16 tiles
+/// ([`Cpu::has_amx_bf16`]).
+pub(crate) unsafe fn amx_bf16_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
     assert_eq!(p.operands, Operands::Bf16, "a {:?} GEMM given to the AMX bf16 kernel", p.operands);
     if !p.steps.is_multiple_of(KT) {
-        // SAFETY: forwarded contract; AMX CPUs have AVX512_BF16 (checked by `supported`).
+        // SAFETY: forwarded contract; `Cpu::has_amx_bf16` includes AVX512_BF16.
         unsafe { super::avx512::avx512bf16_gemm_10x32(p, panels) };
         return;
     }

@@ -2,10 +2,8 @@
 //! output and FFN output, block by block of rows while the block is still in cache.
 
 use super::{GemmFn, GemmParams};
+use crate::ops::LayerNormFn;
 use std::ops::Range;
-
-/// A row LayerNorm kernel (`Kernels::layernorm`).
-pub type LayerNormFn = fn(&mut [f32], &[f32], &[f32], f32);
 
 /// Rows per GEMM + LayerNorm block in [`sgemm_layernorm_rows`].
 pub const LN_BLOCK_ROWS: usize = 512;
@@ -14,8 +12,8 @@ pub const LN_BLOCK_ROWS: usize = 512;
 /// each of those rows, block by block while the block is still in cache.
 ///
 /// # Safety
-/// As [`GemmFn`] for `sgemm`, with `rows` inside `0..p.m()` and no other thread writing
-/// those rows of `C` concurrently.
+/// As [`GemmFn`] for `sgemm`, with no other thread writing rows `rows` of `C`
+/// concurrently; `layernorm` runs on this CPU (both come from one table).
 pub(crate) unsafe fn sgemm_layernorm_rows(
     sgemm: GemmFn,
     layernorm: LayerNormFn,
@@ -39,14 +37,15 @@ pub(crate) unsafe fn sgemm_layernorm_rows(
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + block).min(rows.end);
-        let view = p.rows(r0..r1);
+        let view = p.view_rows(r0..r1);
         // SAFETY: forwarded contract; the view covers rows r0..r1 of this call only.
         unsafe { sgemm(&view, 0..view.panels()) };
         for i in r0..r1 {
             // SAFETY: GemmParams::new proved `(m-1)*ldc + n` floats behind `c` and
             // i < m; this call owns row i (contract) and the GEMM above has finished.
             let row = unsafe { std::slice::from_raw_parts_mut(p.c.add(i * p.ldc), p.n) };
-            layernorm(row, w, b, eps);
+            // SAFETY: `layernorm` belongs to the same table as `sgemm` (contract).
+            unsafe { layernorm(row, w, b, eps) };
         }
         r0 = r1;
     }

@@ -39,25 +39,27 @@
 use std::ops::Range;
 
 #[cfg(target_arch = "x86_64")]
-pub mod amx;
+pub(crate) mod amx;
 #[cfg(target_arch = "x86_64")]
-pub mod avx2;
+pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
-pub mod avx512;
+pub(crate) mod avx512;
 mod blocking;
 pub(crate) mod driver;
 mod layernorm;
 pub(crate) mod microkernel;
 mod params;
-pub mod scalar;
+pub(crate) mod scalar;
 
 pub use blocking::Blocking;
 #[cfg(test)]
 pub(crate) use blocking::NR_BYTES_PER_ROW;
 pub(crate) use layernorm::sgemm_layernorm_rows;
-pub use layernorm::{LayerNormFn, LN_BLOCK_ROWS};
+pub use layernorm::LN_BLOCK_ROWS;
 pub use params::GemmParams;
-pub use scalar::{scalar_gemm_bf16, scalar_sgemm_packed};
+#[cfg(test)]
+pub(crate) use scalar::scalar_gemm_bf16;
+pub(crate) use scalar::scalar_sgemm_packed;
 
 /// What happens to an accumulated tile before it is stored.
 #[derive(Clone, Copy, Debug)]
@@ -79,24 +81,17 @@ pub enum Operands {
     /// `f32` activations, `f32` `panel32` weight ([`GemmParams::new`]).
     F32,
     /// bf16 pairs: activations rounded to bf16 and a `panel32x2` weight
-    /// ([`GemmParams::new_bf16`]); only a kernel from [`crate::Kernels::gemm_bf16`] runs it.
+    /// ([`GemmParams::new_bf16`]); only a table with a bf16 GEMM runs it
+    /// ([`crate::Kernels::has_gemm_bf16`]).
     Bf16,
 }
 
-/// A GEMM kernel entry: computes the columns of `panels` for all rows of `p`.
+/// A GEMM kernel entry, the slot type of the dispatch table: computes the columns of
+/// `panels` for all rows of `p`. Callers outside the crate reach one only through
+/// [`crate::Kernels::gemm`] and [`crate::Kernels::gemm_panels`].
 ///
 /// # Safety
 /// `panels` must lie within `0..p.panels()`, the CPU must support the tier the kernel
-/// belongs to (true for every kernel taken from a [`crate::Kernels`] table), and no
-/// other thread may write the same rows × panels of `C` concurrently.
-pub type GemmFn = unsafe fn(p: &GemmParams, panels: Range<usize>);
-
-/// Single-threaded entry: runs `kernel` over all panels of a validated call.
-///
-/// `kernel` must come from a [`crate::Kernels`] table (which only holds kernels the CPU
-/// supports).
-pub fn sgemm_packed(kernel: GemmFn, p: &GemmParams) {
-    // SAFETY: `p` was validated by its constructor; this caller owns all panels; the
-    // kernel comes from a table built for this CPU (documented precondition).
-    unsafe { kernel(p, 0..p.panels()) };
-}
+/// belongs to (true for every kernel in a [`crate::Kernels`] table), and no other thread
+/// may write the same rows × panels of `C` concurrently.
+pub(crate) type GemmFn = unsafe fn(p: &GemmParams, panels: Range<usize>);

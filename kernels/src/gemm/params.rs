@@ -223,7 +223,7 @@ impl<'a> GemmParams<'a> {
     /// A view of the same call (same operands) with another blocking.
     #[cfg(test)]
     pub(crate) fn reblocked(&self, blocking: Blocking) -> GemmParams<'_> {
-        let mut v = self.rows(0..self.m);
+        let mut v = self.view_rows(0..self.m);
         v.blocking = blocking;
         v
     }
@@ -259,12 +259,24 @@ impl<'a> GemmParams<'a> {
     }
 
     /// The same GEMM restricted to the rows `rows` (a view: same `B`, same `C`
-    /// storage). Lets a pool split a GEMM by row blocks, e.g. for
-    /// [`crate::Kernels::sgemm_bias_residual_layernorm`], which needs whole rows.
+    /// storage), for running part of a call. The view borrows the call exclusively,
+    /// since both write the same `C`; a pool that splits one call by rows across
+    /// threads passes row ranges to [`crate::Kernels::sgemm_bias_residual_layernorm`]
+    /// instead.
     ///
     /// # Panics
     /// If `rows` is not inside `0..m`.
-    pub fn rows(&self, rows: Range<usize>) -> GemmParams<'_> {
+    pub fn rows(&mut self, rows: Range<usize>) -> GemmParams<'_> {
+        self.view_rows(rows)
+    }
+
+    /// [`GemmParams::rows`] without the exclusive borrow, for the crate's own row
+    /// splits: whoever runs a kernel on the view must make sure no other call writes
+    /// the same part of `C` meanwhile (the contract of the unsafe entry points).
+    ///
+    /// # Panics
+    /// If `rows` is not inside `0..m`.
+    pub(crate) fn view_rows(&self, rows: Range<usize>) -> GemmParams<'_> {
         assert!(rows.start <= rows.end && rows.end <= self.m, "rows {rows:?} outside 0..{}", self.m);
         let (r0, m) = (rows.start, rows.len());
         let epilogue = match self.epilogue {

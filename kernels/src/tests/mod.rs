@@ -70,11 +70,11 @@ tier_tests!(emu_avx512_geometry, Tier::emulated_avx512(), all(), "never skipped"
 fn from_env_honours_toprt_isa() {
     use crate::{Error, Isa, Kernels};
     match std::env::var("TOPRT_ISA").ok().filter(|v| !v.trim().is_empty()) {
-        None => assert_eq!(Kernels::from_env().unwrap().isa, Isa::best()),
+        None => assert_eq!(Kernels::from_env().unwrap().isa(), Isa::best()),
         Some(v) => {
             let want: Isa = v.parse().expect("TOPRT_ISA names a tier");
             match Kernels::from_env() {
-                Ok(k) => assert_eq!(k.isa, want),
+                Ok(k) => assert_eq!(k.isa(), want),
                 Err(e) => {
                     assert_eq!(e, Error::Unsupported(want));
                     assert!(!want.supported());
@@ -90,12 +90,13 @@ fn from_env_honours_toprt_isa() {
 fn dispatch_tables() {
     use crate::{Isa, Kernels};
     let s = Kernels::scalar();
-    assert_eq!(s.sgemm_name, "scalar_sgemm_packed");
+    assert_eq!(s.sgemm_name(), "scalar_sgemm_packed");
+    assert!(!s.has_gemm_bf16() && s.gemm_bf16_name().is_none());
     for isa in [Isa::Avx2, Isa::Avx512] {
         match Kernels::for_isa(isa) {
             Ok(k) => {
-                assert_eq!(k.isa, isa);
-                assert!(k.sgemm_name.starts_with(&isa.to_string()), "{} in the {isa} table", k.sgemm_name);
+                assert_eq!(k.isa(), isa);
+                assert!(k.sgemm_name().starts_with(&isa.to_string()), "{} in the {isa} table", k.sgemm_name());
             }
             Err(e) => {
                 assert!(!isa.supported());

@@ -56,8 +56,8 @@ impl Tier {
     }
 
     /// `C = A·B (+ epilogue)` with this tier over all panels.
-    pub fn gemm(&self, p: &GemmParams) {
-        gemm::sgemm_packed(self.kernels.sgemm, p);
+    pub fn gemm(&self, p: &mut GemmParams) {
+        self.kernels.gemm(p);
     }
 
     /// `(rows per row block, k per k block)` of this tier's blocking for inner dimension
@@ -71,9 +71,8 @@ impl Tier {
 
     /// Same over a range of panels.
     pub fn gemm_panels(&self, p: &GemmParams, panels: Range<usize>) {
-        // SAFETY: the table was built for this CPU; panels are checked by the caller.
-        assert!(panels.end <= p.panels());
-        unsafe { (self.kernels.sgemm)(p, panels) };
+        // SAFETY: one call at a time.
+        unsafe { self.kernels.gemm_panels(p, panels) };
     }
 }
 
