@@ -7,13 +7,13 @@
 //! Pruning compacts these rows in place, so every later GEMM and attention runs on fewer
 //! rows. Nothing here allocates: all buffers live in the [`Workspace`], sized once.
 
-use crate::aligned::AVec;
 use crate::attention;
 use crate::format::KeepRule;
 use crate::model::ModelInner;
 use crate::pool::Pool;
 use crate::prune::{self, PruneControl};
 use std::time::{Duration, Instant};
+use toprt_kernels::aligned::AVec;
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::Kernels;
 

@@ -2,6 +2,7 @@
 //!
 //! * [`pack`] defines the packed weight layout (written by the converter, read in place
 //!   from the memory-mapped model file by the GEMM).
+//! * [`aligned`] holds [`aligned::AVec`], the 64-byte aligned buffer of activations.
 //! * [`cpu`] is the one probe of the CPU: features, the AMX grant, cache sizes.
 //! * [`gemm`] multiplies activations by packed weights, with fused epilogues.
 //! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
@@ -21,6 +22,7 @@
 //! Every kernel has a portable scalar twin; faster tiers only overwrite the table slots
 //! they improve.
 
+pub mod aligned;
 pub mod cpu;
 mod error;
 pub mod gemm;
