@@ -88,3 +88,20 @@ impl Blocking {
 /// Bytes of one row of a packed panel (`NR` floats), for budgets in test blockings.
 #[cfg(test)]
 pub(crate) const NR_BYTES_PER_ROW: usize = NR * 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sizes the docs quote (the table above, and `LN_BLOCK_ROWS`'s reasoning).
+    #[test]
+    fn documented_sizes() {
+        for (l2, kc, mc_768) in [(2 << 20, 1024, 341), (1 << 20, 512, 341), (512 << 10, 256, 256)] {
+            let b = Blocking::for_caches(CacheSizes { l1d: 32 << 10, l2 });
+            assert_eq!(b.kc, kc, "KC for L2 {l2}");
+            assert_eq!(b.mc(b.kc, 10), 256, "MC at a full KC block for L2 {l2}");
+            let (kc768, _) = b.k_blocks(768);
+            assert_eq!(b.mc(kc768, 10), mc_768, "MC at k = 768 for L2 {l2}");
+        }
+    }
+}

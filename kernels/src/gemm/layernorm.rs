@@ -5,7 +5,9 @@ use super::{GemmFn, GemmParams};
 use crate::ops::LayerNormFn;
 use std::ops::Range;
 
-/// Rows per GEMM + LayerNorm block in [`sgemm_layernorm_rows`].
+/// Rows per GEMM + LayerNorm block of
+/// [`crate::Kernels::sgemm_bias_residual_layernorm`]: one or two of the GEMM's own row
+/// blocks (`MC`, derived from L2 by [`super::Blocking`]).
 pub const LN_BLOCK_ROWS: usize = 512;
 
 /// GEMM (with `p`'s epilogue) over all panels of the rows `rows`, then LayerNorm of
@@ -27,12 +29,14 @@ pub(crate) unsafe fn sgemm_layernorm_rows(
     if p.n == 0 {
         return;
     }
-    // Rows per block: the GEMM streams every weight panel once per block, so the block
-    // is as tall as the GEMM's own row block (`MC`: 256 rows for avx2, 512 for avx512);
-    // a shorter one (it used to be half of L2, 85 rows at n = 768) streamed BERT's
-    // weights twice for 128 tokens, the second time for a 43-row remainder. LayerNorm
-    // then re-reads the block's `C` rows from L2 or L3: one pass over `rows × n` floats,
-    // under 1 % of the GEMM's time.
+    // Rows per block: the GEMM streams every weight panel once per row block, so a block
+    // is no shorter than the GEMM's own row block `MC`, which `Blocking` derives from L2:
+    // 256 rows at a full `KC` block on every L2 size, 341 for BERT's k = 768 on a 1 or
+    // 2 MiB L2 (`blocking.rs`). 512 rows is one or two of those. A shorter block (it
+    // used to be half of L2, 85 rows at n = 768) streamed BERT's weights twice for 128
+    // tokens, the second time for a 43-row remainder. LayerNorm then re-reads the
+    // block's `C` rows from L2 or L3: one pass over `rows × n` floats, under 1 % of the
+    // GEMM's time.
     let block = LN_BLOCK_ROWS;
     let mut r0 = rows.start;
     while r0 < rows.end {

@@ -17,9 +17,9 @@
 //! * `C` is row-major with leading dimension `ldc >= n`; only `[m, n]` is written (never
 //!   the padding columns of the last panel, never the gap between rows), and it is never
 //!   read before it has been written by the same call, so NaN garbage in `C` is fine.
-//! * A call covers a range of column panels ([`GemmFn`]), so a thread pool can split one
-//!   GEMM by panels without synchronisation; [`GemmParams::rows`] gives a row-block view
-//!   for splitting by rows as well.
+//! * A call covers a range of column panels ([`crate::Kernels::gemm_panels`]), so a
+//!   thread pool can split one GEMM by panels without synchronisation, or by rows
+//!   ([`crate::Kernels::sgemm_bias_residual_layernorm`], [`GemmParams::rows`]).
 //! * **Accumulation order.** Every output element is one chain of fused multiply-adds
 //!   over `k` ascending, starting from 0, in every SIMD tier (the scalar twin: one chain
 //!   of multiply-then-add). K-blocking only parks the running sum in `C` at full f32
