@@ -92,17 +92,29 @@ pub use scalar::{
     embed_add_layernorm_scalar, erf_scalar, gelu_scalar, gelu_slice_scalar, layernorm_scalar, softmax_scalar,
 };
 
-/// The table slots of the element-wise kernels. Each is an `unsafe fn` because a tier's
-/// kernel may only run on a CPU with that tier: true for every kernel in a
-/// [`crate::Kernels`] table, whose methods call them.
-///
+// The table slots of the element-wise kernels. Each is an `unsafe fn` because a tier's
+// kernel may only run on a CPU with that tier: true for every kernel in a `Kernels`
+// table, whose methods call them.
+
 /// LayerNorm of one row in place: `(x, weight, bias, eps)`.
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
 pub(crate) type LayerNormFn = unsafe fn(&mut [f32], &[f32], &[f32], f32);
 /// Softmax or GELU of a slice in place.
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
 pub(crate) type UnaryFn = unsafe fn(&mut [f32]);
 /// `(out, word_row, pos_row, type_row, ln_weight, ln_bias, eps)`: `out = LN(word + pos + type)`.
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
 pub(crate) type EmbedAddLayerNormFn = unsafe fn(&mut [f32], &[f32], &[f32], &[f32], &[f32], &[f32], f32);
 /// A row of activations to bf16 pairs ([`crate::pack::bf16_pairs_from_f32`]).
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
 pub(crate) type ToBf16PairsFn = unsafe fn(&[f32], &mut [u32]);
 
 /// SIMD GELU vs the scalar twin: the twin evaluates the same A&S formula in f64, the
@@ -122,6 +134,9 @@ pub const SOFTMAX_TOL: Tol = Tol { abs: 1e-8, rel: 1e-5 };
 pub const LAYERNORM_TOL: Tol = Tol { abs: 2e-5, rel: 2e-5 };
 
 /// Σ `f(x[i])` over a row: four vector accumulators, then the tail in scalar code.
+///
+/// # Safety
+/// The CPU supports `S`.
 #[inline(always)]
 unsafe fn sum_map<S: Simd>(x: &[f32], fv: impl Fn(S::V) -> S::V, fs: impl Fn(f32) -> f32) -> f32 {
     let (n, l, p) = (x.len(), S::LANES, x.as_ptr());
@@ -146,6 +161,9 @@ unsafe fn sum_map<S: Simd>(x: &[f32], fv: impl Fn(S::V) -> S::V, fs: impl Fn(f32
 }
 
 /// Applies `f` to every vector of `x` in place (masked tail).
+///
+/// # Safety
+/// The CPU supports `S`; `f` reads only memory valid for the lanes it is given.
 #[inline(always)]
 unsafe fn map_in_place<S: Simd>(x: &mut [f32], f: impl Fn(S::V, usize) -> S::V) {
     let (n, l, p) = (x.len(), S::LANES, x.as_mut_ptr());
@@ -182,6 +200,9 @@ pub(crate) unsafe fn layernorm<S: Simd>(x: &mut [f32], w: &[f32], b: &[f32], eps
 }
 
 /// The variance and scaling passes of LayerNorm, given `Σ x`.
+///
+/// # Safety
+/// The CPU supports `S`; `w` and `b` hold at least `x.len()` values.
 #[inline(always)]
 unsafe fn normalize<S: Simd>(x: &mut [f32], w: &[f32], b: &[f32], eps: f32, sum: f32) {
     let n = x.len();

@@ -41,6 +41,7 @@ impl Tier {
         let mut kernels = Kernels::scalar();
         kernels.sgemm = emu_sgemm_10x32;
         kernels.sgemm_name = "emu16_sgemm_10x32";
+        // SAFETY (the four closures): `Emu` is plain Rust, which every CPU runs.
         kernels.layernorm = |x, w, b, eps| unsafe { ops::layernorm::<Emu<16>>(x, w, b, eps) };
         kernels.softmax = |x| unsafe { ops::softmax::<Emu<16>>(x) };
         kernels.gelu = |x| unsafe { ops::gelu::<Emu<16>>(x) };
