@@ -14,8 +14,7 @@ mod common;
 
 use common::{tiers, Problem, SHAPES};
 use std::time::Instant;
-use toprt_kernels::gemm::GemmFn;
-use toprt_kernels::{peak_probe, peak_probe_bf16};
+use toprt_kernels::{peak_probe, peak_probe_amx, peak_probe_bf16, Cpu, Isa, Kernels};
 
 /// Seconds per call of `f`, timed over enough calls to last ~20 ms.
 fn time(flops: u64, mut f: impl FnMut()) -> f64 {
@@ -29,20 +28,20 @@ fn time(flops: u64, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(15);
-    let simd: Vec<_> = tiers().into_iter().filter(|k| k.isa != toprt_kernels::Isa::Scalar).collect();
+    let simd: Vec<_> = tiers().into_iter().filter(|k| k.isa() != Isa::Scalar).collect();
     let mut peak = vec![0.0f64; simd.len()];
     // The bf16 kernels this CPU runs, each with its own peak probe.
     type Probe = fn() -> Option<f64>;
-    let mut bf16: Vec<(GemmFn, &str, Probe, f64)> = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        use toprt_kernels::gemm::{amx, avx512};
-        if avx512::bf16_supported() {
-            bf16.push((avx512::avx512bf16_gemm_10x32, "avx512bf16_gemm_10x32", peak_probe_bf16, 0.0));
+    let mut bf16: Vec<(Kernels, &str, Probe, f64)> = Vec::new();
+    let cpu = Cpu::detected();
+    if let Ok(k) = Kernels::for_cpu(Isa::Avx512, &cpu.without_amx()) {
+        if let Some(name) = k.gemm_bf16_name() {
+            bf16.push((k, name, peak_probe_bf16, 0.0));
         }
-        if amx::supported() {
-            bf16.push((amx::amx_bf16_gemm_32x32, "amx_bf16_gemm_32x32", amx::peak_probe, 0.0));
-        }
+    }
+    if cpu.has_amx_bf16() {
+        let k = Kernels::for_isa(Isa::Avx512).expect("AMX implies the AVX-512 tier");
+        bf16.push((k, k.gemm_bf16_name().unwrap_or("?"), peak_probe_amx, 0.0));
     }
     println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");
     println!("{:>16} {:>22} {:>9} {:>7} {:>9} {:>8}", "M×K×N", "kernel", "GFLOP/s", "% peak", "gemm GF/s", "vs gemm");
@@ -56,13 +55,13 @@ fn main() {
         for (si, p) in problems.iter_mut().enumerate() {
             let flops = p.flops();
             for (i, kern) in simd.iter().enumerate() {
-                peak[i] = peak[i].max(peak_probe(kern.isa));
+                peak[i] = peak[i].max(peak_probe(kern.isa()));
                 best[si][i] = best[si][i].min(time(flops, || p.toprt(kern)));
             }
             best_gemm[si] = best_gemm[si].min(time(flops, || p.gemm_crate()));
-            for (i, (f, _, probe, peak)) in bf16.iter_mut().enumerate() {
+            for (i, (kern, _, probe, peak)) in bf16.iter_mut().enumerate() {
                 *peak = peak.max(probe().unwrap_or(0.0));
-                best_bf16[si][i] = best_bf16[si][i].min(time(flops, || p.toprt_bf16(*f)));
+                best_bf16[si][i] = best_bf16[si][i].min(time(flops, || p.toprt_bf16(kern)));
             }
         }
     }
@@ -74,7 +73,7 @@ fn main() {
             println!(
                 "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
                 format!("{m}×{k}×{n}"),
-                kern.sgemm_name,
+                kern.sgemm_name(),
                 100.0 * gf / peak[i],
                 best_gemm[si] / best[si][i]
             );
@@ -91,7 +90,7 @@ fn main() {
         }
     }
     for (i, kern) in simd.iter().enumerate() {
-        println!("FMA peak probe {}: {:.1} GFLOP/s", kern.isa, peak[i]);
+        println!("FMA peak probe {}: {:.1} GFLOP/s", kern.isa(), peak[i]);
     }
     for (_, name, _, peak) in &bf16 {
         println!("bf16 peak probe of {name}'s instruction: {peak:.1} GFLOP/s");

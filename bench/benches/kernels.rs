@@ -34,7 +34,7 @@ fn sgemm(c: &mut Criterion) {
         // The scalar twin takes up to a second per call on the big shapes.
         g.sampling_mode(SamplingMode::Flat);
         for kern in tiers() {
-            g.bench_function(BenchmarkId::new(kern.sgemm_name, "flops"), |b| b.iter(|| p.toprt(&kern)));
+            g.bench_function(BenchmarkId::new(kern.sgemm_name(), "flops"), |b| b.iter(|| p.toprt(&kern)));
         }
         g.bench_function(BenchmarkId::new("gemm_crate", "flops"), |b| b.iter(|| p.gemm_crate()));
         g.finish();
@@ -45,16 +45,16 @@ fn epilogues(c: &mut Criterion) {
     let (ln_w, ln_b) = (data(768, 5), data(768, 6));
     let mut g = c.benchmark_group("sgemm_epilogue");
     g.sampling_mode(SamplingMode::Flat);
-    for kern in tiers().into_iter().filter(|k| k.isa != Isa::Scalar) {
+    for kern in tiers().into_iter().filter(|k| k.isa() != Isa::Scalar) {
         let mut p = Problem::new(128, 768, 3072);
         g.throughput(Throughput::Elements(p.flops()));
-        g.bench_function(BenchmarkId::new(format!("{}+bias_gelu", kern.sgemm_name), "128x768x3072"), |b| {
+        g.bench_function(BenchmarkId::new(format!("{}+bias_gelu", kern.sgemm_name()), "128x768x3072"), |b| {
             b.iter(|| p.toprt_bias_gelu(&kern))
         });
         let mut p = Problem::new(128, 3072, 768);
         g.throughput(Throughput::Elements(p.flops()));
         g.bench_function(
-            BenchmarkId::new(format!("{}+bias_residual_layernorm", kern.sgemm_name), "128x3072x768"),
+            BenchmarkId::new(format!("{}+bias_residual_layernorm", kern.sgemm_name()), "128x3072x768"),
             |b| b.iter(|| p.toprt_residual_layernorm(&kern, &ln_w, &ln_b)),
         );
     }
@@ -72,14 +72,14 @@ fn elementwise(c: &mut Criterion) {
         let (pos, typ) = (data(len, 10), data(len, 11));
         for kern in tiers() {
             let mut x = x0.clone();
-            g.bench_function(BenchmarkId::from_parameter(format!("{}_{name}_f32", kern.isa)), |b| match name {
-                "softmax" => b.iter(|| (kern.softmax)(black_box(&mut x))),
-                "layernorm" => b.iter(|| (kern.layernorm)(black_box(&mut x), &w, &bias, 1e-12)),
+            g.bench_function(BenchmarkId::from_parameter(format!("{}_{name}_f32", kern.isa())), |b| match name {
+                "softmax" => b.iter(|| kern.softmax(black_box(&mut x))),
+                "layernorm" => b.iter(|| kern.layernorm(black_box(&mut x), &w, &bias, 1e-12)),
                 "gelu" => b.iter(|| {
                     x.copy_from_slice(&x0);
-                    (kern.gelu)(black_box(&mut x))
+                    kern.gelu(black_box(&mut x))
                 }),
-                _ => b.iter(|| (kern.embed_add_layernorm)(black_box(&mut x), &x0, &pos, &typ, &w, &bias, 1e-12)),
+                _ => b.iter(|| kern.embed_add_layernorm(black_box(&mut x), &x0, &pos, &typ, &w, &bias, 1e-12)),
             });
         }
         g.finish();

@@ -24,8 +24,9 @@
 //! scores, softmax, column sums and outputs stay f32. On AMX that made a head 1.5× faster
 //! at 128 tokens and 1.9× at 512 (one thread, in isolation).
 
-use toprt_kernels::gemm::{Epilogue, GemmFn, GemmParams};
+use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::pack::{self, NR};
+use toprt_kernels::Kernels;
 
 /// Query rows per score block.
 pub(crate) const QUERY_BLOCK: usize = 64;
@@ -40,19 +41,9 @@ pub(crate) struct HeadTask<'a> {
     /// First row and length of the sequence.
     pub offset: usize,
     pub len: usize,
-    pub softmax: fn(&mut [f32]),
-    pub sgemm: GemmFn,
+    pub kernels: &'a Kernels,
     /// bf16 sessions: run both products on bf16 operands ([`head_bf16`]).
-    pub bf16: Option<Bf16Products>,
-}
-
-/// The kernels of the bf16 attention products.
-#[derive(Clone, Copy)]
-pub(crate) struct Bf16Products {
-    /// A `Kernels::gemm_bf16`.
-    pub gemm: GemmFn,
-    /// `Kernels::to_bf16_pairs`.
-    pub to_pairs: fn(&[f32], &mut [u32]),
+    pub bf16: bool,
 }
 
 /// Rounds a count of floats up to whole 64-byte lines.
@@ -91,16 +82,16 @@ pub(crate) fn scratch_len(max_len: usize, dh: usize) -> usize {
 /// `out` must point to a `[rows, d]` buffer in which rows `offset..offset+len`, columns
 /// `head*dh..(head+1)*dh` belong to this call alone; `colsum`, when non-null, to `len`
 /// floats owned by this call. `scratch` holds at least `scratch_len(len, dh)` floats,
-/// `qkv` covers the sequence's rows, and `t.sgemm` comes from a kernel table of this CPU.
+/// and `qkv` covers the sequence's rows.
 pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
     let (n, dh, d) = (t.len, t.dh, t.d);
     if n == 0 {
         return;
     }
     // (The bf16 path keeps a few per-key rows on the stack: head sizes up to 512.)
-    if let Some(bf) = t.bf16.filter(|_| dh <= 512) {
+    if t.bf16 && dh <= 512 {
         // SAFETY: forwarded contract.
-        return unsafe { head_bf16(t, bf, out, colsum, scratch) };
+        return unsafe { head_bf16(t, out, colsum, scratch) };
     }
     let ld = 3 * d;
     let (kt, rest) = scratch.split_at_mut(lines(pack::packed_len(dh, n)));
@@ -148,12 +139,10 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
         let m = QUERY_BLOCK.min(n - q0);
         let s = &mut rest[..m * n];
         let q = &rows[q0 * ld + qc..];
-        let p = GemmParams::new(q, ld, m, dh, kt, n, s, n, Epilogue::None).expect("attention score shapes");
-        // SAFETY: validated params; this call owns all panels of its scratch; the kernel
-        // is this CPU's (contract).
-        unsafe { (t.sgemm)(&p, 0..p.panels()) };
+        let mut p = GemmParams::new(q, ld, m, dh, kt, n, s, n, Epilogue::None).expect("attention score shapes");
+        t.kernels.gemm(&mut p);
         for row in s.chunks_exact_mut(n) {
-            (t.softmax)(row);
+            t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
                 for (c, &p) in c.iter_mut().zip(row.iter()) {
                     *c += p;
@@ -162,11 +151,10 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
         }
         // SAFETY: rows offset+q0.., columns head*dh..+dh of `out` belong to this call
         // (contract); `(m-1)*d + dh` floats from there lie inside the `[rows, d]` buffer.
-        let p =
+        let mut p =
             unsafe { GemmParams::with_raw_c(s, n, m, n, vp, dh, out.add((t.offset + q0) * d + qc), d, Epilogue::None) }
                 .expect("attention output shapes");
-        // SAFETY: as above.
-        unsafe { (t.sgemm)(&p, 0..p.panels()) };
+        t.kernels.gemm(&mut p);
         q0 += m;
     }
 }
@@ -181,7 +169,7 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
 ///
 /// # Safety
 /// As [`head`].
-unsafe fn head_bf16(t: &HeadTask, bf: Bf16Products, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
+unsafe fn head_bf16(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
     let (n, dh, d) = (t.len, t.dh, t.d);
     let (ld, np, ldq) = (3 * d, n_pad(n), q_row_words(dh));
     let (pairs_dh, pairs_n) = (dh.div_ceil(2), np / 2);
@@ -199,14 +187,14 @@ unsafe fn head_bf16(t: &HeadTask, bf: Bf16Products, out: *mut f32, colsum: *mut 
 
     // Q: [n, dh] as pairs, one line-aligned row per query.
     for (i, row) in rows.chunks_exact(ld).enumerate() {
-        (bf.to_pairs)(&row[qc..qc + dh], &mut qp[i * ldq..i * ldq + pairs_dh]);
+        t.kernels.to_bf16_pairs(&row[qc..qc + dh], &mut qp[i * ldq..i * ldq + pairs_dh]);
     }
     // kᵀ: panel32x2 of the logical [dh, n]: key j is column j, its dh values in pairs.
     kt.fill(0);
     let mut kpairs = [0u32; 256];
     for (j, row) in rows.chunks_exact(ld).enumerate() {
         let kw = &mut kpairs[..pairs_dh];
-        (bf.to_pairs)(&row[kc..kc + dh], kw);
+        t.kernels.to_bf16_pairs(&row[kc..kc + dh], kw);
         let panel = &mut kt[(j / NR) * pairs_dh * NR..(j / NR + 1) * pairs_dh * NR];
         for (p, &w) in kw.iter().enumerate() {
             panel[p * NR + j % NR] = w;
@@ -224,7 +212,7 @@ unsafe fn head_bf16(t: &HeadTask, bf: Bf16Products, out: *mut f32, colsum: *mut 
             inter[2 * e] = v0[e];
             inter[2 * e + 1] = if r1 < n { rows[r1 * ld + vc + e] } else { 0.0 };
         }
-        (bf.to_pairs)(&inter[..2 * dh], &mut vw[..dh]);
+        t.kernels.to_bf16_pairs(&inter[..2 * dh], &mut vw[..dh]);
         for (e, &w) in vw[..dh].iter().enumerate() {
             vp[(e / NR) * pairs_n * NR + p * NR + e % NR] = w;
         }
@@ -244,25 +232,23 @@ unsafe fn head_bf16(t: &HeadTask, bf: Bf16Products, out: *mut f32, colsum: *mut 
     while q0 < n {
         let m = QUERY_BLOCK.min(n - q0);
         let sb = &mut s[..m * n];
-        let p = GemmParams::new_bf16(&qp[q0 * ldq..(q0 + m) * ldq], ldq, m, dh, kt, n, sb, n, Epilogue::None)
+        let mut p = GemmParams::new_bf16(&qp[q0 * ldq..(q0 + m) * ldq], ldq, m, dh, kt, n, sb, n, Epilogue::None)
             .expect("bf16 attention score shapes");
-        // SAFETY: validated params; this call owns all panels of its scratch; the kernel
-        // is this CPU's (contract).
-        unsafe { (bf.gemm)(&p, 0..p.panels()) };
+        t.kernels.gemm(&mut p);
         for (i, row) in sb.chunks_exact_mut(n).enumerate() {
-            (t.softmax)(row);
+            t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
                 for (c, &p) in c.iter_mut().zip(row.iter()) {
                     *c += p;
                 }
             }
             let pr = &mut pp[i * pairs_n..(i + 1) * pairs_n];
-            (bf.to_pairs)(row, pr);
+            t.kernels.to_bf16_pairs(row, pr);
             pr[n.div_ceil(2)..].fill(0);
         }
         // SAFETY: as in `head`: rows offset+q0.., columns head*dh..+dh of `out` belong to
         // this call.
-        let p = unsafe {
+        let mut p = unsafe {
             GemmParams::with_raw_c_bf16(
                 &pp[..m * pairs_n],
                 pairs_n,
@@ -276,8 +262,7 @@ unsafe fn head_bf16(t: &HeadTask, bf: Bf16Products, out: *mut f32, colsum: *mut 
             )
         }
         .expect("bf16 attention output shapes");
-        // SAFETY: as above.
-        unsafe { (bf.gemm)(&p, 0..p.panels()) };
+        t.kernels.gemm(&mut p);
         q0 += m;
     }
 }
@@ -285,7 +270,7 @@ unsafe fn head_bf16(t: &HeadTask, bf: Bf16Products, out: *mut f32, colsum: *mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toprt_kernels::{pack, Isa, Kernels};
+    use toprt_kernels::{pack, Cpu, Isa, Kernels};
 
     /// xorshift values in [-1, 1), deterministic per seed.
     fn rng(mut seed: u64) -> impl FnMut() -> f32 {
@@ -333,17 +318,7 @@ mod tests {
                     let mut cs = vec![f32::NAN; n];
                     let mut scratch = vec![f32::NAN; scratch_len(n, dh)];
                     for h in 0..nh {
-                        let t = HeadTask {
-                            qkv: &qkv,
-                            d,
-                            dh,
-                            head: h,
-                            offset: off,
-                            len: n,
-                            softmax: k.softmax,
-                            sgemm: k.sgemm,
-                            bf16: None,
-                        };
+                        let t = HeadTask { qkv: &qkv, d, dh, head: h, offset: off, len: n, kernels: &k, bf16: false };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
                         let (want, want_cs) = reference(&qkv, d, dh, h, off, n);
@@ -372,20 +347,16 @@ mod tests {
     /// accumulation. The column sums come from the f32 probabilities (1e-4 as above).
     #[test]
     fn bf16_products_match_the_rounded_definition() {
-        let Ok(k) = Kernels::for_isa(Isa::Avx512) else {
-            println!("skipped: avx512 not supported");
-            return;
-        };
-        #[allow(unused_mut)]
-        let mut kernels: Vec<(GemmFn, &str)> = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if toprt_kernels::gemm::avx512::bf16_supported() {
-                kernels.push((toprt_kernels::gemm::avx512::avx512bf16_gemm_10x32, "avx512bf16"));
+        // Each native bf16 GEMM of this CPU: `vdpbf16ps`, and AMX where there is one.
+        let cpu = Cpu::detected();
+        let mut kernels: Vec<(Kernels, &str)> = Vec::new();
+        if let Ok(k) = Kernels::for_cpu(Isa::Avx512, &cpu.without_amx()) {
+            if k.has_gemm_bf16() {
+                kernels.push((k, "avx512bf16"));
             }
-            if toprt_kernels::gemm::amx::supported() {
-                kernels.push((toprt_kernels::gemm::amx::amx_bf16_gemm_32x32, "amx"));
-            }
+        }
+        if cpu.has_amx_bf16() {
+            kernels.push((Kernels::for_isa(Isa::Avx512).unwrap(), "amx"));
         }
         if kernels.is_empty() {
             println!("skipped: no bf16 GEMM on this CPU");
@@ -393,8 +364,7 @@ mod tests {
         }
         let round = |x: f32| pack::f32_from_bf16(pack::bf16_from_f32(x));
         let mut rnd = rng(0x9876_5432);
-        for (gemm, name) in kernels {
-            let bf = Bf16Products { gemm, to_pairs: k.to_bf16_pairs };
+        for (k, name) in kernels {
             for &(nh, dh) in &[(2usize, 8usize), (2, 64), (1, 40), (2, 32)] {
                 let d = nh * dh;
                 for &n in &[1usize, 2, 31, 32, 33, 63, 64, 65, 130] {
@@ -406,17 +376,7 @@ mod tests {
                     let mut cs = vec![f32::NAN; n];
                     let mut scratch = vec![f32::NAN; scratch_len(n, dh)];
                     for h in 0..nh {
-                        let t = HeadTask {
-                            qkv: &qkv,
-                            d,
-                            dh,
-                            head: h,
-                            offset: off,
-                            len: n,
-                            softmax: k.softmax,
-                            sgemm: k.sgemm,
-                            bf16: Some(bf),
-                        };
+                        let t = HeadTask { qkv: &qkv, d, dh, head: h, offset: off, len: n, kernels: &k, bf16: true };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
                         // The definition on rounded operands, with rounded probabilities.

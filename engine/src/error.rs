@@ -19,7 +19,7 @@ pub enum Error {
     #[error("model file lacks tensor '{name}' or it has the wrong shape (expected {expected:?})")]
     Tensor { name: String, expected: Vec<usize> },
     #[error("{0}")]
-    Isa(#[from] toprt_kernels::IsaError),
+    Isa(#[from] toprt_kernels::Error),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("this model file embeds no tokenizer: pass token ids instead of text")]

@@ -7,13 +7,13 @@
 //! Pruning compacts these rows in place, so every later GEMM and attention runs on fewer
 //! rows. Nothing here allocates: all buffers live in the [`Workspace`], sized once.
 
-use crate::aligned::AVec;
 use crate::attention;
 use crate::model::ModelInner;
 use crate::pool::Pool;
 use crate::prune::{self, PruneControl};
 use std::time::{Duration, Instant};
 use toprt_format::KeepRule;
+use toprt_kernels::aligned::AVec;
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::Kernels;
 
@@ -178,7 +178,7 @@ pub(crate) struct Plan<'a> {
 pub(crate) enum LinearPath {
     /// `f32` weights, `f32` GEMM.
     F32,
-    /// bf16 weights on a bf16 GEMM ([`Kernels::gemm_bf16`]): each input is rounded to
+    /// bf16 weights on a bf16 GEMM ([`Kernels::has_gemm_bf16`]): each input is rounded to
     /// bf16 pairs first, the sums and everything else stay `f32`.
     Bf16,
     /// bf16 weights on a CPU without bf16 GEMMs: the `f32` GEMM on the weights widened
@@ -188,10 +188,10 @@ pub(crate) enum LinearPath {
 
 impl LinearPath {
     pub fn new(precision: toprt_format::Precision, k: &Kernels) -> LinearPath {
-        match (precision, k.gemm_bf16) {
+        match (precision, k.has_gemm_bf16()) {
             (toprt_format::Precision::F32, _) => LinearPath::F32,
-            (toprt_format::Precision::Bf16, Some(_)) => LinearPath::Bf16,
-            (toprt_format::Precision::Bf16, None) => LinearPath::Bf16Widened,
+            (toprt_format::Precision::Bf16, true) => LinearPath::Bf16,
+            (toprt_format::Precision::Bf16, false) => LinearPath::Bf16Widened,
         }
     }
 }
@@ -214,7 +214,7 @@ fn linear<'a>(
 ) -> GemmParams<'a> {
     let w = model.weights.layers[li].linears()[which];
     let (kdim, n) = (w.k, w.n);
-    let shape = |e: String| -> ! { panic!("internal shape error in forward pass: {e}") };
+    let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
     match path {
         LinearPath::F32 => params(&x[..t * kdim], t, kdim, model.f32s(&w.range), n, &mut out[..t * n], ep),
         LinearPath::Bf16Widened => {
@@ -230,7 +230,7 @@ fn linear<'a>(
                     // SAFETY: row r of `a16` lies inside it (asserted) and belongs to this
                     // task alone.
                     let dst = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * lda), kp) };
-                    (k.to_bf16_pairs)(&x[r * kdim..(r + 1) * kdim], dst);
+                    k.to_bf16_pairs(&x[r * kdim..(r + 1) * kdim], dst);
                 }
             });
             let a16: &'a [u32] = a16;
@@ -279,9 +279,9 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
     let panels = p.panels();
     let threads = pool.threads();
     // Fork only when each thread gets real work.
-    let kernel = k.gemm_for(p);
     if threads == 1 || panels < 2 || p.m() * panels < 16 {
-        toprt_kernels::gemm::sgemm_packed(kernel, p);
+        // SAFETY: the only call on `p` while it runs.
+        unsafe { k.gemm_panels(p, 0..panels) };
         return;
     }
     let chunk = panels.div_ceil(threads * CHUNKS_PER_THREAD).max(1);
@@ -289,7 +289,7 @@ fn gemm(k: &Kernels, pool: &Pool, p: &GemmParams) {
     pool.run(tasks, &|t, _| {
         let r = t * chunk..((t + 1) * chunk).min(panels);
         // SAFETY: tasks cover disjoint panel ranges inside 0..panels.
-        unsafe { kernel(p, r) };
+        unsafe { k.gemm_panels(p, r) };
     });
 }
 
@@ -383,7 +383,7 @@ pub(crate) fn encode(
         par_rows(pool, &mut ws.hidden, t, d, &|r, row| {
             let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
             let (we, pe, te) = (&word[id * d..id * d + d], &pos[p * d..p * d + d], &typ[ty * d..ty * d + d]);
-            (k.embed_add_layernorm)(row, we, pe, te, lw, lb, eps);
+            k.embed_add_layernorm(row, we, pe, te, lw, lb, eps);
         });
     }
 
@@ -465,7 +465,7 @@ pub(crate) fn encode(
             gemm_layernorm_rows(k, pool, &p, lnw, lnb, eps);
         } else {
             gemm(k, pool, &p);
-            par_rows(pool, &mut ws.h1, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+            par_rows(pool, &mut ws.h1, t, d, &|_, row| k.layernorm(row, lnw, lnb, eps));
         }
 
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
@@ -501,7 +501,7 @@ pub(crate) fn encode(
             gemm_layernorm_rows(k, pool, &p, lnw, lnb, eps);
         } else {
             gemm(k, pool, &p);
-            par_rows(pool, &mut ws.hidden, t, d, &|_, row| (k.layernorm)(row, lnw, lnb, eps));
+            par_rows(pool, &mut ws.hidden, t, d, &|_, row| k.layernorm(row, lnw, lnb, eps));
         }
         let t3 = Instant::now();
         ws.layer_stats[li].macs +=
@@ -671,10 +671,7 @@ fn attention(
         None => (None, 0),
     };
     // bf16 sessions run the attention products on the bf16 GEMM too.
-    let bf16 = match (path, k.gemm_bf16) {
-        (LinearPath::Bf16, Some(gemm)) => Some(attention::Bf16Products { gemm, to_pairs: k.to_bf16_pairs }),
-        _ => None,
-    };
+    let bf16 = path == LinearPath::Bf16 && k.has_gemm_bf16();
     pool.run(segs.len() * nh, &|task, worker| {
         let (seg, h) = (segs[task / nh], task % nh);
         assert!(
@@ -693,17 +690,7 @@ fn attention(
             }
             None => std::ptr::null_mut(),
         };
-        let t = attention::HeadTask {
-            qkv,
-            d,
-            dh,
-            head: h,
-            offset: seg.offset,
-            len: seg.len,
-            softmax: k.softmax,
-            sgemm: k.sgemm,
-            bf16,
-        };
+        let t = attention::HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, bf16 };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.

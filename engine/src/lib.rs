@@ -13,7 +13,6 @@
 //! All sequences of a batch are packed back to back in one `[tokens, hidden]` buffer
 //! with a segment table; there is no padding anywhere. See `docs/ARCHITECTURE.md`.
 
-mod aligned;
 mod attention;
 pub mod capi;
 pub mod cli_input;

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toprt_format::{self as format, Arch, Classifier, Layout, Manifest, Pooling, Precision, Task};
+use toprt_kernels::aligned::AVec;
 
 /// Options for [`Model::open_with`].
 #[derive(Clone, Debug)]
@@ -25,26 +26,17 @@ impl Default for OpenOptions {
 enum Storage {
     Mmap(memmap2::Mmap),
     /// A copy in 64-byte aligned memory (for models given as a buffer).
-    Owned(Vec<Align64>, usize),
+    Owned(AVec<u8>),
 }
-
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Align64([u8; 64]);
 
 impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mmap(m) => m,
-            Storage::Owned(v, len) => &bytemuck::cast_slice::<_, u8>(v.as_slice())[..*len],
+            Storage::Owned(v) => v,
         }
     }
 }
-
-// SAFETY: plain old data, 64 bytes, no padding.
-unsafe impl bytemuck::Zeroable for Align64 {}
-// SAFETY: as above.
-unsafe impl bytemuck::Pod for Align64 {}
 
 /// Byte range of an `f32` tensor inside the file image.
 pub(crate) type TRange = Range<usize>;
@@ -115,7 +107,7 @@ impl ModelInner {
     #[inline]
     pub fn f32s(&self, r: &TRange) -> &[f32] {
         // Ranges were validated in bounds and 64-byte aligned at open, and the storage
-        // base is 64-byte aligned (page-aligned mmap or Align64 buffer).
+        // base is 64-byte aligned (page-aligned mmap or AVec).
         bytemuck::cast_slice(&self.storage.bytes()[r.clone()])
     }
 
@@ -180,9 +172,9 @@ impl Model {
     /// # Errors
     /// See [`Model::open`].
     pub fn from_bytes(bytes: &[u8], opts: &OpenOptions) -> Result<Model> {
-        let mut v = vec![Align64([0; 64]); bytes.len().div_ceil(64)];
-        bytemuck::cast_slice_mut::<_, u8>(v.as_mut_slice())[..bytes.len()].copy_from_slice(bytes);
-        Model::from_storage(Storage::Owned(v, bytes.len()), None, opts)
+        let mut v = AVec::<u8>::zeroed(bytes.len());
+        v.copy_from_slice(bytes);
+        Model::from_storage(Storage::Owned(v), None, opts)
     }
 
     fn from_storage(storage: Storage, path: Option<PathBuf>, opts: &OpenOptions) -> Result<Model> {

@@ -216,7 +216,7 @@ impl Session {
 
     /// The kernel tier in use.
     pub fn isa(&self) -> Isa {
-        self.kernels.isa
+        self.kernels.isa()
     }
 
     /// The GEMM kernel the encoder's linear layers run on, e.g. `avx512_sgemm_10x32`,
@@ -224,9 +224,9 @@ impl Session {
     /// kernel with `(bf16 widened)` appended.
     pub fn linear_kernel(&self) -> String {
         match self.linear {
-            LinearPath::F32 => self.kernels.sgemm_name.to_string(),
-            LinearPath::Bf16 => self.kernels.gemm_bf16_name.unwrap_or("?").to_string(),
-            LinearPath::Bf16Widened => format!("{} (bf16 widened)", self.kernels.sgemm_name),
+            LinearPath::F32 => self.kernels.sgemm_name().to_string(),
+            LinearPath::Bf16 => self.kernels.gemm_bf16_name().unwrap_or("?").to_string(),
+            LinearPath::Bf16Widened => format!("{} (bf16 widened)", self.kernels.sgemm_name()),
         }
     }
 

@@ -1,89 +1,53 @@
-//! Instruction-set tiers and the dispatch table, resolved once.
+//! Choosing a tier and building its dispatch table, once per session.
 //!
-//! [`Kernels`] starts all-scalar; the AVX2 and AVX-512 tiers overwrite only the slots
-//! they implement better. `TOPRT_ISA=scalar|avx2|avx512` forces a tier so every tier can
-//! be tested on one machine; asking for a tier the CPU lacks is an error, not a silent
-//! fallback.
+//! A table starts as [`Kernels::scalar`]; then the plugs of every tier up to the
+//! requested one run in order ([`PLUGS`]), and each overwrites only the slots its
+//! tier implements better, after checking the CPU itself (tract's `plug_fma`,
+//! `plug_avx512f`). This file names no kernel: the tier files do.
+//! `TOPRT_ISA=scalar|avx2|avx512` forces a tier so every tier can be tested on one
+//! machine; asking for a tier the CPU lacks is an error, not a silent fallback.
 
-use crate::gemm::{self, GemmFn, GemmParams, Operands};
-use crate::ops;
-use std::fmt;
-use std::ops::Range;
-
-/// An instruction-set tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Isa {
-    Scalar,
-    Avx2,
-    Avx512,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum IsaError {
-    #[error("unknown instruction set '{0}' (expected scalar, avx2 or avx512)")]
-    Unknown(String),
-    #[error("instruction set {0} was requested but this CPU does not support it")]
-    Unsupported(Isa),
-}
-
-impl fmt::Display for Isa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-        })
-    }
-}
+use crate::cpu::{Cpu, Isa};
+use crate::error::Error;
+use crate::Kernels;
+#[cfg(target_arch = "x86_64")]
+use crate::{gemm, ops};
 
 impl std::str::FromStr for Isa {
-    type Err = IsaError;
-    fn from_str(s: &str) -> Result<Self, IsaError> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Ok(Isa::Scalar),
             "avx2" => Ok(Isa::Avx2),
             "avx512" | "avx-512" => Ok(Isa::Avx512),
-            other => Err(IsaError::Unknown(other.to_string())),
+            other => Err(Error::UnknownIsa(other.to_string())),
         }
     }
 }
 
 impl Isa {
-    /// Whether this CPU can run the tier.
+    /// Whether this CPU can run the tier ([`Cpu::supports`]).
     pub fn supported(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
+        Cpu::detected().supports(self)
     }
 
     /// The best tier this CPU supports.
     pub fn best() -> Isa {
-        [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.supported()).unwrap_or(Isa::Scalar)
+        Cpu::detected().best()
     }
 
     /// `TOPRT_ISA` if set (and supported), else the best tier.
     ///
     /// # Errors
     /// An unknown name, or a tier this CPU lacks.
-    pub fn from_env() -> Result<Isa, IsaError> {
+    pub fn from_env() -> Result<Isa, Error> {
         match std::env::var("TOPRT_ISA") {
             Ok(v) if !v.trim().is_empty() => {
                 let isa: Isa = v.parse()?;
                 if isa.supported() {
                     Ok(isa)
                 } else {
-                    Err(IsaError::Unsupported(isa))
+                    Err(Error::Unsupported(isa))
                 }
             }
             _ => Ok(Isa::best()),
@@ -91,233 +55,59 @@ impl Isa {
     }
 }
 
-/// Row LayerNorm in place: `(x, weight, bias, eps)`.
-pub type LayerNormFn = crate::gemm::LayerNormFn;
-/// `(out, word_row, pos_row, type_row, ln_weight, ln_bias, eps)`: `out = LN(word + pos + type)`.
-pub type EmbedAddLayerNormFn = fn(&mut [f32], &[f32], &[f32], &[f32], &[f32], &[f32], f32);
+/// A tier file's plug: installs the kernels of its tier that `cpu` runs into a table.
+type Plug = fn(&mut Kernels, &Cpu);
 
-/// The dispatch table: one function pointer per kernel family.
-#[derive(Clone, Copy)]
-pub struct Kernels {
-    pub isa: Isa,
-    /// Packed-weight GEMM over a range of column panels.
-    pub sgemm: GemmFn,
-    /// Name of the GEMM microkernel, e.g. `avx2_sgemm_6x16` (for reports).
-    pub sgemm_name: &'static str,
-    /// GEMM on bf16 operands ([`gemm::Operands::Bf16`]), where the CPU multiplies bf16
-    /// natively on the AVX-512 tier: AMX tiles where the CPU and OS offer them
-    /// (`amx_bf16_gemm_32x32`), else AVX512_BF16 (`avx512bf16_gemm_10x32`). `None`
-    /// elsewhere: callers then widen bf16 weights to `f32`
-    /// ([`crate::pack::widen_bf16_panels`]) and use `sgemm`.
-    pub gemm_bf16: Option<GemmFn>,
-    /// Name of the bf16 microkernel, e.g. `avx512bf16_gemm_10x32`.
-    pub gemm_bf16_name: Option<&'static str>,
-    /// Rounds a row of activations to bf16 pairs, the `A` operand of `gemm_bf16`
-    /// ([`crate::pack::bf16_pairs_from_f32`]; AVX512_BF16: `vcvtne2ps2bf16`).
-    pub to_bf16_pairs: fn(&[f32], &mut [u32]),
-    /// LayerNorm of one row in place.
-    pub layernorm: LayerNormFn,
-    /// Softmax of one row in place.
-    pub softmax: fn(&mut [f32]),
-    /// Exact-erf GELU of a slice in place.
-    pub gelu: fn(&mut [f32]),
-    /// `out = LayerNorm(word + pos + type)` for one token.
-    pub embed_add_layernorm: EmbedAddLayerNormFn,
-}
-
-impl fmt::Debug for Kernels {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kernels").field("isa", &self.isa).field("sgemm", &self.sgemm_name).finish_non_exhaustive()
-    }
-}
+/// Every plug with the tier it belongs to, in the order they run: a table for tier `t`
+/// is the scalar table with every plug of a tier `<= t` applied in turn, so a later
+/// plug overwrites what an earlier one installed (the AMX bf16 GEMM replaces the
+/// AVX512_BF16 one).
+#[cfg(target_arch = "x86_64")]
+const PLUGS: [(Isa, Plug); 5] = [
+    (Isa::Avx2, gemm::avx2::plug),
+    (Isa::Avx2, ops::avx2::plug),
+    (Isa::Avx512, gemm::avx512::plug),
+    (Isa::Avx512, ops::avx512::plug),
+    (Isa::Avx512, gemm::amx::plug),
+];
+#[cfg(not(target_arch = "x86_64"))]
+const PLUGS: [(Isa, Plug); 0] = [];
 
 impl Kernels {
-    /// The portable table.
-    pub fn scalar() -> Kernels {
-        Kernels {
-            isa: Isa::Scalar,
-            sgemm: gemm::scalar_sgemm_packed,
-            sgemm_name: "scalar_sgemm_packed",
-            gemm_bf16: None,
-            gemm_bf16_name: None,
-            to_bf16_pairs: crate::pack::bf16_pairs_from_f32,
-            layernorm: ops::layernorm_scalar,
-            softmax: ops::softmax_scalar,
-            gelu: ops::gelu_slice_scalar,
-            embed_add_layernorm: ops::embed_add_layernorm_scalar,
-        }
-    }
-
-    /// The table for `isa`: scalar slots, overwritten by the AVX2 slots from the AVX2
-    /// tier up, then by the AVX-512 slots for the AVX-512 tier.
+    /// The table for tier `isa` on this CPU ([`Kernels::for_cpu`] of [`Cpu::detected`]).
     ///
     /// # Errors
-    /// When the CPU lacks the tier.
-    pub fn for_isa(isa: Isa) -> Result<Kernels, IsaError> {
-        if !isa.supported() {
-            return Err(IsaError::Unsupported(isa));
+    /// [`Error::Unsupported`] when the CPU lacks the tier.
+    pub fn for_isa(isa: Isa) -> Result<Kernels, Error> {
+        Kernels::for_cpu(isa, Cpu::detected())
+    }
+
+    /// The table for tier `isa` on `cpu`: the scalar table, then the plugs of every
+    /// tier up to `isa`, in order. With [`Cpu::detected`] that is the best this machine
+    /// runs of the tier; with a narrowed CPU ([`Cpu::without_amx`]) the kernels it
+    /// leaves.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when `cpu` lacks the tier.
+    pub fn for_cpu(isa: Isa, cpu: &Cpu) -> Result<Kernels, Error> {
+        if !cpu.supports(isa) {
+            return Err(Error::Unsupported(isa));
         }
         let mut k = Kernels::scalar();
         k.isa = isa;
-        #[cfg(target_arch = "x86_64")]
-        {
-            if isa >= Isa::Avx2 {
-                k.sgemm = gemm::avx2::avx2_sgemm_6x16;
-                k.sgemm_name = "avx2_sgemm_6x16";
-                k.layernorm = ops::avx2::avx2_layernorm_f32;
-                k.softmax = ops::avx2::avx2_softmax_f32;
-                k.gelu = ops::avx2::avx2_gelu_f32;
-                k.embed_add_layernorm = ops::avx2::avx2_embed_add_layernorm_f32;
-            }
-            if isa >= Isa::Avx512 {
-                k.sgemm = gemm::avx512::avx512_sgemm_10x32;
-                k.sgemm_name = "avx512_sgemm_10x32";
-                k.layernorm = ops::avx512::avx512_layernorm_f32;
-                k.softmax = ops::avx512::avx512_softmax_f32;
-                k.gelu = ops::avx512::avx512_gelu_f32;
-                k.embed_add_layernorm = ops::avx512::avx512_embed_add_layernorm_f32;
-                if gemm::avx512::bf16_supported() {
-                    k.to_bf16_pairs = ops::avx512::avx512bf16_to_bf16_pairs;
-                }
-                if gemm::amx::supported() {
-                    k.gemm_bf16 = Some(gemm::amx::amx_bf16_gemm_32x32);
-                    k.gemm_bf16_name = Some("amx_bf16_gemm_32x32");
-                } else if gemm::avx512::bf16_supported() {
-                    k.gemm_bf16 = Some(gemm::avx512::avx512bf16_gemm_10x32);
-                    k.gemm_bf16_name = Some("avx512bf16_gemm_10x32");
-                }
+        for (tier, plug) in PLUGS {
+            if tier <= isa {
+                plug(&mut k, cpu);
             }
         }
         Ok(k)
-    }
-
-    /// The GEMM kernel for the operands of `p`.
-    ///
-    /// # Panics
-    /// For bf16 operands on a table without [`Kernels::gemm_bf16`] (a caller bug: such
-    /// callers widen the weights instead).
-    pub fn gemm_for(&self, p: &GemmParams) -> GemmFn {
-        match p.operands() {
-            Operands::F32 => self.sgemm,
-            Operands::Bf16 => self.gemm_bf16.unwrap_or_else(|| panic!("no bf16 GEMM on the {} tier", self.isa)),
-        }
     }
 
     /// The table for [`Isa::from_env`].
     ///
     /// # Errors
     /// See [`Isa::from_env`].
-    pub fn from_env() -> Result<Kernels, IsaError> {
+    pub fn from_env() -> Result<Kernels, Error> {
         Kernels::for_isa(Isa::from_env()?)
     }
-
-    /// `C[rows] = LayerNorm(A·W ⊕ epilogue)[rows]` over **all** column panels: the
-    /// GEMM with `p`'s epilogue (for BERT's `LN(x + A·W + b)`, [`crate::gemm::Epilogue::BiasResidual`]),
-    /// then [`Kernels::layernorm`] of each row, block by block of
-    /// [`gemm::LN_BLOCK_ROWS`] rows while the block is still in cache. The
-    /// result is bit-identical to [`Kernels::sgemm`] followed by [`Kernels::layernorm`]
-    /// of each row; it saves the second pass over `C` from memory.
-    ///
-    /// A pool splits the call by row blocks (each task owns whole rows); with one
-    /// thread, pass `0..p.m()`.
-    ///
-    /// # Safety
-    /// `rows` within `0..p.m()`, and no other thread writes those rows of `C`
-    /// concurrently.
-    ///
-    /// # Panics
-    /// If `ln_w` or `ln_b` is shorter than `n`, or `rows` is outside `0..m`.
-    pub unsafe fn sgemm_bias_residual_layernorm(
-        &self,
-        p: &GemmParams,
-        ln_w: &[f32],
-        ln_b: &[f32],
-        eps: f32,
-        rows: Range<usize>,
-    ) {
-        // SAFETY: forwarded contract; the slots of `self` belong to this CPU's tier.
-        unsafe { gemm::sgemm_layernorm_rows(self.gemm_for(p), self.layernorm, p, (ln_w, ln_b, eps), rows) }
-    }
-}
-
-/// The FMA peak of a tier in GFLOP/s on the calling thread: 12
-/// independent register-only FMA chains for about 50 ms (best of ten 5 ms runs, so an
-/// interrupt or a busy sibling core does not drag it down). Each FMA lane counts 2
-/// FLOPs. The scalar tier runs the same chains as plain `a*x + y` (no FMA, so 2 FLOPs
-/// per multiply-add pair; the compiler may vectorise it with the baseline SSE2).
-/// Returns 0 for a tier this CPU lacks.
-pub fn peak_probe(isa: Isa) -> f64 {
-    if !isa.supported() {
-        return 0.0;
-    }
-    let lanes = match isa {
-        Isa::Scalar => 1,
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-    };
-    let run = |iters: usize| -> f64 {
-        let (x, y) = (std::hint::black_box(0.999_999_9f32), std::hint::black_box(1e-7f32));
-        let t0 = std::time::Instant::now();
-        let r = match isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: support checked above.
-            Isa::Avx2 => unsafe { crate::simd::avx2::avx2_fma_probe(iters, x, y) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: support checked above.
-            Isa::Avx512 => unsafe { crate::simd::avx512::avx512_fma_probe(iters, x, y) },
-            _ => scalar_probe(iters, x, y),
-        };
-        std::hint::black_box(r);
-        let flops = (iters * crate::simd::PROBE_CHAINS * lanes * 2) as f64;
-        flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
-    };
-    best_of_runs(run)
-}
-
-/// The bf16 dot-product peak (`vdpbf16ps`, each lane 2 multiply-adds = 4 FLOPs) in
-/// GFLOP/s on the calling thread, measured like [`peak_probe`]; `None` where the CPU
-/// has no bf16 GEMM ([`Kernels::gemm_bf16`]).
-pub fn peak_probe_bf16() -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
-    if gemm::avx512::bf16_supported() {
-        let run = |iters: usize| -> f64 {
-            let (x, y) = (std::hint::black_box(1e-6f32), std::hint::black_box(1e-6f32));
-            let t0 = std::time::Instant::now();
-            // SAFETY: support checked above.
-            std::hint::black_box(unsafe { crate::simd::avx512::avx512bf16_dot_probe(iters, x, y) });
-            let flops = (iters * crate::simd::PROBE_CHAINS * 16 * 4) as f64;
-            flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
-        };
-        return Some(best_of_runs(run));
-    }
-    None
-}
-
-/// Calibrates `run(iters)` (GFLOP/s of `iters` rounds) to ~5 ms and returns the best
-/// of ten runs.
-pub(crate) fn best_of_runs(run: impl Fn(usize) -> f64) -> f64 {
-    let mut iters = 1 << 14;
-    loop {
-        let t0 = std::time::Instant::now();
-        run(iters);
-        if t0.elapsed().as_secs_f64() > 2e-3 || iters > 1 << 30 {
-            break;
-        }
-        iters *= 2;
-    }
-    iters *= 2;
-    (0..10).map(|_| run(iters)).fold(0.0, f64::max)
-}
-
-fn scalar_probe(iters: usize, x: f32, y: f32) -> f32 {
-    let mut acc = [0.0f32; crate::simd::PROBE_CHAINS];
-    for (i, a) in acc.iter_mut().enumerate() {
-        *a = i as f32;
-    }
-    for _ in 0..iters {
-        for a in acc.iter_mut() {
-            *a = *a * x + y;
-        }
-    }
-    acc.iter().sum()
 }

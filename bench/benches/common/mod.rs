@@ -123,14 +123,14 @@ impl Problem {
     /// `C = A·W` with a toprt tier, single-threaded.
     pub fn toprt(&mut self, kernels: &Kernels) {
         let (m, k, n) = (self.m, self.k, self.n);
-        let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::None).expect("shapes");
-        toprt_kernels::gemm::sgemm_packed(kernels.sgemm, &p);
+        let mut p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::None).expect("shapes");
+        kernels.gemm(&mut p);
     }
 
-    /// `C = A·W` on bf16 operands with `kernel` (a [`Kernels::gemm_bf16`]), single-threaded.
-    pub fn toprt_bf16(&mut self, kernel: toprt_kernels::gemm::GemmFn) {
+    /// `C = A·W` on bf16 operands with the bf16 GEMM of `kernels`, single-threaded.
+    pub fn toprt_bf16(&mut self, kernels: &Kernels) {
         let (m, k, n) = (self.m, self.k, self.n);
-        let p = GemmParams::new_bf16(
+        let mut p = GemmParams::new_bf16(
             &self.a_bf16,
             k.div_ceil(2),
             m,
@@ -142,15 +142,15 @@ impl Problem {
             Epilogue::None,
         )
         .expect("shapes");
-        toprt_kernels::gemm::sgemm_packed(kernel, &p);
+        kernels.gemm(&mut p);
     }
 
     /// `C = gelu(A·W + b)` (BERT FFN in).
     pub fn toprt_bias_gelu(&mut self, kernels: &Kernels) {
         let (m, k, n) = (self.m, self.k, self.n);
-        let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::BiasGelu(&self.bias))
+        let mut p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, Epilogue::BiasGelu(&self.bias))
             .expect("shapes");
-        toprt_kernels::gemm::sgemm_packed(kernels.sgemm, &p);
+        kernels.gemm(&mut p);
     }
 
     /// `C = LN(A·W + b + R)` (BERT FFN out / attention output), fused.

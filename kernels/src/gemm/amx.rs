@@ -39,14 +39,18 @@
 //!   hardware's rounding order is its own; the results are compared with the scalar
 //!   twin within a tolerance.
 //! * **OS support.** Linux hands out the tile state only to processes that ask
-//!   (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); [`supported`] asks once.
+//!   (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); the CPU probe asks once
+//!   ([`crate::Cpu::amx_granted`]).
 //!   Every call loads its tile configuration and releases the tiles on return, so no
 //!   thread keeps AMX state between calls.
 
+use super::driver::{self, Finish};
 use super::microkernel::finish_rows;
-use super::{Finish, GemmParams, Operands};
+use super::{GemmParams, Operands};
+use crate::cpu::Cpu;
 use crate::pack::NR;
 use crate::simd::avx512::Avx512;
+use crate::Kernels;
 use std::arch::asm;
 use std::ops::Range;
 
@@ -77,64 +81,24 @@ impl TileConfig {
     }
 }
 
-/// Whether this process can run the AMX kernel: the CPU has AMX-TILE and AMX-BF16, the
-/// OS saves the tile state (XCR0), Linux granted it to this process, and the vector
-/// kernels it leans on (AVX-512, AVX512_BF16) are there. Asked once.
-pub fn supported() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| super::avx512::bf16_supported() && cpu_has_amx_bf16() && request_tile_data())
-}
-
-fn cpu_has_amx_bf16() -> bool {
-    use std::arch::x86_64::__cpuid_count;
-    if __cpuid_count(0, 0).eax < 0xd {
-        return false;
+/// Installs the AMX bf16 GEMM in `k` where `cpu` offers the tiles to this process (it
+/// replaces `avx512bf16_gemm_10x32`, which it falls back on for odd shapes).
+pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
+    if cpu.has_amx_bf16() {
+        k.gemm_bf16 = Some(amx_bf16_gemm_32x32);
+        k.gemm_bf16_name = Some("amx_bf16_gemm_32x32");
     }
-    let l7 = __cpuid_count(7, 0);
-    let (amx_bf16, amx_tile) = ((l7.edx >> 22) & 1 == 1, (l7.edx >> 24) & 1 == 1);
-    let osxsave = (__cpuid_count(1, 0).ecx >> 27) & 1 == 1;
-    if !(amx_bf16 && amx_tile && osxsave) {
-        return false;
-    }
-    // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS manages the tile state.
-    let xcr0: u64;
-    // SAFETY: XGETBV with ECX = 0 is valid once OSXSAVE is set (checked above).
-    unsafe {
-        let (lo, hi): (u32, u32);
-        asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags));
-        xcr0 = u64::from(lo) | (u64::from(hi) << 32);
-    }
-    xcr0 & (3 << 17) == 3 << 17
-}
-
-#[cfg(target_os = "linux")]
-fn request_tile_data() -> bool {
-    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
-    const XFEATURE_XTILEDATA: i64 = 18;
-    const SYS_ARCH_PRCTL: i64 = 158;
-    let ret: i64;
-    // SAFETY: the arch_prctl system call with these arguments only changes the
-    // process's permission to use the tile state; it reads and writes no memory.
-    unsafe {
-        asm!("syscall", inlateout("rax") SYS_ARCH_PRCTL => ret, in("rdi") ARCH_REQ_XCOMP_PERM,
-             in("rsi") XFEATURE_XTILEDATA, lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    ret == 0
-}
-
-#[cfg(not(target_os = "linux"))]
-fn request_tile_data() -> bool {
-    false
 }
 
 /// The AMX [`super::GemmFn`] (bf16 operands).
 ///
 /// # Safety
-/// As [`super::GemmFn`]; [`supported`] returned true.
-pub unsafe fn amx_bf16_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
+/// As [`super::GemmFn`]; the process may use the AMX bf16 tiles
+/// ([`Cpu::has_amx_bf16`]).
+pub(crate) unsafe fn amx_bf16_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
     assert_eq!(p.operands, Operands::Bf16, "a {:?} GEMM given to the AMX bf16 kernel", p.operands);
     if !p.steps.is_multiple_of(KT) {
-        // SAFETY: forwarded contract; AMX CPUs have AVX512_BF16 (checked by `supported`).
+        // SAFETY: forwarded contract; `Cpu::has_amx_bf16` includes AVX512_BF16.
         unsafe { super::avx512::avx512bf16_gemm_10x32(p, panels) };
         return;
     }
@@ -257,7 +221,7 @@ unsafe fn block(
         let (ak, bk) = (a.wrapping_add(kt * 64), b.wrapping_add(kt * KT * NR * 4));
         let nk = nb.wrapping_add(kt * KT * NR * 4);
         for l in l0..l1 {
-            super::prefetch::<false>(nk.wrapping_add(l * 64).cast());
+            driver::prefetch::<false>(nk.wrapping_add(l * 64).cast());
         }
         // SAFETY: the tile loads read configured rows inside the operands (contract).
         unsafe {
@@ -291,37 +255,32 @@ unsafe fn block(
     }
 }
 
-/// The tile peak in GFLOP/s on the calling thread: four independent `tdpbf16ps`
-/// accumulators on registers (each 16 × 16 × 32 multiply-adds), best of ten ~5 ms runs;
-/// `None` where [`supported`] is false.
-pub fn peak_probe() -> Option<f64> {
-    if !supported() {
-        return None;
-    }
+/// The register-only loop of the tile peak probe (`crate::peak_probe_amx`): four
+/// independent `tdpbf16ps` accumulators (each 16 × 16 × 32 multiply-adds), `iters`
+/// rounds, tiles configured and released inside.
+///
+/// # Safety
+/// The process may use the AMX bf16 tiles ([`crate::Cpu::has_amx_bf16`]).
+pub(crate) unsafe fn amx_bf16_tile_probe(iters: usize) {
     let cfg = TileConfig::new(16, 16);
     let src = Scratch([1e-3; 32 * NR]);
-    let run = |iters: usize| -> f64 {
-        let t0 = std::time::Instant::now();
-        // SAFETY: `supported` granted the tiles; a valid configuration; the loads read
-        // 16 rows of 64 bytes of the 4 KiB `src` (stride 64).
-        unsafe {
-            asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
-            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-                 "tileloadd tmm4, [{s} + {st}*1]", "tileloadd tmm5, [{s} + {st}*1]",
-                 "tileloadd tmm6, [{s} + {st}*1]", "tileloadd tmm7, [{s} + {st}*1]",
-                 s = in(reg) src.0.as_ptr(), st = in(reg) 64usize, options(nostack, readonly));
-            for _ in 0..iters {
-                asm!(
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    options(nostack, nomem)
-                );
-            }
-            asm!("tilerelease", options(nostack, nomem));
+    // SAFETY: the tiles are granted (contract); a valid configuration; the loads read
+    // 16 rows of 64 bytes of the 4 KiB `src` (stride 64).
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+             "tileloadd tmm4, [{s} + {st}*1]", "tileloadd tmm5, [{s} + {st}*1]",
+             "tileloadd tmm6, [{s} + {st}*1]", "tileloadd tmm7, [{s} + {st}*1]",
+             s = in(reg) src.0.as_ptr(), st = in(reg) 64usize, options(nostack, readonly));
+        for _ in 0..iters {
+            asm!(
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                options(nostack, nomem)
+            );
         }
-        (iters * 4 * 16 * 16 * 32 * 2) as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
-    };
-    Some(crate::isa::best_of_runs(run))
+        asm!("tilerelease", options(nostack, nomem));
+    }
 }

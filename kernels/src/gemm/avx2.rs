@@ -6,12 +6,15 @@
 //! 17 in all, or re-load `B` from L1 for every row (15 loads per 12 FMAs, load-bound);
 //! 6 × 16 keeps the loads at 8 per 12 FMAs.
 
-use super::{drive, microkernel, GemmParams, Operands, TileFn, TileJob, TileSet};
+use super::driver::{drive, TileFn, TileJob, TileSet};
+use super::{microkernel, GemmParams, Operands};
+use crate::cpu::{Cpu, Isa};
 use crate::simd::avx2::Avx2;
+use crate::Kernels;
 use std::ops::Range;
 
 /// Rows of the full register tile.
-pub const MR: usize = 6;
+pub(crate) const MR: usize = 6;
 /// Vectors (of 8 lanes) per tile row.
 const NV: usize = 2;
 const COLS: usize = NV * 8;
@@ -41,7 +44,15 @@ pub(crate) static SET: TileSet = TileSet { operands: Operands::F32, mr: MR, cols
 ///
 /// # Safety
 /// As [`super::GemmFn`]; the CPU supports AVX2 and FMA.
-pub unsafe fn avx2_sgemm_6x16(p: &GemmParams, panels: Range<usize>) {
+pub(crate) unsafe fn avx2_sgemm_6x16(p: &GemmParams, panels: Range<usize>) {
     // SAFETY: forwarded contract.
     unsafe { drive(p, panels, &SET) }
+}
+
+/// Installs this file's GEMM in `k` where `cpu` has the AVX2 tier.
+pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
+    if cpu.supports(Isa::Avx2) {
+        k.sgemm = avx2_sgemm_6x16;
+        k.sgemm_name = "avx2_sgemm_6x16";
+    }
 }

@@ -17,13 +17,16 @@
 //! the generated assembly); 10 rows leave it spill-free. Packing `A` would lift the
 //! limit at the cost of a packing pass and a scratch buffer per call.
 
-use super::{drive, microkernel, GemmParams, Operands, TileFn, TileJob, TileSet};
+use super::driver::{drive, TileFn, TileJob, TileSet};
+use super::{microkernel, GemmParams, Operands};
+use crate::cpu::{Cpu, Isa};
 use crate::simd::avx512::Avx512;
+use crate::Kernels;
 use std::arch::x86_64::{__m512, __m512bh, _mm512_dpbf16_ps};
 use std::ops::Range;
 
 /// Rows of the full register tile (both operand kinds).
-pub const MR: usize = 10;
+pub(crate) const MR: usize = 10;
 /// Vectors (of 16 lanes) per tile row.
 const NV: usize = 2;
 const COLS: usize = NV * 16;
@@ -98,17 +101,12 @@ static TILES_BF16: [TileFn; MR] = [
 
 pub(crate) static SET_BF16: TileSet = TileSet { operands: Operands::Bf16, mr: MR, cols: COLS, tiles: &TILES_BF16 };
 
-/// Whether this CPU has the bf16 dot product (`vdpbf16ps`) on top of the AVX-512 tier.
-pub fn bf16_supported() -> bool {
-    crate::Isa::Avx512.supported() && std::arch::is_x86_feature_detected!("avx512bf16")
-}
-
 /// The AVX-512 BF16 [`super::GemmFn`] (bf16 operands, [`super::Operands::Bf16`]).
 ///
 /// # Safety
 /// As [`super::GemmFn`]; the CPU supports the AVX-512 tier and AVX512_BF16
-/// ([`bf16_supported`]).
-pub unsafe fn avx512bf16_gemm_10x32(p: &GemmParams, panels: Range<usize>) {
+/// ([`Cpu::has_avx512_bf16`]).
+pub(crate) unsafe fn avx512bf16_gemm_10x32(p: &GemmParams, panels: Range<usize>) {
     // SAFETY: forwarded contract.
     unsafe { drive(p, panels, &SET_BF16) }
 }
@@ -117,7 +115,21 @@ pub unsafe fn avx512bf16_gemm_10x32(p: &GemmParams, panels: Range<usize>) {
 ///
 /// # Safety
 /// As [`super::GemmFn`]; the CPU supports the AVX-512 tier.
-pub unsafe fn avx512_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
+pub(crate) unsafe fn avx512_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
     // SAFETY: forwarded contract.
     unsafe { drive(p, panels, &SET) }
+}
+
+/// Installs this file's GEMMs in `k` where `cpu` has the AVX-512 tier (the bf16 GEMM
+/// where it also has AVX512_BF16).
+pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
+    if !cpu.supports(Isa::Avx512) {
+        return;
+    }
+    k.sgemm = avx512_sgemm_10x32;
+    k.sgemm_name = "avx512_sgemm_10x32";
+    if cpu.has_avx512_bf16() {
+        k.gemm_bf16 = Some(avx512bf16_gemm_10x32);
+        k.gemm_bf16_name = Some("avx512bf16_gemm_10x32");
+    }
 }

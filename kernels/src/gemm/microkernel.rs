@@ -15,7 +15,7 @@
 //! in the 20-accumulator AVX-512 tile, spills accumulators inside the hot loop (seen in
 //! the generated assembly).
 
-use super::{Finish, TileJob};
+use super::driver::{self, Finish, TileJob};
 use crate::pack::NR;
 use crate::simd::{self, load_n, store_n, Simd};
 
@@ -65,6 +65,10 @@ pub(crate) unsafe fn tile<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(t
     }
 }
 
+/// [`tile`] for a tile whose columns are all valid (`FULL`) or not.
+///
+/// # Safety
+/// As [`tile`].
 #[inline(always)]
 unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const FULL: bool>(t: &TileJob) {
     let l = S::LANES;
@@ -102,7 +106,7 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
     let (mut pf, mut left) = (t.pf, t.pf_lines);
     let mut prefetch = |n: usize| {
         for _ in 0..n {
-            super::prefetch::<false>(pf);
+            driver::prefetch::<false>(pf);
             pf = pf.wrapping_add(16);
         }
     };
@@ -164,6 +168,10 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
 }
 
 /// Rewrites every valid vector of the tile in `C` as `f(c + bias, (row, col), lanes)`.
+///
+/// # Safety
+/// As [`tile`]; `bias` covers the tile's columns, and `f` reads only what the job's
+/// epilogue operands cover.
 #[inline(always)]
 unsafe fn epilogue<S: Simd, const R: usize, const NV: usize, const FULL: bool>(
     t: &TileJob,
@@ -235,6 +243,9 @@ pub(crate) unsafe fn finish_rows<S: Simd, const NV: usize>(
 }
 
 /// Rewrites every valid vector of the block as `f(c + bias, row, col, lanes)`.
+///
+/// # Safety
+/// As [`finish_rows`]; `bias` covers the block's columns.
 #[inline(always)]
 unsafe fn rows_epilogue<S: Simd, const NV: usize>(
     c: *mut f32,

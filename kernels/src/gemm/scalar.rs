@@ -24,7 +24,7 @@ const MR: usize = 4;
 ///
 /// # Safety
 /// See [`super::GemmFn`].
-pub unsafe fn scalar_sgemm_packed(p: &GemmParams, panels: Range<usize>) {
+pub(crate) unsafe fn scalar_sgemm_packed(p: &GemmParams, panels: Range<usize>) {
     assert_eq!(p.operands, Operands::F32, "bf16 operands given to the f32 GEMM");
     let full = p.m / MR * MR;
     for panel in panels {
@@ -73,7 +73,8 @@ unsafe fn tile<const R: usize>(p: &GemmParams, panel: usize, row: usize) {
 ///
 /// # Safety
 /// See [`super::GemmFn`].
-pub unsafe fn scalar_gemm_bf16(p: &GemmParams, panels: Range<usize>) {
+#[cfg(test)]
+pub(crate) unsafe fn scalar_gemm_bf16(p: &GemmParams, panels: Range<usize>) {
     assert_eq!(p.operands, Operands::Bf16, "f32 operands given to the bf16 GEMM");
     let (pairs, word) = (p.steps, |x: f32| x.to_bits());
     // bf16 halves of a pair word as f32, denormals read as zero.

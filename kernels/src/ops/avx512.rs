@@ -1,10 +1,10 @@
-//! AVX-512 element-wise kernels: the generic bodies of [`super`] on 16-lane vectors.
-//!
-//! The entries are safe `fn`s because [`crate::Kernels`] slots are; they are
-//! crate-private and only ever placed in a table built by `Kernels::for_isa` after it
-//! checked that the CPU has the AVX-512 tier.
+//! AVX-512 element-wise kernels: the generic bodies of [`super`] on 16-lane vectors,
+//! plugged into a [`Kernels`] table where the CPU has the AVX-512 tier, and the bf16
+//! rounding of activations where it also has AVX512_BF16.
 
+use crate::cpu::{Cpu, Isa};
 use crate::simd::avx512::Avx512;
+use crate::Kernels;
 
 tier_entries!(
     Avx512,
@@ -22,9 +22,9 @@ tier_entries!(
 /// every bf16 product reads as zero anyway.
 ///
 /// # Safety
-/// The CPU supports AVX512_BF16.
+/// The CPU supports the AVX-512 tier and AVX512_BF16.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")]
-unsafe fn to_bf16_pairs(x: &[f32], out: &mut [u32]) {
+pub(crate) unsafe fn avx512bf16_to_bf16_pairs(x: &[f32], out: &mut [u32]) {
     use std::arch::x86_64::*;
     assert!(out.len() >= x.len().div_ceil(2), "{} words for {} values", out.len(), x.len());
     let mut i = 0;
@@ -42,8 +42,17 @@ unsafe fn to_bf16_pairs(x: &[f32], out: &mut [u32]) {
     crate::pack::bf16_pairs_from_f32(&x[i..], &mut out[i / 2..]);
 }
 
-/// Row of activations to bf16 pairs, AVX512_BF16 (see `to_bf16_pairs`).
-pub(crate) fn avx512bf16_to_bf16_pairs(x: &[f32], out: &mut [u32]) {
-    // SAFETY: only placed in a Kernels table when the CPU has AVX512_BF16.
-    unsafe { to_bf16_pairs(x, out) }
+/// Installs this file's kernels in `k` where `cpu` has the AVX-512 tier (and the bf16
+/// rounding where it also has AVX512_BF16).
+pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
+    if !cpu.supports(Isa::Avx512) {
+        return;
+    }
+    k.layernorm = avx512_layernorm_f32;
+    k.softmax = avx512_softmax_f32;
+    k.gelu = avx512_gelu_f32;
+    k.embed_add_layernorm = avx512_embed_add_layernorm_f32;
+    if cpu.has_avx512_bf16() {
+        k.to_bf16_pairs = avx512bf16_to_bf16_pairs;
+    }
 }

@@ -1,8 +1,8 @@
 //! Element-wise kernels: LayerNorm, softmax, GELU, embedding sum + LayerNorm.
 //!
 //! [`scalar`] holds the twins; `avx2` and `avx512` instantiate the generic bodies below
-//! with their `Simd` vocabulary and are only reachable through a [`crate::Kernels`]
-//! table (which is only built for a CPU that has the tier).
+//! with their `Simd` vocabulary and plug them into a [`crate::Kernels`] table where the
+//! CPU has the tier; they are only reachable through such a table.
 //!
 //! Numerics follow the PyTorch/Hugging Face fp32 definitions:
 //! * LayerNorm uses the biased variance and `1/sqrt(var + eps)`, computed in two
@@ -25,74 +25,59 @@ use crate::simd::{self, load_n, store_n, Simd};
 use crate::tol::Tol;
 
 /// Generates a tier's entry points: one `#[target_feature]` function per kernel that
-/// instantiates the generic body with the tier's vector type, and the safe table entry
-/// that calls it (reachable only through a `Kernels` table built for a CPU with the tier).
+/// instantiates the generic body with the tier's vector type. They are `unsafe` (the
+/// CPU must have the tier) and crate-private; the tier file's `plug` puts them in a
+/// [`crate::Kernels`] table after checking the CPU, and the table's methods run them.
 #[cfg(target_arch = "x86_64")]
 macro_rules! tier_entries {
     ($simd:ty, $features:literal, $tier:literal,
      $layernorm:ident, $softmax:ident, $gelu:ident, $embed:ident) => {
+        #[doc = concat!("LayerNorm of one row, ", $tier, ".")]
+        ///
         /// # Safety
         /// The CPU supports the tier.
         #[target_feature(enable = $features)]
-        unsafe fn layernorm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-            // SAFETY: features enabled on this function (caller's contract).
+        pub(crate) unsafe fn $layernorm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+            // SAFETY: the features are enabled on this function (caller's contract).
             unsafe { super::layernorm::<$simd>(x, w, b, eps) }
         }
 
+        #[doc = concat!("Softmax of one row, ", $tier, ".")]
+        ///
         /// # Safety
         /// The CPU supports the tier.
         #[target_feature(enable = $features)]
-        unsafe fn softmax(x: &mut [f32]) {
-            // SAFETY: features enabled on this function (caller's contract).
+        pub(crate) unsafe fn $softmax(x: &mut [f32]) {
+            // SAFETY: the features are enabled on this function (caller's contract).
             unsafe { super::softmax::<$simd>(x) }
         }
 
+        #[doc = concat!("Exact GELU of a slice, ", $tier, ".")]
+        ///
         /// # Safety
         /// The CPU supports the tier.
         #[target_feature(enable = $features)]
-        unsafe fn gelu(x: &mut [f32]) {
-            // SAFETY: features enabled on this function (caller's contract).
+        pub(crate) unsafe fn $gelu(x: &mut [f32]) {
+            // SAFETY: the features are enabled on this function (caller's contract).
             unsafe { super::gelu::<$simd>(x) }
         }
 
+        #[doc = concat!("Embedding sum + LayerNorm of one row, ", $tier, ".")]
+        ///
         /// # Safety
         /// The CPU supports the tier.
         #[target_feature(enable = $features)]
-        unsafe fn embed_add_layernorm(
-            o: &mut [f32],
-            wd: &[f32],
-            ps: &[f32],
-            ty: &[f32],
+        pub(crate) unsafe fn $embed(
+            out: &mut [f32],
+            word: &[f32],
+            pos: &[f32],
+            typ: &[f32],
             w: &[f32],
             b: &[f32],
             eps: f32,
         ) {
-            // SAFETY: features enabled on this function (caller's contract).
-            unsafe { super::embed_add_layernorm::<$simd>(o, wd, ps, ty, w, b, eps) }
-        }
-
-        #[doc = concat!("LayerNorm of one row, ", $tier, ".")]
-        pub(crate) fn $layernorm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
-            unsafe { layernorm(x, w, b, eps) }
-        }
-
-        #[doc = concat!("Softmax of one row, ", $tier, ".")]
-        pub(crate) fn $softmax(x: &mut [f32]) {
-            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
-            unsafe { softmax(x) }
-        }
-
-        #[doc = concat!("Exact GELU of a slice, ", $tier, ".")]
-        pub(crate) fn $gelu(x: &mut [f32]) {
-            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
-            unsafe { gelu(x) }
-        }
-
-        #[doc = concat!("Embedding sum + LayerNorm of one row, ", $tier, ".")]
-        pub(crate) fn $embed(out: &mut [f32], word: &[f32], pos: &[f32], typ: &[f32], w: &[f32], b: &[f32], eps: f32) {
-            // SAFETY: only reachable through a Kernels table built for a CPU with the tier.
-            unsafe { embed_add_layernorm(out, word, pos, typ, w, b, eps) }
+            // SAFETY: the features are enabled on this function (caller's contract).
+            unsafe { super::embed_add_layernorm::<$simd>(out, word, pos, typ, w, b, eps) }
         }
     };
 }
@@ -106,6 +91,31 @@ pub mod scalar;
 pub use scalar::{
     embed_add_layernorm_scalar, erf_scalar, gelu_scalar, gelu_slice_scalar, layernorm_scalar, softmax_scalar,
 };
+
+// The table slots of the element-wise kernels. Each is an `unsafe fn` because a tier's
+// kernel may only run on a CPU with that tier: true for every kernel in a `Kernels`
+// table, whose methods call them.
+
+/// LayerNorm of one row in place: `(x, weight, bias, eps)`.
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
+pub(crate) type LayerNormFn = unsafe fn(&mut [f32], &[f32], &[f32], f32);
+/// Softmax or GELU of a slice in place.
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
+pub(crate) type UnaryFn = unsafe fn(&mut [f32]);
+/// `(out, word_row, pos_row, type_row, ln_weight, ln_bias, eps)`: `out = LN(word + pos + type)`.
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
+pub(crate) type EmbedAddLayerNormFn = unsafe fn(&mut [f32], &[f32], &[f32], &[f32], &[f32], &[f32], f32);
+/// A row of activations to bf16 pairs ([`crate::pack::bf16_pairs_from_f32`]).
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
+pub(crate) type ToBf16PairsFn = unsafe fn(&[f32], &mut [u32]);
 
 /// SIMD GELU vs the scalar twin: the twin evaluates the same A&S formula in f64, the
 /// SIMD tiers in f32 with a polynomial `exp`; the difference is f32 evaluation error
@@ -124,6 +134,9 @@ pub const SOFTMAX_TOL: Tol = Tol { abs: 1e-8, rel: 1e-5 };
 pub const LAYERNORM_TOL: Tol = Tol { abs: 2e-5, rel: 2e-5 };
 
 /// Σ `f(x[i])` over a row: four vector accumulators, then the tail in scalar code.
+///
+/// # Safety
+/// The CPU supports `S`.
 #[inline(always)]
 unsafe fn sum_map<S: Simd>(x: &[f32], fv: impl Fn(S::V) -> S::V, fs: impl Fn(f32) -> f32) -> f32 {
     let (n, l, p) = (x.len(), S::LANES, x.as_ptr());
@@ -148,6 +161,9 @@ unsafe fn sum_map<S: Simd>(x: &[f32], fv: impl Fn(S::V) -> S::V, fs: impl Fn(f32
 }
 
 /// Applies `f` to every vector of `x` in place (masked tail).
+///
+/// # Safety
+/// The CPU supports `S`; `f` reads only memory valid for the lanes it is given.
 #[inline(always)]
 unsafe fn map_in_place<S: Simd>(x: &mut [f32], f: impl Fn(S::V, usize) -> S::V) {
     let (n, l, p) = (x.len(), S::LANES, x.as_mut_ptr());
@@ -184,6 +200,9 @@ pub(crate) unsafe fn layernorm<S: Simd>(x: &mut [f32], w: &[f32], b: &[f32], eps
 }
 
 /// The variance and scaling passes of LayerNorm, given `Σ x`.
+///
+/// # Safety
+/// The CPU supports `S`; `w` and `b` hold at least `x.len()` values.
 #[inline(always)]
 unsafe fn normalize<S: Simd>(x: &mut [f32], w: &[f32], b: &[f32], eps: f32, sum: f32) {
     let n = x.len();

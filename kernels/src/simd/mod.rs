@@ -37,7 +37,8 @@ pub(crate) mod emu;
 /// # Safety
 /// Implementations call intrinsics of their instruction set. Every method is `unsafe`:
 /// the caller must run on a CPU with that set (guaranteed by only reaching these bodies
-/// through a [`crate::Kernels`] table built by `Kernels::for_isa`, which checks support),
+/// through a [`crate::Kernels`] table, into which a tier's plug puts its kernels only
+/// after checking the CPU),
 /// and the pointer methods additionally require the stated number of floats to be
 /// readable (loads) or writable (stores); no alignment is required.
 pub(crate) unsafe trait Simd: Copy {

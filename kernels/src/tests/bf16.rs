@@ -5,7 +5,7 @@
 
 use super::gemm::gemm_bound;
 use super::support::{check_bits, check_close, Rng};
-use crate::gemm::{self, Blocking, Epilogue, GemmFn, GemmParams};
+use crate::gemm::{self, Blocking, Epilogue, GemmParams};
 use crate::pack::{self, NR};
 use crate::Kernels;
 
@@ -73,8 +73,9 @@ impl Case {
             .unwrap()
     }
 
-    /// Runs `kernel` over all panels into a C full of NaN; returns the valid `[m, n]`.
-    fn run(&self, kernel: GemmFn, ep: usize, blocking: Option<Blocking>) -> Vec<f32> {
+    /// Runs the bf16 GEMM of `kernels` over all panels into a C full of NaN; returns the
+    /// valid `[m, n]`.
+    fn run(&self, kernels: &Kernels, ep: usize, blocking: Option<Blocking>) -> Vec<f32> {
         let mut c = vec![f32::NAN; self.c_len() + 8];
         let len = self.c_len();
         {
@@ -82,7 +83,7 @@ impl Case {
             if let Some(b) = blocking {
                 p = p.with_blocking(b);
             }
-            gemm::sgemm_packed(kernel, &p);
+            kernels.gemm(&mut p);
         }
         // Nothing outside [m, n] is written.
         for (idx, v) in c.iter().enumerate() {
@@ -104,7 +105,7 @@ fn bf16_twin_matches_f64_reference() {
     let mut rng = Rng::new(21);
     for (m, k, n) in [(5, 301, 70), (1, 3072, 33), (9, 1, 1), (3, 2, 40)] {
         let case = Case::new(&mut rng, m, k, n, false, 1);
-        let got = case.run(gemm::scalar_gemm_bf16, 1, None);
+        let got = case.run(&twin(), 1, None);
         let (mut want, mut sum_abs) = (vec![0.0f32; m * n], vec![0.0f64; m * n]);
         for i in 0..m {
             for j in 0..n {
@@ -128,8 +129,8 @@ fn bf16_twin_reads_denormals_as_zero() {
     let a = [pack::bf16_from_f32(tiny) as u32 | (u32::from(pack::bf16_from_f32(1.0)) << 16)];
     let b = pack::pack_linear_weight_bf16(&[1.0, 1.0], 1, 2);
     let mut c = [f32::NAN];
-    let p = GemmParams::new_bf16(&a, 1, 1, 2, &b, 1, &mut c, 1, Epilogue::None).unwrap();
-    gemm::sgemm_packed(gemm::scalar_gemm_bf16, &p);
+    let mut p = GemmParams::new_bf16(&a, 1, 1, 2, &b, 1, &mut c, 1, Epilogue::None).unwrap();
+    twin().gemm(&mut p);
     assert_eq!(c[0], 1.0, "1·1 + denormal·1 with the denormal read as zero");
 }
 
@@ -145,19 +146,35 @@ fn bf16_params_check_lengths() {
     assert!(GemmParams::new_bf16(&a, 2, 2, 6, &b, 64, &mut c, 64, Epilogue::None).is_err(), "lda < k/2");
 }
 
-/// The native bf16 kernels of this CPU: `vdpbf16ps`, and AMX where the CPU and OS
-/// offer it (the table's choice then); the tests run each.
+/// The scalar table with the bf16 twin in its bf16 slot (the twin is a test reference,
+/// never in a real table).
+fn twin() -> Kernels {
+    let mut k = Kernels::scalar();
+    k.gemm_bf16 = Some(gemm::scalar_gemm_bf16);
+    k.gemm_bf16_name = Some("scalar_gemm_bf16");
+    k
+}
+
+/// Tables with each native bf16 kernel of this CPU: `vdpbf16ps` (the table of the CPU
+/// without AMX), and AMX where the CPU and OS offer it (the table's choice then); the
+/// tests run each.
 #[cfg(target_arch = "x86_64")]
-fn natives() -> Vec<(GemmFn, &'static str)> {
-    let k = Kernels::for_isa(crate::Isa::Avx512).unwrap_or_else(|e| panic!("skipped: avx512 not supported ({e})"));
-    if !gemm::avx512::bf16_supported() {
+fn natives() -> Vec<(Kernels, &'static str)> {
+    use crate::{Cpu, Isa};
+    let cpu = Cpu::detected();
+    let k = Kernels::for_cpu(Isa::Avx512, cpu).unwrap_or_else(|e| panic!("skipped: avx512 not supported ({e})"));
+    if !cpu.has_avx512_bf16() {
         panic!("skipped: avx512bf16 not supported");
     }
-    let mut v: Vec<(GemmFn, &'static str)> = vec![(gemm::avx512::avx512bf16_gemm_10x32, "avx512bf16_gemm_10x32")];
-    if gemm::amx::supported() {
-        v.push((gemm::amx::amx_bf16_gemm_32x32, "amx_bf16_gemm_32x32"));
+    let vector = Kernels::for_cpu(Isa::Avx512, &cpu.without_amx()).unwrap();
+    let mut v = vec![(vector, "avx512bf16_gemm_10x32")];
+    if cpu.has_amx_bf16() {
+        v.push((k, "amx_bf16_gemm_32x32"));
     }
-    assert_eq!(k.gemm_bf16_name, Some(v.last().unwrap().1), "the table takes the best native kernel");
+    for (k, name) in &v {
+        assert_eq!(k.gemm_bf16_name(), Some(*name));
+    }
+    assert_eq!(k.gemm_bf16_name(), Some(v.last().unwrap().1), "the table takes the best native kernel");
     v
 }
 
@@ -167,7 +184,7 @@ fn natives() -> Vec<(GemmFn, &'static str)> {
 #[test]
 #[cfg_attr(not(toprt_host_amx), ignore = "skipped: amx not supported")]
 fn amx_is_granted_where_the_cpu_has_it() {
-    assert!(gemm::amx::supported(), "the CPU has AMX-BF16 but the kernel did not grant the tile state");
+    assert!(crate::Cpu::detected().has_amx_bf16(), "the CPU has AMX-BF16 but the kernel did not grant the tile state");
 }
 
 /// Integer data: every m edge of the 10-row tile, partial and full panels, odd and
@@ -176,15 +193,15 @@ fn amx_is_granted_where_the_cpu_has_it() {
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_edge_shapes_exact() {
-    for (kernel, name) in natives() {
-        edge_shapes_exact(kernel, name);
+    for (kernels, name) in natives() {
+        edge_shapes_exact(&kernels, name);
     }
 }
 
 /// Rows around the 10-row vector tile and the 16/32-row AMX tiles; `k` off and on the
 /// AMX step of 32.
 #[cfg(target_arch = "x86_64")]
-fn edge_shapes_exact(kernel: GemmFn, name: &str) {
+fn edge_shapes_exact(kernels: &Kernels, name: &str) {
     let mut rng = Rng::new(22);
     for m in [1, 9, 10, 11, 16, 17, 23, 31, 32, 33, 65] {
         for n in [1, 16, 31, 32, 33, 3 * NR + 5] {
@@ -192,8 +209,8 @@ fn edge_shapes_exact(kernel: GemmFn, name: &str) {
                 let case = Case::new(&mut rng, m, k, n, true, 3);
                 for ep in [0, 1, 3] {
                     let at = |idx: usize| format!("{} ep {ep} [{}, {}]", case.name(), idx / n, idx % n);
-                    let want = case.run(gemm::scalar_gemm_bf16, ep, None);
-                    check_bits(&format!("{name} vs twin"), &case.run(kernel, ep, None), &want, at).unwrap();
+                    let want = case.run(&twin(), ep, None);
+                    check_bits(&format!("{name} vs twin"), &case.run(kernels, ep, None), &want, at).unwrap();
                 }
             }
         }
@@ -206,13 +223,13 @@ fn edge_shapes_exact(kernel: GemmFn, name: &str) {
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_within_tolerance() {
-    for (kernel, name) in natives() {
-        within_tolerance(kernel, name);
+    for (kernels, name) in natives() {
+        within_tolerance(&kernels, name);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-fn within_tolerance(kernel: GemmFn, name: &str) {
+fn within_tolerance(kernels: &Kernels, name: &str) {
     let mut rng = Rng::new(23);
     let mut shapes: Vec<(usize, usize, usize)> =
         (0..16).map(|_| (rng.usize(1..70), rng.usize(1..1000), rng.usize(1..300))).collect();
@@ -222,8 +239,8 @@ fn within_tolerance(kernel: GemmFn, name: &str) {
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
         let case = Case::new(&mut rng, m, k, n, false, i % 3);
         let ep = i % 4;
-        let want = case.run(gemm::scalar_gemm_bf16, ep, None);
-        let got = case.run(kernel, ep, None);
+        let want = case.run(&twin(), ep, None);
+        let got = case.run(kernels, ep, None);
         let bound = |idx: usize| {
             let (r, j) = (idx / n, idx % n);
             let sum_abs: f64 =
@@ -247,19 +264,19 @@ fn within_tolerance(kernel: GemmFn, name: &str) {
 #[test]
 #[cfg_attr(not(toprt_host_avx512bf16), ignore = "skipped: avx512bf16 not supported")]
 fn bf16_native_batch_split_and_blocking_invariance() {
-    for (kernel, name) in natives() {
+    for (kernels, name) in natives() {
         for k in [777, 768] {
-            invariance(kernel, name, k);
+            invariance(&kernels, name, k);
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-fn invariance(kernel: GemmFn, name: &str, k: usize) {
+fn invariance(kernels: &Kernels, name: &str, k: usize) {
     let mut rng = Rng::new(24);
     let case = Case::new(&mut rng, 37, k, 9 * NR + 3, false, 2);
     for ep in 0..4 {
-        let want = case.run(kernel, ep, None);
+        let want = case.run(kernels, ep, None);
         // Each row alone.
         for i in [0, 1, 9, 10, 36] {
             let one = Case {
@@ -274,7 +291,7 @@ fn invariance(kernel: GemmFn, name: &str, k: usize) {
                 bias: case.bias.clone(),
                 ..case
             };
-            let got = one.run(kernel, ep, None);
+            let got = one.run(kernels, ep, None);
             check_bits(&format!("{name}: row {i} alone"), &got, &want[i * case.n..(i + 1) * case.n], |j| {
                 format!("ep {ep} col {j}")
             })
@@ -283,13 +300,13 @@ fn invariance(kernel: GemmFn, name: &str, k: usize) {
         // Panels in uneven chunks out of order, rows in two blocks.
         let mut c = vec![f32::NAN; case.c_len()];
         {
-            let p = case.params(&mut c, ep);
+            let mut p = case.params(&mut c, ep);
             let panels = p.panels();
             for r in [5..panels, 0..1, 1..2, 2..5] {
-                // SAFETY: the kernel is this CPU's; the chunks are disjoint and in range.
+                // SAFETY: one call at a time.
                 unsafe {
-                    kernel(&p.rows(0..17), r.clone());
-                    kernel(&p.rows(17..37), r);
+                    kernels.gemm_panels(&p.rows(0..17), r.clone());
+                    kernels.gemm_panels(&p.rows(17..37), r);
                 }
             }
         }
@@ -297,9 +314,9 @@ fn invariance(kernel: GemmFn, name: &str, k: usize) {
         check_bits(&format!("{name}: split"), &got, &want, |idx| format!("ep {ep} {idx}")).unwrap();
         for bl in [
             Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1 },
-            Blocking::for_caches(crate::cache::CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
+            Blocking::for_caches(crate::cpu::CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
         ] {
-            check_bits(&format!("{name}: {bl:?}"), &case.run(kernel, ep, Some(bl)), &want, |idx| {
+            check_bits(&format!("{name}: {bl:?}"), &case.run(kernels, ep, Some(bl)), &want, |idx| {
                 format!("ep {ep} {idx}")
             })
             .unwrap();
@@ -327,7 +344,7 @@ fn to_bf16_pairs_matches_the_twin() {
             let mut want = vec![0u32; len.div_ceil(2)];
             pack::bf16_pairs_from_f32(&x, &mut want);
             let mut got = vec![u32::MAX; len.div_ceil(2)];
-            (k.to_bf16_pairs)(&x, &mut got);
+            k.to_bf16_pairs(&x, &mut got);
             for i in 0..len {
                 let (g, w) = ((got[i / 2] >> (16 * (i % 2))) as u16, (want[i / 2] >> (16 * (i % 2))) as u16);
                 let w_denormal = w & 0x7f80 == 0 && w & 0x7f != 0;

@@ -83,7 +83,7 @@ impl Case {
     fn run(&self, kernels: &Kernels, ep: Ep) -> Vec<f32> {
         let mut c = vec![f32::NAN; self.c_len() + 8];
         let len = self.c_len();
-        let p = GemmParams::new(
+        let mut p = GemmParams::new(
             &self.a,
             self.lda,
             self.m,
@@ -95,7 +95,7 @@ impl Case {
             self.epilogue(ep),
         )
         .unwrap();
-        crate::gemm::sgemm_packed(kernels.sgemm, &p);
+        kernels.gemm(&mut p);
         c
     }
 
@@ -160,8 +160,8 @@ pub fn m0_is_a_noop(t: &Tier) {
     let mut rng = Rng::new(1);
     let b = pack::pack_linear_weight(&rng.floats(40 * 8, -1.0, 1.0), 40, 8);
     let mut c = vec![f32::NAN; 16];
-    let p = GemmParams::new(&[], 8, 0, 8, &b, 40, &mut c, 40, Epilogue::None).unwrap();
-    t.gemm(&p);
+    let mut p = GemmParams::new(&[], 8, 0, 8, &b, 40, &mut c, 40, Epilogue::None).unwrap();
+    t.gemm(&mut p);
     assert!(c.iter().all(|v| v.is_nan()), "{}: m = 0 wrote to C", t.name);
 }
 
@@ -234,8 +234,8 @@ pub fn alignment_offsets(t: &Tier) {
         b.extend_from_slice(&case.b);
         let mut c = vec![f32::NAN; off + case.c_len()];
         let ep = case.epilogue(Ep::BiasResidual);
-        let p = GemmParams::new(&a[off..], case.lda, m, k, &b[off..], n, &mut c[off..], case.ldc, ep).unwrap();
-        t.gemm(&p);
+        let mut p = GemmParams::new(&a[off..], case.lda, m, k, &b[off..], n, &mut c[off..], case.ldc, ep).unwrap();
+        t.gemm(&mut p);
         let at = |idx: usize| format!("offset {off}: [{}, {}]", idx / n, idx % n);
         check_bits(&t.name, &valid(&case, &c[off..]), &valid(&case, &want), at).unwrap();
     }
@@ -286,7 +286,7 @@ pub fn many_row_and_k_blocks(t: &Tier) {
 /// (many row and `k` blocks, one-panel groups) and the blockings derived for other
 /// cache sizes give the same bits, for every epilogue.
 pub fn blocking_never_changes_bits(t: &Tier) {
-    use crate::cache::CacheSizes;
+    use crate::cpu::CacheSizes;
     use crate::gemm::Blocking;
     if t.blocking.is_none() {
         println!("{}: no blocking (the scalar twin)", t.name);
@@ -306,10 +306,10 @@ pub fn blocking_never_changes_bits(t: &Tier) {
             let want = valid(&case, &case.run(&t.kernels, ep));
             for bl in blockings {
                 let mut c = vec![f32::NAN; case.c_len()];
-                let p = GemmParams::new(&case.a, case.lda, m, k, &case.b, n, &mut c, case.ldc, case.epilogue(ep))
+                let mut p = GemmParams::new(&case.a, case.lda, m, k, &case.b, n, &mut c, case.ldc, case.epilogue(ep))
                     .unwrap()
                     .with_blocking(bl);
-                t.gemm(&p);
+                t.gemm(&mut p);
                 let at = |idx: usize| format!("{} {ep:?} {bl:?} [{}, {}]", case.name(), idx / n, idx % n);
                 check_bits(&format!("{}: blocking", t.name), &valid(&case, &c), &want, at).unwrap();
             }
@@ -351,8 +351,8 @@ pub fn row_invariance_bit_exact(t: &Tier) {
                     Ep::BiasResidual => Epilogue::BiasResidual { bias: &case.bias, residual: res, ldr: n },
                 };
                 let mut c = vec![f32::NAN; n];
-                let p = GemmParams::new(a, k, 1, k, &case.b, n, &mut c, n, ep1).unwrap();
-                t.gemm(&p);
+                let mut p = GemmParams::new(a, k, 1, k, &case.b, n, &mut c, n, ep1).unwrap();
+                t.gemm(&mut p);
                 let at = |j: usize| format!("{} {ep:?}: row {i} col {j}", case.name());
                 check_bits(&format!("{}: row alone vs in the batch", t.name), &c, &all[i * n..(i + 1) * n], at)
                     .unwrap();
@@ -371,7 +371,7 @@ pub fn panel_and_row_split_bit_exact(t: &Tier) {
         let panels = pack::panels(case.n);
         let mut c = vec![f32::NAN; case.c_len()];
         {
-            let p = GemmParams::new(
+            let mut p = GemmParams::new(
                 &case.a,
                 case.lda,
                 case.m,
@@ -406,7 +406,7 @@ pub fn fused_layernorm_matches_unfused(t: &Tier) {
         let (w, b) = (rng.floats(n, 0.5, 1.5), rng.floats(n, -0.5, 0.5));
         let mut want = case.run(&t.kernels, Ep::BiasResidual);
         for i in 0..m {
-            (t.kernels.layernorm)(&mut want[i * case.ldc..i * case.ldc + n], &w, &b, 1e-12);
+            t.kernels.layernorm(&mut want[i * case.ldc..i * case.ldc + n], &w, &b, 1e-12);
         }
         let mut c = vec![f32::NAN; case.c_len()];
         let p = GemmParams::new(&case.a, case.lda, m, k, &case.b, n, &mut c, case.ldc, case.epilogue(Ep::BiasResidual))
@@ -442,4 +442,39 @@ fn scalar_twin_matches_f64_reference() {
         check_close("scalar vs f64", &got, &want, bound, |idx| format!("{} [{}, {}]", case.name(), idx / n, idx % n))
             .unwrap();
     }
+}
+
+/// Each operand that does not fit the shape is named, with what it has and needs.
+#[test]
+fn params_name_the_operand_that_does_not_fit() {
+    use crate::{Error, Operand};
+    let (m, k, n) = (3, 5, 40);
+    let b = pack::pack_linear_weight(&vec![0.0; n * k], n, k);
+    let (a, bias, res) = (vec![0.0; m * k], vec![0.0; n], vec![0.0; m * n]);
+    let mut c = vec![0.0; m * n];
+    let ok = |e: Epilogue| GemmParams::new(&a, k, m, k, &b, n, &mut vec![0.0; m * n], n, e).map(|_| ());
+    assert_eq!(ok(Epilogue::BiasResidual { bias: &bias, residual: &res, ldr: n }), Ok(()));
+    let err = |r: Result<GemmParams, Error>| r.map(|_| ()).unwrap_err();
+    let shape = |operand, have, need| Error::Shape { operand, have, need };
+    assert_eq!(err(GemmParams::new(&a[1..], k, m, k, &b, n, &mut c, n, Epilogue::None)), shape(Operand::A, 14, 15));
+    assert_eq!(
+        err(GemmParams::new(&a, k - 1, m, k, &b, n, &mut c, n, Epilogue::None)),
+        Error::Stride { operand: Operand::A, stride: 4, row: 5 }
+    );
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &b[..10], n, &mut c, n, Epilogue::None)), shape(Operand::B, 10, 320));
+    let mut long_b = b.clone();
+    long_b.push(0.0);
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &long_b, n, &mut c, n, Epilogue::None)), shape(Operand::B, 321, 320));
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &b, n, &mut c[1..], n, Epilogue::None)), shape(Operand::C, 119, 120));
+    assert_eq!(
+        err(GemmParams::new(&a, k, m, k, &b, n, &mut c, n, Epilogue::Bias(&bias[1..]))),
+        shape(Operand::Bias, 39, 40)
+    );
+    let ep = Epilogue::BiasResidual { bias: &bias, residual: &res[1..], ldr: n };
+    assert_eq!(err(GemmParams::new(&a, k, m, k, &b, n, &mut c, n, ep)), shape(Operand::Residual, 119, 120));
+    let ep = Epilogue::BiasResidual { bias: &bias, residual: &res, ldr: n - 1 };
+    let e = err(GemmParams::new(&a, k, m, k, &b, n, &mut c, n, ep));
+    assert_eq!(e, Error::Stride { operand: Operand::Residual, stride: 39, row: 40 });
+    assert_eq!(e.to_string(), "the residual has a row stride of 39, shorter than its rows of 40");
+    assert_eq!(shape(Operand::B, 10, 320).to_string(), "packed B has 10 elements, the GEMM's shape needs 320");
 }

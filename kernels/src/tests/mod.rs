@@ -68,15 +68,15 @@ tier_tests!(emu_avx512_geometry, Tier::emulated_avx512(), all(), "never skipped"
 /// lacks it; never a silent fallback.
 #[test]
 fn from_env_honours_toprt_isa() {
-    use crate::{Isa, IsaError, Kernels};
+    use crate::{Error, Isa, Kernels};
     match std::env::var("TOPRT_ISA").ok().filter(|v| !v.trim().is_empty()) {
-        None => assert_eq!(Kernels::from_env().unwrap().isa, Isa::best()),
+        None => assert_eq!(Kernels::from_env().unwrap().isa(), Isa::best()),
         Some(v) => {
             let want: Isa = v.parse().expect("TOPRT_ISA names a tier");
             match Kernels::from_env() {
-                Ok(k) => assert_eq!(k.isa, want),
+                Ok(k) => assert_eq!(k.isa(), want),
                 Err(e) => {
-                    assert_eq!(e, IsaError::Unsupported(want));
+                    assert_eq!(e, Error::Unsupported(want));
                     assert!(!want.supported());
                     println!("TOPRT_ISA={want}: refused as expected on this CPU ({e})");
                 }
@@ -85,21 +85,34 @@ fn from_env_honours_toprt_isa() {
     }
 }
 
-/// Each tier's table overwrites exactly the slots it implements.
+/// Each tier's table holds its own kernels, and the bf16 GEMM only where the CPU (as
+/// given: the detected one, or the one without AMX) has it.
 #[test]
 fn dispatch_tables() {
-    use crate::{Isa, Kernels};
+    use crate::{Cpu, Error, Isa, Kernels};
     let s = Kernels::scalar();
-    assert_eq!(s.sgemm_name, "scalar_sgemm_packed");
-    for isa in [Isa::Avx2, Isa::Avx512] {
-        match Kernels::for_isa(isa) {
-            Ok(k) => {
-                assert_eq!(k.isa, isa);
-                assert!(k.sgemm_name.starts_with(&isa.to_string()), "{} in the {isa} table", k.sgemm_name);
-            }
-            Err(e) => {
-                assert!(!isa.supported());
-                println!("skipped: {isa} not supported ({e})");
+    assert_eq!(s.sgemm_name(), "scalar_sgemm_packed");
+    assert!(!s.has_gemm_bf16() && s.gemm_bf16_name().is_none());
+    let detected = Cpu::detected();
+    for cpu in [detected.clone(), detected.without_amx()] {
+        for isa in Isa::ALL {
+            match Kernels::for_cpu(isa, &cpu) {
+                Ok(k) => {
+                    assert_eq!(k.isa(), isa);
+                    assert!(k.sgemm_name().starts_with(&isa.to_string()), "{} in the {isa} table", k.sgemm_name());
+                    let bf16 = match isa {
+                        Isa::Avx512 if cpu.has_amx_bf16() => Some("amx_bf16_gemm_32x32"),
+                        Isa::Avx512 if cpu.has_avx512_bf16() => Some("avx512bf16_gemm_10x32"),
+                        _ => None,
+                    };
+                    assert_eq!(k.gemm_bf16_name(), bf16, "bf16 GEMM of the {isa} table");
+                    assert_eq!(k.has_gemm_bf16(), bf16.is_some());
+                }
+                Err(e) => {
+                    assert_eq!(e, Error::Unsupported(isa));
+                    assert!(!cpu.supports(isa));
+                    println!("skipped: {isa} not supported ({e})");
+                }
             }
         }
     }

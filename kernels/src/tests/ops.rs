@@ -15,7 +15,7 @@ pub fn softmax_matches_scalar(t: &Tier) {
             let mut buf = rng.floats(n + off, -20.0, 20.0);
             let mut want = buf[off..].to_vec();
             ops::softmax_scalar(&mut want);
-            (t.kernels.softmax)(&mut buf[off..]);
+            t.kernels.softmax(&mut buf[off..]);
             let at = |i: usize| format!("len {n} offset {off} [{i}]");
             check_close(&format!("{} softmax", t.name), &buf[off..], &want, |i| SOFTMAX_TOL.bound(want[i]), at)
                 .unwrap();
@@ -25,7 +25,7 @@ pub fn softmax_matches_scalar(t: &Tier) {
 
 pub fn softmax_invariants(t: &Tier) {
     let mut rng = Rng::new(21);
-    let sm = t.kernels.softmax;
+    let sm = |x: &mut [f32]| t.kernels.softmax(x);
     for n in [1, 5, 16, 17, 33, 128, 511] {
         // Rows sum to 1, all values in [0, 1].
         let mut x = rng.floats(n, -30.0, 30.0);
@@ -61,7 +61,7 @@ pub fn layernorm_matches_scalar(t: &Tier) {
             let mut want = buf[off..].to_vec();
             let scale = offset_factor(&want);
             ops::layernorm_scalar(&mut want, &w, &b, 1e-12);
-            (t.kernels.layernorm)(&mut buf[off..], &w, &b, 1e-12);
+            t.kernels.layernorm(&mut buf[off..], &w, &b, 1e-12);
             let at = |i: usize| format!("len {n} offset {off} shift {shift} [{i}]");
             let bound = |i: usize| scale * LAYERNORM_TOL.bound(want[i]);
             check_close(&format!("{} layernorm", t.name), &buf[off..], &want, bound, at).unwrap();
@@ -90,7 +90,7 @@ pub fn gelu_matches_scalar(t: &Tier) {
     x.extend(rng.floats(1000, -6.0, 6.0));
     for off in [0, 5] {
         let mut got = x[off..].to_vec();
-        (t.kernels.gelu)(&mut got);
+        t.kernels.gelu(&mut got);
         let want: Vec<f32> = x[off..].iter().map(|&v| ops::gelu_scalar(v)).collect();
         let at = |i: usize| format!("x = {:e} (offset {off}, [{i}])", x[off + i]);
         check_close(&format!("{} gelu", t.name), &got, &want, |i| GELU_TOL.bound(want[i]), at).unwrap();
@@ -98,7 +98,7 @@ pub fn gelu_matches_scalar(t: &Tier) {
     // Every tail length.
     for n in 0..40 {
         let mut got = x[100..100 + n].to_vec();
-        (t.kernels.gelu)(&mut got);
+        t.kernels.gelu(&mut got);
         let want: Vec<f32> = x[100..100 + n].iter().map(|&v| ops::gelu_scalar(v)).collect();
         check_close(&format!("{} gelu len {n}", t.name), &got, &want, |i| GELU_TOL.bound(want[i]), |i| i.to_string())
             .unwrap();
@@ -109,7 +109,7 @@ pub fn gelu_invariants(t: &Tier) {
     let mut x: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 1e-3).collect();
     x.extend([1e-30, -1e-30, 80.0, -80.0, 1e20, -1e20]);
     let mut g = x.clone();
-    (t.kernels.gelu)(&mut g);
+    t.kernels.gelu(&mut g);
     for (&x, &g) in x.iter().zip(&g) {
         assert!(g.is_finite(), "{}: gelu({x}) = {g}", t.name);
         // GELU keeps the sign: positive stays positive (and <= x), negative stays in
@@ -132,7 +132,7 @@ pub fn embed_add_layernorm_matches_scalar(t: &Tier) {
         let mut want = vec![f32::NAN; n];
         ops::embed_add_layernorm_scalar(&mut want, &word, &pos, &typ, &w, &b, 1e-12);
         let mut got = vec![f32::NAN; n];
-        (t.kernels.embed_add_layernorm)(&mut got, &word, &pos, &typ, &w, &b, 1e-12);
+        t.kernels.embed_add_layernorm(&mut got, &word, &pos, &typ, &w, &b, 1e-12);
         let at = |i: usize| format!("len {n} [{i}]");
         check_close(&format!("{} embed_add_layernorm", t.name), &got, &want, |i| LAYERNORM_TOL.bound(want[i]), at)
             .unwrap();
@@ -140,7 +140,7 @@ pub fn embed_add_layernorm_matches_scalar(t: &Tier) {
 }
 
 pub fn peak_probe_runs(t: &Tier) {
-    let gf = crate::peak_probe(t.kernels.isa);
+    let gf = crate::peak_probe(t.kernels.isa());
     assert!(gf.is_finite() && gf > 0.0, "{}: peak probe gave {gf}", t.name);
-    println!("{}: FMA peak {gf:.1} GFLOP/s", t.kernels.isa);
+    println!("{}: FMA peak {gf:.1} GFLOP/s", t.kernels.isa());
 }

@@ -1,7 +1,8 @@
 //! What the tier tests share: the tier under test, deterministic data, and error
 //! reports that say where and by how much.
 
-use crate::gemm::{self, microkernel, Blocking, GemmParams, TileFn, TileJob, TileSet};
+use crate::gemm::driver::{TileFn, TileJob, TileSet};
+use crate::gemm::{self, microkernel, Blocking, GemmParams};
 use crate::simd::emu::Emu;
 use crate::{ops, Isa, Kernels};
 use std::ops::Range;
@@ -40,6 +41,7 @@ impl Tier {
         let mut kernels = Kernels::scalar();
         kernels.sgemm = emu_sgemm_10x32;
         kernels.sgemm_name = "emu16_sgemm_10x32";
+        // SAFETY (the four closures): `Emu` is plain Rust, which every CPU runs.
         kernels.layernorm = |x, w, b, eps| unsafe { ops::layernorm::<Emu<16>>(x, w, b, eps) };
         kernels.softmax = |x| unsafe { ops::softmax::<Emu<16>>(x) };
         kernels.gelu = |x| unsafe { ops::gelu::<Emu<16>>(x) };
@@ -55,8 +57,8 @@ impl Tier {
     }
 
     /// `C = A·B (+ epilogue)` with this tier over all panels.
-    pub fn gemm(&self, p: &GemmParams) {
-        gemm::sgemm_packed(self.kernels.sgemm, p);
+    pub fn gemm(&self, p: &mut GemmParams) {
+        self.kernels.gemm(p);
     }
 
     /// `(rows per row block, k per k block)` of this tier's blocking for inner dimension
@@ -70,9 +72,8 @@ impl Tier {
 
     /// Same over a range of panels.
     pub fn gemm_panels(&self, p: &GemmParams, panels: Range<usize>) {
-        // SAFETY: the table was built for this CPU; panels are checked by the caller.
-        assert!(panels.end <= p.panels());
-        unsafe { (self.kernels.sgemm)(p, panels) };
+        // SAFETY: one call at a time.
+        unsafe { self.kernels.gemm_panels(p, panels) };
     }
 }
 
@@ -103,7 +104,7 @@ pub const EMU_BLOCKING: Blocking =
 
 unsafe fn emu_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
     let p = p.reblocked(EMU_BLOCKING);
-    unsafe { gemm::drive(&p, panels, &EMU_SET) }
+    unsafe { gemm::driver::drive(&p, panels, &EMU_SET) }
 }
 
 /// xorshift64*: deterministic data, no dependency.

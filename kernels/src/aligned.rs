@@ -1,4 +1,5 @@
-//! [`AVec`]: a fixed-length, zeroed buffer whose first element is 64-byte aligned.
+//! [`AVec`]: a fixed-length, zeroed buffer whose first element is 64-byte aligned, the
+//! one aligned buffer type of toprt (the engine's workspace, a model held in memory).
 //!
 //! The workspace's activation buffers are GEMM operands and outputs. A heap `Vec<f32>`
 //! of that size comes from `mmap` through glibc 16 bytes past a page boundary, so every
@@ -20,15 +21,18 @@ unsafe impl bytemuck::Zeroable for Line {}
 unsafe impl bytemuck::Pod for Line {}
 
 /// `len` zeroed elements of `T`, 64-byte aligned; derefs to `[T]`.
-pub(crate) struct AVec<T> {
+pub struct AVec<T> {
     lines: Vec<Line>,
     len: usize,
     _t: PhantomData<T>,
 }
 
 impl<T: bytemuck::Pod> AVec<T> {
+    /// `len` zeroed elements.
+    ///
     /// # Panics
-    /// If `T` does not divide 64 bytes (never for `f32` / `u32`), or on overflow.
+    /// If the size of `T` does not divide 64 bytes (never for `u8`, `f32`, `u32`), or
+    /// on overflow.
     pub fn zeroed(len: usize) -> AVec<T> {
         assert!(64 % std::mem::size_of::<T>() == 0, "element size must divide 64");
         let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("buffer size overflows");
@@ -64,5 +68,9 @@ mod tests {
             assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32));
         }
         assert_eq!(AVec::<u32>::zeroed(33).as_ptr() as usize % 64, 0);
+        for len in [0usize, 1, 63, 64, 65, 4097] {
+            let v = AVec::<u8>::zeroed(len);
+            assert_eq!((v.len(), v.as_ptr() as usize % 64), (len, 0), "u8 len {len}");
+        }
     }
 }

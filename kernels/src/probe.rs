@@ -1,0 +1,106 @@
+//! Peak probes: how many GFLOP/s one core's FMA (or bf16 dot-product, or AMX tile)
+//! units deliver on register-only work, the denominator of the "% of peak" reports of
+//! the benchmarks. Each tier file owns its instruction loop (`simd::*_probe`,
+//! `gemm::amx`); this file times them.
+
+use crate::cpu::{Cpu, Isa};
+
+/// The FMA peak of a tier in GFLOP/s on the calling thread: 12
+/// independent register-only FMA chains for about 50 ms (best of ten 5 ms runs, so an
+/// interrupt or a busy sibling core does not drag it down). Each FMA lane counts 2
+/// FLOPs. The scalar tier runs the same chains as plain `a*x + y` (no FMA, so 2 FLOPs
+/// per multiply-add pair; the compiler may vectorise it with the baseline SSE2).
+/// Returns 0 for a tier this CPU lacks.
+pub fn peak_probe(isa: Isa) -> f64 {
+    if !Cpu::detected().supports(isa) {
+        return 0.0;
+    }
+    let lanes = match isa {
+        Isa::Scalar => 1,
+        Isa::Avx2 => 8,
+        Isa::Avx512 => 16,
+    };
+    let run = |iters: usize| -> f64 {
+        let (x, y) = (std::hint::black_box(0.999_999_9f32), std::hint::black_box(1e-7f32));
+        let t0 = std::time::Instant::now();
+        let r = match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: support checked above.
+            Isa::Avx2 => unsafe { crate::simd::avx2::avx2_fma_probe(iters, x, y) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: support checked above.
+            Isa::Avx512 => unsafe { crate::simd::avx512::avx512_fma_probe(iters, x, y) },
+            _ => scalar_probe(iters, x, y),
+        };
+        std::hint::black_box(r);
+        let flops = (iters * crate::simd::PROBE_CHAINS * lanes * 2) as f64;
+        flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+    };
+    best_of_runs(run)
+}
+
+/// The bf16 dot-product peak (`vdpbf16ps`, each lane 2 multiply-adds = 4 FLOPs) in
+/// GFLOP/s on the calling thread, measured like [`peak_probe`]; `None` where the CPU
+/// has no AVX512_BF16 ([`Cpu::has_avx512_bf16`]).
+pub fn peak_probe_bf16() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if Cpu::detected().has_avx512_bf16() {
+        let run = |iters: usize| -> f64 {
+            let (x, y) = (std::hint::black_box(1e-6f32), std::hint::black_box(1e-6f32));
+            let t0 = std::time::Instant::now();
+            // SAFETY: support checked above.
+            std::hint::black_box(unsafe { crate::simd::avx512::avx512bf16_dot_probe(iters, x, y) });
+            let flops = (iters * crate::simd::PROBE_CHAINS * 16 * 4) as f64;
+            flops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+        };
+        return Some(best_of_runs(run));
+    }
+    None
+}
+
+/// Calibrates `run(iters)` (GFLOP/s of `iters` rounds) to ~5 ms and returns the best
+/// of ten runs.
+pub(crate) fn best_of_runs(run: impl Fn(usize) -> f64) -> f64 {
+    let mut iters = 1 << 14;
+    loop {
+        let t0 = std::time::Instant::now();
+        run(iters);
+        if t0.elapsed().as_secs_f64() > 2e-3 || iters > 1 << 30 {
+            break;
+        }
+        iters *= 2;
+    }
+    iters *= 2;
+    (0..10).map(|_| run(iters)).fold(0.0, f64::max)
+}
+
+fn scalar_probe(iters: usize, x: f32, y: f32) -> f32 {
+    let mut acc = [0.0f32; crate::simd::PROBE_CHAINS];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = i as f32;
+    }
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = *a * x + y;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// The AMX tile peak (`tdpbf16ps`, each instruction 16 × 16 × 32 multiply-adds = 16384
+/// FLOPs) in GFLOP/s on the calling thread, measured like [`peak_probe`] on four
+/// independent accumulators; `None` where this process cannot use the AMX bf16 tiles
+/// ([`Cpu::has_amx_bf16`]).
+pub fn peak_probe_amx() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if Cpu::detected().has_amx_bf16() {
+        let run = |iters: usize| -> f64 {
+            let t0 = std::time::Instant::now();
+            // SAFETY: the tiles are granted (checked above).
+            unsafe { crate::gemm::amx::amx_bf16_tile_probe(iters) };
+            (iters * 4 * 16 * 16 * 32 * 2) as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+        };
+        return Some(best_of_runs(run));
+    }
+    None
+}
