@@ -10,6 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/fetch-test-models.sh
 
+# The layering of docs/ARCHITECTURE.md: which crate uses which, and no module that
+# imports another that imports it back.
+python3 scripts/check_layering.py
+
 # The C interface's memcheck tests (tests/tests/capi.rs) need valgrind. Install it when
 # we can; otherwise those tests fail and say why (they never pass without it).
 if ! command -v valgrind >/dev/null 2>&1; then

@@ -36,8 +36,6 @@
 //! (`microkernel.rs`), the scalar twin (`scalar.rs`) and one file per instruction set
 //! (`avx2.rs`, `avx512.rs`, `amx.rs`).
 
-use std::ops::Range;
-
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod amx;
 #[cfg(target_arch = "x86_64")]
@@ -48,6 +46,7 @@ mod blocking;
 pub(crate) mod driver;
 mod layernorm;
 pub(crate) mod microkernel;
+mod operands;
 mod params;
 pub(crate) mod scalar;
 
@@ -56,42 +55,9 @@ pub use blocking::Blocking;
 pub(crate) use blocking::NR_BYTES_PER_ROW;
 pub(crate) use layernorm::sgemm_layernorm_rows;
 pub use layernorm::LN_BLOCK_ROWS;
+pub use operands::{Epilogue, Operands};
+pub(crate) use params::GemmFn;
 pub use params::GemmParams;
 #[cfg(test)]
 pub(crate) use scalar::scalar_gemm_bf16;
 pub(crate) use scalar::scalar_sgemm_packed;
-
-/// What happens to an accumulated tile before it is stored.
-#[derive(Clone, Copy, Debug)]
-pub enum Epilogue<'a> {
-    /// `C = A·B`
-    None,
-    /// `C = A·B + bias` (bias: `[n]`)
-    Bias(&'a [f32]),
-    /// `C = gelu(A·B + bias)` with the exact erf GELU BERT uses.
-    BiasGelu(&'a [f32]),
-    /// `C = A·B + bias + R` with `R` row-major `[m, n]`, leading dimension `ldr`.
-    /// (For the LayerNorm that follows, see [`crate::Kernels::sgemm_bias_residual_layernorm`].)
-    BiasResidual { bias: &'a [f32], residual: &'a [f32], ldr: usize },
-}
-
-/// What the operands of a GEMM hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operands {
-    /// `f32` activations, `f32` `panel32` weight ([`GemmParams::new`]).
-    F32,
-    /// bf16 pairs: activations rounded to bf16 and a `panel32x2` weight
-    /// ([`GemmParams::new_bf16`]); only a table with a bf16 GEMM runs it
-    /// ([`crate::Kernels::has_gemm_bf16`]).
-    Bf16,
-}
-
-/// A GEMM kernel entry, the slot type of the dispatch table: computes the columns of
-/// `panels` for all rows of `p`. Callers outside the crate reach one only through
-/// [`crate::Kernels::gemm`] and [`crate::Kernels::gemm_panels`].
-///
-/// # Safety
-/// `panels` must lie within `0..p.panels()`, the CPU must support the tier the kernel
-/// belongs to (true for every kernel in a [`crate::Kernels`] table), and no other thread
-/// may write the same rows × panels of `C` concurrently.
-pub(crate) type GemmFn = unsafe fn(p: &GemmParams, panels: Range<usize>);

@@ -319,3 +319,13 @@ fn check_len(operand: Operand, have: usize, need: usize, exactly: bool) -> Resul
     }
     Ok(())
 }
+
+/// A GEMM kernel entry, the slot type of the dispatch table: computes the columns of
+/// `panels` for all rows of `p`. Callers outside the crate reach one only through
+/// [`crate::Kernels::gemm`] and [`crate::Kernels::gemm_panels`].
+///
+/// # Safety
+/// `panels` must lie within `0..p.panels()`, the CPU must support the tier the kernel
+/// belongs to (true for every kernel in a [`crate::Kernels`] table), and no other thread
+/// may write the same rows × panels of `C` concurrently.
+pub(crate) type GemmFn = unsafe fn(p: &GemmParams, panels: Range<usize>);
