@@ -215,3 +215,16 @@ fn run_kept_and_inspect_schedule() {
     let (o, _) = run_jsonl(&out, &lines, &["--keep-scale", "0"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("keep_scale"));
 }
+
+/// `toprt inspect --cpu` prints the kernels' one CPU probe: its tier line is what
+/// scripts/test.sh reads, so it must list exactly the tiers `Isa::supported` accepts.
+#[test]
+fn inspect_cpu_lists_the_supported_tiers() {
+    let o = run(Command::new(bin("toprt")).args(["inspect", "--cpu"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let tiers = text.lines().find_map(|l| l.strip_prefix("tiers: ")).expect("a 'tiers: ' line");
+    let want: Vec<String> = toprt::Isa::ALL.iter().filter(|i| i.supported()).map(|i| i.to_string()).collect();
+    assert_eq!(tiers.split(' ').collect::<Vec<_>>(), want, "{text}");
+    assert!(text.contains("caches: ") && text.contains("amx: "), "{text}");
+}

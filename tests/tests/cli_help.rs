@@ -59,7 +59,7 @@ const CLIS: &[Cli] = &[
     },
     Cli {
         cmd: &["toprt", "inspect"],
-        options: &["<MODEL>", "--json", "--lengths", "--pad-to"],
+        options: &["[MODEL]", "--json", "--lengths", "--pad-to", "--cpu"],
         defaults: &[],
         facts: &["16,32,64,128,256,512", "padded to N", "vs unpadded", "default: 128"],
     },
@@ -115,7 +115,7 @@ const CLIS: &[Cli] = &[
 /// the next declaration).
 fn entry(help: &str, option: &str) -> Option<(String, String)> {
     let indent = |l: &str| l.len() - l.trim_start().len();
-    let is_decl = |l: &str| matches!(indent(l), 2 | 6) && l.trim_start().starts_with(['-', '<']);
+    let is_decl = |l: &str| matches!(indent(l), 2 | 6) && l.trim_start().starts_with(['-', '<', '[']);
     let declares = |l: &str| {
         let decl = l.trim_start().split("  ").next().unwrap_or_default();
         is_decl(l) && decl.split([',', ' ']).any(|w| w == option)

@@ -166,13 +166,22 @@ impl RunArgs {
 ///
 /// The summary gives the architecture, the weights' precision, the head and pooling,
 /// the tokenizer, the pruning schedule (keep-rules) with its expected MAC reduction at
-/// several input lengths, and the tensors.
+/// several input lengths, and the tensors. `toprt inspect --cpu` describes this CPU
+/// instead.
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 struct InspectArgs {
     /// The model file (.toprt).
-    #[arg(value_name = "MODEL", verbatim_doc_comment)]
-    path: String,
+    #[arg(value_name = "MODEL", required_unless_present = "cpu", verbatim_doc_comment)]
+    path: Option<String>,
+
+    /// Describe this CPU instead of a model: features, caches, kernel tiers.
+    ///
+    /// Its instruction-set features, whether the OS grants AMX, its caches and the
+    /// kernel tiers toprt can run on it. The last line is `tiers: scalar avx2 avx512` (the tiers this CPU supports);
+    /// scripts/test.sh reads it to know which tiers to test.
+    #[arg(long, conflicts_with_all = ["path", "json", "lengths", "pad_to"], verbatim_doc_comment)]
+    cpu: bool,
 
     /// Print the manifest as JSON instead of the summary.
     ///
@@ -342,7 +351,12 @@ fn strip_index(s: &str) -> String {
 }
 
 fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
-    let InspectArgs { path, json: as_json, lengths, pad_to } = a;
+    let InspectArgs { path, cpu, json: as_json, lengths, pad_to } = a;
+    if cpu {
+        println!("{}", toprt_kernels::Cpu::detected());
+        return Ok(());
+    }
+    let path = path.ok_or("missing MODEL")?;
     let model = Model::open(&path).map_err(|e| e.to_string())?;
     let m = model.manifest();
     if as_json {
