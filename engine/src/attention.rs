@@ -24,6 +24,9 @@
 //! scores, softmax, column sums and outputs stay f32. On AMX that made a head 1.5× faster
 //! at 128 tokens and 1.9× at 512 (one thread, in isolation).
 
+use crate::par::SharedMut;
+use crate::pool::Pool;
+use crate::workspace::Segment;
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::pack::{self, NR};
 use toprt_kernels::Kernels;
@@ -44,6 +47,61 @@ pub(crate) struct HeadTask<'a> {
     pub kernels: &'a Kernels,
     /// bf16 sessions: run both products on bf16 operands ([`head_bf16`]).
     pub bf16: bool,
+}
+
+/// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows, one
+/// pool task per (sequence, head). A segment only attends to itself, so no mask exists
+/// anywhere. With `colsum`, the column sums of the probabilities (the pruning
+/// importance) are accumulated in the same pass: `colsum[h * stride_cs + row] = Σ_q p`.
+/// With `bf16` (a bf16 session on a bf16 GEMM) both products run on bf16 operands.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    k: &Kernels,
+    pool: &Pool,
+    bf16: bool,
+    qkv: &[f32],
+    ctx: &mut [f32],
+    segs: &[Segment],
+    nh: usize,
+    dh: usize,
+    scratch: &mut [f32],
+    stride: usize,
+    colsum: Option<&mut [f32]>,
+    stride_cs: usize,
+) {
+    let d = nh * dh;
+    let ctx_ptr = SharedMut::new(ctx.as_mut_ptr());
+    let ctx_len = ctx.len();
+    let sc_ptr = SharedMut::new(scratch.as_mut_ptr());
+    let sc_len = scratch.len();
+    let (cs_ptr, cs_len) = match colsum {
+        Some(c) => (Some(SharedMut::new(c.as_mut_ptr())), c.len()),
+        None => (None, 0),
+    };
+    pool.run(segs.len() * nh, &|task, worker| {
+        let (seg, h) = (segs[task / nh], task % nh);
+        assert!(
+            (worker + 1) * stride <= sc_len
+                && scratch_len(seg.len, dh) <= stride
+                && (seg.offset + seg.len) * d <= ctx_len
+                && (seg.offset + seg.len) * 3 * d <= qkv.len()
+        );
+        // SAFETY: each worker owns scratch slice `worker` (one task at a time per worker).
+        let scr = unsafe { std::slice::from_raw_parts_mut(sc_ptr.get().add(worker * stride), stride) };
+        let cs = match cs_ptr {
+            Some(p) => {
+                assert!(h * stride_cs + seg.offset + seg.len <= cs_len);
+                // SAFETY: in bounds (asserted); the (head, sequence) region is this task's.
+                unsafe { p.get().add(h * stride_cs + seg.offset) }
+            }
+            None => std::ptr::null_mut(),
+        };
+        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, bf16 };
+        // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
+        // belong to this task alone; bounds asserted above; the tier was checked at
+        // session creation.
+        unsafe { head(&t, ctx_ptr.get(), cs, scr) };
+    });
 }
 
 /// Rounds a count of floats up to whole 64-byte lines.

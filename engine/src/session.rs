@@ -1,13 +1,17 @@
 //! [`Session`]: a model plus everything needed to run it — the kernel table, a thread
 //! pool and a workspace sized once from a token budget.
 
+use crate::attention;
 use crate::error::{Error, Result};
-use crate::forward::{self, LayerStats, LayerTiming, LinearPath, Plan, Segment, Workspace};
+use crate::forward::{self, Plan};
+use crate::head;
+use crate::linear::LinearPath;
 use crate::model::Model;
 use crate::pool::Pool;
 use crate::prune::PruneControl;
 use crate::tokenize::{self, Encoded};
-use toprt_format::{Arch, KeepRule, Pooling, Task};
+use crate::workspace::{LayerStats, LayerTiming, Workspace};
+use toprt_format::{KeepRule, Pooling, Task};
 use toprt_kernels::{Isa, Kernels};
 
 /// How a session is set up. [`Session::new`] checks every field and refuses a bad one
@@ -188,9 +192,10 @@ impl Session {
         let linear = LinearPath::new(model.precision(), &kernels);
         if linear == LinearPath::Bf16Widened {
             // Once per model, before any pass (the forward pass allocates nothing).
-            model.inner.widened();
+            model.inner.widen();
         }
-        let ws = Workspace::new(&model.inner, max_tokens, max_len, pool.threads(), linear);
+        let scratch = attention::scratch_len(max_len, model.inner.manifest.model.head_dim());
+        let ws = Workspace::new(&model.inner, max_tokens, scratch, pool.threads(), linear);
         let layers = model.inner.manifest.model.num_layers;
         let mut rule_after = vec![None; layers];
         for (i, r) in model.inner.manifest.keep_rules.iter().enumerate() {
@@ -386,7 +391,7 @@ impl Session {
                 tokens += encoded[end].input_ids.len();
                 end += 1;
             }
-            self.load_batch(&encoded[start..end]);
+            self.ws.load(&self.model.inner.manifest.model, &encoded[start..end]);
             self.forward_loaded(want, ctl);
             self.last_want = want;
             for (i, e) in encoded[start..end].iter().enumerate() {
@@ -443,7 +448,7 @@ impl Session {
         if tokens > self.ws.max_tokens {
             return Err(Error::OverBudget { sequences: batch.len(), tokens, budget: self.ws.max_tokens });
         }
-        self.load_batch(batch);
+        self.ws.load(&self.model.inner.manifest.model, batch);
         self.forward_loaded(want, ctl);
         self.last_want = want;
         Ok(())
@@ -466,43 +471,7 @@ impl Session {
 
     /// Kept sets `(location, original positions)` of sequence `i` of the last forward pass.
     pub fn kept(&self, i: usize) -> impl Iterator<Item = (usize, &[u32])> + '_ {
-        self.ws
-            .kept_index
-            .iter()
-            .filter(move |k| k.seq as usize == i)
-            .map(|k| (k.layer as usize, &self.ws.kept[k.start as usize..(k.start + k.len) as usize]))
-    }
-
-    /// Fills the packed token buffers and the segment table.
-    fn load_batch(&mut self, batch: &[Encoded]) {
-        let cfg = &self.model.inner.manifest.model;
-        let ws = &mut self.ws;
-        ws.ids.clear();
-        ws.type_ids.clear();
-        ws.positions.clear();
-        ws.pos_ids.clear();
-        ws.segments.clear();
-        ws.orig_segments.clear();
-        for e in batch {
-            ws.segments.push(Segment { offset: ws.ids.len(), len: e.input_ids.len() });
-            ws.orig_segments.push(Segment { offset: ws.ids.len(), len: e.input_ids.len() });
-            let mut non_pad = 0u32;
-            for (p, (&id, &ty)) in e.input_ids.iter().zip(&e.token_type_ids).enumerate() {
-                ws.ids.push(id);
-                ws.type_ids.push(ty);
-                ws.positions.push(p as u32);
-                let pos_id = match cfg.arch {
-                    Arch::Bert => p as u32,
-                    // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
-                    Arch::Roberta if id == cfg.pad_token_id => cfg.pad_token_id,
-                    Arch::Roberta => {
-                        non_pad += 1;
-                        cfg.pad_token_id + non_pad
-                    }
-                };
-                ws.pos_ids.push(pos_id);
-            }
-        }
+        self.ws.kept_of(i)
     }
 
     /// Final states of all tokens are needed for these outputs.
@@ -516,7 +485,7 @@ impl Session {
         let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs, linear: self.linear };
         let _pass = self.pool.hold();
         forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing);
-        forward::head_pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
+        head::pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
     }
 
     /// Copies sequence `i` of the last forward pass into an owned output.
@@ -536,27 +505,8 @@ impl Session {
             let l = m.head.num_labels;
             self.ws.head_out[i * l..i * l + l].to_vec()
         });
-        let embedding = (want.embedding && m.head.pooling != Pooling::None).then(|| {
-            let mut v = match m.head.pooling {
-                Pooling::Mean => {
-                    let mut acc = vec![0.0f32; d];
-                    for r in rows.chunks_exact(d) {
-                        acc.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
-                    }
-                    let n = len as f32;
-                    acc.iter_mut().for_each(|a| *a /= n);
-                    acc
-                }
-                Pooling::Cls => rows[..d].to_vec(),
-                Pooling::Pooler => self.ws.head_mid[i * d..i * d + d].to_vec(),
-                Pooling::None => unreachable!("checked above"),
-            };
-            if m.head.normalize {
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                v.iter_mut().for_each(|x| *x /= norm);
-            }
-            v
-        });
+        let embedding = (want.embedding && m.head.pooling != Pooling::None)
+            .then(|| head::embedding(&self.model.inner, &self.ws, i, rows, len));
         SequenceOutput {
             input_ids: e.input_ids.clone(),
             token_type_ids: e.token_type_ids.clone(),
@@ -564,13 +514,7 @@ impl Session {
             logits,
             embedding,
             last_hidden_state: want.hidden_states.then(|| rows.to_vec()),
-            kept: self
-                .ws
-                .kept_index
-                .iter()
-                .filter(|k| k.seq as usize == i)
-                .map(|k| (k.layer as usize, self.ws.kept[k.start as usize..(k.start + k.len) as usize].to_vec()))
-                .collect(),
+            kept: self.ws.kept_of(i).map(|(layer, positions)| (layer, positions.to_vec())).collect(),
         }
     }
 }

@@ -1,0 +1,75 @@
+//! The head after the encoder: the pooler / classifier GEMMs on each sequence's first
+//! row ([`pooler`]), and the sentence embedding of one sequence ([`embedding`]): mean,
+//! first-token or pooler pooling, then L2 normalisation when the model asks for it.
+
+use crate::model::ModelInner;
+use crate::par;
+use crate::pool::Pool;
+use crate::workspace::Workspace;
+use toprt_format::Pooling;
+use toprt_kernels::gemm::{Epilogue, GemmParams};
+use toprt_kernels::Kernels;
+
+/// `c[..m, n] = a[..m, k] · W + bias`; shapes are guaranteed by workspace sizing and model
+/// validation, so a failure here is a bug in the engine, not bad input.
+fn params<'a>(
+    a: &'a [f32],
+    m: usize,
+    k: usize,
+    w: &'a [f32],
+    n: usize,
+    c: &'a mut [f32],
+    bias: &'a [f32],
+) -> GemmParams<'a> {
+    GemmParams::new(a, k, m, k, w, n, c, n, Epilogue::Bias(bias))
+        .unwrap_or_else(|e| panic!("internal shape error in the head: {e}"))
+}
+
+/// Head computations on the first-token rows: fills `ws.head_out` (`[S, labels]`) for
+/// classification, or `ws.head_mid` (`[S, d]`) with the pooler output.
+pub(crate) fn pooler(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace) -> bool {
+    let d = model.manifest.model.hidden_size;
+    let s = ws.segments.len();
+    let Some((pw, pb)) = &model.weights.pooler else { return false };
+    for (i, seg) in ws.segments.iter().enumerate() {
+        ws.head_in[i * d..i * d + d].copy_from_slice(&ws.hidden[seg.offset * d..seg.offset * d + d]);
+    }
+    let mut p = params(&ws.head_in[..s * d], s, d, model.f32s(pw), d, &mut ws.head_mid[..s * d], model.f32s(pb));
+    par::gemm(k, pool, &mut p);
+    for v in &mut ws.head_mid[..s * d] {
+        *v = v.tanh();
+    }
+    if let Some((cw, cb)) = &model.weights.classifier {
+        let labels = model.manifest.head.num_labels;
+        let mut p =
+            params(&ws.head_mid[..s * d], s, d, model.f32s(cw), labels, &mut ws.head_out[..s * labels], model.f32s(cb));
+        par::gemm(k, pool, &mut p);
+    }
+    true
+}
+
+/// The pooled embedding of sequence `i` of the last pass: `rows` are its final token
+/// states (`[len, d]`, all of them for mean pooling), `len` its token count.
+pub(crate) fn embedding(model: &ModelInner, ws: &Workspace, i: usize, rows: &[f32], len: usize) -> Vec<f32> {
+    let h = &model.manifest.head;
+    let d = model.manifest.model.hidden_size;
+    let mut v = match h.pooling {
+        Pooling::Mean => {
+            let mut acc = vec![0.0f32; d];
+            for r in rows.chunks_exact(d) {
+                acc.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
+            }
+            let n = len as f32;
+            acc.iter_mut().for_each(|a| *a /= n);
+            acc
+        }
+        Pooling::Cls => rows[..d].to_vec(),
+        Pooling::Pooler => ws.head_mid[i * d..i * d + d].to_vec(),
+        Pooling::None => unreachable!("callers ask only models with a pooling method"),
+    };
+    if h.normalize {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}

@@ -1,0 +1,211 @@
+//! The weights of an opened model, bound by name: every tensor the forward pass reads,
+//! found in the file's directory and checked for shape and layout once, at open. The
+//! encoder's linear layers are named as in the checkpoint (`attention.self.qkv`,
+//! `attention.output.dense`, `intermediate.dense`, `output.dense`) through
+//! [`LinearKind`], never by position.
+
+use crate::error::{Error, Result};
+use std::ops::Range;
+use toprt_format::{self as format, Arch, Classifier, Layout, Manifest, Pooling, Precision, Task};
+
+/// Byte range of a tensor inside the file image.
+pub(crate) type TRange = Range<usize>;
+
+/// The four linear layers of an encoder layer, in the order of the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinearKind {
+    /// `attention.self.{query,key,value}`, fused: `[d, 3d]`, Q pre-scaled by
+    /// `1/sqrt(head_dim)`.
+    Qkv,
+    /// `attention.output.dense`: `[d, d]`, followed by the attention LayerNorm.
+    AttentionOut,
+    /// `intermediate.dense`: `[d, d_ff]`, followed by GELU.
+    Intermediate,
+    /// `output.dense`: `[d_ff, d]`, followed by the output LayerNorm.
+    Output,
+}
+
+impl LinearKind {
+    /// All four, in the order of the forward pass (and of their index).
+    pub const ALL: [LinearKind; 4] =
+        [LinearKind::Qkv, LinearKind::AttentionOut, LinearKind::Intermediate, LinearKind::Output];
+}
+
+/// One encoder linear layer: its packed weight (logical `[k, n]`) and bias.
+#[derive(Clone, Debug)]
+pub(crate) struct Linear {
+    pub weight: TRange,
+    pub bias: TRange,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// A LayerNorm's weight and bias.
+#[derive(Clone, Debug)]
+pub(crate) struct Norm {
+    pub weight: TRange,
+    pub bias: TRange,
+}
+
+/// One encoder layer.
+pub(crate) struct LayerWeights {
+    pub qkv: Linear,
+    pub attention_out: Linear,
+    /// `attention.output.LayerNorm`.
+    pub attention_norm: Norm,
+    pub intermediate: Linear,
+    pub output: Linear,
+    /// `output.LayerNorm`.
+    pub output_norm: Norm,
+}
+
+impl LayerWeights {
+    /// The linear layer `kind`.
+    pub fn linear(&self, kind: LinearKind) -> &Linear {
+        match kind {
+            LinearKind::Qkv => &self.qkv,
+            LinearKind::AttentionOut => &self.attention_out,
+            LinearKind::Intermediate => &self.intermediate,
+            LinearKind::Output => &self.output,
+        }
+    }
+}
+
+pub(crate) struct Weights {
+    /// Of every encoder linear weight (pooler and classifier stay `f32`).
+    pub precision: Precision,
+    pub word: TRange,
+    pub position: TRange,
+    pub token_type: TRange,
+    /// `embeddings.LayerNorm`.
+    pub embedding_norm: Norm,
+    pub layers: Vec<LayerWeights>,
+    /// `(w packed [d, d], b)` of the BERT pooler / RoBERTa classifier dense layer.
+    pub pooler: Option<(TRange, TRange)>,
+    /// `(w packed [d, labels], b)`.
+    pub classifier: Option<(TRange, TRange)>,
+}
+
+/// Sizes of the packed layouts for the file's validation: the kernels define them.
+pub(crate) fn packed_bytes(layout: Layout, k: usize, n: usize) -> Option<u64> {
+    toprt_kernels::pack::packed_bytes(layout.name(), k, n)
+}
+
+/// Finds every tensor the forward pass needs, checks its shape and layout, and returns
+/// absolute byte ranges.
+pub(crate) fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
+    let c = &m.model;
+    let (d, ff, l) = (c.hidden_size, c.intermediate_size, c.num_layers);
+    // Sizes come from the file: a lying one must give an error, not an overflow or an
+    // allocation sized by the claim. Every layer needs 16 tensors, so a layer count
+    // beyond the directory is refused before anything is reserved for it.
+    let d3 = d.checked_mul(3).ok_or_else(|| Error::Format(format!("hidden_size {d} is too large")))?;
+    if l > m.tensors.len() {
+        return Err(Error::Format(format!(
+            "num_layers {l} is more than the {} tensors of the directory allow",
+            m.tensors.len()
+        )));
+    }
+    let index: std::collections::HashMap<&str, &format::TensorEntry> =
+        m.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let get = |name: &str, layout: Layout, shape: &[usize]| -> Result<TRange> {
+        match index.get(name) {
+            Some(t) if t.layout == layout && t.shape == shape => {
+                let start = data_offset + t.offset as usize;
+                Ok(start..start + t.length as usize)
+            }
+            _ => Err(Error::Tensor { name: name.to_string(), expected: shape.to_vec() }),
+        }
+    };
+    let row = |name: &str, shape: &[usize]| get(name, Layout::RowMajor, shape);
+    let packed = |name: &str, k: usize, n: usize| get(name, Layout::Panel32, &[k, n]);
+    // The encoder's linear weights are all f32 `panel32` or all bf16 `panel32x2`; the
+    // first one decides which.
+    let first = index.get("encoder.layer.0.attention.self.qkv.weight").map(|t| t.layout);
+    let (precision, layout) = match first {
+        Some(Layout::Panel32x2) => (Precision::Bf16, Layout::Panel32x2),
+        _ => (Precision::F32, Layout::Panel32),
+    };
+    let weight = |name: &str, k: usize, n: usize| -> Result<TRange> {
+        match index.get(name) {
+            Some(t) if t.layout != layout && t.shape == [k, n] => Err(Error::Format(format!(
+                "tensor '{name}' is {:?} {:?}, but the encoder's first weight is {layout:?}: the encoder's linear \
+                 weights must all have one precision",
+                t.dtype, t.layout
+            ))),
+            _ => get(name, layout, &[k, n]),
+        }
+    };
+    let mut layers = Vec::with_capacity(l);
+    for i in 0..l {
+        let p = |s: &str| format!("encoder.layer.{i}.{s}");
+        let linear = |name: &str, k: usize, n: usize| -> Result<Linear> {
+            Ok(Linear {
+                weight: weight(&p(&format!("{name}.weight")), k, n)?,
+                bias: row(&p(&format!("{name}.bias")), &[n])?,
+                k,
+                n,
+            })
+        };
+        let norm = |name: &str| -> Result<Norm> {
+            Ok(Norm {
+                weight: row(&p(&format!("{name}.weight")), &[d])?,
+                bias: row(&p(&format!("{name}.bias")), &[d])?,
+            })
+        };
+        layers.push(LayerWeights {
+            qkv: linear("attention.self.qkv", d, d3)?,
+            attention_out: linear("attention.output.dense", d, d)?,
+            attention_norm: norm("attention.output.LayerNorm")?,
+            intermediate: linear("intermediate.dense", d, ff)?,
+            output: linear("output.dense", ff, d)?,
+            output_norm: norm("output.LayerNorm")?,
+        });
+    }
+    let h = &m.head;
+    let labels = h.num_labels;
+    let (pooler, classifier) = match (h.task, h.classifier) {
+        (Task::Classification, Some(Classifier::Bert)) => (
+            Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)),
+            Some((packed("classifier.weight", d, labels)?, row("classifier.bias", &[labels])?)),
+        ),
+        (Task::Classification, Some(Classifier::Roberta)) => (
+            Some((packed("classifier.dense.weight", d, d)?, row("classifier.dense.bias", &[d])?)),
+            Some((packed("classifier.out_proj.weight", d, labels)?, row("classifier.out_proj.bias", &[labels])?)),
+        ),
+        (Task::Classification, None) => {
+            return Err(Error::Format("classification head without a classifier kind".into()));
+        }
+        _ if h.pooling == Pooling::Pooler => {
+            (Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)), None)
+        }
+        _ => (None, None),
+    };
+    if h.task == Task::Classification && labels == 0 {
+        return Err(Error::Format("classification head with zero labels".into()));
+    }
+    // The session sizes its logits buffer by the label count: without a classifier no
+    // tensor vouches for it.
+    if h.task != Task::Classification && labels != 0 {
+        return Err(Error::Format(format!("{:?} head with num_labels {labels} (expected 0)", h.task)));
+    }
+    if h.task == Task::Embedding && h.pooling == Pooling::None {
+        return Err(Error::Format("embedding head without a pooling method".into()));
+    }
+    if c.arch == Arch::Roberta && h.classifier == Some(Classifier::Bert) {
+        return Err(Error::Format("RoBERTa model with a BERT classifier head".into()));
+    }
+    Ok(Weights {
+        precision,
+        word: row("embeddings.word_embeddings.weight", &[c.vocab_size, d])?,
+        position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, d])?,
+        token_type: row("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, d])?,
+        embedding_norm: Norm {
+            weight: row("embeddings.LayerNorm.weight", &[d])?,
+            bias: row("embeddings.LayerNorm.bias", &[d])?,
+        },
+        layers,
+        pooler,
+        classifier,
+    })
+}
