@@ -27,7 +27,7 @@
 use crate::par::SharedMut;
 use crate::pool::Pool;
 use crate::workspace::Segment;
-use toprt_kernels::gemm::{Epilogue, GemmParams};
+use toprt_kernels::gemm::{Epilogue, GemmParams, Operands};
 use toprt_kernels::pack::{self, NR};
 use toprt_kernels::Kernels;
 
@@ -45,20 +45,21 @@ pub(crate) struct HeadTask<'a> {
     pub offset: usize,
     pub len: usize,
     pub kernels: &'a Kernels,
-    /// bf16 sessions: run both products on bf16 operands ([`head_bf16`]).
-    pub bf16: bool,
+    /// The operands of both products: `f32`, or bf16 pairs in bf16 sessions
+    /// ([`head_bf16`]).
+    pub operands: Operands,
 }
 
 /// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows, one
 /// pool task per (sequence, head). A segment only attends to itself, so no mask exists
 /// anywhere. With `colsum`, the column sums of the probabilities (the pruning
 /// importance) are accumulated in the same pass: `colsum[h * stride_cs + row] = Σ_q p`.
-/// With `bf16` (a bf16 session on a bf16 GEMM) both products run on bf16 operands.
+/// With `Operands::Bf16` (a bf16 session on a bf16 GEMM) both products run on bf16 pairs.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     k: &Kernels,
     pool: &Pool,
-    bf16: bool,
+    operands: Operands,
     qkv: &[f32],
     ctx: &mut [f32],
     segs: &[Segment],
@@ -96,7 +97,7 @@ pub(crate) fn run(
             }
             None => std::ptr::null_mut(),
         };
-        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, bf16 };
+        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.
@@ -147,7 +148,7 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
         return;
     }
     // (The bf16 path keeps a few per-key rows on the stack: head sizes up to 512.)
-    if t.bf16 && dh <= 512 {
+    if t.operands == Operands::Bf16 && dh <= 512 {
         // SAFETY: forwarded contract.
         return unsafe { head_bf16(t, out, colsum, scratch) };
     }
@@ -376,7 +377,16 @@ mod tests {
                     let mut cs = vec![f32::NAN; n];
                     let mut scratch = vec![f32::NAN; scratch_len(n, dh)];
                     for h in 0..nh {
-                        let t = HeadTask { qkv: &qkv, d, dh, head: h, offset: off, len: n, kernels: &k, bf16: false };
+                        let t = HeadTask {
+                            qkv: &qkv,
+                            d,
+                            dh,
+                            head: h,
+                            offset: off,
+                            len: n,
+                            kernels: &k,
+                            operands: Operands::F32,
+                        };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
                         let (want, want_cs) = reference(&qkv, d, dh, h, off, n);
@@ -434,7 +444,16 @@ mod tests {
                     let mut cs = vec![f32::NAN; n];
                     let mut scratch = vec![f32::NAN; scratch_len(n, dh)];
                     for h in 0..nh {
-                        let t = HeadTask { qkv: &qkv, d, dh, head: h, offset: off, len: n, kernels: &k, bf16: true };
+                        let t = HeadTask {
+                            qkv: &qkv,
+                            d,
+                            dh,
+                            head: h,
+                            offset: off,
+                            len: n,
+                            kernels: &k,
+                            operands: Operands::Bf16,
+                        };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
                         // The definition on rounded operands, with rounded probabilities.

@@ -19,6 +19,7 @@ use crate::weights::LinearKind;
 use crate::workspace::{LayerStats, LayerTiming, Workspace};
 use std::time::{Duration, Instant};
 use toprt_format::KeepRule;
+use toprt_kernels::gemm::Operands;
 use toprt_kernels::Kernels;
 
 /// What the pass must do besides the dense encoder.
@@ -80,7 +81,7 @@ pub(crate) fn encode(
         attention::run(
             k,
             pool,
-            plan.linear == LinearPath::Bf16 && k.has_gemm_bf16(),
+            if plan.linear == LinearPath::Bf16 && k.has_gemm_bf16() { Operands::Bf16 } else { Operands::F32 },
             &ws.qkv[..t * 3 * d],
             &mut ws.ctx[..t * d],
             &ws.segments,
