@@ -11,7 +11,7 @@
 # exit status is 1 when any target found something.
 #
 # Targets: toprt_file torch_pickle zs_pt safetensors config_json cli_jsonl capi_run.
-# Their bodies are in tests/harness.rs (the test suite runs them too).
+# Their bodies are in tests/harness/ (the test suite runs them too).
 #
 # Corpora: each run reads the committed seeds in fuzz/corpus/<target>/ and writes what
 # it discovers to fuzz/corpus-run/<target>/ (git-ignored), so fuzzing never dirties the
