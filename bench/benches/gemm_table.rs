@@ -8,13 +8,16 @@
 //! Where the CPU multiplies bf16 natively, each bf16 GEMM (AVX512_BF16 `vdpbf16ps`, AMX
 //! tiles) gets a row too, as % of a register-only probe of its own instruction.
 //!
+//! The int8 GEMM of the best tier gets a row per shape too (GOP/s: one multiply-add
+//! counts 2), as % of a register-only probe of `vpdpbusd` where the CPU has VNNI.
+//!
 //! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS]` (default 15).
 
 mod common;
 
 use common::{tiers, Problem, SHAPES};
 use std::time::Instant;
-use toprt_kernels::{peak_probe, peak_probe_amx, peak_probe_bf16, Cpu, Isa, Kernels};
+use toprt_kernels::{peak_probe, peak_probe_amx, peak_probe_bf16, peak_probe_int8, Cpu, Isa, Kernels};
 
 /// Seconds per call of `f`, timed over enough calls to last ~20 ms.
 fn time(flops: u64, mut f: impl FnMut()) -> f64 {
@@ -43,6 +46,9 @@ fn main() {
         let k = Kernels::for_isa(Isa::Avx512).expect("AMX implies the AVX-512 tier");
         bf16.push((k, k.gemm_bf16_name().unwrap_or("?"), peak_probe_amx, 0.0));
     }
+    // The int8 GEMM of the best tier, against the probe of its instruction (VNNI).
+    let int8 = Kernels::for_isa(Isa::best()).expect("the best tier");
+    let mut peak_i8 = 0.0f64;
     println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");
     println!("{:>16} {:>22} {:>9} {:>7} {:>9} {:>8}", "M×K×N", "kernel", "GFLOP/s", "% peak", "gemm GF/s", "vs gemm");
     // Every round visits every shape, so a slow spell of the machine (seconds long here)
@@ -51,6 +57,7 @@ fn main() {
     let mut best = vec![vec![f64::MAX; simd.len()]; SHAPES.len()];
     let mut best_gemm = vec![f64::MAX; SHAPES.len()];
     let mut best_bf16 = vec![vec![f64::MAX; bf16.len()]; SHAPES.len()];
+    let mut best_i8 = vec![f64::MAX; SHAPES.len()];
     for _ in 0..rounds {
         for (si, p) in problems.iter_mut().enumerate() {
             let flops = p.flops();
@@ -63,6 +70,8 @@ fn main() {
                 *peak = peak.max(probe().unwrap_or(0.0));
                 best_bf16[si][i] = best_bf16[si][i].min(time(flops, || p.toprt_bf16(kern)));
             }
+            peak_i8 = peak_i8.max(peak_probe_int8().unwrap_or(0.0));
+            best_i8[si] = best_i8[si].min(time(flops, || p.toprt_int8(&int8)));
         }
     }
     for (si, p) in problems.iter().enumerate() {
@@ -89,8 +98,23 @@ fn main() {
             );
         }
     }
+    for (si, p) in problems.iter().enumerate() {
+        let (m, k, n, flops) = (p.m, p.k, p.n, p.flops());
+        let gf = flops as f64 / best_i8[si] / 1e9;
+        let pct = if peak_i8 > 0.0 { format!("{:>6.1}%", 100.0 * gf / peak_i8) } else { "      -".into() };
+        println!(
+            "{:>16} {:>22} {gf:>9.1} {pct} {:>9.1} {:>7.2}×",
+            format!("{m}×{k}×{n}"),
+            int8.gemm_i8_name(),
+            flops as f64 / best_gemm[si] / 1e9,
+            best_gemm[si] / best_i8[si]
+        );
+    }
     for (i, kern) in simd.iter().enumerate() {
         println!("FMA peak probe {}: {:.1} GFLOP/s", kern.isa(), peak[i]);
+    }
+    if peak_i8 > 0.0 {
+        println!("int8 peak probe of {}'s instruction: {peak_i8:.1} GOP/s", int8.gemm_i8_name());
     }
     for (_, name, _, peak) in &bf16 {
         println!("bf16 peak probe of {name}'s instruction: {peak:.1} GFLOP/s");

@@ -200,6 +200,11 @@ impl Cpu {
     pub fn has_amx_bf16(&self) -> bool {
         self.has_avx512_bf16() && self.features.amx_tile && self.features.amx_bf16 && self.amx_granted
     }
+
+    /// The AMX int8 tiles (`tdpbusd`), granted to this process, on the AVX-512 tier.
+    pub fn has_amx_int8(&self) -> bool {
+        self.supports(Isa::Avx512) && self.features.amx_tile && self.features.amx_int8 && self.amx_granted
+    }
 }
 
 /// A summary for people and scripts: the features present and absent, the AMX grant,

@@ -36,6 +36,8 @@ pub enum Operand {
     Bias,
     /// The epilogue's residual, `[m, n]`.
     Residual,
+    /// The row or column scales or sums of an int8 call.
+    Scales,
 }
 
 impl fmt::Display for Operand {
@@ -46,6 +48,7 @@ impl fmt::Display for Operand {
             Operand::C => "C",
             Operand::Bias => "the bias",
             Operand::Residual => "the residual",
+            Operand::Scales => "an int8 scale table",
         })
     }
 }

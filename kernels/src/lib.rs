@@ -18,7 +18,7 @@
 //!   blocks, the engine's threads).
 //! * [`aligned`] holds [`aligned::AVec`], the 64-byte aligned buffer for activations
 //!   and in-memory models.
-//! * [`peak_probe`], [`peak_probe_bf16`] and [`peak_probe_amx`] measure a core's peak
+//! * [`peak_probe`], [`peak_probe_bf16`], [`peak_probe_int8`] and [`peak_probe_amx`] measure a core's peak
 //!   for "% of peak" reports.
 //! * [`Error`] is the crate's one error type: an unusable tier, or GEMM operands that
 //!   do not fit their shape.
@@ -47,5 +47,5 @@ mod tests;
 
 pub use cpu::{CacheSizes, Cpu, Features, Isa};
 pub use error::{Error, Operand};
-pub use probe::{peak_probe, peak_probe_amx, peak_probe_bf16};
+pub use probe::{peak_probe, peak_probe_amx, peak_probe_bf16, peak_probe_int8};
 pub use table::Kernels;

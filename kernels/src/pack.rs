@@ -36,6 +36,26 @@
 //! is a `panel32` matrix of `k/2` rows, so the GEMM driver walks both the same way.
 //! Values are rounded to bf16 to nearest, ties to even ([`bf16_from_f32`]).
 
+//!
+//! ## int8 weights: `panel32x4`
+//! An int8 file keeps the panels once more, with a *quad* of `k` rows per panel row:
+//! the 32-bit word of quad `q` and column `c` holds the signed bytes
+//! `w[4q][c], w[4q+1][c], w[4q+2][c], w[4q+3][c]` (lowest byte first) — the operand of
+//! `vpdpbusd` and of AMX `tdpbusd`, which multiply four unsigned activation bytes by
+//! four signed weight bytes and add all four products into one `i32` lane:
+//!
+//! ```text
+//!   memory: [p0 quad0: (k0..k3)c0 (k0..k3)c1 … (k0..k3)c31][p0 quad1: (k4..k7)c0 …] …
+//!           one quad row = 32 words = 128 bytes, like one f32 panel row
+//! ```
+//!
+//! A `k` that is not a multiple of 4 gets zero rows at the end. Weights are quantised
+//! symmetrically per output column ([`quantize_linear_weight_i8`]):
+//! `w ≈ q · scale[c]` with `q` in **-127..=127** (never -128: the AVX2 kernel's
+//! `vpsignb` trick and the saturation bound of `vpmaddubsw` rely on it), and the
+//! column sums `Σ_k q` are kept beside the scales: kernels that take activations as
+//! `q_a + 128` subtract `128 · Σ_k q` to get `Σ_k q_a · q` exactly.
+//!
 /// Columns per packed panel. 32 floats = two 512-bit or four 256-bit vectors.
 pub const NR: usize = 32;
 
@@ -53,16 +73,17 @@ pub const fn packed_len(k: usize, n: usize) -> usize {
 }
 
 /// Bytes a packed `[k, n]` weight occupies in the layout the model file names
-/// `layout` ([`LAYOUT_NAME`] or [`LAYOUT_NAME_BF16`]): the one definition of the packed
+/// `layout` ([`LAYOUT_NAME`], [`LAYOUT_NAME_BF16`] or [`LAYOUT_NAME_I8`]): the one definition of the packed
 /// sizes, which the file's validation asks for. `None` for another name, or when the
 /// size overflows.
 pub fn packed_bytes(layout: &str, k: usize, n: usize) -> Option<u64> {
     let rows = match layout {
         LAYOUT_NAME => k,
         LAYOUT_NAME_BF16 => k.div_ceil(2),
+        LAYOUT_NAME_I8 => k.div_ceil(4),
         _ => return None,
     };
-    // Both layouts store 4-byte words: f32 values, or pairs of bf16 values.
+    // Every layout stores 4-byte words: f32 values, pairs of bf16, quads of int8.
     panels(n).checked_mul(rows)?.checked_mul(NR)?.checked_mul(4).map(|b| b as u64)
 }
 
@@ -158,6 +179,119 @@ pub fn bf16_pairs_from_f32(x: &[f32], out: &mut [u32]) {
         let hi = pair.get(1).map_or(0, |&v| u32::from(bf16_from_f32(v)));
         *o = lo | (hi << 16);
     }
+}
+
+/// Name of the int8 quad layout in the model file's tensor directory.
+pub const LAYOUT_NAME_I8: &str = "panel32x4";
+
+/// Number of 32-bit quad words a `panel32x4` `[k, n]` weight occupies.
+pub const fn packed_len_i8(k: usize, n: usize) -> usize {
+    panels(n) * k.div_ceil(4) * NR
+}
+
+/// A linear weight quantised to int8 per output column (module docs, `panel32x4`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedWeight {
+    /// The `panel32x4` quad words of the logical `[k, n]` matrix.
+    pub packed: Vec<u32>,
+    /// `[n]`: the weight of column `c` is `q · scale[c]`; positive and finite.
+    pub scale: Vec<f32>,
+    /// `[n]`: `Σ_k q` of column `c` (an integer, exact in `f32` for `k < 132 104`).
+    pub sum: Vec<f32>,
+}
+
+/// Quantises a PyTorch-style linear weight `w: [n, k]` symmetrically per output
+/// feature: `scale = max|w_o| / 127` (1 for an all-zero row, so every scale is
+/// positive), `q = round_ties_even(w · 127 / max|w_o|)` in `-127..=127`; then packs `q`
+/// in `panel32x4`.
+///
+/// # Panics
+/// If `w.len() != n * k`, or a weight is not finite.
+pub fn quantize_linear_weight_i8(w: &[f32], n: usize, k: usize) -> QuantizedWeight {
+    assert_eq!(w.len(), n * k, "weight has {} elements, expected {n}×{k}", w.len());
+    let quads = k.div_ceil(4);
+    let mut out = QuantizedWeight { packed: vec![0u32; packed_len_i8(k, n)], scale: vec![1.0; n], sum: vec![0.0; n] };
+    for (o, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
+        assert!(row.iter().all(|v| v.is_finite()), "weight row {o} has a non-finite value");
+        let amax = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        if amax > 0.0 {
+            out.scale[o] = amax / 127.0;
+        }
+        let (p, c) = (o / NR, o % NR);
+        let panel = &mut out.packed[p * quads * NR..(p + 1) * quads * NR];
+        let mut sum = 0i64;
+        for (kk, &v) in row.iter().enumerate() {
+            let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+            sum += i64::from(q);
+            panel[(kk / 4) * NR + c] |= u32::from(q as u8) << (8 * (kk % 4));
+        }
+        out.sum[o] = sum as f32;
+    }
+    out
+}
+
+/// Element `(kk, o)` of a `panel32x4` weight, as the signed byte `q`.
+#[inline]
+pub fn packed_at_i8(packed: &[u32], k: usize, kk: usize, o: usize) -> i8 {
+    (packed[(o / NR) * k.div_ceil(4) * NR + (kk / 4) * NR + o % NR] >> (8 * (kk % 4))) as u8 as i8
+}
+
+/// Widens a `panel32x4` weight with its column scales to the `f32` `panel32` layout
+/// (`q · scale`, the values an int8 GEMM multiplies by), for tests and references.
+///
+/// # Panics
+/// If `src` is not `packed_len_i8(k, n)` words or `scale` has fewer than `n` values.
+pub fn widen_i8_panels(src: &[u32], scale: &[f32], k: usize, n: usize) -> Vec<f32> {
+    assert_eq!(src.len(), packed_len_i8(k, n), "panel32x4 weight of {k}×{n} has {} words", src.len());
+    let mut out = vec![0.0f32; packed_len(k, n)];
+    for o in 0..n {
+        for kk in 0..k {
+            out[(o / NR) * k * NR + kk * NR + o % NR] = f32::from(packed_at_i8(src, k, kk, o)) * scale[o];
+        }
+    }
+    out
+}
+
+/// Quantises one row of activations for the int8 GEMM, the scalar reference of
+/// `Kernels::quantize_row`: `scale = max|x| / 127`, `q = round_ties_even(x · (127 / max|x|))`
+/// in -127..=127, stored as the bytes `q + 128` (1..=255) in `k` order, four to a word;
+/// the bytes after `x.len()` up to the end of `out` are 128 (`q = 0`). Returns the scale
+/// (0 for a row of zeros, whose bytes are all 128). Non-finite inputs give an
+/// unspecified row, never undefined behaviour.
+///
+/// # Panics
+/// If `out` has fewer than `x.len().div_ceil(4)` words.
+pub fn quantize_row_i8(x: &[f32], out: &mut [u32]) -> f32 {
+    assert!(out.len() >= x.len().div_ceil(4), "{} words for {} values", out.len(), x.len());
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let (scale, inv) = row_scale_i8(amax);
+    out.fill(0x8080_8080);
+    for (i, &v) in x.iter().enumerate() {
+        let b = quantize_value_i8(v, inv);
+        let w = &mut out[i / 4];
+        *w = (*w & !(0xff << (8 * (i % 4)))) | (u32::from(b) << (8 * (i % 4)));
+    }
+    scale
+}
+
+/// `(scale, 1 / scale)` of a row whose largest magnitude is `amax`, as every tier
+/// computes them: `amax / 127` and `127 / amax` (0 and 0 for a row of zeros).
+#[inline]
+pub fn row_scale_i8(amax: f32) -> (f32, f32) {
+    if amax > 0.0 {
+        (amax / 127.0, 127.0 / amax)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// The stored byte `q + 128` of one activation: `q = round_ties_even(x · inv)` clamped
+/// to -127..=127 (NaN gives 0).
+#[inline]
+pub fn quantize_value_i8(x: f32, inv: f32) -> u8 {
+    let q = (x * inv).round_ties_even().clamp(-127.0, 127.0);
+    (if q.is_nan() { 0 } else { q as i32 } + 128) as u8
 }
 
 /// Inverse of [`pack_linear_weight`]: element `(kk, o)` of the logical `[k, n]` matrix.

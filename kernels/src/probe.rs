@@ -58,6 +58,38 @@ pub fn peak_probe_bf16() -> Option<f64> {
     None
 }
 
+/// The int8 dot-product peak of this CPU's best `vpdpbusd` (AVX512-VNNI: 16 lanes × 4
+/// multiply-adds = 128 operations per instruction; AVX-VNNI: 64) in GOP/s on the
+/// calling thread, measured like [`peak_probe`]; `None` without VNNI (the AVX2 int8
+/// kernel then takes four instructions per step).
+pub fn peak_probe_int8() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpu = Cpu::detected();
+        let f = cpu.features();
+        let wide = cpu.supports(crate::Isa::Avx512) && f.avx512_vnni;
+        if wide || (cpu.supports(crate::Isa::Avx2) && f.avx_vnni) {
+            let run = |iters: usize| -> f64 {
+                let t0 = std::time::Instant::now();
+                // SAFETY: support checked above.
+                let lanes = unsafe {
+                    if wide {
+                        std::hint::black_box(crate::simd::avx512::avx512vnni_dot_probe(iters));
+                        16
+                    } else {
+                        std::hint::black_box(crate::simd::avx2::avxvnni_dot_probe(iters));
+                        8
+                    }
+                };
+                let ops = (iters * crate::simd::PROBE_CHAINS * lanes * 8) as f64;
+                ops / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+            };
+            return Some(best_of_runs(run));
+        }
+    }
+    None
+}
+
 /// Calibrates `run(iters)` (GFLOP/s of `iters` rounds) to ~5 ms and returns the best
 /// of ten runs.
 pub(crate) fn best_of_runs(run: impl Fn(usize) -> f64) -> f64 {

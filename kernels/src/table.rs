@@ -12,7 +12,7 @@
 
 use crate::cpu::Isa;
 use crate::gemm::{self, GemmFn, GemmParams, Operands};
-use crate::ops::{self, EmbedAddLayerNormFn, LayerNormFn, ToBf16PairsFn, UnaryFn};
+use crate::ops::{self, EmbedAddLayerNormFn, LayerNormFn, QuantizeRowFn, ToBf16PairsFn, UnaryFn};
 use std::fmt;
 use std::ops::Range;
 
@@ -35,6 +35,13 @@ pub struct Kernels {
     pub(crate) gemm_bf16_name: Option<&'static str>,
     /// Rounds a row of activations to bf16 pairs, the `A` operand of `gemm_bf16`.
     pub(crate) to_bf16_pairs: ToBf16PairsFn,
+    /// GEMM on int8 operands ([`Operands::Int8`]): on every tier, from the scalar twin
+    /// up to AMX tiles.
+    pub(crate) gemm_i8: GemmFn,
+    /// Name of the int8 microkernel, e.g. `avx512vnni_gemm_i8_10x32`.
+    pub(crate) gemm_i8_name: &'static str,
+    /// Quantises a row of activations for `gemm_i8` ([`crate::pack::quantize_row_i8`]).
+    pub(crate) quantize_row: QuantizeRowFn,
     pub(crate) layernorm: LayerNormFn,
     pub(crate) softmax: UnaryFn,
     pub(crate) gelu: UnaryFn,
@@ -47,6 +54,7 @@ impl fmt::Debug for Kernels {
             .field("isa", &self.isa)
             .field("sgemm", &self.sgemm_name)
             .field("gemm_bf16", &self.gemm_bf16_name)
+            .field("gemm_i8", &self.gemm_i8_name)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +69,9 @@ impl Kernels {
             gemm_bf16: None,
             gemm_bf16_name: None,
             to_bf16_pairs: crate::pack::bf16_pairs_from_f32,
+            gemm_i8: gemm::scalar_gemm_i8,
+            gemm_i8_name: "scalar_gemm_i8",
+            quantize_row: crate::pack::quantize_row_i8,
             layernorm: ops::layernorm_scalar,
             softmax: ops::softmax_scalar,
             gelu: ops::gelu_slice_scalar,
@@ -83,6 +94,11 @@ impl Kernels {
         self.gemm_bf16_name
     }
 
+    /// The int8 GEMM microkernel, e.g. `avx512vnni_gemm_i8_10x32`; every table has one.
+    pub fn gemm_i8_name(&self) -> &'static str {
+        self.gemm_i8_name
+    }
+
     /// Whether this table multiplies bf16 operands natively ([`Operands::Bf16`] GEMMs).
     /// Without it, callers widen bf16 weights to `f32` instead
     /// ([`crate::pack::widen_bf16_panels`]).
@@ -99,6 +115,7 @@ impl Kernels {
         match p.operands() {
             Operands::F32 => self.sgemm,
             Operands::Bf16 => self.gemm_bf16.unwrap_or_else(|| panic!("no bf16 GEMM on the {} tier", self.isa)),
+            Operands::Int8 => self.gemm_i8,
         }
     }
 
@@ -204,6 +221,18 @@ impl Kernels {
     ) {
         // SAFETY: the table holds kernels of this CPU.
         unsafe { (self.embed_add_layernorm)(out, word, pos, typ, w, b, eps) }
+    }
+
+    /// Quantises a row of activations for an int8 GEMM ([`crate::pack::quantize_row_i8`]):
+    /// writes the bytes `q + 128` four to a word (128 after `x.len()` up to the end of
+    /// `out`) and returns the row's scale. Every tier writes the same bytes and scale.
+    ///
+    /// # Panics
+    /// If `out` is shorter than `ceil(x.len() / 4)`.
+    #[inline]
+    pub fn quantize_row(&self, x: &[f32], out: &mut [u32]) -> f32 {
+        // SAFETY: the table holds kernels of this CPU.
+        unsafe { (self.quantize_row)(x, out) }
     }
 
     /// Rounds a row of activations to bf16 pairs (`ceil(len/2)` words, nearest even),

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each bench target uses a different subset
 
-use toprt_kernels::gemm::{Epilogue, GemmParams};
+use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Scales};
 use toprt_kernels::{pack, Isa, Kernels};
 
 /// (M, K, N): BERT-base projections at 128 tokens (QKV, attention output, FFN in,
@@ -85,6 +85,11 @@ pub struct Problem {
     /// The same weight as `panel32x2` bf16, and `A` rounded to bf16 pairs.
     pub packed_bf16: A64<u32>,
     pub a_bf16: A64<u32>,
+    /// The same weight quantised to int8 (`panel32x4`), and `A` quantised per row.
+    pub w_i8: pack::QuantizedWeight,
+    pub packed_i8: A64<u32>,
+    pub a_i8: A64<u32>,
+    pub a_scale: Vec<f32>,
 }
 
 impl Problem {
@@ -101,10 +106,22 @@ impl Problem {
         for (row, out) in a.chunks(k.max(1)).zip(a_bf16.chunks_mut(k.div_ceil(2).max(1))) {
             pack::bf16_pairs_from_f32(row, out);
         }
+        let quads = k.div_ceil(4);
+        let mut a_i8 = vec![0u32; m * quads];
+        let a_scale: Vec<f32> = a
+            .chunks(k.max(1))
+            .zip(a_i8.chunks_mut(quads.max(1)))
+            .map(|(row, out)| pack::quantize_row_i8(row, out))
+            .collect();
+        let w_i8 = pack::quantize_linear_weight_i8(&wt, n, k);
         Problem {
             m,
             k,
             n,
+            packed_i8: w_i8.packed.clone().into(),
+            w_i8,
+            a_i8: a_i8.into(),
+            a_scale,
             packed_bf16: pack::pack_linear_weight_bf16(&wt, n, k).into(),
             a_bf16: a_bf16.into(),
             a: a.into(),
@@ -140,6 +157,26 @@ impl Problem {
             &mut self.c,
             n,
             Epilogue::None,
+        )
+        .expect("shapes");
+        kernels.gemm(&mut p);
+    }
+
+    /// `C = A·W` on int8 operands with the int8 GEMM of `kernels`, single-threaded.
+    pub fn toprt_int8(&mut self, kernels: &Kernels) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let scales = Int8Scales { row: &self.a_scale, col: &self.w_i8.scale, col_sum: &self.w_i8.sum };
+        let mut p = GemmParams::new_int8(
+            &self.a_i8,
+            k.div_ceil(4),
+            m,
+            k,
+            &self.packed_i8,
+            n,
+            &mut self.c,
+            n,
+            Epilogue::None,
+            scales,
         )
         .expect("shapes");
         kernels.gemm(&mut p);

@@ -44,8 +44,8 @@
 //!   Every call loads its tile configuration and releases the tiles on return, so no
 //!   thread keeps AMX state between calls.
 
-use super::driver::{self, Finish};
-use super::microkernel::finish_rows;
+use super::driver::{self, Dequant, Finish};
+use super::microkernel::{dequant_rows, finish_rows};
 use super::{GemmParams, Operands};
 use crate::cpu::Cpu;
 use crate::pack::NR;
@@ -88,6 +88,10 @@ pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
         k.gemm_bf16 = Some(amx_bf16_gemm_32x32);
         k.gemm_bf16_name = Some("amx_bf16_gemm_32x32");
     }
+    if cpu.has_amx_int8() && cpu.features().avx512_vnni {
+        k.gemm_i8 = amx_int8_gemm_32x32;
+        k.gemm_i8_name = "amx_int8_gemm_32x32";
+    }
 }
 
 /// The AMX [`super::GemmFn`] (bf16 operands).
@@ -106,11 +110,40 @@ pub(crate) unsafe fn amx_bf16_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
         return;
     }
     // SAFETY: forwarded contract.
-    unsafe { drive(p, panels) }
+    unsafe { drive::<false>(p, panels) }
 }
 
+/// The AMX [`super::GemmFn`] on int8 operands: the same 32 × 32 blocks with `tdpbusd`
+/// (unsigned `q + 128` activation bytes × signed weight bytes into `i32`), a tile row
+/// of 64 bytes holding 16 quads (64 values of `k`); the zero point and the scales are
+/// taken out after the tiles are stored (`Dequant`, as the vector kernels do), then the
+/// epilogue. `k` must be a multiple of 64; other shapes run on
+/// `avx512vnni_gemm_i8_10x32`, present on every CPU with AMX-INT8.
+///
+/// # Safety
+/// As [`super::GemmFn`]; the process may use the AMX int8 tiles
+/// ([`Cpu::has_amx_int8`]) and the CPU has AVX512-VNNI.
+pub(crate) unsafe fn amx_int8_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
+    assert_eq!(p.operands, Operands::Int8, "a {:?} GEMM given to the AMX int8 kernel", p.operands);
+    if !p.steps.is_multiple_of(KT) {
+        // SAFETY: forwarded contract; AVX512-VNNI is part of this kernel's contract.
+        unsafe { super::avx512::avx512vnni_gemm_i8_10x32(p, panels) };
+        return;
+    }
+    if p.m == 0 || panels.is_empty() {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { drive::<true>(p, panels) }
+}
+
+/// The blocked loops of both AMX kernels (`INT8`: `tdpbusd` and the dequantisation,
+/// else `tdpbf16ps`).
+///
+/// # Safety
+/// As the kernels above.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-unsafe fn drive(p: &GemmParams, panels: Range<usize>) {
+unsafe fn drive<const INT8: bool>(p: &GemmParams, panels: Range<usize>) {
     let (m, steps, n) = (p.m, p.steps, p.n);
     let mc = p.blocking.mc(steps, 32).next_multiple_of(32);
     let lda4 = p.lda * 4;
@@ -141,7 +174,7 @@ unsafe fn drive(p: &GemmParams, panels: Range<usize>) {
                 // SAFETY: tiles are configured for `lo`/`hi` rows of `A` from row `row`
                 // (< m, validated lengths), 64-byte rows inside each row's `steps` words
                 // (k tile kt < steps / 16), and 16 pair rows of this panel's `B`.
-                unsafe { block(a, lda4, b, steps / KT, hi > 0, next.map(|nb| (nb, sb, subs))) };
+                unsafe { block::<INT8>(a, lda4, b, steps / KT, hi > 0, next.map(|nb| (nb, sb, subs))) };
                 let (dst, ldc) = if cols == NR {
                     (p.c.wrapping_add(row * p.ldc + col0), p.ldc)
                 } else {
@@ -170,6 +203,12 @@ unsafe fn drive(p: &GemmParams, panels: Range<usize>) {
                         };
                     }
                 }
+                if INT8 {
+                    let dq = Dequant::at(p, true, row, col0).expect("int8 params carry their scales");
+                    // SAFETY: the block `rows × cols` of C at `out` holds its i32 sums;
+                    // the scales cover its rows and columns (validated lengths).
+                    unsafe { dequant_rows::<Avx512, 2>(out, p.ldc, rows, cols, &dq) };
+                }
                 // SAFETY: the block `rows × cols` of C at `out` and its epilogue operands
                 // lie inside the validated shapes.
                 unsafe { finish_rows::<Avx512, 2>(out, p.ldc, rows, cols, Finish::at(&p.epilogue, row, col0)) };
@@ -195,7 +234,7 @@ struct Scratch([f32; 32 * NR]);
 /// Tiles configured (`ldtilecfg`) for the rows read; `a` valid for `A` rows at stride
 /// `lda4` bytes over `ktiles · 64` bytes each, `b` for `ktiles · 16` pair rows of 128 bytes.
 #[inline(always)]
-unsafe fn block(
+unsafe fn block<const INT8: bool>(
     a: *const u8,
     lda4: usize,
     b: *const u8,
@@ -225,8 +264,8 @@ unsafe fn block(
         }
         // SAFETY: the tile loads read configured rows inside the operands (contract).
         unsafe {
-            if hi {
-                asm!(
+            match (INT8, hi) {
+                (false, true) => asm!(
                     "tileloadd tmm4, [{a} + {sa}*1]",
                     "tileloadd tmm6, [{b} + {sb}*1]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
@@ -238,9 +277,8 @@ unsafe fn block(
                     a = in(reg) ak, a1 = in(reg) a1.wrapping_add(kt * 64), sa = in(reg) lda4,
                     b = in(reg) bk, b1 = in(reg) bk.wrapping_add(64), sb = in(reg) NR * 4,
                     options(nostack, readonly)
-                );
-            } else {
-                asm!(
+                ),
+                (false, false) => asm!(
                     "tileloadd tmm4, [{a} + {sa}*1]",
                     "tileloadd tmm6, [{b} + {sb}*1]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
@@ -249,7 +287,30 @@ unsafe fn block(
                     a = in(reg) ak, sa = in(reg) lda4,
                     b = in(reg) bk, b1 = in(reg) bk.wrapping_add(64), sb = in(reg) NR * 4,
                     options(nostack, readonly)
-                );
+                ),
+                (true, true) => asm!(
+                    "tileloadd tmm4, [{a} + {sa}*1]",
+                    "tileloadd tmm6, [{b} + {sb}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbusd tmm1, tmm4, tmm7",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tdpbusd tmm2, tmm5, tmm6",
+                    "tdpbusd tmm3, tmm5, tmm7",
+                    a = in(reg) ak, a1 = in(reg) a1.wrapping_add(kt * 64), sa = in(reg) lda4,
+                    b = in(reg) bk, b1 = in(reg) bk.wrapping_add(64), sb = in(reg) NR * 4,
+                    options(nostack, readonly)
+                ),
+                (true, false) => asm!(
+                    "tileloadd tmm4, [{a} + {sa}*1]",
+                    "tileloadd tmm6, [{b} + {sb}*1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbusd tmm1, tmm4, tmm7",
+                    a = in(reg) ak, sa = in(reg) lda4,
+                    b = in(reg) bk, b1 = in(reg) bk.wrapping_add(64), sb = in(reg) NR * 4,
+                    options(nostack, readonly)
+                ),
             }
         }
     }

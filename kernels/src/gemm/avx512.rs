@@ -54,7 +54,8 @@ static TILES: [TileFn; MR] = [
     avx512_sgemm_10x32_tile::<10>,
 ];
 
-pub(crate) static SET: TileSet = TileSet { operands: Operands::F32, mr: MR, cols: COLS, tiles: &TILES };
+pub(crate) static SET: TileSet =
+    TileSet { operands: Operands::F32, mr: MR, cols: COLS, tiles: &TILES, zero_point: false };
 
 /// `vdpbf16ps`: one step multiplies a broadcast pair of bf16 activations by a vector
 /// of 16 weight pairs and adds both products into each f32 lane (see `gemm::scalar`).
@@ -99,7 +100,8 @@ static TILES_BF16: [TileFn; MR] = [
     avx512bf16_gemm_10x32_tile::<10>,
 ];
 
-pub(crate) static SET_BF16: TileSet = TileSet { operands: Operands::Bf16, mr: MR, cols: COLS, tiles: &TILES_BF16 };
+pub(crate) static SET_BF16: TileSet =
+    TileSet { operands: Operands::Bf16, mr: MR, cols: COLS, tiles: &TILES_BF16, zero_point: false };
 
 /// The AVX-512 BF16 [`super::GemmFn`] (bf16 operands, [`super::Operands::Bf16`]).
 ///
@@ -120,8 +122,65 @@ pub(crate) unsafe fn avx512_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
     unsafe { drive(p, panels, &SET) }
 }
 
+/// `vpdpbusd`: one step multiplies a broadcast quad of unsigned activation bytes
+/// (`q + 128`) by 16 quads of signed weight bytes and adds the four products into each
+/// `i32` lane (the zero point is taken out in the finish, `Dequant`).
+struct Dpbusd;
+
+impl microkernel::Mac<Avx512> for Dpbusd {
+    #[inline(always)]
+    unsafe fn mac(a: __m512, b: __m512, acc: __m512) -> __m512 {
+        use std::arch::x86_64::{_mm512_castps_si512, _mm512_castsi512_ps, _mm512_dpbusd_epi32};
+        // SAFETY: the entry functions that inline this enable avx512vnni (contract of
+        // `Mac::mac`); the casts only reinterpret 512 bits.
+        unsafe {
+            _mm512_castsi512_ps(_mm512_dpbusd_epi32(
+                _mm512_castps_si512(acc),
+                _mm512_castps_si512(a),
+                _mm512_castps_si512(b),
+            ))
+        }
+    }
+}
+
+/// The int8 microkernel for `R` rows (`R` in `1..=MR`): the same 10 × 32 tile of `i32`
+/// sums, one quad of `k` rows per step.
+///
+/// # Safety
+/// As [`super::TileFn`]; the CPU supports the AVX-512 tier and AVX512-VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
+unsafe fn avx512vnni_gemm_i8_10x32_tile<const R: usize>(t: &TileJob) {
+    // SAFETY: forwarded contract; the features are enabled on this function.
+    unsafe { microkernel::tile::<Avx512, Dpbusd, R, NV>(t) }
+}
+
+static TILES_I8: [TileFn; MR] = [
+    avx512vnni_gemm_i8_10x32_tile::<1>,
+    avx512vnni_gemm_i8_10x32_tile::<2>,
+    avx512vnni_gemm_i8_10x32_tile::<3>,
+    avx512vnni_gemm_i8_10x32_tile::<4>,
+    avx512vnni_gemm_i8_10x32_tile::<5>,
+    avx512vnni_gemm_i8_10x32_tile::<6>,
+    avx512vnni_gemm_i8_10x32_tile::<7>,
+    avx512vnni_gemm_i8_10x32_tile::<8>,
+    avx512vnni_gemm_i8_10x32_tile::<9>,
+    avx512vnni_gemm_i8_10x32_tile::<10>,
+];
+
+pub(crate) static SET_I8: TileSet =
+    TileSet { operands: Operands::Int8, mr: MR, cols: COLS, tiles: &TILES_I8, zero_point: true };
+
+/// The AVX-512 VNNI [`super::GemmFn`] (int8 operands, [`super::Operands::Int8`]).
+///
+/// # Safety
+/// As [`super::GemmFn`]; the CPU supports the AVX-512 tier and AVX512-VNNI.
+pub(crate) unsafe fn avx512vnni_gemm_i8_10x32(p: &GemmParams, panels: Range<usize>) {
+    // SAFETY: forwarded contract.
+    unsafe { drive(p, panels, &SET_I8) }
+}
+
 /// Installs this file's GEMMs in `k` where `cpu` has the AVX-512 tier (the bf16 GEMM
-/// where it also has AVX512_BF16).
+/// where it also has AVX512_BF16, the int8 GEMM where it has AVX512-VNNI).
 pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
     if !cpu.supports(Isa::Avx512) {
         return;
@@ -131,5 +190,9 @@ pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
     if cpu.has_avx512_bf16() {
         k.gemm_bf16 = Some(avx512bf16_gemm_10x32);
         k.gemm_bf16_name = Some("avx512bf16_gemm_10x32");
+    }
+    if cpu.features().avx512_vnni {
+        k.gemm_i8 = avx512vnni_gemm_i8_10x32;
+        k.gemm_i8_name = "avx512vnni_gemm_i8_10x32";
     }
 }

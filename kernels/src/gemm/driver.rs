@@ -93,6 +93,34 @@ pub(crate) struct TileJob {
     /// lines of 64 bytes from `pf`, spread over the tile's `k` steps.
     pub pf: *const f32,
     pub pf_lines: usize,
+    /// int8 calls, last `k` block: turn the tile's `i32` sums into `f32` before the
+    /// finish.
+    pub dequant: Option<Dequant>,
+}
+
+/// The dequantisation of an int8 tile ([`super::Int8Scales`]), at the tile's first row
+/// and column: `C = f32(Σ) · (row · col)`, where `Σ` is the exact `Σ_k q_a · q_w` —
+/// kernels that read activations as the unsigned bytes `q_a + 128` (`zero_point`) first
+/// subtract `128 · col_sum`.
+#[derive(Clone, Copy)]
+pub(crate) struct Dequant {
+    pub row: *const f32,
+    pub col: *const f32,
+    pub col_sum: *const f32,
+    pub zero_point: bool,
+}
+
+impl Dequant {
+    /// The dequantisation of the tile at (`row`, `col0`) of `p` by kernels of `ts`, on
+    /// the last `k` block of an int8 call.
+    pub(crate) fn at(p: &GemmParams, ts_zero_point: bool, row: usize, col0: usize) -> Option<Dequant> {
+        p.int8.map(|s| Dequant {
+            row: s.row.as_ptr().wrapping_add(row),
+            col: s.col.as_ptr().wrapping_add(col0),
+            col_sum: s.col_sum.as_ptr().wrapping_add(col0),
+            zero_point: ts_zero_point,
+        })
+    }
 }
 
 /// A microkernel instantiation for one row count.
@@ -111,6 +139,9 @@ pub(crate) struct TileSet {
     /// Columns per tile (divides [`NR`]).
     pub cols: usize,
     pub tiles: &'static [TileFn],
+    /// int8 tiles that read activations as unsigned `q + 128` bytes (`vpdpbusd`), whose
+    /// sums the finish corrects by `128 · Σ_k q_w` ([`Dequant`]).
+    pub zero_point: bool,
 }
 
 /// The shared SIMD driver: blocks the call (see the module docs) and hands every
@@ -207,6 +238,7 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                                 }
                             }
                             let finish = if last { Finish::at(&p.epilogue, row, col0) } else { Finish::Partial };
+                            let dequant = if last { Dequant::at(p, ts.zero_point, row, col0) } else { None };
                             let job = TileJob {
                                 a: a0.wrapping_add(row * p.lda + k0),
                                 lda: p.lda,
@@ -219,6 +251,7 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                                 finish,
                                 pf,
                                 pf_lines,
+                                dequant,
                             };
                             // SAFETY: GemmParams::new proved A covers rows < m and k < lda,
                             // B covers every panel × k, C and the epilogue operands cover

@@ -15,7 +15,7 @@
 //! in the 20-accumulator AVX-512 tile, spills accumulators inside the hot loop (seen in
 //! the generated assembly).
 
-use super::driver::{self, Finish, TileJob};
+use super::driver::{self, Dequant, Finish, TileJob};
 use crate::pack::NR;
 use crate::simd::{self, load_n, store_n, Simd};
 
@@ -90,49 +90,48 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
     let ap: [*const f32; R] = std::array::from_fn(|r| t.a.add(r * t.lda));
     let mut b = t.b;
     let mut kk = 0;
-    let step = |acc: &mut [[S::V; NV]; R], b: *const f32, kk: usize| {
-        let bv: [S::V; NV] = std::array::from_fn(|j| S::load(b.add(j * l)));
-        for (acc_r, a_r) in acc.iter_mut().zip(&ap) {
-            let ar = S::splat(*a_r.add(kk));
-            for (acc_rj, &bj) in acc_r.iter_mut().zip(&bv) {
-                *acc_rj = M::mac(ar, bj, *acc_rj);
-            }
-        }
-    };
     // The next B block's lines go out `per` at a time, one batch per unrolled step (1 a
     // step unless the tile's share has more lines than the tile has steps), so they
     // trickle out instead of queueing up in front of the tile's own loads.
     let per = t.pf_lines.div_ceil((t.kc / 4).max(1));
     let (mut pf, mut left) = (t.pf, t.pf_lines);
-    let mut prefetch = |n: usize| {
-        for _ in 0..n {
-            driver::prefetch::<false>(pf);
-            pf = pf.wrapping_add(16);
-        }
-    };
     while left > 0 && kk + 4 <= t.kc {
-        prefetch(per.min(left));
+        prefetch_lines(&mut pf, per.min(left));
         left -= per.min(left);
         for u in 0..4 {
-            step(&mut acc, b.add(u * NR), kk + u);
+            step::<S, M, R, NV>(&mut acc, &ap, b.add(u * NR), kk + u);
         }
         b = b.add(4 * NR);
         kk += 4;
     }
     while kk + 4 <= t.kc {
         for u in 0..4 {
-            step(&mut acc, b.add(u * NR), kk + u);
+            step::<S, M, R, NV>(&mut acc, &ap, b.add(u * NR), kk + u);
         }
         b = b.add(4 * NR);
         kk += 4;
     }
     while kk < t.kc {
-        step(&mut acc, b, kk);
+        step::<S, M, R, NV>(&mut acc, &ap, b, kk);
         b = b.add(NR);
         kk += 1;
     }
     // A block shorter than 4 steps had no step to spread its lines over.
-    prefetch(left);
+    prefetch_lines(&mut pf, left);
+
+    // int8, last block: the exact i32 sums become f32 (see `Dequant`), one column
+    // vector at a time so its scale and correction are loaded once.
+    if let Some(dq) = t.dequant {
+        for j in 0..NV {
+            let n = lanes::<S, FULL>(t.cols, j);
+            if n > 0 {
+                let (col, corr) = dequant_columns::<S>(&dq, j * l, n);
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    acc_r[j] = dequant::<S>(acc_r[j], *dq.row.add(r), col, corr, dq.zero_point);
+                }
+            }
+        }
+    }
 
     // Park the tile in C (full-precision sums), then apply the epilogue from there:
     // the epilogue neither competes with `acc` for registers nor forces it to memory.
@@ -164,6 +163,98 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
             #[inline(always)]
             |x, off, n| S::add(x, load_n::<S>(res.add(off.0 * ldr + off.1), n)),
         ),
+    }
+}
+
+/// The column scales and the zero-point correction `128 · col_sum` (as `i32` bits) of
+/// the `n` columns from `col` of an int8 tile.
+///
+/// # Safety
+/// `n` floats readable at `dq.col + col` and `dq.col_sum + col`; see [`Simd`].
+#[inline(always)]
+unsafe fn dequant_columns<S: Simd>(dq: &Dequant, col: usize, n: usize) -> (S::V, S::V) {
+    let scale = load_n::<S>(dq.col.add(col), n);
+    // `128 · col_sum` is exact in f32 (a power-of-two multiple of an exact integer).
+    let corr = S::f32_to_i32(S::mul(load_n::<S>(dq.col_sum.add(col), n), S::splat(128.0)));
+    (scale, corr)
+}
+
+/// `f32(sum - corr?) · (row_scale · col_scale)`: the dequantisation every int8 tier
+/// and the scalar twin compute, in this order.
+///
+/// # Safety
+/// See [`Simd`].
+#[inline(always)]
+unsafe fn dequant<S: Simd>(sum: S::V, row_scale: f32, col_scale: S::V, corr: S::V, zero_point: bool) -> S::V {
+    let exact = if zero_point { S::sub_i32(sum, corr) } else { sum };
+    S::mul(S::i32_to_f32(exact), S::mul(S::splat(row_scale), col_scale))
+}
+
+/// Turns a block of `rows` × `cols` (at most `NV·LANES`) of `C` holding the `i32` sums
+/// of an int8 call into `f32` ([`Dequant`]): the step before [`finish_rows`] for kernels
+/// whose tiles are not register tiles of this module (AMX).
+///
+/// # Safety
+/// The CPU supports `S`; `c` (row stride `ldc`) covers `rows × cols`, and `dq`'s
+/// pointers `rows` row scales and `cols` column values.
+#[inline(always)]
+pub(crate) unsafe fn dequant_rows<S: Simd, const NV: usize>(
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    dq: &Dequant,
+) {
+    let l = S::LANES;
+    for j in 0..NV {
+        let n = lanes::<S, false>(cols, j);
+        if n == 0 {
+            continue;
+        }
+        // SAFETY (block): columns j·l .. j·l + n and rows < rows lie inside the block.
+        unsafe {
+            let (col, corr) = dequant_columns::<S>(dq, j * l, n);
+            for r in 0..rows {
+                let p = c.add(r * ldc + j * l);
+                store_n::<S>(p, n, dequant::<S>(load_n::<S>(p, n), *dq.row.add(r), col, corr, dq.zero_point));
+            }
+        }
+    }
+}
+
+/// One `k` step of the tile: `NV` loads of `B`, `R` broadcasts of `A`, `R·NV`
+/// multiply-accumulates. A function, not a closure: a closure is not always inlined into
+/// the `#[target_feature]` entry, and outside it every intrinsic becomes a call (seen:
+/// the VNNI tile at 1% of its peak).
+///
+/// # Safety
+/// As [`tile`]: the CPU supports `S` and `M`; `b` covers `NV·LANES` floats, each `ap[r]`
+/// the word `kk`.
+#[inline(always)]
+unsafe fn step<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(
+    acc: &mut [[S::V; NV]; R],
+    ap: &[*const f32; R],
+    b: *const f32,
+    kk: usize,
+) {
+    // SAFETY (block): forwarded contract.
+    unsafe {
+        let bv: [S::V; NV] = std::array::from_fn(|j| S::load(b.add(j * S::LANES)));
+        for (acc_r, a_r) in acc.iter_mut().zip(ap) {
+            let ar = S::splat(*a_r.add(kk));
+            for (acc_rj, &bj) in acc_r.iter_mut().zip(&bv) {
+                *acc_rj = M::mac(ar, bj, *acc_rj);
+            }
+        }
+    }
+}
+
+/// Prefetches `n` lines from `*pf` into L2 and moves `*pf` past them.
+#[inline(always)]
+fn prefetch_lines(pf: &mut *const f32, n: usize) {
+    for _ in 0..n {
+        driver::prefetch::<false>(*pf);
+        *pf = pf.wrapping_add(16);
     }
 }
 

@@ -57,7 +57,7 @@ pub(crate) use layernorm::sgemm_layernorm_rows;
 pub use layernorm::LN_BLOCK_ROWS;
 pub use operands::{Epilogue, Operands};
 pub(crate) use params::GemmFn;
-pub use params::GemmParams;
+pub use params::{GemmParams, Int8Scales, MAX_K_INT8};
 #[cfg(test)]
 pub(crate) use scalar::scalar_gemm_bf16;
-pub(crate) use scalar::scalar_sgemm_packed;
+pub(crate) use scalar::{scalar_gemm_i8, scalar_sgemm_packed};

@@ -24,4 +24,9 @@ pub enum Operands {
     /// ([`GemmParams::new_bf16`](super::GemmParams::new_bf16)); only a table with a bf16 GEMM runs it
     /// ([`crate::Kernels::has_gemm_bf16`]).
     Bf16,
+    /// int8 quads: activations quantised per row to `q + 128` bytes with a row scale,
+    /// and a `panel32x4` weight with column scales and sums
+    /// ([`GemmParams::new_int8`](super::GemmParams::new_int8)); every table runs it
+    /// ([`crate::Kernels::gemm_i8_name`]).
+    Int8,
 }

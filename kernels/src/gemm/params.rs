@@ -9,13 +9,13 @@ use std::ops::Range;
 /// a range of its column panels (or a block of its rows).
 ///
 /// The driver counts *steps* of the microkernel: `k` for `f32` operands, the
-/// `ceil(k/2)` pairs for bf16, whose 32-bit pair words `a` and `b` hold (so it walks
-/// both kinds alike).
+/// `ceil(k/2)` pairs for bf16 and the `ceil(k/4)` quads for int8, whose 32-bit words `a`
+/// and `b` hold (so it walks every kind alike).
 pub struct GemmParams<'a> {
     pub(super) a: &'a [f32],
     pub(super) lda: usize,
     pub(super) m: usize,
-    /// Microkernel steps: `k` for `f32`, `ceil(k/2)` pairs for bf16.
+    /// Microkernel steps: `k` for `f32`, `ceil(k/2)` pairs for bf16, `ceil(k/4)` quads for int8.
     pub(super) steps: usize,
     /// The logical inner dimension.
     pub(super) k: usize,
@@ -26,9 +26,29 @@ pub struct GemmParams<'a> {
     pub(super) c: *mut f32,
     pub(super) ldc: usize,
     pub(super) epilogue: Epilogue<'a>,
+    /// The scales of an int8 call ([`Operands::Int8`]).
+    pub(super) int8: Option<Int8Scales<'a>>,
     pub(super) blocking: Blocking,
     pub(super) _c: std::marker::PhantomData<&'a mut [f32]>,
 }
+
+/// The scales of an int8 GEMM ([`GemmParams::new_int8`]). Row `i` of `A` holds
+/// `x ≈ q_a · row[i]`, column `j` of the weight `w ≈ q_w · col[j]`, and
+/// `col_sum[j] = Σ_k q_w`. The GEMM computes `Σ_k q_a · q_w` exactly in `i32`, then
+/// `C[i, j] = f32(Σ) · (row[i] · col[j])` (two roundings, in this order) before the
+/// epilogue, on every tier.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Scales<'a> {
+    /// `[m]`, one per row of `A`.
+    pub row: &'a [f32],
+    /// `[n]`, one per output column.
+    pub col: &'a [f32],
+    /// `[n]`: `Σ_k q_w` per column (integers).
+    pub col_sum: &'a [f32],
+}
+
+/// Largest `k` of an int8 call: `Σ_k 255 · 127` must fit an `i32`.
+pub const MAX_K_INT8: usize = (i32::MAX as usize) / (255 * 127);
 
 // SAFETY: `c` comes from a `&mut [f32]` borrowed for `'a`; kernels write it only through
 // disjoint panels or rows (callers of `GemmFn` guarantee disjointness), everything else
@@ -99,6 +119,7 @@ impl<'a> GemmParams<'a> {
             c,
             ldc,
             epilogue,
+            int8: None,
             blocking: Blocking::detected(),
             _c: std::marker::PhantomData,
         })
@@ -158,6 +179,95 @@ impl<'a> GemmParams<'a> {
         p.k = k;
         p.operands = Operands::Bf16;
         Ok(p)
+    }
+
+    /// A GEMM on int8 operands: `a` holds `m` rows of activations quantised by
+    /// `Kernels::quantize_row` (bytes `q + 128`, four per word, `k` of them used), `lda`
+    /// words apart; `b` a `panel32x4` weight of the logical `[k, n]` matrix
+    /// ([`crate::pack::quantize_linear_weight_i8`]); `scales` as [`Int8Scales`]. `C` and
+    /// the epilogue are `f32`, as for [`GemmParams::new`].
+    ///
+    /// # Errors
+    /// As [`GemmParams::new`], in quad words; a scale table shorter than its rows or
+    /// columns ([`Operand::Scales`]); `k` above [`MAX_K_INT8`] ([`Error::Shape`] on `A`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_int8(
+        a: &'a [u32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [u32],
+        n: usize,
+        c: &'a mut [f32],
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+        scales: Int8Scales<'a>,
+    ) -> Result<Self, Error> {
+        let c_len = c.len();
+        Self::build_int8(a, lda, m, k, b, n, c.as_mut_ptr(), c_len, ldc, epilogue, scales)
+    }
+
+    /// The checks of [`GemmParams::new_int8`] on a `C` of `c_len` floats behind `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn build_int8(
+        a: &'a [u32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [u32],
+        n: usize,
+        c: *mut f32,
+        c_len: usize,
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+        scales: Int8Scales<'a>,
+    ) -> Result<Self, Error> {
+        if k > MAX_K_INT8 {
+            return Err(Error::Shape { operand: Operand::A, have: k, need: MAX_K_INT8 });
+        }
+        if m > 0 && n > 0 {
+            check_len(Operand::B, b.len(), crate::pack::packed_len_i8(k, n), true)?;
+            check_len(Operand::Scales, scales.row.len(), m, false)?;
+            check_len(Operand::Scales, scales.col.len(), n, false)?;
+            check_len(Operand::Scales, scales.col_sum.len(), n, false)?;
+        }
+        // SAFETY: u32 and f32 have the same size and alignment; the words are only ever
+        // moved (broadcast, loaded) bitwise by the int8 kernels, never read as floats.
+        let (a32, b32) = unsafe {
+            (
+                std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()),
+                std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), b.len()),
+            )
+        };
+        let mut p = Self::build(a32, lda, m, k.div_ceil(4), b32, n, c, c_len, ldc, epilogue)?;
+        p.k = k;
+        p.operands = Operands::Int8;
+        p.int8 = Some(scales);
+        Ok(p)
+    }
+
+    /// [`GemmParams::new_int8`] with `C` as a raw pointer; see [`GemmParams::with_raw_c`].
+    ///
+    /// # Safety
+    /// As [`GemmParams::with_raw_c`].
+    ///
+    /// # Errors
+    /// As [`GemmParams::new_int8`].
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn with_raw_c_int8(
+        a: &'a [u32],
+        lda: usize,
+        m: usize,
+        k: usize,
+        b: &'a [u32],
+        n: usize,
+        c: *mut f32,
+        ldc: usize,
+        epilogue: Epilogue<'a>,
+        scales: Int8Scales<'a>,
+    ) -> Result<Self, Error> {
+        let c_len = if m > 0 && n > 0 { (m - 1) * ldc + n } else { 0 };
+        Self::build_int8(a, lda, m, k, b, n, c, c_len, ldc, epilogue, scales)
     }
 
     /// As [`GemmParams::new`], with `C` given as a raw pointer, for callers whose output
@@ -298,6 +408,7 @@ impl<'a> GemmParams<'a> {
             c: self.c.wrapping_add(r0 * self.ldc),
             ldc: self.ldc,
             epilogue,
+            int8: self.int8.map(|s| Int8Scales { row: s.row.get(r0..).unwrap_or(&[]), ..s }),
             blocking: self.blocking,
             _c: std::marker::PhantomData,
         }

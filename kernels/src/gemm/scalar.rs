@@ -11,6 +11,8 @@
 //!   fused multiply-add), with denormal inputs read as zero and denormal sums flushed
 //!   to zero, as the instruction does (Intel SDM, VDPBF16PS). Only the tests run it:
 //!   CPUs without bf16 dot products widen bf16 weights to `f32` instead.
+//! * int8 quads: the exact integer sum, then the dequantisation of every int8 tier
+//!   ([`scalar_gemm_i8`]); also the portable int8 kernel.
 
 use super::{Epilogue, GemmParams, Operands};
 use crate::ops;
@@ -105,6 +107,47 @@ pub(crate) unsafe fn scalar_gemm_bf16(p: &GemmParams, panels: Range<usize>) {
             // call's panels.
             let out = unsafe { std::slice::from_raw_parts_mut(p.c.add(i * p.ldc + col0), cols) };
             store_row(&p.epilogue, i, col0, &acc[..cols], out);
+        }
+    }
+}
+
+/// The int8 [`super::GemmFn`]: the portable kernel and the twin every int8 tier is
+/// tested against. Each output's integer sum `Σ_k q_a · q_w` is exact (`i32`, see
+/// [`super::MAX_K_INT8`]), so every tier gives the same sum; the dequantisation and the
+/// epilogue then follow the same `f32` steps as the SIMD tiers
+/// ([`super::Int8Scales`]).
+///
+/// # Safety
+/// See [`super::GemmFn`].
+pub(crate) unsafe fn scalar_gemm_i8(p: &GemmParams, panels: Range<usize>) {
+    assert_eq!(p.operands, Operands::Int8, "{:?} operands given to the int8 GEMM", p.operands);
+    let scales = p.int8.expect("int8 params carry their scales");
+    let quads = p.steps;
+    let byte = |w: u32, i: usize| (w >> (8 * i)) as u8;
+    for panel in panels {
+        let bp = &p.b[panel * quads * NR..(panel + 1) * quads * NR];
+        let col0 = panel * NR;
+        let cols = NR.min(p.n - col0);
+        for i in 0..p.m {
+            let mut acc = [0i32; NR];
+            for q in 0..quads {
+                let a = p.a[i * p.lda + q].to_bits();
+                for (j, acc_j) in acc.iter_mut().enumerate() {
+                    let w = bp[q * NR + j].to_bits();
+                    for t in 0..4 {
+                        *acc_j += (i32::from(byte(a, t)) - 128) * i32::from(byte(w, t) as i8);
+                    }
+                }
+            }
+            let rs = scales.row[i];
+            let mut y = [0.0f32; NR];
+            for j in 0..cols {
+                y[j] = (acc[j] as f32) * (rs * scales.col[col0 + j]);
+            }
+            // SAFETY: as in `tile`: row i < m, columns col0..col0 + cols <= n, this
+            // call's panels.
+            let out = unsafe { std::slice::from_raw_parts_mut(p.c.add(i * p.ldc + col0), cols) };
+            store_row(&p.epilogue, i, col0, &y[..cols], out);
         }
     }
 }

@@ -42,6 +42,23 @@ pub(crate) unsafe fn avx512bf16_to_bf16_pairs(x: &[f32], out: &mut [u32]) {
     crate::pack::bf16_pairs_from_f32(&x[i..], &mut out[i / 2..]);
 }
 
+/// Quantises a row for the int8 GEMM ([`crate::pack::quantize_row_i8`], bit for bit),
+/// 16 values per step, the bytes stored with `vpmovdb`.
+///
+/// # Safety
+/// The CPU supports the AVX-512 tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+pub(crate) unsafe fn avx512_quantize_row_i8(x: &[f32], out: &mut [u32]) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: the features are enabled on this function (caller's contract); the store
+    // writes the n bytes the body hands it.
+    unsafe {
+        super::quantize_row::<Avx512>(x, out, |p, v, n| {
+            _mm512_mask_cvtepi32_storeu_epi8(p.cast(), ((1u32 << n) - 1) as __mmask16, _mm512_castps_si512(v))
+        })
+    }
+}
+
 /// Installs this file's kernels in `k` where `cpu` has the AVX-512 tier (and the bf16
 /// rounding where it also has AVX512_BF16).
 pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
@@ -52,6 +69,7 @@ pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
     k.softmax = avx512_softmax_f32;
     k.gelu = avx512_gelu_f32;
     k.embed_add_layernorm = avx512_embed_add_layernorm_f32;
+    k.quantize_row = avx512_quantize_row_i8;
     if cpu.has_avx512_bf16() {
         k.to_bf16_pairs = avx512bf16_to_bf16_pairs;
     }

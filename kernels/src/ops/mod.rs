@@ -117,6 +117,13 @@ pub(crate) type EmbedAddLayerNormFn = unsafe fn(&mut [f32], &[f32], &[f32], &[f3
 /// The CPU supports the kernel's tier.
 pub(crate) type ToBf16PairsFn = unsafe fn(&[f32], &mut [u32]);
 
+/// The slot type of a row quantiser for int8 GEMMs: `(x, out) -> scale`
+/// ([`crate::pack::quantize_row_i8`]).
+///
+/// # Safety
+/// The CPU must support the tier the kernel belongs to.
+pub(crate) type QuantizeRowFn = unsafe fn(&[f32], &mut [u32]) -> f32;
+
 /// SIMD GELU vs the scalar twin: the twin evaluates the same A&S formula in f64, the
 /// SIMD tiers in f32 with a polynomial `exp`; the difference is f32 evaluation error
 /// (a few ulp of the result, more in `e^{-z²}` as `z²` grows), far below the 1.5e-7 of
@@ -343,4 +350,47 @@ pub(crate) unsafe fn gelu<S: Simd>(x: &mut [f32]) {
         #[inline(always)]
         |v, _| simd::gelu::<S>(v),
     );
+}
+
+/// The row quantiser of the SIMD tiers: the arithmetic of
+/// [`crate::pack::quantize_row_i8`] (the largest magnitude, `round_ties_even(x · inv)`
+/// clamped to -127..=127, plus 128), so every tier writes the same bytes and scale;
+/// `store_bytes(p, v, n)` writes the low byte of the first `n` `i32` lanes of `v` to `p`.
+///
+/// # Safety
+/// The CPU supports `S`; `store_bytes` writes exactly `n` bytes.
+#[inline(always)]
+pub(crate) unsafe fn quantize_row<S: Simd>(
+    x: &[f32],
+    out: &mut [u32],
+    store_bytes: impl Fn(*mut u8, S::V, usize),
+) -> f32 {
+    assert!(out.len() >= x.len().div_ceil(4), "{} words for {} values", out.len(), x.len());
+    let l = S::LANES;
+    let mut m = S::zero();
+    let mut i = 0;
+    while i < x.len() {
+        let n = (x.len() - i).min(l);
+        // SAFETY: n floats at i are in bounds.
+        m = S::max(m, S::abs(unsafe { load_n::<S>(x.as_ptr().add(i), n) }));
+        i += l;
+    }
+    let (scale, inv) = crate::pack::row_scale_i8(S::reduce_max(m));
+    // Bytes past the row read as q = 0; the row's own bytes overwrite the first ones.
+    out[x.len() / 4..].fill(0x8080_8080);
+    let (lo, hi, inv) = (S::splat(-127.0), S::splat(127.0), S::splat(inv));
+    let minus_128 = S::splat(f32::from_bits((-128i32) as u32));
+    let dst = out.as_mut_ptr().cast::<u8>();
+    let mut i = 0;
+    while i < x.len() {
+        let n = (x.len() - i).min(l);
+        // SAFETY: n floats at i are in bounds, and so are n bytes at i of `out` (which
+        // holds at least x.len() bytes, asserted above).
+        unsafe {
+            let q = S::f32_to_i32(S::min(S::max(S::mul(load_n::<S>(x.as_ptr().add(i), n), inv), lo), hi));
+            store_bytes(dst.add(i), S::sub_i32(q, minus_128), n);
+        }
+        i += l;
+    }
+    scale
 }

@@ -105,6 +105,18 @@ unsafe impl Simd for Avx2 {
         let s = _mm_max_ss(s, _mm_movehdup_ps(s));
         _mm_cvtss_f32(s)
     }
+    #[inline(always)]
+    unsafe fn i32_to_f32(a: __m256) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_castps_si256(a))
+    }
+    #[inline(always)]
+    unsafe fn f32_to_i32(a: __m256) -> __m256 {
+        _mm256_castsi256_ps(_mm256_cvtps_epi32(a))
+    }
+    #[inline(always)]
+    unsafe fn sub_i32(a: __m256, b: __m256) -> __m256 {
+        _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))
+    }
 }
 
 /// The peak probe: [`super::fma_chains`] on 8-lane vectors.
@@ -115,4 +127,31 @@ unsafe impl Simd for Avx2 {
 pub(crate) unsafe fn avx2_fma_probe(iters: usize, x: f32, y: f32) -> f32 {
     // SAFETY: the features are enabled on this function (caller's contract).
     unsafe { super::fma_chains::<Avx2>(iters, x, y) }
+}
+
+/// The int8 peak probe: [`super::PROBE_CHAINS`] independent chains of `vpdpbusd` on
+/// registers.
+///
+/// # Safety
+/// The CPU must support the instruction's features (avx2,fma,avxvnni).
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub(crate) unsafe fn avxvnni_dot_probe(iters: usize) -> i32 {
+    let (x, y) =
+        (_mm256_set1_epi32(std::hint::black_box(0x0101_0101)), _mm256_set1_epi32(std::hint::black_box(0x0101_0101)));
+    let mut acc = [_mm256_set1_epi32(0); super::PROBE_CHAINS];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = _mm256_set1_epi32(i as i32);
+    }
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_dpbusd_avx_epi32(*a, x, y);
+        }
+    }
+    let mut s = [0i32; 8];
+    for a in acc {
+        // SAFETY: the array has the vector's size.
+        let v: [i32; 8] = unsafe { std::mem::transmute(a) };
+        s.iter_mut().zip(v).for_each(|(s, v)| *s = s.wrapping_add(v));
+    }
+    s.iter().fold(0, |a, &b| a.wrapping_add(b))
 }

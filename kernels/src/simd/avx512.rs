@@ -105,6 +105,18 @@ unsafe impl Simd for Avx512 {
     unsafe fn reduce_max(a: __m512) -> f32 {
         _mm512_reduce_max_ps(a)
     }
+    #[inline(always)]
+    unsafe fn i32_to_f32(a: __m512) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_castps_si512(a))
+    }
+    #[inline(always)]
+    unsafe fn f32_to_i32(a: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_cvtps_epi32(a))
+    }
+    #[inline(always)]
+    unsafe fn sub_i32(a: __m512, b: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_sub_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+    }
 }
 
 /// The peak probe: [`super::fma_chains`] on 16-lane vectors.
@@ -142,4 +154,31 @@ pub(crate) unsafe fn avx512bf16_dot_probe(iters: usize, x: f32, y: f32) -> f32 {
         s = _mm512_add_ps(s, a);
     }
     _mm512_reduce_add_ps(s)
+}
+
+/// The int8 peak probe: [`super::PROBE_CHAINS`] independent chains of `vpdpbusd` on
+/// registers.
+///
+/// # Safety
+/// The CPU must support the instruction's features (avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
+pub(crate) unsafe fn avx512vnni_dot_probe(iters: usize) -> i32 {
+    let (x, y) =
+        (_mm512_set1_epi32(std::hint::black_box(0x0101_0101)), _mm512_set1_epi32(std::hint::black_box(0x0101_0101)));
+    let mut acc = [_mm512_set1_epi32(0); super::PROBE_CHAINS];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = _mm512_set1_epi32(i as i32);
+    }
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_dpbusd_epi32(*a, x, y);
+        }
+    }
+    let mut s = [0i32; 16];
+    for a in acc {
+        // SAFETY: the array has the vector's size.
+        let v: [i32; 16] = unsafe { std::mem::transmute(a) };
+        s.iter_mut().zip(v).for_each(|(s, v)| *s = s.wrapping_add(v));
+    }
+    s.iter().fold(0, |a, &b| a.wrapping_add(b))
 }

@@ -89,4 +89,13 @@ unsafe impl<const L: usize> Simd for Emu<L> {
     unsafe fn reduce_max(a: [f32; L]) -> f32 {
         a.into_iter().fold(f32::NEG_INFINITY, f32::max)
     }
+    unsafe fn i32_to_f32(a: [f32; L]) -> [f32; L] {
+        a.map(|x| x.to_bits() as i32 as f32)
+    }
+    unsafe fn f32_to_i32(a: [f32; L]) -> [f32; L] {
+        a.map(|x| f32::from_bits(x.round_ties_even() as i32 as u32))
+    }
+    unsafe fn sub_i32(a: [f32; L], b: [f32; L]) -> [f32; L] {
+        std::array::from_fn(|i| f32::from_bits((a[i].to_bits() as i32).wrapping_sub(b[i].to_bits() as i32) as u32))
+    }
 }

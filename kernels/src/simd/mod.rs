@@ -83,6 +83,13 @@ pub(crate) unsafe trait Simd: Copy {
     unsafe fn reduce_add(a: Self::V) -> f32;
     /// Maximum of the lanes.
     unsafe fn reduce_max(a: Self::V) -> f32;
+    /// The lanes read as `i32` bits, converted to `f32` (rounded to nearest even).
+    unsafe fn i32_to_f32(a: Self::V) -> Self::V;
+    /// The lanes rounded to the nearest `i32` (ties to even), as `i32` bits; only called
+    /// on integral values inside the `i32` range.
+    unsafe fn f32_to_i32(a: Self::V) -> Self::V;
+    /// `a - b` on lanes read as `i32` bits (wrapping).
+    unsafe fn sub_i32(a: Self::V, b: Self::V) -> Self::V;
 }
 
 /// Loads `n <= LANES` floats (`n == LANES` is a plain load), zero in the other lanes.

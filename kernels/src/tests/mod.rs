@@ -11,6 +11,7 @@
 
 mod bf16;
 mod gemm;
+mod int8;
 mod ops;
 mod support;
 
@@ -85,8 +86,9 @@ fn from_env_honours_toprt_isa() {
     }
 }
 
-/// Each tier's table holds its own kernels, and the bf16 GEMM only where the CPU (as
-/// given: the detected one, or the one without AMX) has it.
+/// Each tier's table holds its own kernels, the bf16 GEMM only where the CPU (as
+/// given: the detected one, or the one without AMX) has it, and the best int8 GEMM the
+/// CPU runs on that tier.
 #[test]
 fn dispatch_tables() {
     use crate::{Cpu, Error, Isa, Kernels};
@@ -107,6 +109,16 @@ fn dispatch_tables() {
                     };
                     assert_eq!(k.gemm_bf16_name(), bf16, "bf16 GEMM of the {isa} table");
                     assert_eq!(k.has_gemm_bf16(), bf16.is_some());
+                    let f = cpu.features();
+                    let avx2_i8 = if f.avx_vnni { "avxvnni_gemm_i8_6x16" } else { "avx2_gemm_i8_6x16" };
+                    let int8 = match isa {
+                        Isa::Scalar => "scalar_gemm_i8",
+                        Isa::Avx2 => avx2_i8,
+                        Isa::Avx512 if cpu.has_amx_int8() && f.avx512_vnni => "amx_int8_gemm_32x32",
+                        Isa::Avx512 if f.avx512_vnni => "avx512vnni_gemm_i8_10x32",
+                        Isa::Avx512 => avx2_i8,
+                    };
+                    assert_eq!(k.gemm_i8_name(), int8, "int8 GEMM of the {isa} table");
                 }
                 Err(e) => {
                     assert_eq!(e, Error::Unsupported(isa));

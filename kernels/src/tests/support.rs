@@ -95,7 +95,8 @@ static EMU_TILES: [TileFn; 10] = [
     emu_tile::<10>,
 ];
 
-static EMU_SET: TileSet = TileSet { operands: gemm::Operands::F32, mr: 10, cols: 32, tiles: &EMU_TILES };
+static EMU_SET: TileSet =
+    TileSet { operands: gemm::Operands::F32, mr: 10, cols: 32, tiles: &EMU_TILES, zero_point: false };
 
 /// Tiny blocks on purpose: `KC` = 48, `MC` = 40 and two-panel groups give several row
 /// and `k` blocks (and balanced splits of both) on the small shapes of the tests.
