@@ -201,9 +201,9 @@ pub struct QuantizedWeight {
 }
 
 /// Quantises a PyTorch-style linear weight `w: [n, k]` symmetrically per output
-/// feature: `scale = max|w_o| / 127` (1 for an all-zero row, so every scale is
-/// positive), `q = round_ties_even(w · 127 / max|w_o|)` in `-127..=127`; then packs `q`
-/// in `panel32x4`.
+/// feature: `scale = clip / 127` with the clip of [`best_clip`] (1 for an all-zero
+/// row, so every scale is positive), `q = round_ties_even(w · 127 / clip)` clamped to
+/// `-127..=127`; then packs `q` in `panel32x4`.
 ///
 /// # Panics
 /// If `w.len() != n * k`, or a weight is not finite.
@@ -214,9 +214,10 @@ pub fn quantize_linear_weight_i8(w: &[f32], n: usize, k: usize) -> QuantizedWeig
     for (o, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
         assert!(row.iter().all(|v| v.is_finite()), "weight row {o} has a non-finite value");
         let amax = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-        if amax > 0.0 {
-            out.scale[o] = amax / 127.0;
+        let clip = best_clip(row, amax);
+        let inv = if clip > 0.0 { 127.0 / clip } else { 0.0 };
+        if clip > 0.0 {
+            out.scale[o] = clip / 127.0;
         }
         let (p, c) = (o / NR, o % NR);
         let panel = &mut out.packed[p * quads * NR..(p + 1) * quads * NR];
@@ -229,6 +230,35 @@ pub fn quantize_linear_weight_i8(w: &[f32], n: usize, k: usize) -> QuantizedWeig
         out.sum[o] = sum as f32;
     }
     out
+}
+
+/// The clipping range of one weight row: of `amax · (1 - i/100)`, `i` in `0..=30`, the one
+/// whose quantisation (`clamp(round(w · 127 / clip), ±127)`) has the smallest squared
+/// error over the row (the first on a tie). Clipping a few outliers buys every other
+/// weight a finer step: on all-MiniLM-L6-v2 the best clip is below `amax` in most rows.
+fn best_clip(row: &[f32], amax: f32) -> f32 {
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let err = |clip: f32| -> f64 {
+        let (inv, step) = (127.0 / clip, clip / 127.0);
+        row.iter()
+            .map(|&v| {
+                let q = (v * inv).round_ties_even().clamp(-127.0, 127.0);
+                let d = f64::from(q * step - v);
+                d * d
+            })
+            .sum()
+    };
+    let mut best = (err(amax), amax);
+    for i in 1..=30 {
+        let clip = amax * (1.0 - i as f32 / 100.0);
+        let e = err(clip);
+        if e < best.0 {
+            best = (e, clip);
+        }
+    }
+    best.1
 }
 
 /// Element `(kk, o)` of a `panel32x4` weight, as the signed byte `q`.

@@ -173,8 +173,24 @@ impl Kernels {
         eps: f32,
         rows: Range<usize>,
     ) {
+        assert!(ln_w.len() >= p.n() && ln_b.len() >= p.n(), "LayerNorm weight / bias shorter than n = {}", p.n());
         // SAFETY: forwarded contract; the slots of `self` belong to this CPU's tier.
-        unsafe { gemm::sgemm_layernorm_rows(self.gemm_fn(p), self.layernorm, p, (ln_w, ln_b, eps), rows) }
+        unsafe { gemm::gemm_rows_then(self.gemm_fn(p), p, rows, &mut |_, row| self.layernorm(row, ln_w, ln_b, eps)) }
+    }
+
+    /// `C[rows] = A·W ⊕ epilogue` over **all** column panels, then `post(i, row i of C)`
+    /// for each of those rows, block by block of [`gemm::LN_BLOCK_ROWS`] rows while the
+    /// block is still in cache: [`Kernels::sgemm_bias_residual_layernorm`] with any
+    /// per-row operation (LayerNorm and int8 quantisation of the row, say).
+    ///
+    /// # Safety
+    /// As [`Kernels::sgemm_bias_residual_layernorm`].
+    ///
+    /// # Panics
+    /// If `rows` is outside `0..m`.
+    pub unsafe fn gemm_rows_then(&self, p: &GemmParams, rows: Range<usize>, post: &mut dyn FnMut(usize, &mut [f32])) {
+        // SAFETY: forwarded contract; the slots of `self` belong to this CPU's tier.
+        unsafe { gemm::gemm_rows_then(self.gemm_fn(p), p, rows, post) }
     }
 
     /// LayerNorm of one row in place: `x = (x - mean) / sqrt(var + eps) · w + b`. `w`

@@ -52,6 +52,8 @@ pub(crate) enum Finish {
     BiasGelu(*const f32),
     /// `+ bias + R`; `res` points at `R` for the tile's first row and column.
     BiasResidual { bias: *const f32, res: *const f32, ldr: usize },
+    /// `gelu(· + bias + R)`.
+    BiasResidualGelu { bias: *const f32, res: *const f32, ldr: usize },
 }
 
 impl Finish {
@@ -63,6 +65,11 @@ impl Finish {
             Epilogue::Bias(b) => Finish::Bias(b.as_ptr().wrapping_add(col0)),
             Epilogue::BiasGelu(b) => Finish::BiasGelu(b.as_ptr().wrapping_add(col0)),
             Epilogue::BiasResidual { bias, residual, ldr } => Finish::BiasResidual {
+                bias: bias.as_ptr().wrapping_add(col0),
+                res: residual.as_ptr().wrapping_add(row * ldr + col0),
+                ldr,
+            },
+            Epilogue::BiasResidualGelu { bias, residual, ldr } => Finish::BiasResidualGelu {
                 bias: bias.as_ptr().wrapping_add(col0),
                 res: residual.as_ptr().wrapping_add(row * ldr + col0),
                 ldr,
@@ -232,7 +239,12 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                             if let Some((nrow, nr, ncol0, ncols)) = next {
                                 for j in nrow..nrow + nr {
                                     prefetch_span(p.c.wrapping_add(j * p.ldc + ncol0), ncols);
-                                    if let (true, Epilogue::BiasResidual { residual, ldr, .. }) = (last, p.epilogue) {
+                                    if let (
+                                        true,
+                                        Epilogue::BiasResidual { residual, ldr, .. }
+                                        | Epilogue::BiasResidualGelu { residual, ldr, .. },
+                                    ) = (last, p.epilogue)
+                                    {
                                         prefetch_span(residual.as_ptr().wrapping_add(j * ldr + ncol0), ncols);
                                     }
                                 }

@@ -157,6 +157,12 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
             #[inline(always)]
             |x, _, _| simd::gelu::<S>(x),
         ),
+        Finish::BiasResidualGelu { bias, res, ldr } => epilogue::<S, R, NV, FULL>(
+            t,
+            bias,
+            #[inline(always)]
+            |x, off, n| simd::gelu::<S>(S::add(x, load_n::<S>(res.add(off.0 * ldr + off.1), n))),
+        ),
         Finish::BiasResidual { bias, res, ldr } => epilogue::<S, R, NV, FULL>(
             t,
             bias,
@@ -319,6 +325,15 @@ pub(crate) unsafe fn finish_rows<S: Simd, const NV: usize>(
                 bias,
                 #[inline(always)]
                 |x, _, _, _| simd::gelu::<S>(x),
+            ),
+            Finish::BiasResidualGelu { bias, res, ldr } => rows_epilogue::<S, NV>(
+                c,
+                ldc,
+                rows,
+                cols,
+                bias,
+                #[inline(always)]
+                |x, r, col, n| simd::gelu::<S>(S::add(x, load_n::<S>(res.add(r * ldr + col), n))),
             ),
             Finish::BiasResidual { bias, res, ldr } => rows_epilogue::<S, NV>(
                 c,

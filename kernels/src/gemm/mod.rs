@@ -32,7 +32,7 @@
 //! The frame is four subjects, four files: [`GemmParams`] and its checks
 //! (`params.rs`), the cache blocking ([`Blocking`], `blocking.rs`), the driver that
 //! walks the blocks and hands register tiles to a microkernel (`driver.rs`), and the
-//! GEMM + LayerNorm rows (`layernorm.rs`). Beneath it the generic tile body
+//! GEMM over whole rows then a per-row op such as LayerNorm (`rows.rs`). Beneath it the generic tile body
 //! (`microkernel.rs`), the scalar twin (`scalar.rs`) and one file per instruction set
 //! (`avx2.rs`, `avx512.rs`, `amx.rs`).
 
@@ -44,20 +44,20 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 mod blocking;
 pub(crate) mod driver;
-mod layernorm;
 pub(crate) mod microkernel;
 mod operands;
 mod params;
+mod rows;
 pub(crate) mod scalar;
 
 pub use blocking::Blocking;
 #[cfg(test)]
 pub(crate) use blocking::NR_BYTES_PER_ROW;
-pub(crate) use layernorm::sgemm_layernorm_rows;
-pub use layernorm::LN_BLOCK_ROWS;
 pub use operands::{Epilogue, Operands};
 pub(crate) use params::GemmFn;
 pub use params::{GemmParams, Int8Scales, MAX_K_INT8};
+pub(crate) use rows::gemm_rows_then;
+pub use rows::LN_BLOCK_ROWS;
 #[cfg(test)]
 pub(crate) use scalar::scalar_gemm_bf16;
 pub(crate) use scalar::{scalar_gemm_i8, scalar_sgemm_packed};

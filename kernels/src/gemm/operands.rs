@@ -13,6 +13,9 @@ pub enum Epilogue<'a> {
     /// `C = A·B + bias + R` with `R` row-major `[m, n]`, leading dimension `ldr`.
     /// (For the LayerNorm that follows, see [`crate::Kernels::sgemm_bias_residual_layernorm`].)
     BiasResidual { bias: &'a [f32], residual: &'a [f32], ldr: usize },
+    /// `C = gelu(A·B + bias + R)`: the GELU of [`Epilogue::BiasGelu`] on a sum with a
+    /// second term (the `f32` part of an int8 linear with outlier channels).
+    BiasResidualGelu { bias: &'a [f32], residual: &'a [f32], ldr: usize },
 }
 
 /// What the operands of a GEMM hold.

@@ -101,7 +101,7 @@ impl<'a> GemmParams<'a> {
             match epilogue {
                 Epilogue::None => {}
                 Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) => check_len(Operand::Bias, bias.len(), n, false)?,
-                Epilogue::BiasResidual { bias, residual, ldr } => {
+                Epilogue::BiasResidual { bias, residual, ldr } | Epilogue::BiasResidualGelu { bias, residual, ldr } => {
                     check_len(Operand::Bias, bias.len(), n, false)?;
                     check_rows(Operand::Residual, residual.len(), m, n, ldr)?;
                 }
@@ -392,6 +392,9 @@ impl<'a> GemmParams<'a> {
         let epilogue = match self.epilogue {
             Epilogue::BiasResidual { bias, residual, ldr } => {
                 Epilogue::BiasResidual { bias, residual: residual.get(r0 * ldr..).unwrap_or(&[]), ldr }
+            }
+            Epilogue::BiasResidualGelu { bias, residual, ldr } => {
+                Epilogue::BiasResidualGelu { bias, residual: residual.get(r0 * ldr..).unwrap_or(&[]), ldr }
             }
             e => e,
         };

@@ -167,6 +167,12 @@ fn store_row(ep: &Epilogue, i: usize, col0: usize, acc: &[f32], out: &mut [f32])
                 *o = ops::gelu_scalar(a + b);
             }
         }
+        Epilogue::BiasResidualGelu { bias, residual, ldr } => {
+            let res = &residual[i * ldr + col0..i * ldr + col0 + cols];
+            for (((o, &a), &b), &r) in out.iter_mut().zip(acc).zip(&bias[col0..col0 + cols]).zip(res) {
+                *o = ops::gelu_scalar(a + b + r);
+            }
+        }
         Epilogue::BiasResidual { bias, residual, ldr } => {
             let res = &residual[i * ldr + col0..i * ldr + col0 + cols];
             for (((o, &a), &b), &r) in out.iter_mut().zip(acc).zip(&bias[col0..col0 + cols]).zip(res) {

@@ -59,7 +59,8 @@ impl Case {
             0 => Epilogue::None,
             1 => Epilogue::Bias(&self.bias),
             2 => Epilogue::BiasGelu(&self.bias),
-            _ => Epilogue::BiasResidual { bias: &self.bias, residual: &self.res, ldr: self.ldc },
+            3 => Epilogue::BiasResidual { bias: &self.bias, residual: &self.res, ldr: self.ldc },
+            _ => Epilogue::BiasResidualGelu { bias: &self.bias, residual: &self.res, ldr: self.ldc },
         }
     }
 
@@ -107,7 +108,8 @@ impl Case {
                     0 => y,
                     1 => y + self.bias[j],
                     2 => crate::ops::gelu_scalar(y + self.bias[j]),
-                    _ => y + self.bias[j] + self.res[i * self.ldc + j],
+                    3 => y + self.bias[j] + self.res[i * self.ldc + j],
+                    _ => crate::ops::gelu_scalar(y + self.bias[j] + self.res[i * self.ldc + j]),
                 };
             }
         }
@@ -175,7 +177,7 @@ fn int8_twin_matches_the_i64_reference() {
     let mut rng = Rng::new(31);
     for (m, k, n) in [(5, 301, 70), (1, 3072, 33), (9, 1, 1), (3, 2, 40), (2, 7, 5)] {
         let case = Case::new(&mut rng, m, k, n, 1);
-        for ep in 0..4 {
+        for ep in 0..5 {
             check_bits("int8 twin vs reference", &case.run(&twin, ep, None), &case.reference(ep), |idx| {
                 format!("{} ep {ep} [{}, {}]", case.name(), idx / n, idx % n)
             })
@@ -195,12 +197,12 @@ fn int8_kernels_equal_the_twin_on_edge_shapes() {
         for n in [1, 16, 31, 32, 33, 3 * NR + 5] {
             for k in [1, 3, 4, 7, 64, 65, 768, 3071] {
                 let case = Case::new(&mut rng, m, k, n, 3);
-                for ep in 0..4 {
+                for ep in 0..5 {
                     let want = case.run(&twin, ep, None);
                     for (name, gemm) in &kernels {
                         let got = case.run(gemm, ep, None);
                         let at = |idx: usize| format!("{} ep {ep} [{}, {}]", case.name(), idx / n, idx % n);
-                        if ep == 2 {
+                        if ep == 2 || ep == 4 {
                             let bound = |idx: usize| crate::ops::GELU_TOL.bound(want[idx]);
                             check_close(&format!("{name} vs twin"), &got, &want, bound, at).unwrap();
                         } else {
@@ -334,8 +336,9 @@ fn quantize_row_matches_the_reference() {
     }
 }
 
-/// A quantised weight: scales positive, bytes in -127..=127, sums exact, and the
-/// dequantised values within half a step of the originals.
+/// A quantised weight: scales positive, bytes in -127..=127, sums exact, the
+/// dequantised values within half a step of the originals inside the clip (saturated
+/// beyond it), and the clip never worse in squared error than none.
 #[test]
 fn weight_quantisation_is_symmetric_per_column() {
     let mut rng = Rng::new(36);
@@ -351,12 +354,28 @@ fn weight_quantisation_is_symmetric_per_column() {
             let v = pack::packed_at_i8(&q.packed, k, kk, o);
             assert!(v != i8::MIN, "column {o} holds -128");
             sum += i64::from(v);
-            let err = (f32::from(v) * q.scale[o] - wt[o * k + kk]).abs();
-            assert!(err <= 0.5001 * q.scale[o], "column {o} row {kk}: error {err} > half a step");
+            let (x, s) = (wt[o * k + kk], q.scale[o]);
+            let err = (f32::from(v) * s - x).abs();
+            if x.abs() <= 127.0 * s {
+                assert!(err <= 0.5001 * s, "column {o} row {kk}: error {err} > half a step");
+            } else {
+                // Clipped (the clip minimises the row's squared error): saturated at ±127.
+                assert_eq!(v.unsigned_abs(), 127, "column {o} row {kk}: {x} beyond the clip");
+            }
         }
         assert_eq!(q.sum[o], sum as f32, "column {o} sum");
     }
     assert_eq!(q.scale[5], 1.0, "an all-zero column keeps a positive scale");
+    for o in (0..n).filter(|&o| o != 5) {
+        let row = &wt[o * k..(o + 1) * k];
+        let mse = |scale: f32| -> f64 {
+            row.iter()
+                .map(|&x| f64::from(((x / scale).round_ties_even().clamp(-127.0, 127.0) * scale - x).powi(2)))
+                .sum()
+        };
+        let amax = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(mse(q.scale[o]) <= mse(amax / 127.0) * (1.0 + 1e-9), "column {o}: the clip made it worse");
+    }
     // Padding quads (k = 301 is not a multiple of 4) hold zeros.
     let widened = pack::widen_i8_panels(&q.packed, &q.scale, k, n);
     assert_eq!(widened.len(), pack::packed_len(k, n));

@@ -1,8 +1,8 @@
-//! GEMM + LayerNorm over whole rows: the fused `LN(x + A·W + b)` of BERT's attention
-//! output and FFN output, block by block of rows while the block is still in cache.
+//! GEMM over whole rows, then a per-row operation on each finished row while its block
+//! is still in cache: the fused `LN(x + A·W + b)` of BERT's attention output and FFN
+//! output, and, in int8 sessions, the quantisation of a row for the next linear.
 
 use super::{GemmFn, GemmParams};
-use crate::ops::LayerNormFn;
 use std::ops::Range;
 
 /// Rows per GEMM + LayerNorm block of
@@ -10,22 +10,19 @@ use std::ops::Range;
 /// blocks (`MC`, derived from L2 by [`super::Blocking`]).
 pub const LN_BLOCK_ROWS: usize = 512;
 
-/// GEMM (with `p`'s epilogue) over all panels of the rows `rows`, then LayerNorm of
-/// each of those rows, block by block while the block is still in cache.
+/// GEMM (with `p`'s epilogue) over all panels of the rows `rows`, then `post(i, row)`
+/// for each of those rows, block by block while the block is still in cache.
 ///
 /// # Safety
-/// As [`GemmFn`] for `sgemm`, with no other thread writing rows `rows` of `C`
-/// concurrently; `layernorm` runs on this CPU (both come from one table).
-pub(crate) unsafe fn sgemm_layernorm_rows(
-    sgemm: GemmFn,
-    layernorm: LayerNormFn,
+/// As [`GemmFn`] for `gemm`, with no other thread writing rows `rows` of `C`
+/// concurrently.
+pub(crate) unsafe fn gemm_rows_then(
+    gemm: GemmFn,
     p: &GemmParams,
-    ln: (&[f32], &[f32], f32),
     rows: Range<usize>,
+    post: &mut dyn FnMut(usize, &mut [f32]),
 ) {
     assert!(rows.end <= p.m, "rows {rows:?} outside 0..{}", p.m);
-    let (w, b, eps) = ln;
-    assert!(w.len() >= p.n && b.len() >= p.n, "LayerNorm weight / bias shorter than n = {}", p.n);
     if p.n == 0 {
         return;
     }
@@ -43,13 +40,12 @@ pub(crate) unsafe fn sgemm_layernorm_rows(
         let r1 = (r0 + block).min(rows.end);
         let view = p.view_rows(r0..r1);
         // SAFETY: forwarded contract; the view covers rows r0..r1 of this call only.
-        unsafe { sgemm(&view, 0..view.panels()) };
+        unsafe { gemm(&view, 0..view.panels()) };
         for i in r0..r1 {
             // SAFETY: GemmParams::new proved `(m-1)*ldc + n` floats behind `c` and
             // i < m; this call owns row i (contract) and the GEMM above has finished.
             let row = unsafe { std::slice::from_raw_parts_mut(p.c.add(i * p.ldc), p.n) };
-            // SAFETY: `layernorm` belongs to the same table as `sgemm` (contract).
-            unsafe { layernorm(row, w, b, eps) };
+            post(i, row);
         }
         r0 = r1;
     }
