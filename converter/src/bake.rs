@@ -22,6 +22,8 @@ pub struct OutTensor {
 pub enum Blob {
     F32(Vec<f32>),
     Bf16Pairs(Vec<u32>),
+    /// The quad words of an int8 `panel32x4` weight.
+    Int8Quads(Vec<u32>),
 }
 
 impl Blob {
@@ -30,6 +32,7 @@ impl Blob {
         match self {
             Blob::F32(_) => Precision::F32,
             Blob::Bf16Pairs(_) => Precision::Bf16,
+            Blob::Int8Quads(_) => Precision::Int8,
         }
     }
 
@@ -37,7 +40,7 @@ impl Blob {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Blob::F32(v) => bytemuck::cast_slice(v),
-            Blob::Bf16Pairs(v) => bytemuck::cast_slice(v),
+            Blob::Bf16Pairs(v) | Blob::Int8Quads(v) => bytemuck::cast_slice(v),
         }
     }
 }
@@ -74,6 +77,65 @@ pub fn to_bf16(tensors: &mut [OutTensor]) {
             t.layout = Layout::Panel32x2;
         }
     }
+}
+
+/// The scheme an int8 file records ([`toprt_format::Quantization::scheme`]).
+pub const INT8_SCHEME: &str = "int8 weights symmetric per output channel; activations per token, dynamic";
+
+/// Quantises the encoder's linear weights to int8 (`panel32x4`,
+/// [`pack::quantize_linear_weight_i8`]) except those `keep_f32` names (by linear, e.g.
+/// `encoder.layer.0.output.dense`); each int8 weight `X.weight` gets its per-column
+/// `X.weight_scale` and `X.weight_sum` (`f32`, `[n]`) right after it. Everything else
+/// stays `f32`. Returns the linears kept in `f32`, in order.
+///
+/// # Errors
+/// A weight that is not `f32` (a bf16 file), or one with a non-finite value.
+pub fn to_int8(tensors: &mut Vec<OutTensor>, keep_f32: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(tensors.len() + 8 * 24);
+    let mut kept = Vec::new();
+    for mut t in tensors.drain(..) {
+        if !is_encoder_linear(&t.name) {
+            out.push(t);
+            continue;
+        }
+        let linear = t.name.trim_end_matches(".weight").to_string();
+        if keep_f32(&linear) {
+            kept.push(linear);
+            out.push(t);
+            continue;
+        }
+        let Blob::F32(packed) = &t.data else {
+            return Err(ConvertError::Options(format!(
+                "{}: int8 quantisation takes f32 weights, this one is {}",
+                t.name,
+                t.data.dtype()
+            )));
+        };
+        let (k, n) = (t.shape[0], t.shape[1]);
+        let mut w = vec![0.0f32; n * k];
+        for o in 0..n {
+            for kk in 0..k {
+                w[o * k + kk] = pack::packed_at(packed, k, kk, o);
+            }
+        }
+        if let Some(bad) = w.iter().position(|v| !v.is_finite()) {
+            return Err(ConvertError::Options(format!("{}: weight {bad} is not finite", t.name)));
+        }
+        let q = pack::quantize_linear_weight_i8(&w, n, k);
+        t.data = Blob::Int8Quads(q.packed);
+        t.layout = Layout::Panel32x4;
+        out.push(t);
+        for (suffix, v) in [("weight_scale", q.scale), ("weight_sum", q.sum)] {
+            out.push(OutTensor {
+                name: format!("{linear}.{suffix}"),
+                layout: Layout::RowMajor,
+                shape: vec![n],
+                data: Blob::F32(v),
+            });
+        }
+    }
+    *tensors = out;
+    Ok(kept)
 }
 
 /// Checkpoint tensors by canonical name (architecture prefix stripped, old

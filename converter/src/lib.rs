@@ -91,6 +91,20 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, found);
     let mut baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
     let mut notes = Vec::new();
+    let mut quantization = None;
+    if opts.dtype == Precision::Int8 {
+        bake::to_int8(&mut baked.tensors, &|_| false)?;
+        quantization = Some(toprt_format::Quantization {
+            scheme: bake::INT8_SCHEME.into(),
+            f32_linears: Vec::new(),
+            calibration: serde_json::Value::Null,
+        });
+        notes.push(
+            "every encoder linear weight stored as int8 (symmetric per output channel); the rest stays f32. \
+             toprt-calibrate --dtype int8 keeps the linears that int8 would hurt in f32, measured on your text"
+                .into(),
+        );
+    }
     if opts.dtype == Precision::Bf16 {
         bake::to_bf16(&mut baked.tensors);
         notes.push("encoder linear weights stored as bf16 (rounded to nearest even); the rest stays f32".into());
@@ -119,6 +133,7 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
             "weights_format": loaded.format,
             "sentence_transformers": st.is_some(),
         }),
+        quantization,
         tensors: Vec::new(),
     };
     let bytes = writer::to_bytes(manifest, &baked.tensors)?;

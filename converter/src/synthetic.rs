@@ -176,6 +176,7 @@ pub fn file_from_tensors(
         keep_rules: Vec::new(),
         ignored_tensors: baked.ignored,
         source: serde_json::json!({"synthetic": what}),
+        quantization: None,
         tensors: Vec::new(),
     };
     crate::writer::to_bytes(manifest, &baked.tensors)

@@ -150,6 +150,27 @@ pub fn with_keep_rules(image: &[u8], rules: Vec<toprt_format::LayerKeepRule>) ->
     Ok(out)
 }
 
+/// The tensors of a validated image, as the converter holds them before writing.
+fn tensors_of(input: &image::Image) -> Vec<OutTensor> {
+    input
+        .manifest
+        .tensors
+        .iter()
+        .map(|e| {
+            let bytes = input.blob(e);
+            let words = || bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let blob = match e.dtype {
+                Precision::F32 => {
+                    Blob::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+                }
+                Precision::Bf16 => Blob::Bf16Pairs(words()),
+                Precision::Int8 => Blob::Int8Quads(words()),
+            };
+            OutTensor { name: e.name.clone(), layout: e.layout, shape: e.shape.clone(), data: blob }
+        })
+        .collect()
+}
+
 /// Returns a copy of a validated file image whose encoder linear weights are rounded to
 /// bf16 ([`crate::bake::to_bf16`]); an image that already is bf16 comes back unchanged
 /// in content. Used to make bf16 versions of existing models (tests, engine-bench).
@@ -158,23 +179,29 @@ pub fn with_keep_rules(image: &[u8], rules: Vec<toprt_format::LayerKeepRule>) ->
 /// An invalid image.
 pub fn with_bf16_weights(image: &[u8]) -> Result<Vec<u8>> {
     let input = decode(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
-    let mut tensors: Vec<OutTensor> = input
-        .manifest
-        .tensors
-        .iter()
-        .map(|e| {
-            let bytes = input.blob(e);
-            let blob = match e.dtype {
-                Precision::F32 => {
-                    Blob::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-                }
-                Precision::Bf16 => Blob::Bf16Pairs(
-                    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                ),
-            };
-            OutTensor { name: e.name.clone(), layout: e.layout, shape: e.shape.clone(), data: blob }
-        })
-        .collect();
+    let mut tensors = tensors_of(&input);
     crate::bake::to_bf16(&mut tensors);
     to_bytes(input.manifest, &tensors)
+}
+
+/// Returns a copy of a validated `f32` file image whose encoder linear weights are
+/// quantised to int8 ([`crate::bake::to_int8`]), except the linears `keep_f32` names;
+/// the manifest records the scheme, the `f32` linears and `calibration` (`null` when
+/// every linear is int8). Used by `toprt-calibrate`, engine-bench `--dtype int8` and the
+/// tests.
+///
+/// # Errors
+/// An invalid image, or one whose linears are not `f32`.
+pub fn with_int8_weights(
+    image: &[u8],
+    keep_f32: &dyn Fn(&str) -> bool,
+    calibration: serde_json::Value,
+) -> Result<Vec<u8>> {
+    let input = decode(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
+    let mut tensors = tensors_of(&input);
+    let f32_linears = crate::bake::to_int8(&mut tensors, keep_f32)?;
+    let mut manifest = input.manifest;
+    manifest.quantization =
+        Some(toprt_format::Quantization { scheme: crate::bake::INT8_SCHEME.into(), f32_linears, calibration });
+    to_bytes(manifest, &tensors)
 }

@@ -75,6 +75,9 @@ pub(crate) fn decide(
 pub(crate) enum Buf {
     Ctx,
     Hidden,
+    /// int8 sessions: the quantised copy of `hidden` (`qa`), when it feeds the next
+    /// layer's int8 QKV.
+    HiddenQuantized,
 }
 
 /// Removes the rows with `keep == false` from the named buffers, from `positions`, and
@@ -87,11 +90,15 @@ pub(crate) fn compact_rows(ws: &mut Workspace, t: usize, bufs: &mut [Buf], d: us
         }
         if w != r {
             for b in bufs.iter() {
-                let buf = match b {
-                    Buf::Ctx => &mut ws.ctx,
-                    Buf::Hidden => &mut ws.hidden,
-                };
-                buf.copy_within(r * d..r * d + d, w * d);
+                match b {
+                    Buf::Ctx => ws.ctx.copy_within(r * d..r * d + d, w * d),
+                    Buf::Hidden => ws.hidden.copy_within(r * d..r * d + d, w * d),
+                    Buf::HiddenQuantized => {
+                        let s = ws.q_stride;
+                        ws.qa.copy_within(r * s..(r + 1) * s, w * s);
+                        ws.qa_scale[w] = ws.qa_scale[r];
+                    }
+                }
             }
             ws.positions[w] = ws.positions[r];
         }

@@ -10,7 +10,7 @@
 
 use crate::attention;
 use crate::compact::{self, Buf};
-use crate::linear::{LinearPath, Linears, Then};
+use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, Then};
 use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
@@ -18,7 +18,7 @@ use crate::prune::{self, PruneControl};
 use crate::weights::LinearKind;
 use crate::workspace::{LayerStats, LayerTiming, Workspace};
 use std::time::{Duration, Instant};
-use toprt_format::KeepRule;
+use toprt_format::{KeepRule, Precision};
 use toprt_kernels::gemm::Operands;
 use toprt_kernels::Kernels;
 
@@ -50,6 +50,13 @@ pub(crate) fn encode(
     let (d, nh, dh, eps) = (cfg.hidden_size, cfg.num_heads, cfg.head_dim(), cfg.layer_norm_eps);
     let (df, fff, hf) = (d as f64, cfg.intermediate_size as f64, nh as f64);
     let linears = Linears { model, kernels: k, pool, path: plan.linear };
+    // int8 sessions: whether linear `kind` of layer `li` runs on the int8 GEMM (its
+    // producer then quantises its input rows).
+    let int8 = |li: usize, kind: LinearKind| {
+        plan.linear == LinearPath::Int8
+            && model.weights.layers.get(li).is_some_and(|l| l.linear(kind).precision == Precision::Int8)
+    };
+    let stride = ws.q_stride;
     let mut t = ws.ids.len();
     ws.kept.clear();
     ws.kept_index.clear();
@@ -59,7 +66,8 @@ pub(crate) fn encode(
     }
 
     // hidden: [t, d] = LN(word[id] + position[pos_id] + token_type[type])
-    embed(model, k, pool, ws, t);
+    // (qa: [t, stride] = quantised hidden, for an int8 first QKV)
+    embed(model, k, pool, ws, t, int8(0, LinearKind::Qkv));
 
     for (li, layer) in model.weights.layers.iter().enumerate() {
         let t0 = Instant::now();
@@ -75,7 +83,8 @@ pub(crate) fn encode(
 
         // ---- attention ----
         // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
-        linears.run(li, LinearKind::Qkv, &ws.hidden, t, &mut ws.a16, &mut ws.qkv, Then::Bias);
+        let qa = Quantized { words: &ws.qa, scales: &ws.qa_scale, stride };
+        linears.run(li, LinearKind::Qkv, (&ws.hidden, Some(qa)), t, &mut ws.a16, &mut ws.qkv, Then::Bias, None);
         // ctx: [t, d] = per (sequence, head): softmax(q kᵀ) v
         // colsum: [nh, max_tokens] = Σ_q p[h, q, j]   (only before a keep-rule)
         attention::run(
@@ -102,17 +111,38 @@ pub(crate) fn encode(
             t = compact::compact_rows(ws, t, &mut [Buf::Ctx, Buf::Hidden], d);
             ws.layer_stats[li].ffn_tokens = t;
         }
+        // (qb: [t, stride] = quantised ctx, for an int8 AttentionOut)
+        if int8(li, LinearKind::AttentionOut) {
+            let q = QuantizeTo::new(&mut ws.qb, &mut ws.qb_scale, stride);
+            // SAFETY: par::rows hands each row to one task.
+            par::rows(pool, &mut ws.ctx, t, d, &|i, row| unsafe { q.put(k, i, row) });
+        }
         let t2 = Instant::now();
 
         // ---- feed-forward ----
+        // Each linear's output rows are quantised by it for the next linear when that
+        // one is int8 (h1 → qa, inter → qb, hidden → qa).
         // h1: [t, d] = LN(hidden + ctx · Wo + bo)
         let norm = Then::ResidualLayerNorm { residual: &ws.hidden, norm: &layer.attention_norm, eps };
-        linears.run(li, LinearKind::AttentionOut, &ws.ctx, t, &mut ws.a16, &mut ws.h1, norm);
+        let (xq, to) = (
+            Quantized { words: &ws.qb, scales: &ws.qb_scale, stride },
+            QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, int8(li, LinearKind::Intermediate)),
+        );
+        linears.run(li, LinearKind::AttentionOut, (&ws.ctx, Some(xq)), t, &mut ws.a16, &mut ws.h1, norm, to);
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
-        linears.run(li, LinearKind::Intermediate, &ws.h1, t, &mut ws.a16, &mut ws.inter, Then::Gelu);
+        let (xq, to) = (
+            Quantized { words: &ws.qa, scales: &ws.qa_scale, stride },
+            QuantizeTo::when(&mut ws.qb, &mut ws.qb_scale, stride, int8(li, LinearKind::Output)),
+        );
+        linears.run(li, LinearKind::Intermediate, (&ws.h1, Some(xq)), t, &mut ws.a16, &mut ws.inter, Then::Gelu, to);
         // hidden: [t, d] = LN(h1 + inter · W2 + b2)
         let norm = Then::ResidualLayerNorm { residual: &ws.h1, norm: &layer.output_norm, eps };
-        linears.run(li, LinearKind::Output, &ws.inter, t, &mut ws.a16, &mut ws.hidden, norm);
+        let next_qkv_int8 = int8(li + 1, LinearKind::Qkv);
+        let (xq, to) = (
+            Quantized { words: &ws.qb, scales: &ws.qb_scale, stride },
+            QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, next_qkv_int8),
+        );
+        linears.run(li, LinearKind::Output, (&ws.inter, Some(xq)), t, &mut ws.a16, &mut ws.hidden, norm, to);
         let t3 = Instant::now();
         ws.layer_stats[li].macs +=
             ws.segments.iter().map(|s| prune::layer_macs(0.0, s.len as f64, df, fff, hf)).sum::<f64>();
@@ -123,7 +153,11 @@ pub(crate) fn encode(
         if pruned && plan.token_outputs {
             let tp = Instant::now();
             compact::scatter_final(ws, t, d, true);
-            t = compact::compact_rows(ws, t, &mut [Buf::Hidden], d);
+            t = if next_qkv_int8 {
+                compact::compact_rows(ws, t, &mut [Buf::Hidden, Buf::HiddenQuantized], d)
+            } else {
+                compact::compact_rows(ws, t, &mut [Buf::Hidden], d)
+            };
             late_prune = tp.elapsed();
         }
 
@@ -138,15 +172,21 @@ pub(crate) fn encode(
     }
 }
 
-/// `hidden[..t]` = LN(word[id] + position[pos_id] + token_type[type]) per token.
-fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: usize) {
+/// `hidden[..t]` = LN(word[id] + position[pos_id] + token_type[type]) per token, and with
+/// `quantize` each row quantised into `qa` for an int8 QKV.
+fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: usize, quantize: bool) {
     let (w, d, eps) = (&model.weights, model.manifest.model.hidden_size, model.manifest.model.layer_norm_eps);
     let (word, pos, typ) = (model.f32s(&w.word), model.f32s(&w.position), model.f32s(&w.token_type));
     let (lw, lb) = (model.f32s(&w.embedding_norm.weight), model.f32s(&w.embedding_norm.bias));
     let (ids, types, pos_ids) = (&ws.ids, &ws.type_ids, &ws.pos_ids);
+    let q = quantize.then(|| QuantizeTo::new(&mut ws.qa, &mut ws.qa_scale, ws.q_stride));
     par::rows(pool, &mut ws.hidden, t, d, &|r, row| {
         let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
         let (we, pe, te) = (&word[id * d..id * d + d], &pos[p * d..p * d + d], &typ[ty * d..ty * d + d]);
         k.embed_add_layernorm(row, we, pe, te, lw, lb, eps);
+        if let Some(q) = &q {
+            // SAFETY: par::rows hands each row to one task.
+            unsafe { q.put(k, r, row) };
+        }
     });
 }

@@ -7,7 +7,7 @@ use crate::par::{self, SharedMut};
 use crate::pool::Pool;
 use crate::weights::{LinearKind, Norm};
 use toprt_format::Precision;
-use toprt_kernels::gemm::{Epilogue, GemmParams};
+use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Scales};
 use toprt_kernels::Kernels;
 
 /// How a session runs the encoder's linear layers, fixed at session creation from the
@@ -22,16 +22,53 @@ pub(crate) enum LinearPath {
     /// bf16 weights on a CPU without bf16 GEMMs: the `f32` GEMM on the weights widened
     /// once per model (exactly the file's values; the inputs are not rounded).
     Bf16Widened,
+    /// An int8 file: each int8 linear on the int8 GEMM (every table has one), fed the
+    /// rows its producer quantised; linears the file keeps in `f32` on the `f32` GEMM.
+    Int8,
 }
 
 impl LinearPath {
-    pub fn new(precision: Precision, k: &Kernels) -> LinearPath {
-        match (precision, k.has_gemm_bf16()) {
-            (Precision::F32, _) => LinearPath::F32,
-            (Precision::Bf16, true) => LinearPath::Bf16,
-            (Precision::Bf16, false) => LinearPath::Bf16Widened,
+    /// The fastest path this CPU really has for weights of `precision`, and why: bf16
+    /// weights run on AMX tiles where the process has them; on `vdpbf16ps` only where
+    /// this CPU runs it faster than f32 FMAs (both measured once per process by the peak
+    /// probes: on Zen 4 `vdpbf16ps` does twice the FMA's work per second, on Sapphire
+    /// Rapids half); otherwise they are widened to `f32` once. int8 weights run on the
+    /// table's int8 GEMM, which every tier has.
+    pub fn choose(precision: Precision, k: &Kernels) -> (LinearPath, String) {
+        match precision {
+            Precision::F32 => (LinearPath::F32, format!("f32 weights on {}", k.sgemm_name())),
+            Precision::Int8 => (LinearPath::Int8, format!("int8 weights on {}", k.gemm_i8_name())),
+            Precision::Bf16 => match k.gemm_bf16_name() {
+                None => (
+                    LinearPath::Bf16Widened,
+                    format!("bf16 weights widened to f32 once: the {} tier has no bf16 GEMM", k.isa()),
+                ),
+                Some(name) if name.starts_with("amx") => {
+                    (LinearPath::Bf16, format!("bf16 weights on AMX tiles ({name})"))
+                }
+                Some(name) => {
+                    let (bf16, f32) = measured_rates(k);
+                    if bf16 > f32 {
+                        let why = format!("vdpbf16ps measured at {bf16:.0} GFLOP/s > f32 FMA {f32:.0} GFLOP/s");
+                        (LinearPath::Bf16, format!("bf16 weights on {name}: {why}"))
+                    } else {
+                        let why = format!("vdpbf16ps measured at {bf16:.0} GFLOP/s <= f32 FMA {f32:.0} GFLOP/s");
+                        (
+                            LinearPath::Bf16Widened,
+                            format!("bf16 weights widened to f32 once ({}): {why}", k.sgemm_name()),
+                        )
+                    }
+                }
+            },
         }
     }
+}
+
+/// `(vdpbf16ps, f32 FMA)` peak rates of this CPU in GFLOP/s, measured on the first call
+/// (about 0.1 s) and then kept.
+fn measured_rates(k: &Kernels) -> (f64, f64) {
+    static RATES: std::sync::OnceLock<(f64, f64)> = std::sync::OnceLock::new();
+    *RATES.get_or_init(|| (toprt_kernels::peak_probe_bf16().unwrap_or(0.0), toprt_kernels::peak_probe(k.isa())))
 }
 
 /// Words per row of the bf16 GEMM input for `k` values: the pairs, padded to a multiple
@@ -51,6 +88,57 @@ pub(crate) enum Then<'a> {
     ResidualLayerNorm { residual: &'a [f32], norm: &'a Norm, eps: f32 },
 }
 
+/// Rows quantised for an int8 linear (`Kernels::quantize_row`): row `i` is
+/// `words[i · stride ..]`, its scale `scales[i]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Quantized<'a> {
+    pub words: &'a [u32],
+    pub scales: &'a [f32],
+    pub stride: usize,
+}
+
+/// Where a linear quantises its finished output rows for the next, int8, linear: the
+/// quantisation is part of the producing op (after its LayerNorm or GELU, while the
+/// row is in cache).
+pub(crate) struct QuantizeTo<'a> {
+    words: SharedMut<u32>,
+    scales: SharedMut<f32>,
+    stride: usize,
+    rows: usize,
+    _borrow: std::marker::PhantomData<&'a mut [u32]>,
+}
+
+impl<'a> QuantizeTo<'a> {
+    pub fn new(words: &'a mut [u32], scales: &'a mut [f32], stride: usize) -> QuantizeTo<'a> {
+        let rows = scales.len().min(words.len() / stride.max(1));
+        QuantizeTo {
+            words: SharedMut::new(words.as_mut_ptr()),
+            scales: SharedMut::new(scales.as_mut_ptr()),
+            stride,
+            rows,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// [`QuantizeTo::new`] if `yes`.
+    pub fn when(words: &'a mut [u32], scales: &'a mut [f32], stride: usize, yes: bool) -> Option<QuantizeTo<'a>> {
+        yes.then(|| QuantizeTo::new(words, scales, stride))
+    }
+
+    /// Quantises `row` as row `i`.
+    ///
+    /// # Safety
+    /// No other thread writes row `i` meanwhile.
+    pub unsafe fn put(&self, k: &Kernels, i: usize, row: &[f32]) {
+        assert!(i < self.rows && row.len().div_ceil(4) <= self.stride, "row {i} outside the quantised buffer");
+        // SAFETY: row i lies inside the buffers (asserted) and is this caller's alone.
+        unsafe {
+            let words = std::slice::from_raw_parts_mut(self.words.get().add(i * self.stride), self.stride);
+            *self.scales.get().add(i) = k.quantize_row(row, words);
+        }
+    }
+}
+
 /// The encoder's linear layers of one model on one kernel table and pool.
 pub(crate) struct Linears<'a> {
     pub model: &'a ModelInner,
@@ -60,18 +148,24 @@ pub(crate) struct Linears<'a> {
 }
 
 impl Linears<'_> {
-    /// `out[..t, n] = then(x[..t, k] · W + b)` for linear `kind` of layer `layer`. On the
-    /// bf16 path the input rows are first rounded into `a16`, split across the pool.
+    /// `out[..t, n] = then(x[..t, k] · W + b)` for linear `kind` of layer `layer`, and,
+    /// with `quantize_to`, each finished output row quantised there for the next linear.
+    /// An int8 linear reads `xq`, the rows of `x` its producer quantised; on the bf16
+    /// path the input rows are first rounded into `a16`, split across the pool.
+    ///
+    /// # Panics
+    /// An int8 linear without `xq` (a bug of the forward pass).
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         layer: usize,
         kind: LinearKind,
-        x: &[f32],
+        (x, xq): (&[f32], Option<Quantized>),
         t: usize,
         a16: &mut [u32],
         out: &mut [f32],
         then: Then,
+        quantize_to: Option<QuantizeTo>,
     ) {
         let (m, k, pool) = (self.model, self.kernels, self.pool);
         let w = m.weights.layers[layer].linear(kind);
@@ -86,12 +180,19 @@ impl Linears<'_> {
         };
         let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
         let out = &mut out[..t * n];
-        let mut p = match self.path {
-            LinearPath::F32 => GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.f32s(&w.weight), n, out, n, epilogue),
-            LinearPath::Bf16Widened => {
+        let mut p = match (self.path, &w.int8) {
+            (LinearPath::Int8, Some(cols)) => {
+                let q = xq.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no quantised input"));
+                let scales = Int8Scales { row: &q.scales[..t], col: m.f32s(&cols.scale), col_sum: m.f32s(&cols.sum) };
+                GemmParams::new_int8(q.words, q.stride, t, kdim, m.u32s(&w.weight), n, out, n, epilogue, scales)
+            }
+            (LinearPath::F32 | LinearPath::Int8, _) => {
+                GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.f32s(&w.weight), n, out, n, epilogue)
+            }
+            (LinearPath::Bf16Widened, _) => {
                 GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.widened(layer, kind), n, out, n, epilogue)
             }
-            LinearPath::Bf16 => {
+            (LinearPath::Bf16, _) => {
                 let (kp, lda) = (kdim.div_ceil(2), bf16_row_words(kdim));
                 assert!(a16.len() >= t * lda && x.len() >= t * kdim);
                 let ptr = SharedMut::new(a16.as_mut_ptr());
@@ -107,17 +208,29 @@ impl Linears<'_> {
             }
         }
         .unwrap_or_else(|e| shape(e));
-        match then {
-            Then::Bias | Then::Gelu => par::gemm(k, pool, &mut p),
-            Then::ResidualLayerNorm { norm, eps, .. } => {
-                let (lnw, lnb) = (m.f32s(&norm.weight), m.f32s(&norm.bias));
-                if par::fuse_layernorm(t, pool.threads()) {
-                    par::gemm_layernorm_rows(k, pool, &mut p, lnw, lnb, eps);
-                } else {
-                    par::gemm(k, pool, &mut p);
-                    par::rows(pool, out, t, n, &|_, row| k.layernorm(row, lnw, lnb, eps));
-                }
+        // What each finished row needs: its LayerNorm, then its quantisation.
+        let norm = match then {
+            Then::ResidualLayerNorm { norm, eps, .. } => Some((m.f32s(&norm.weight), m.f32s(&norm.bias), eps)),
+            Then::Bias | Then::Gelu => None,
+        };
+        if norm.is_none() && quantize_to.is_none() {
+            par::gemm(k, pool, &mut p);
+            return;
+        }
+        let post = |i: usize, row: &mut [f32]| {
+            if let Some((lnw, lnb, eps)) = norm {
+                k.layernorm(row, lnw, lnb, eps);
             }
+            if let Some(q) = &quantize_to {
+                // SAFETY: every split hands each row to one task.
+                unsafe { q.put(k, i, row) };
+            }
+        };
+        if par::fuse_rows(t, pool.threads()) {
+            par::gemm_rows_then(k, pool, &mut p, &post);
+        } else {
+            par::gemm(k, pool, &mut p);
+            par::rows(pool, out, t, n, &post);
         }
     }
 }

@@ -144,7 +144,7 @@ impl Model {
         }
         let image = format::image::decode(bytes, opts.verify_checksums, &packed_bytes)?;
         let (header, manifest) = (image.header, image.manifest);
-        let weights = bind_weights(&manifest, header.data_offset as usize)?;
+        let weights = bind_weights(&manifest, bytes, header.data_offset as usize)?;
         let tokenizer = match &manifest.tokenizer {
             Some(spec) => Some(TextTokenizer::from_spec(spec)?),
             None => None,

@@ -85,24 +85,25 @@ pub(crate) fn gemm(k: &Kernels, pool: &Pool, p: &mut GemmParams) {
 /// them once in all.
 const MIN_ROWS_PER_TASK: usize = 256;
 
-/// Whether `LN(A·W + b + residual)` over `m` rows runs as the fused row-split GEMM +
-/// LayerNorm (no second pass over `C`). Below `threads × MIN_ROWS_PER_TASK` rows (BERT's
-/// 1 × 128 on 2 threads, every pruned layer) splitting by panels reads each weight
-/// once, so the GEMM is split by panels and LayerNorm runs after, split by rows. Both
-/// give bit-identical results.
-pub(crate) fn fuse_layernorm(m: usize, threads: usize) -> bool {
+/// Whether a GEMM followed by a per-row operation over `m` rows (BERT's
+/// `LN(A·W + b + residual)`, the int8 quantisation of a row) runs fused, split by rows,
+/// each row block's operation right after its GEMM while it is in cache. Below
+/// `threads × MIN_ROWS_PER_TASK` rows (BERT's 1 × 128 on 2 threads, every pruned layer)
+/// splitting by panels reads each weight once, so the GEMM is split by panels and the
+/// row operation runs after, split by rows. Both give bit-identical results.
+pub(crate) fn fuse_rows(m: usize, threads: usize) -> bool {
     threads == 1 || m >= threads * MIN_ROWS_PER_TASK
 }
 
-/// The fused path: `C = LN(A·W ⊕ epilogue)` in row pieces across the pool, each over all
-/// panels.
-pub(crate) fn gemm_layernorm_rows(k: &Kernels, pool: &Pool, p: &mut GemmParams, w: &[f32], b: &[f32], eps: f32) {
+/// The fused path: `C = A·W ⊕ epilogue`, then `post(i, row i)`, in row pieces across the
+/// pool, each over all panels.
+pub(crate) fn gemm_rows_then(k: &Kernels, pool: &Pool, p: &mut GemmParams, post: &(dyn Fn(usize, &mut [f32]) + Sync)) {
     let m = p.m();
     let tasks = pool.threads().min(m.div_ceil(MIN_ROWS_PER_TASK)).max(1);
     let p: &GemmParams = p;
     chunks(pool, m, tasks, &|piece| {
         // SAFETY: the pieces own disjoint row blocks of C, and `p` is borrowed exclusively
         // by this split.
-        unsafe { k.sgemm_bias_residual_layernorm(p, w, b, eps, piece) };
+        unsafe { k.gemm_rows_then(p, piece, &mut |i, row| post(i, row)) };
     });
 }

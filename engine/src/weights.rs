@@ -38,6 +38,17 @@ pub(crate) struct Linear {
     pub bias: TRange,
     pub k: usize,
     pub n: usize,
+    /// `f32` (`panel32`), bf16 (`panel32x2`) or int8 (`panel32x4`).
+    pub precision: Precision,
+    /// int8 weights: the per-column scales and sums (`X.weight_scale`, `X.weight_sum`).
+    pub int8: Option<Int8Columns>,
+}
+
+/// The column tables of an int8 weight.
+#[derive(Clone, Debug)]
+pub(crate) struct Int8Columns {
+    pub scale: TRange,
+    pub sum: TRange,
 }
 
 /// A LayerNorm's weight and bias.
@@ -72,7 +83,8 @@ impl LayerWeights {
 }
 
 pub(crate) struct Weights {
-    /// Of every encoder linear weight (pooler and classifier stay `f32`).
+    /// Of the encoder's linear weights (pooler and classifier stay `f32`): `f32`, bf16
+    /// (all of them), or int8 (at least one; an int8 file may keep some in `f32`).
     pub precision: Precision,
     pub word: TRange,
     pub position: TRange,
@@ -93,7 +105,7 @@ pub(crate) fn packed_bytes(layout: Layout, k: usize, n: usize) -> Option<u64> {
 
 /// Finds every tensor the forward pass needs, checks its shape and layout, and returns
 /// absolute byte ranges.
-pub(crate) fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> {
+pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Result<Weights> {
     let c = &m.model;
     let (d, ff, l) = (c.hidden_size, c.intermediate_size, c.num_layers);
     // Sizes come from the file: a lying one must give an error, not an overflow or an
@@ -119,33 +131,67 @@ pub(crate) fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> 
     };
     let row = |name: &str, shape: &[usize]| get(name, Layout::RowMajor, shape);
     let packed = |name: &str, k: usize, n: usize| get(name, Layout::Panel32, &[k, n]);
-    // The encoder's linear weights are all f32 `panel32` or all bf16 `panel32x2`; the
-    // first one decides which.
+    // The encoder's linear weights are all bf16 `panel32x2`, or each f32 `panel32` or
+    // int8 `panel32x4` (an int8 file may keep some linears in f32); the first decides
+    // whether the file is bf16.
     let first = index.get("encoder.layer.0.attention.self.qkv.weight").map(|t| t.layout);
-    let (precision, layout) = match first {
-        Some(Layout::Panel32x2) => (Precision::Bf16, Layout::Panel32x2),
-        _ => (Precision::F32, Layout::Panel32),
-    };
-    let weight = |name: &str, k: usize, n: usize| -> Result<TRange> {
+    let bf16 = first == Some(Layout::Panel32x2);
+    let weight = |name: &str, k: usize, n: usize| -> Result<(TRange, Precision)> {
+        let allowed =
+            |l: Layout| if bf16 { l == Layout::Panel32x2 } else { matches!(l, Layout::Panel32 | Layout::Panel32x4) };
         match index.get(name) {
-            Some(t) if t.layout != layout && t.shape == [k, n] => Err(Error::Format(format!(
-                "tensor '{name}' is {:?} {:?}, but the encoder's first weight is {layout:?}: the encoder's linear \
-                 weights must all have one precision",
-                t.dtype, t.layout
+            Some(t) if !allowed(t.layout) && t.shape == [k, n] => Err(Error::Format(format!(
+                "tensor '{name}' is {:?} {:?}, but the encoder's first weight is {:?}: the encoder's linear \
+                 weights must all have one precision (an int8 file may keep some in f32)",
+                t.dtype,
+                t.layout,
+                first.unwrap_or(Layout::Panel32)
             ))),
-            _ => get(name, layout, &[k, n]),
+            Some(t) if allowed(t.layout) => Ok((get(name, t.layout, &[k, n])?, t.dtype)),
+            _ => Err(Error::Tensor { name: name.to_string(), expected: vec![k, n] }),
         }
     };
+    let f32s = |r: &TRange| -> &[f32] { bytemuck::cast_slice(&bytes[r.clone()]) };
+    // An int8 weight's column tables: positive finite scales, integral sums a `k`-deep
+    // column of -127..=127 can have; the weight itself never holds -128 (the AVX2
+    // kernel's saturation bound relies on it).
+    let int8_columns = |name: &str, weight: &TRange, k: usize, n: usize| -> Result<Int8Columns> {
+        let scale = row(&format!("{name}.weight_scale"), &[n])?;
+        let sum = row(&format!("{name}.weight_sum"), &[n])?;
+        if let Some((j, v)) = f32s(&scale).iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
+            return Err(Error::Format(format!(
+                "tensor '{name}.weight_scale': column {j} has scale {v} (must be positive and finite)"
+            )));
+        }
+        let limit = 127.0 * k as f64;
+        if let Some((j, v)) =
+            f32s(&sum).iter().enumerate().find(|(_, v)| !(v.fract() == 0.0 && f64::from(v.abs()) <= limit))
+        {
+            return Err(Error::Format(format!(
+                "tensor '{name}.weight_sum': column {j} has sum {v} (must be an integer within ±127·{k})"
+            )));
+        }
+        if let Some(at) = bytes[weight.clone()].iter().position(|&b| b == 0x80) {
+            return Err(Error::Format(format!(
+                "tensor '{name}.weight': byte {at} is -128 (int8 weights lie in -127..=127)"
+            )));
+        }
+        Ok(Int8Columns { scale, sum })
+    };
+    let mut int8_seen = false;
     let mut layers = Vec::with_capacity(l);
     for i in 0..l {
         let p = |s: &str| format!("encoder.layer.{i}.{s}");
-        let linear = |name: &str, k: usize, n: usize| -> Result<Linear> {
-            Ok(Linear {
-                weight: weight(&p(&format!("{name}.weight")), k, n)?,
-                bias: row(&p(&format!("{name}.bias")), &[n])?,
-                k,
-                n,
-            })
+        let mut linear = |name: &str, k: usize, n: usize| -> Result<Linear> {
+            let (w, precision) = weight(&p(&format!("{name}.weight")), k, n)?;
+            let int8 = match precision {
+                Precision::Int8 => {
+                    int8_seen = true;
+                    Some(int8_columns(&p(name), &w, k, n)?)
+                }
+                _ => None,
+            };
+            Ok(Linear { weight: w, bias: row(&p(&format!("{name}.bias")), &[n])?, k, n, precision, int8 })
         };
         let norm = |name: &str| -> Result<Norm> {
             Ok(Norm {
@@ -195,6 +241,13 @@ pub(crate) fn bind_weights(m: &Manifest, data_offset: usize) -> Result<Weights> 
     if c.arch == Arch::Roberta && h.classifier == Some(Classifier::Bert) {
         return Err(Error::Format("RoBERTa model with a BERT classifier head".into()));
     }
+    let precision = if bf16 {
+        Precision::Bf16
+    } else if int8_seen {
+        Precision::Int8
+    } else {
+        Precision::F32
+    };
     Ok(Weights {
         precision,
         word: row("embeddings.word_embeddings.weight", &[c.vocab_size, d])?,

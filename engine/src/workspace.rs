@@ -83,6 +83,17 @@ pub(crate) struct Workspace {
     /// The input of a bf16 GEMM rounded to bf16 pairs: `[tokens, max(d, d_ff) / 2]`
     /// words (empty unless the session runs bf16 GEMMs).
     pub a16: AVec<u32>,
+    /// int8 sessions: the inputs of the int8 linears quantised by the ops that produce
+    /// them (`linear::QuantizeTo`), `[tokens, q_stride]` words and a scale per row. Two
+    /// buffers, so a linear reads one while it quantises its output into the other:
+    /// `qa` holds `hidden` (for QKV) and `h1` (for Intermediate), `qb` holds `ctx` (for
+    /// AttentionOut) and `inter` (for Output). Empty in other sessions.
+    pub qa: AVec<u32>,
+    pub qa_scale: Vec<f32>,
+    pub qb: AVec<u32>,
+    pub qb_scale: Vec<f32>,
+    /// Words per quantised row: `max(d, d_ff) / 4`, padded to whole 64-byte lines.
+    pub q_stride: usize,
     /// Final token states at original rows (token outputs only): `[tokens, d]`.
     pub final_states: AVec<f32>,
     /// Attention scratch per worker (`kᵀ` tile + one score row): `[threads, max_len·(dh+1)]`.
@@ -119,6 +130,8 @@ impl Workspace {
         let (d, ff) = (c.hidden_size, c.intermediate_size);
         let labels = model.manifest.head.num_labels.max(1);
         let rules = model.manifest.keep_rules.len();
+        let int8 = path == LinearPath::Int8;
+        let q_stride = d.max(ff).div_ceil(4).next_multiple_of(16);
         Workspace {
             max_tokens,
             ids: Vec::with_capacity(max_tokens),
@@ -134,8 +147,13 @@ impl Workspace {
             inter: AVec::zeroed(max_tokens * ff),
             a16: match path {
                 LinearPath::Bf16 => AVec::zeroed(max_tokens * bf16_row_words(d.max(ff))),
-                LinearPath::F32 | LinearPath::Bf16Widened => AVec::zeroed(0),
+                LinearPath::F32 | LinearPath::Bf16Widened | LinearPath::Int8 => AVec::zeroed(0),
             },
+            qa: AVec::zeroed(if int8 { max_tokens * q_stride } else { 0 }),
+            qa_scale: vec![0.0; if int8 { max_tokens } else { 0 }],
+            qb: AVec::zeroed(if int8 { max_tokens * q_stride } else { 0 }),
+            qb_scale: vec![0.0; if int8 { max_tokens } else { 0 }],
+            q_stride,
             final_states: AVec::zeroed(max_tokens * d),
             scores: AVec::zeroed(threads * attention_scratch),
             score_stride: attention_scratch,
@@ -155,9 +173,10 @@ impl Workspace {
     /// Bytes held by the workspace.
     pub fn bytes(&self) -> usize {
         let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len() + self.a16.len();
+        let q = self.qa.len() + self.qb.len() + self.qa_scale.len() + self.qb_scale.len();
         let g = self.final_states.len() + self.scores.len() + self.colsum.len() + self.importance.len();
         let h = self.head_in.len() + self.head_mid.len() + self.head_out.len();
-        4 * (f + g + h) + 16 * self.ids.capacity() + 4 * self.kept.capacity() + 16 * self.kept_index.capacity()
+        4 * (f + g + h + q) + 16 * self.ids.capacity() + 4 * self.kept.capacity() + 16 * self.kept_index.capacity()
     }
 
     /// Packs a batch (that fits the budget) into the token buffers and the segment table.

@@ -25,6 +25,7 @@ mod tests;
 pub use error::{Error, Result};
 pub use header::{Header, ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use manifest::{
-    Arch, Classifier, HeadConfig, KeepRule, LayerKeepRule, Manifest, ModelConfig, Pooling, Task, TokenizerSpec,
+    Arch, Classifier, HeadConfig, KeepRule, LayerKeepRule, Manifest, ModelConfig, Pooling, Quantization, Task,
+    TokenizerSpec,
 };
 pub use tensor::{Layout, PackedBytes, Precision, TensorEntry, UnknownPrecision};

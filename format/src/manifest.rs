@@ -220,5 +220,25 @@ pub struct Manifest {
     /// Free-form facts about the source checkpoint.
     #[serde(default)]
     pub source: serde_json::Value,
+    /// How the linears of an int8 file were quantised; absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
     pub tensors: Vec<TensorEntry>,
+}
+
+/// The record of an int8 file's quantisation (`docs/FORMAT.md`, "int8 files"). Which
+/// linear runs in which precision is what the tensor directory says; this names the
+/// scheme, lists the linears kept in `f32`, and says how they were chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// The scheme, e.g. `"int8 weights symmetric per output channel; activations per
+    /// token, dynamic"`.
+    pub scheme: String,
+    /// Encoder linears kept in `f32` (`encoder.layer.L.intermediate.dense`, …), in order.
+    #[serde(default)]
+    pub f32_linears: Vec<String>,
+    /// How they were chosen: `null` when every linear is int8 (`toprt-convert --dtype
+    /// int8`), else the calibration's facts (data hash and count, bound, errors).
+    #[serde(default)]
+    pub calibration: serde_json::Value,
 }

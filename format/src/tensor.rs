@@ -14,17 +14,21 @@ pub enum Precision {
     /// bfloat16 (the top 16 bits of an IEEE f32, rounded to nearest even), only in the
     /// `panel32x2` layout.
     Bf16,
+    /// Signed 8-bit integers (-127..=127), only in the `panel32x4` layout, with `f32`
+    /// scales and column sums beside them (`docs/FORMAT.md`, "int8 files").
+    Int8,
 }
 
 impl Precision {
     /// Every precision, in the order `--dtype` lists them.
-    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::Int8];
 
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             Precision::F32 => 4,
             Precision::Bf16 => 2,
+            Precision::Int8 => 1,
         }
     }
 
@@ -33,6 +37,7 @@ impl Precision {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
         }
     }
 }
@@ -45,7 +50,7 @@ impl std::fmt::Display for Precision {
 
 /// An unknown precision name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dtype '{0}' (expected f32 or bf16)")]
+#[error("unknown dtype '{0}' (expected f32, bf16 or int8)")]
 pub struct UnknownPrecision(pub String);
 
 impl std::str::FromStr for Precision {
@@ -68,6 +73,9 @@ pub enum Layout {
     /// Logical `[k, n]` bf16 weight in 32-column panels of `k`-row pairs.
     #[serde(rename = "panel32x2")]
     Panel32x2,
+    /// Logical `[k, n]` int8 weight in 32-column panels of `k`-row quads.
+    #[serde(rename = "panel32x4")]
+    Panel32x4,
 }
 
 impl Layout {
@@ -78,6 +86,7 @@ impl Layout {
             Layout::RowMajor => None,
             Layout::Panel32 => Some(Precision::F32),
             Layout::Panel32x2 => Some(Precision::Bf16),
+            Layout::Panel32x4 => Some(Precision::Int8),
         }
     }
 
@@ -87,6 +96,7 @@ impl Layout {
             Layout::RowMajor => "row_major",
             Layout::Panel32 => "panel32",
             Layout::Panel32x2 => "panel32x2",
+            Layout::Panel32x4 => "panel32x4",
         }
     }
 }

@@ -37,6 +37,7 @@ fn manifest() -> Manifest {
         keep_rules: vec![LayerKeepRule { layer: 1, rule: KeepRule::TopK { count: Some(2), ratio: None } }],
         ignored_tensors: Vec::new(),
         source: serde_json::Value::Null,
+        quantization: None,
         tensors: Vec::new(),
     }
 }
@@ -143,5 +144,8 @@ fn precision_names_parse_back() {
         assert_eq!(p.name().parse::<Precision>(), Ok(p));
         assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.name()));
     }
-    assert_eq!("fp16".parse::<Precision>().unwrap_err().to_string(), "unknown dtype 'fp16' (expected f32 or bf16)");
+    assert_eq!(
+        "fp16".parse::<Precision>().unwrap_err().to_string(),
+        "unknown dtype 'fp16' (expected f32, bf16 or int8)"
+    );
 }

@@ -142,6 +142,7 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         keep_rules: rules,
         ignored_tensors: baked.ignored,
         source: serde_json::json!({"tiny": which.name()}),
+        quantization: None,
         tensors: Vec::new(),
     };
     toprt_convert::writer::to_bytes(manifest, &baked.tensors).expect("tiny model serialises")

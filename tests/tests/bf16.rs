@@ -163,6 +163,7 @@ fn mixed_precision_and_bad_layouts_are_refused() {
             let data = match e.dtype {
                 Precision::F32 => toprt_convert::bake::Blob::F32(words.iter().map(|&w| f32::from_bits(w)).collect()),
                 Precision::Bf16 => toprt_convert::bake::Blob::Bf16Pairs(words),
+                Precision::Int8 => toprt_convert::bake::Blob::Int8Quads(words),
             };
             toprt_convert::bake::OutTensor { name: e.name.clone(), layout: e.layout, shape: e.shape.clone(), data }
         })

@@ -380,10 +380,29 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
         "weights:     {} encoder linear weights{}",
         model.precision(),
         match model.precision() {
-            toprt::Precision::F32 => "",
-            toprt::Precision::Bf16 => " (bf16 GEMMs on AMX / AVX512_BF16; other CPUs widen them to f32 once)",
+            toprt::Precision::F32 => String::new(),
+            toprt::Precision::Bf16 => " (bf16 GEMMs on AMX / AVX512_BF16; other CPUs widen them to f32 once)".into(),
+            toprt::Precision::Int8 => {
+                let q = m.quantization.as_ref();
+                let kept = q.map_or(0, |q| q.f32_linears.len());
+                let how = match q.map(|q| &q.calibration) {
+                    Some(c) if !c.is_null() => format!("; chosen by calibration {c}"),
+                    _ => String::new(),
+                };
+                format!(" ({kept} of {} linears kept in f32{how})", 4 * c.num_layers)
+            }
         }
     );
+    if let Some(q) = &m.quantization {
+        println!("int8:        {}", q.scheme);
+        for l in &q.f32_linears {
+            println!("             f32: {l}");
+        }
+    }
+    match Session::new(&model, &SessionOptions { threads: 1, max_tokens: 1, ..Default::default() }) {
+        Ok(s) => println!("runs as:     {} (this CPU, tier {})", s.linear_choice(), s.isa()),
+        Err(e) => println!("runs as:     cannot run on this CPU: {e}"),
+    }
     println!(
         "positions:   {} (max sequence {} tokens), type vocab {}, LN eps {:e}",
         c.max_position_embeddings,
