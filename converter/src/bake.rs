@@ -82,15 +82,29 @@ pub fn to_bf16(tensors: &mut [OutTensor]) {
 /// The scheme an int8 file records ([`toprt_format::Quantization::scheme`]).
 pub const INT8_SCHEME: &str = "int8 weights symmetric per output channel; activations per token, dynamic";
 
+/// How one encoder linear is stored in an int8 file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinearPlan {
+    /// Kept in `f32`.
+    F32,
+    /// int8, except the input channels `outliers` (ascending), whose weight rows stay
+    /// `f32`: their activations are too large for the row's int8 step (a few channels
+    /// of BERT's LayerNorm outputs are 10-50 times the rest).
+    Int8 { outliers: Vec<usize> },
+}
+
 /// Quantises the encoder's linear weights to int8 (`panel32x4`,
-/// [`pack::quantize_linear_weight_i8`]) except those `keep_f32` names (by linear, e.g.
+/// [`pack::quantize_linear_weight_i8`]) as `plan` says per linear (by name, e.g.
 /// `encoder.layer.0.output.dense`); each int8 weight `X.weight` gets its per-column
-/// `X.weight_scale` and `X.weight_sum` (`f32`, `[n]`) right after it. Everything else
-/// stays `f32`. Returns the linears kept in `f32`, in order.
+/// `X.weight_scale` and `X.weight_sum` (`f32`, `[n]`) right after it, and with outlier
+/// channels `X.outlier_index` (`f32`, `[c]`, the channels) and `X.outlier_weight`
+/// (`f32` `panel32`, `[c, n]`, their weight rows, which the int8 weight holds as
+/// zeros). Everything else stays `f32`. Returns the linears kept in `f32`, in order.
 ///
 /// # Errors
-/// A weight that is not `f32` (a bf16 file), or one with a non-finite value.
-pub fn to_int8(tensors: &mut Vec<OutTensor>, keep_f32: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+/// A weight that is not `f32` (a bf16 file), one with a non-finite value, or an outlier
+/// channel outside the input.
+pub fn to_int8(tensors: &mut Vec<OutTensor>, plan: &dyn Fn(&str) -> LinearPlan) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(tensors.len() + 8 * 24);
     let mut kept = Vec::new();
     for mut t in tensors.drain(..) {
@@ -99,11 +113,14 @@ pub fn to_int8(tensors: &mut Vec<OutTensor>, keep_f32: &dyn Fn(&str) -> bool) ->
             continue;
         }
         let linear = t.name.trim_end_matches(".weight").to_string();
-        if keep_f32(&linear) {
-            kept.push(linear);
-            out.push(t);
-            continue;
-        }
+        let outliers = match plan(&linear) {
+            LinearPlan::F32 => {
+                kept.push(linear);
+                out.push(t);
+                continue;
+            }
+            LinearPlan::Int8 { outliers } => outliers,
+        };
         let Blob::F32(packed) = &t.data else {
             return Err(ConvertError::Options(format!(
                 "{}: int8 quantisation takes f32 weights, this one is {}",
@@ -121,6 +138,20 @@ pub fn to_int8(tensors: &mut Vec<OutTensor>, keep_f32: &dyn Fn(&str) -> bool) ->
         if let Some(bad) = w.iter().position(|v| !v.is_finite()) {
             return Err(ConvertError::Options(format!("{}: weight {bad} is not finite", t.name)));
         }
+        if !outliers.windows(2).all(|p| p[0] < p[1]) || outliers.last().is_some_and(|&j| j >= k) {
+            return Err(ConvertError::Options(format!(
+                "{linear}: outlier channels {outliers:?} are not ascending channels of 0..{k}"
+            )));
+        }
+        // The outlier channels' weight rows leave the int8 weight for an f32 one.
+        let c = outliers.len();
+        let mut wo = vec![0.0f32; n * c];
+        for o in 0..n {
+            for (ci, &j) in outliers.iter().enumerate() {
+                wo[o * c + ci] = w[o * k + j];
+                w[o * k + j] = 0.0;
+            }
+        }
         let q = pack::quantize_linear_weight_i8(&w, n, k);
         t.data = Blob::Int8Quads(q.packed);
         t.layout = Layout::Panel32x4;
@@ -131,6 +162,20 @@ pub fn to_int8(tensors: &mut Vec<OutTensor>, keep_f32: &dyn Fn(&str) -> bool) ->
                 layout: Layout::RowMajor,
                 shape: vec![n],
                 data: Blob::F32(v),
+            });
+        }
+        if c > 0 {
+            out.push(OutTensor {
+                name: format!("{linear}.outlier_index"),
+                layout: Layout::RowMajor,
+                shape: vec![c],
+                data: Blob::F32(outliers.iter().map(|&j| j as f32).collect()),
+            });
+            out.push(OutTensor {
+                name: format!("{linear}.outlier_weight"),
+                layout: Layout::Panel32,
+                shape: vec![c, n],
+                data: Blob::F32(pack_linear_weight(&wo, n, c)),
             });
         }
     }

@@ -93,7 +93,7 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let mut notes = Vec::new();
     let mut quantization = None;
     if opts.dtype == Precision::Int8 {
-        bake::to_int8(&mut baked.tensors, &|_| false)?;
+        bake::to_int8(&mut baked.tensors, &|_| bake::LinearPlan::Int8 { outliers: Vec::new() })?;
         quantization = Some(toprt_format::Quantization {
             scheme: bake::INT8_SCHEME.into(),
             f32_linears: Vec::new(),

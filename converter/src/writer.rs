@@ -185,21 +185,20 @@ pub fn with_bf16_weights(image: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Returns a copy of a validated `f32` file image whose encoder linear weights are
-/// quantised to int8 ([`crate::bake::to_int8`]), except the linears `keep_f32` names;
-/// the manifest records the scheme, the `f32` linears and `calibration` (`null` when
-/// every linear is int8). Used by `toprt-calibrate`, engine-bench `--dtype int8` and the
-/// tests.
+/// quantised to int8 as `plan` says per linear ([`crate::bake::to_int8`]); the manifest
+/// records the scheme, the `f32` linears and `calibration` (`null` for a plain
+/// conversion). Used by `toprt-calibrate`, engine-bench `--dtype int8` and the tests.
 ///
 /// # Errors
-/// An invalid image, or one whose linears are not `f32`.
+/// An invalid image, one whose linears are not `f32`, or a bad plan.
 pub fn with_int8_weights(
     image: &[u8],
-    keep_f32: &dyn Fn(&str) -> bool,
+    plan: &dyn Fn(&str) -> crate::bake::LinearPlan,
     calibration: serde_json::Value,
 ) -> Result<Vec<u8>> {
     let input = decode(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
     let mut tensors = tensors_of(&input);
-    let f32_linears = crate::bake::to_int8(&mut tensors, keep_f32)?;
+    let f32_linears = crate::bake::to_int8(&mut tensors, plan)?;
     let mut manifest = input.manifest;
     manifest.quantization =
         Some(toprt_format::Quantization { scheme: crate::bake::INT8_SCHEME.into(), f32_linears, calibration });

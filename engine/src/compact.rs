@@ -97,6 +97,8 @@ pub(crate) fn compact_rows(ws: &mut Workspace, t: usize, bufs: &mut [Buf], d: us
                         let s = ws.q_stride;
                         ws.qa.copy_within(r * s..(r + 1) * s, w * s);
                         ws.qa_scale[w] = ws.qa_scale[r];
+                        let x = ws.x_stride;
+                        ws.xa.copy_within(r * x..(r + 1) * x, w * x);
                     }
                 }
             }

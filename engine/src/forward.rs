@@ -10,7 +10,7 @@
 
 use crate::attention;
 use crate::compact::{self, Buf};
-use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, Then};
+use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, SideScratch, Then};
 use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use toprt_format::{KeepRule, Precision};
 use toprt_kernels::gemm::Operands;
 use toprt_kernels::Kernels;
+
+/// A look at the `f32` input rows `[t, k]` of each encoder linear as the pass runs it
+/// (`Session::observe_linear_inputs`; calibration reads activation ranges with it).
+pub type Observer<'a> = dyn FnMut(usize, LinearKind, &[f32]) + 'a;
 
 /// What the pass must do besides the dense encoder.
 pub(crate) struct Plan<'a> {
@@ -45,6 +49,7 @@ pub(crate) fn encode(
     ws: &mut Workspace,
     plan: &Plan,
     mut timing: Option<&mut [LayerTiming]>,
+    mut observe: Option<&mut Observer>,
 ) {
     let cfg = &model.manifest.model;
     let (d, nh, dh, eps) = (cfg.hidden_size, cfg.num_heads, cfg.head_dim(), cfg.layer_norm_eps);
@@ -56,7 +61,13 @@ pub(crate) fn encode(
         plan.linear == LinearPath::Int8
             && model.weights.layers.get(li).is_some_and(|l| l.linear(kind).precision == Precision::Int8)
     };
-    let stride = ws.q_stride;
+    // The input channels linear `kind` of layer `li` keeps in f32 (its producer gathers
+    // them apart).
+    let outliers = |li: usize, kind: LinearKind| -> &[u32] {
+        let int8 = model.weights.layers.get(li).and_then(|l| l.linear(kind).int8.as_ref());
+        int8.and_then(|c| c.outliers.as_ref()).map_or(&[], |o| &o.index)
+    };
+    let (stride, xs) = (ws.q_stride, ws.x_stride);
     let mut t = ws.ids.len();
     ws.kept.clear();
     ws.kept_index.clear();
@@ -67,7 +78,7 @@ pub(crate) fn encode(
 
     // hidden: [t, d] = LN(word[id] + position[pos_id] + token_type[type])
     // (qa: [t, stride] = quantised hidden, for an int8 first QKV)
-    embed(model, k, pool, ws, t, int8(0, LinearKind::Qkv));
+    embed(model, k, pool, ws, t, int8(0, LinearKind::Qkv).then(|| outliers(0, LinearKind::Qkv)));
 
     for (li, layer) in model.weights.layers.iter().enumerate() {
         let t0 = Instant::now();
@@ -83,8 +94,13 @@ pub(crate) fn encode(
 
         // ---- attention ----
         // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
-        let qa = Quantized { words: &ws.qa, scales: &ws.qa_scale, stride };
-        linears.run(li, LinearKind::Qkv, (&ws.hidden, Some(qa)), t, &mut ws.a16, &mut ws.qkv, Then::Bias, None);
+        let qa = Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs };
+        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
+        let (x, out) = ((&ws.hidden[..], Some(qa)), &mut ws.qkv);
+        if let Some(f) = observe.as_deref_mut() {
+            f(li, LinearKind::Qkv, &x.0[..t * d]);
+        }
+        linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None, Some(side));
         // ctx: [t, d] = per (sequence, head): softmax(q kᵀ) v
         // colsum: [nh, max_tokens] = Σ_q p[h, q, j]   (only before a keep-rule)
         attention::run(
@@ -113,7 +129,11 @@ pub(crate) fn encode(
         }
         // (qb: [t, stride] = quantised ctx, for an int8 AttentionOut)
         if int8(li, LinearKind::AttentionOut) {
-            let q = QuantizeTo::new(&mut ws.qb, &mut ws.qb_scale, stride);
+            let q = QuantizeTo::new(&mut ws.qb, &mut ws.qb_scale, stride).with_outliers(
+                outliers(li, LinearKind::AttentionOut),
+                &mut ws.xb,
+                xs,
+            );
             // SAFETY: par::rows hands each row to one task.
             par::rows(pool, &mut ws.ctx, t, d, &|i, row| unsafe { q.put(k, i, row) });
         }
@@ -125,24 +145,42 @@ pub(crate) fn encode(
         // h1: [t, d] = LN(hidden + ctx · Wo + bo)
         let norm = Then::ResidualLayerNorm { residual: &ws.hidden, norm: &layer.attention_norm, eps };
         let (xq, to) = (
-            Quantized { words: &ws.qb, scales: &ws.qb_scale, stride },
-            QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, int8(li, LinearKind::Intermediate)),
+            Quantized { words: &ws.qb, scales: &ws.qb_scale, stride, outliers: &ws.xb, x_stride: xs },
+            QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, int8(li, LinearKind::Intermediate))
+                .map(|q| q.with_outliers(outliers(li, LinearKind::Intermediate), &mut ws.xa, xs)),
         );
-        linears.run(li, LinearKind::AttentionOut, (&ws.ctx, Some(xq)), t, &mut ws.a16, &mut ws.h1, norm, to);
+        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
+        let (x, out) = ((&ws.ctx[..], Some(xq)), &mut ws.h1);
+        if let Some(f) = observe.as_deref_mut() {
+            f(li, LinearKind::AttentionOut, &x.0[..t * d]);
+        }
+        linears.run(li, LinearKind::AttentionOut, x, t, &mut ws.a16, out, norm, to, Some(side));
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
         let (xq, to) = (
-            Quantized { words: &ws.qa, scales: &ws.qa_scale, stride },
-            QuantizeTo::when(&mut ws.qb, &mut ws.qb_scale, stride, int8(li, LinearKind::Output)),
+            Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs },
+            QuantizeTo::when(&mut ws.qb, &mut ws.qb_scale, stride, int8(li, LinearKind::Output))
+                .map(|q| q.with_outliers(outliers(li, LinearKind::Output), &mut ws.xb, xs)),
         );
-        linears.run(li, LinearKind::Intermediate, (&ws.h1, Some(xq)), t, &mut ws.a16, &mut ws.inter, Then::Gelu, to);
+        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
+        let (x, out) = ((&ws.h1[..], Some(xq)), &mut ws.inter);
+        if let Some(f) = observe.as_deref_mut() {
+            f(li, LinearKind::Intermediate, &x.0[..t * d]);
+        }
+        linears.run(li, LinearKind::Intermediate, x, t, &mut ws.a16, out, Then::Gelu, to, Some(side));
         // hidden: [t, d] = LN(h1 + inter · W2 + b2)
         let norm = Then::ResidualLayerNorm { residual: &ws.h1, norm: &layer.output_norm, eps };
         let next_qkv_int8 = int8(li + 1, LinearKind::Qkv);
         let (xq, to) = (
-            Quantized { words: &ws.qb, scales: &ws.qb_scale, stride },
-            QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, next_qkv_int8),
+            Quantized { words: &ws.qb, scales: &ws.qb_scale, stride, outliers: &ws.xb, x_stride: xs },
+            QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, next_qkv_int8)
+                .map(|q| q.with_outliers(outliers(li + 1, LinearKind::Qkv), &mut ws.xa, xs)),
         );
-        linears.run(li, LinearKind::Output, (&ws.inter, Some(xq)), t, &mut ws.a16, &mut ws.hidden, norm, to);
+        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
+        let (x, out) = ((&ws.inter[..], Some(xq)), &mut ws.hidden);
+        if let Some(f) = observe.as_deref_mut() {
+            f(li, LinearKind::Output, &x.0[..t * cfg.intermediate_size]);
+        }
+        linears.run(li, LinearKind::Output, x, t, &mut ws.a16, out, norm, to, Some(side));
         let t3 = Instant::now();
         ws.layer_stats[li].macs +=
             ws.segments.iter().map(|s| prune::layer_macs(0.0, s.len as f64, df, fff, hf)).sum::<f64>();
@@ -173,13 +211,16 @@ pub(crate) fn encode(
 }
 
 /// `hidden[..t]` = LN(word[id] + position[pos_id] + token_type[type]) per token, and with
-/// `quantize` each row quantised into `qa` for an int8 QKV.
-fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: usize, quantize: bool) {
+/// `quantize` (the first QKV's outlier channels) each row quantised into `qa` for an
+/// int8 QKV.
+fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: usize, quantize: Option<&[u32]>) {
     let (w, d, eps) = (&model.weights, model.manifest.model.hidden_size, model.manifest.model.layer_norm_eps);
     let (word, pos, typ) = (model.f32s(&w.word), model.f32s(&w.position), model.f32s(&w.token_type));
     let (lw, lb) = (model.f32s(&w.embedding_norm.weight), model.f32s(&w.embedding_norm.bias));
     let (ids, types, pos_ids) = (&ws.ids, &ws.type_ids, &ws.pos_ids);
-    let q = quantize.then(|| QuantizeTo::new(&mut ws.qa, &mut ws.qa_scale, ws.q_stride));
+    let q = quantize.map(|outliers| {
+        QuantizeTo::new(&mut ws.qa, &mut ws.qa_scale, ws.q_stride).with_outliers(outliers, &mut ws.xa, ws.x_stride)
+    });
     par::rows(pool, &mut ws.hidden, t, d, &|r, row| {
         let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
         let (we, pe, te) = (&word[id * d..id * d + d], &pos[p * d..p * d + d], &typ[ty * d..ty * d + d]);

@@ -89,12 +89,22 @@ pub(crate) enum Then<'a> {
 }
 
 /// Rows quantised for an int8 linear (`Kernels::quantize_row`): row `i` is
-/// `words[i · stride ..]`, its scale `scales[i]`.
+/// `words[i · stride ..]`, its scale `scales[i]`; with outlier channels, their `f32`
+/// values are `outliers[i · x_stride ..]`.
 #[derive(Clone, Copy)]
 pub(crate) struct Quantized<'a> {
     pub words: &'a [u32],
     pub scales: &'a [f32],
     pub stride: usize,
+    pub outliers: &'a [f32],
+    pub x_stride: usize,
+}
+
+/// The scratch of int8 linears with outlier channels: the `f32` part `[t, n]` and a
+/// zero bias.
+pub(crate) struct SideScratch<'a> {
+    pub side: &'a mut [f32],
+    pub zeros: &'a [f32],
 }
 
 /// Where a linear quantises its finished output rows for the next, int8, linear: the
@@ -105,6 +115,11 @@ pub(crate) struct QuantizeTo<'a> {
     scales: SharedMut<f32>,
     stride: usize,
     rows: usize,
+    /// The consumer's outlier channels, gathered into `gathered` (`x_stride` per row)
+    /// and left out of the quantised row.
+    outliers: &'a [u32],
+    gathered: SharedMut<f32>,
+    x_stride: usize,
     _borrow: std::marker::PhantomData<&'a mut [u32]>,
 }
 
@@ -116,8 +131,24 @@ impl<'a> QuantizeTo<'a> {
             scales: SharedMut::new(scales.as_mut_ptr()),
             stride,
             rows,
+            outliers: &[],
+            gathered: SharedMut::new(std::ptr::null_mut()),
+            x_stride: 0,
             _borrow: std::marker::PhantomData,
         }
+    }
+
+    /// Also gathers the `outliers` channels of each row (`f32`) into `gathered`
+    /// (`x_stride` per row) and quantises the row without them.
+    ///
+    /// # Panics
+    /// If `gathered` cannot hold the rows or `x_stride` the channels.
+    pub fn with_outliers(mut self, outliers: &'a [u32], gathered: &'a mut [f32], x_stride: usize) -> QuantizeTo<'a> {
+        assert!(outliers.len() <= x_stride && gathered.len() >= self.rows * x_stride);
+        self.outliers = outliers;
+        self.gathered = SharedMut::new(gathered.as_mut_ptr());
+        self.x_stride = x_stride;
+        self
     }
 
     /// [`QuantizeTo::new`] if `yes`.
@@ -129,12 +160,26 @@ impl<'a> QuantizeTo<'a> {
     ///
     /// # Safety
     /// No other thread writes row `i` meanwhile.
-    pub unsafe fn put(&self, k: &Kernels, i: usize, row: &[f32]) {
+    pub unsafe fn put(&self, k: &Kernels, i: usize, row: &mut [f32]) {
         assert!(i < self.rows && row.len().div_ceil(4) <= self.stride, "row {i} outside the quantised buffer");
-        // SAFETY: row i lies inside the buffers (asserted) and is this caller's alone.
+        // SAFETY: row i lies inside the buffers (asserted, and in `with_outliers`) and is
+        // this caller's alone.
         unsafe {
+            let gathered = if self.outliers.is_empty() {
+                &mut [][..]
+            } else {
+                std::slice::from_raw_parts_mut(self.gathered.get().add(i * self.x_stride), self.outliers.len())
+            };
+            // The outlier channels leave the row while it is quantised (their int8
+            // weight rows are zero), and come back after.
+            for (g, &j) in gathered.iter_mut().zip(self.outliers) {
+                *g = std::mem::take(&mut row[j as usize]);
+            }
             let words = std::slice::from_raw_parts_mut(self.words.get().add(i * self.stride), self.stride);
             *self.scales.get().add(i) = k.quantize_row(row, words);
+            for (g, &j) in gathered.iter().zip(self.outliers) {
+                row[j as usize] = *g;
+            }
         }
     }
 }
@@ -166,18 +211,45 @@ impl Linears<'_> {
         out: &mut [f32],
         then: Then,
         quantize_to: Option<QuantizeTo>,
+        side: Option<SideScratch>,
     ) {
         let (m, k, pool) = (self.model, self.kernels, self.pool);
         let w = m.weights.layers[layer].linear(kind);
         let (kdim, n) = (w.k, w.n);
         let bias = m.f32s(&w.bias);
-        let epilogue = match then {
+        let mut epilogue = match then {
             Then::Bias => Epilogue::Bias(bias),
             Then::Gelu => Epilogue::BiasGelu(bias),
             Then::ResidualLayerNorm { residual, .. } => {
                 Epilogue::BiasResidual { bias, residual: &residual[..t * n], ldr: n }
             }
         };
+        // An int8 linear with outlier channels: first its f32 part, side[t, n] =
+        // outliers · W_o (+ the residual), which the int8 GEMM's epilogue then adds.
+        let outliers = w.int8.as_ref().and_then(|c| c.outliers.as_ref()).filter(|_| self.path == LinearPath::Int8);
+        let side_part: &[f32];
+        if let Some(o) = outliers {
+            let q = xq.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no quantised input"));
+            let s = side.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no scratch"));
+            let c = o.index.len();
+            let ep = match then {
+                Then::ResidualLayerNorm { residual, .. } => {
+                    Epilogue::BiasResidual { bias: &s.zeros[..n], residual: &residual[..t * n], ldr: n }
+                }
+                Then::Bias | Then::Gelu => Epilogue::None,
+            };
+            let mut p =
+                GemmParams::new(q.outliers, q.x_stride, t, c, m.f32s(&o.weight), n, &mut s.side[..t * n], n, ep)
+                    .unwrap_or_else(|e| panic!("internal shape error in forward pass: {e}"));
+            par::gemm(k, pool, &mut p);
+            side_part = &s.side[..t * n];
+            epilogue = match then {
+                Then::Gelu => Epilogue::BiasResidualGelu { bias, residual: side_part, ldr: n },
+                Then::Bias | Then::ResidualLayerNorm { .. } => {
+                    Epilogue::BiasResidual { bias, residual: side_part, ldr: n }
+                }
+            };
+        }
         let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
         let out = &mut out[..t * n];
         let mut p = match (self.path, &w.int8) {

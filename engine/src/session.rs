@@ -509,8 +509,47 @@ impl Session {
         let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
         let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs, linear: self.linear };
         let _pass = self.pool.hold();
-        forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing);
+        forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing, None);
         head::pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
+    }
+
+    /// Runs sequences (checked as [`Session::run_encoded`] checks them, in passes within
+    /// the token budget, dense: no keep-rule applies) and hands `observe` the `f32`
+    /// input rows `[tokens, k]` of every encoder linear, `(layer, linear, rows)`, as the
+    /// pass computes them: how calibration reads the activations of real text. Nothing
+    /// is returned; outputs stay in the session as after [`Session::forward`].
+    ///
+    /// # Errors
+    /// As [`Session::run_encoded`].
+    pub fn observe_linear_inputs(
+        &mut self,
+        encoded: &[Encoded],
+        observe: &mut dyn FnMut(usize, LinearKind, &[f32]),
+    ) -> Result<()> {
+        if encoded.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        self.check_encoded(encoded)?;
+        let mut start = 0;
+        while start < encoded.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < encoded.len() && tokens + encoded[end].input_ids.len() <= self.ws.max_tokens {
+                tokens += encoded[end].input_ids.len();
+                end += 1;
+            }
+            self.ws.load(&self.model.inner.manifest.model, &encoded[start..end]);
+            let plan = Plan {
+                rule_after: &self.rule_after,
+                ctl: PruneControl::DENSE,
+                token_outputs: false,
+                linear: self.linear,
+            };
+            let _pass = self.pool.hold();
+            forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, None, Some(observe));
+            start = end;
+        }
+        Ok(())
     }
 
     /// Copies sequence `i` of the last forward pass into an owned output.

@@ -13,7 +13,7 @@ pub(crate) type TRange = Range<usize>;
 
 /// The four linear layers of an encoder layer, in the order of the forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LinearKind {
+pub enum LinearKind {
     /// `attention.self.{query,key,value}`, fused: `[d, 3d]`, Q pre-scaled by
     /// `1/sqrt(head_dim)`.
     Qkv,
@@ -49,6 +49,17 @@ pub(crate) struct Linear {
 pub(crate) struct Int8Columns {
     pub scale: TRange,
     pub sum: TRange,
+    /// Input channels kept in `f32` (`X.outlier_index`, `X.outlier_weight`).
+    pub outliers: Option<Outliers>,
+}
+
+/// The outlier channels of an int8 linear: their indices (ascending, below `k`) and
+/// their `f32` weight rows, packed `[c, n]`. The int8 weight holds zeros there, the
+/// producer of the input quantises the row without them and gathers them apart.
+#[derive(Clone, Debug)]
+pub(crate) struct Outliers {
+    pub index: Vec<u32>,
+    pub weight: TRange,
 }
 
 /// A LayerNorm's weight and bias.
@@ -176,7 +187,26 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
                 "tensor '{name}.weight': byte {at} is -128 (int8 weights lie in -127..=127)"
             )));
         }
-        Ok(Int8Columns { scale, sum })
+        let index_name = format!("{name}.outlier_index");
+        let outliers = match index.get(index_name.as_str()) {
+            None => None,
+            Some(t) => {
+                let c = t.shape.first().copied().unwrap_or(0);
+                let range = row(&index_name, &[c])?;
+                let values = f32s(&range);
+                let ok = c > 0
+                    && values.iter().all(|v| v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < k)
+                    && values.windows(2).all(|p| p[0] < p[1]);
+                if !ok {
+                    return Err(Error::Format(format!(
+                        "tensor '{index_name}': outlier channels must be ascending integers below {k}"
+                    )));
+                }
+                let weight = get(&format!("{name}.outlier_weight"), Layout::Panel32, &[c, n])?;
+                Some(Outliers { index: values.iter().map(|&v| v as u32).collect(), weight })
+            }
+        };
+        Ok(Int8Columns { scale, sum, outliers })
     };
     let mut int8_seen = false;
     let mut layers = Vec::with_capacity(l);

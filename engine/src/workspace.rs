@@ -8,6 +8,7 @@
 use crate::linear::{bf16_row_words, LinearPath};
 use crate::model::ModelInner;
 use crate::tokenize::Encoded;
+use crate::weights::LinearKind;
 use std::time::Duration;
 use toprt_format::{Arch, ModelConfig};
 use toprt_kernels::aligned::AVec;
@@ -94,6 +95,16 @@ pub(crate) struct Workspace {
     pub qb_scale: Vec<f32>,
     /// Words per quantised row: `max(d, d_ff) / 4`, padded to whole 64-byte lines.
     pub q_stride: usize,
+    /// The outlier channels of the rows in `qa` / `qb`, gathered in `f32` for linears
+    /// that keep some input channels apart: `[tokens, x_stride]` each.
+    pub xa: AVec<f32>,
+    pub xb: AVec<f32>,
+    /// Most outlier channels of any linear of the model.
+    pub x_stride: usize,
+    /// The `f32` part of such a linear (`outliers · W_o`, plus the residual): `[tokens, n]`.
+    pub side: AVec<f32>,
+    /// A zero bias for the `f32` part: `[max n]`.
+    pub zeros: Vec<f32>,
     /// Final token states at original rows (token outputs only): `[tokens, d]`.
     pub final_states: AVec<f32>,
     /// Attention scratch per worker (`kᵀ` tile + one score row): `[threads, max_len·(dh+1)]`.
@@ -132,6 +143,15 @@ impl Workspace {
         let rules = model.manifest.keep_rules.len();
         let int8 = path == LinearPath::Int8;
         let q_stride = d.max(ff).div_ceil(4).next_multiple_of(16);
+        let x_stride = if int8 {
+            let outliers = |l: &crate::weights::Linear| {
+                l.int8.as_ref().and_then(|c| c.outliers.as_ref()).map_or(0, |o| o.index.len())
+            };
+            let w = &model.weights;
+            w.layers.iter().flat_map(|l| LinearKind::ALL.map(|kind| outliers(l.linear(kind)))).max().unwrap_or(0)
+        } else {
+            0
+        };
         Workspace {
             max_tokens,
             ids: Vec::with_capacity(max_tokens),
@@ -154,6 +174,11 @@ impl Workspace {
             qb: AVec::zeroed(if int8 { max_tokens * q_stride } else { 0 }),
             qb_scale: vec![0.0; if int8 { max_tokens } else { 0 }],
             q_stride,
+            xa: AVec::zeroed(max_tokens * x_stride),
+            xb: AVec::zeroed(max_tokens * x_stride),
+            x_stride,
+            side: AVec::zeroed(if x_stride > 0 { max_tokens * (3 * d).max(ff) } else { 0 }),
+            zeros: vec![0.0; if x_stride > 0 { (3 * d).max(ff) } else { 0 }],
             final_states: AVec::zeroed(max_tokens * d),
             scores: AVec::zeroed(threads * attention_scratch),
             score_stride: attention_scratch,
@@ -174,6 +199,7 @@ impl Workspace {
     pub fn bytes(&self) -> usize {
         let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len() + self.a16.len();
         let q = self.qa.len() + self.qb.len() + self.qa_scale.len() + self.qb_scale.len();
+        let q = q + self.xa.len() + self.xb.len() + self.side.len() + self.zeros.len();
         let g = self.final_states.len() + self.scores.len() + self.colsum.len() + self.importance.len();
         let h = self.head_in.len() + self.head_mid.len() + self.head_out.len();
         4 * (f + g + h + q) + 16 * self.ids.capacity() + 4 * self.kept.capacity() + 16 * self.kept_index.capacity()

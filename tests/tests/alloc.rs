@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use toprt::tokenize::Encoded;
 use toprt::{Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
 use toprt_convert::synthetic;
+use toprt_format::Precision;
 
 struct Counting;
 
@@ -35,17 +36,24 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn forward_pass_allocates_nothing() {
-    check_no_alloc(false);
+    check_no_alloc(Precision::F32);
 }
 
 /// The same for a bf16 model, on whichever path this CPU takes (bf16 GEMMs with the
 /// workspace's bf16 buffer, or weights widened at session creation).
 #[test]
 fn bf16_forward_pass_allocates_nothing() {
-    check_no_alloc(true);
+    check_no_alloc(Precision::Bf16);
 }
 
-fn check_no_alloc(bf16: bool) {
+/// The same for an int8 model with outlier channels (quantised rows, gathered outliers
+/// and the f32 side part all live in the workspace).
+#[test]
+fn int8_forward_pass_allocates_nothing() {
+    check_no_alloc(Precision::Int8);
+}
+
+fn check_no_alloc(precision: Precision) {
     // The counter is process-wide: one test at a time, or the other's set-up counts.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,7 +68,14 @@ fn check_no_alloc(bf16: bool) {
     };
     let bytes = synthetic::random_bert_file(&cfg, 2, 9).unwrap();
     let bytes = toprt_convert::writer::with_keep_rules(&bytes, synthetic::top_schedule(4, 1, 20, 0.6, 2)).unwrap();
-    let bytes = if bf16 { toprt_convert::writer::with_bf16_weights(&bytes).unwrap() } else { bytes };
+    let bytes = match precision {
+        Precision::F32 => bytes,
+        Precision::Bf16 => toprt_convert::writer::with_bf16_weights(&bytes).unwrap(),
+        Precision::Int8 => {
+            let plan = |_: &str| toprt_convert::bake::LinearPlan::Int8 { outliers: vec![1, 9] };
+            toprt_convert::writer::with_int8_weights(&bytes, &plan, serde_json::Value::Null).unwrap()
+        }
+    };
     let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
     let mut s = Session::new(&model, &SessionOptions { threads: 2, max_tokens: 512, ..Default::default() }).unwrap();
     let batch: Vec<Encoded> = [3usize, 40, 100, 1, 77]

@@ -1,0 +1,14 @@
+//! toprt-calibrate: fits a converted model to the data it will see, without training.
+//!
+//! * [`data`]: calibration text (JSONL or TSV) and its fingerprint.
+//! * [`int8`]: the int8 precision guard: outlier channels and the linears kept in `f32`,
+//!   chosen by each linear's output error on real text.
+//!
+//! It uses the engine to run the model (the converter never does), and writes through
+//! the converter's writer, so a calibrated file is an ordinary `.toprt` file.
+
+pub mod data;
+pub mod error;
+pub mod int8;
+
+pub use error::{Error, Result};
