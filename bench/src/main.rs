@@ -165,11 +165,13 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true, verbatim_doc_comment)]
     pad_to: Option<usize>,
 
-    /// f32 runs the model file as stored; bf16 first rounds its encoder weights to bf16.
+    /// f32 runs the model file as stored; bf16 or int8 first convert its encoder weights.
     ///
     /// bf16 rounds the encoder's linear weights to bf16 in memory (the file is unchanged)
     /// and runs them on the bf16 GEMM this CPU has: AMX tiles, AVX512_BF16, or else the
-    /// f32 kernels on the weights widened back once.
+    /// f32 kernels on the weights widened back once. int8 quantises every linear as
+    /// `toprt-convert --dtype int8` does (no calibration: speed, not quality) and runs
+    /// them on the int8 GEMM this CPU has (AMX, AVX512-VNNI, AVX-VNNI, AVX2 or scalar).
     #[arg(
         long = "dtype",
         value_name = "DTYPE",
@@ -392,13 +394,21 @@ fn run(a: Args) -> Result<(), String> {
         Some(p) => p.clone(),
         None => default_model()?,
     };
-    let model = if a.dtype == toprt_format::Precision::Bf16 {
-        // The same file with its encoder weights rounded to bf16, in memory.
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let bf16 = toprt_convert::writer::with_bf16_weights(&bytes).map_err(|e| e.to_string())?;
-        Model::from_bytes(&bf16, &toprt::OpenOptions::default()).map_err(|e| e.to_string())?
-    } else {
-        Model::open(&path).map_err(|e| e.to_string())?
+    let model = match a.dtype {
+        toprt_format::Precision::F32 => Model::open(&path).map_err(|e| e.to_string())?,
+        dtype => {
+            // The same file with its encoder weights rounded to bf16, or quantised to int8
+            // (every linear, as toprt-convert --dtype int8 does), in memory.
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = if dtype == toprt_format::Precision::Bf16 {
+                toprt_convert::writer::with_bf16_weights(&bytes)
+            } else {
+                let plan = |_: &str| toprt_convert::bake::LinearPlan::Int8 { outliers: Vec::new() };
+                toprt_convert::writer::with_int8_weights(&bytes, &plan, serde_json::Value::Null)
+            }
+            .map_err(|e| e.to_string())?;
+            Model::from_bytes(&bytes, &toprt::OpenOptions::default()).map_err(|e| e.to_string())?
+        }
     };
     let max_len = model.max_length();
     // The sequences, grouped into batches.
@@ -447,7 +457,16 @@ fn run(a: Args) -> Result<(), String> {
         model.precision(),
         sessions[0].linear_kernel()
     );
-    let peak = toprt_kernels::peak_probe(sessions[0].isa());
+    eprintln!("linears: {}", sessions[0].linear_choice());
+    // "% of peak" is against the peak of the instruction the linears run on: the f32
+    // FMA, or vpdpbusd for int8 (GOP/s), or vdpbf16ps / AMX for native bf16.
+    let (peak, peak_label) = match model.precision() {
+        toprt_format::Precision::Int8 => match toprt_kernels::peak_probe_int8() {
+            Some(p) => (p, "int8 vpdpbusd peak"),
+            None => (toprt_kernels::peak_probe(sessions[0].isa()), "f32 FMA peak (no VNNI)"),
+        },
+        _ => (toprt_kernels::peak_probe(sessions[0].isa()), "f32 FMA peak"),
+    };
     // With several thread counts: the FMA probe alone and on all of the largest count's
     // threads at once, alternately (best of three each). Below the one-thread peak, the
     // threads share FMA units (SMT siblings, or a hypervisor placing two vCPUs on one
@@ -508,6 +527,7 @@ fn run(a: Args) -> Result<(), String> {
         scaling: if scaling.len() > 1 { scaling } else { Vec::new() },
         peak_together,
         peak_gflops: peak,
+        peak_label: peak_label.into(),
         pad_to: a.pad_to,
         lengths: seqs.iter().map(|e| e.input_ids.len()).collect(),
         has_rules,

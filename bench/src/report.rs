@@ -159,6 +159,8 @@ pub struct Context {
     pub precision: String,
     pub gemm: String,
     pub peak_gflops: f64,
+    /// What `peak_gflops` measures: the f32 FMA, or the int8 dot product.
+    pub peak_label: String,
     pub pad_to: Option<usize>,
     pub lengths: Vec<usize>,
     pub has_rules: bool,
@@ -187,7 +189,7 @@ impl Context {
 pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree: Option<&Agreement>) {
     let c = &ctx.manifest.model;
     println!(
-        "toprt engine-bench: {} ({:?}, {} layers, hidden {}, {} weights on {}); {}; {} thread(s), isa {}; f32 FMA peak {:.1} GFLOP/s per core",
+        "toprt engine-bench: {} ({:?}, {} layers, hidden {}, {} weights on {}); {}; {} thread(s), isa {}; {} {:.1} GFLOP/s per core",
         ctx.model_path,
         c.arch,
         c.num_layers,
@@ -197,6 +199,7 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
         ctx.source,
         ctx.threads,
         ctx.isa,
+        ctx.peak_label,
         ctx.peak_gflops
     );
     let p = pruned.unwrap_or(dense);
