@@ -70,7 +70,7 @@ extern "C" {
 
 /* Bumped on any incompatible change of a function, struct or constant below. Check it
  * against toprt_abi_version() at start-up. */
-#define TOPRT_ABI_VERSION 1
+#define TOPRT_ABI_VERSION 2
 
 /* Text length meaning "NUL-terminated". */
 #define TOPRT_NUL_TERMINATED ((size_t)-1)
@@ -110,6 +110,14 @@ enum {
     TOPRT_ISA_AVX512 = 3
 };
 
+/* Precision of a model's encoder weights (toprt_model_info.precision), and of the
+ * products its linear layers run on in a session (toprt_session_info.linear_precision). */
+enum {
+    TOPRT_PRECISION_F32 = 1,
+    TOPRT_PRECISION_BF16 = 2,
+    TOPRT_PRECISION_INT8 = 3
+};
+
 typedef struct toprt_model_info {
     size_t hidden_size;
     size_t num_layers;
@@ -121,6 +129,8 @@ typedef struct toprt_model_info {
     int32_t has_tokenizer; /* 1: text input accepted; 0: token ids only */
     int32_t has_logits;    /* 1: TOPRT_OUTPUT_LOGITS gives logits */
     int32_t has_embedding; /* 1: TOPRT_OUTPUT_EMBEDDING gives a pooled embedding */
+    int32_t precision;     /* TOPRT_PRECISION_*: the encoder's linear weights as stored */
+    size_t num_f32_linears; /* linears a lower-precision file keeps in f32 (int8 calibration) */
 } toprt_model_info;
 
 /* Fill with toprt_session_options_init() and then change fields. Fields equal to 0
@@ -142,6 +152,8 @@ typedef struct toprt_session_info {
     int32_t isa; /* TOPRT_ISA_SCALAR, _AVX2 or _AVX512: the tier in use */
     int32_t prune_enabled;
     float keep_scale;
+    int32_t linear_precision; /* TOPRT_PRECISION_*: what the linears multiply in on this CPU
+                               * (a bf16 file runs as F32 where bf16 GEMMs are slower) */
 } toprt_session_info;
 
 /* Outputs to compute (toprt_run_options.outputs), OR-ed together. */
@@ -233,6 +245,11 @@ toprt_status toprt_session_create(const toprt_model *model, const toprt_session_
                                   toprt_session **out);
 
 toprt_status toprt_session_get_info(const toprt_session *session, toprt_session_info *out);
+
+/* Which GEMM kernel the session's linear layers run on and why, as a NUL-terminated
+ * string, e.g. "avx512vnni_gemm_i8_10x32; int8 weights on avx512vnni_gemm_i8_10x32".
+ * cap and *len are in bytes and include the NUL. */
+toprt_status toprt_session_kernel(const toprt_session *session, char *buf, size_t cap, size_t *len);
 
 /* Changes the session's default pruning (toprt_session_options.prune_enabled and
  * keep_scale). Errors: INVALID_ARGUMENT for a keep_scale that is not finite and > 0. */

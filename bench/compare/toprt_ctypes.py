@@ -8,18 +8,19 @@ its status and raises with toprt_last_error()."""
 import ctypes as C
 from pathlib import Path
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 OUTPUT_LOGITS, OUTPUT_EMBEDDING = 1, 2
 PRUNE_SESSION, PRUNE_ON, PRUNE_OFF = 0, 1, 2
 INPUT_IDS = 3
 ISA = {0: "auto", 1: "scalar", 2: "avx2", 3: "avx512"}
+PRECISION = {1: "f32", 2: "bf16", 3: "int8"}
 
 
 class ModelInfo(C.Structure):
     _fields_ = [("hidden_size", C.c_size_t), ("num_layers", C.c_size_t), ("num_heads", C.c_size_t),
                 ("vocab_size", C.c_size_t), ("max_length", C.c_size_t), ("num_labels", C.c_size_t),
                 ("num_keep_rules", C.c_size_t), ("has_tokenizer", C.c_int32), ("has_logits", C.c_int32),
-                ("has_embedding", C.c_int32)]
+                ("has_embedding", C.c_int32), ("precision", C.c_int32), ("num_f32_linears", C.c_size_t)]
 
 
 class SessionOptions(C.Structure):
@@ -30,7 +31,8 @@ class SessionOptions(C.Structure):
 
 class SessionInfo(C.Structure):
     _fields_ = [("threads", C.c_size_t), ("max_length", C.c_size_t), ("max_tokens", C.c_size_t),
-                ("isa", C.c_int32), ("prune_enabled", C.c_int32), ("keep_scale", C.c_float)]
+                ("isa", C.c_int32), ("prune_enabled", C.c_int32), ("keep_scale", C.c_float),
+                ("linear_precision", C.c_int32)]
 
 
 class RunOptions(C.Structure):
@@ -109,6 +111,12 @@ class Session:
         info = SessionInfo()
         self.lib.check(self.lib.lib.toprt_session_get_info(self.h, C.byref(info)), "session_get_info")
         self.threads, self.isa = info.threads, ISA.get(info.isa, "?")
+        self.linear_precision = PRECISION.get(info.linear_precision, "?")
+        n = C.c_size_t()
+        self.lib.check(self.lib.lib.toprt_session_kernel(self.h, None, 0, C.byref(n)), "session_kernel")
+        buf = C.create_string_buffer(n.value)
+        self.lib.check(self.lib.lib.toprt_session_kernel(self.h, buf, n, C.byref(n)), "session_kernel")
+        self.kernel = buf.value.decode()
 
     def run(self, batch: Batch, pruned: bool, outputs: int = OUTPUT_LOGITS):
         """One forward pass over the batch; returns the result handle (free it)."""

@@ -176,6 +176,25 @@ impl Model {
         self.inner.weights.precision
     }
 
+    /// How many of the encoder's linear layers the file keeps in `f32` although its
+    /// precision is lower: the linears an int8 calibration left in `f32`
+    /// (`toprt-calibrate`). 0 for `f32` and bf16 files and for plain int8 ones.
+    pub fn f32_linears(&self) -> usize {
+        let w = &self.inner.weights;
+        if w.precision == Precision::F32 {
+            return 0;
+        }
+        w.layers
+            .iter()
+            .map(|l| {
+                crate::weights::LinearKind::ALL
+                    .iter()
+                    .filter(|&&kind| l.linear(kind).precision == Precision::F32)
+                    .count()
+            })
+            .sum()
+    }
+
     /// Longest accepted sequence, special tokens included.
     pub fn max_length(&self) -> usize {
         let m = &self.inner.manifest;

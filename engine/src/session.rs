@@ -237,20 +237,12 @@ impl Session {
             LinearPath::F32 => self.kernels.sgemm_name().to_string(),
             LinearPath::Bf16 => self.kernels.gemm_bf16_name().unwrap_or("?").to_string(),
             LinearPath::Bf16Widened => format!("{} (bf16 widened)", self.kernels.sgemm_name()),
-            LinearPath::Int8 => {
-                let w = &self.model.inner.weights;
-                let f32s: usize = w
-                    .layers
-                    .iter()
-                    .map(|l| LinearKind::ALL.iter().filter(|&&kind| l.linear(kind).precision == Precision::F32).count())
-                    .sum();
-                match f32s {
-                    0 => self.kernels.gemm_i8_name().to_string(),
-                    n => {
-                        format!("{} (+ {n} f32 linears on {})", self.kernels.gemm_i8_name(), self.kernels.sgemm_name())
-                    }
+            LinearPath::Int8 => match self.model.f32_linears() {
+                0 => self.kernels.gemm_i8_name().to_string(),
+                n => {
+                    format!("{} (+ {n} f32 linears on {})", self.kernels.gemm_i8_name(), self.kernels.sgemm_name())
                 }
-            }
+            },
         }
     }
 
@@ -258,6 +250,17 @@ impl Session {
     /// avx512bf16_gemm_10x32: vdpbf16ps measured at 236 GFLOP/s > f32 FMA 118 GFLOP/s".
     pub fn linear_choice(&self) -> &str {
         &self.linear_reason
+    }
+
+    /// The precision the encoder's linear layers multiply in: the file's, except a bf16
+    /// file on a CPU where bf16 GEMMs are absent or slower than `f32`, which runs as `f32`
+    /// on its weights widened once ([`Session::linear_choice`] says which and why).
+    pub fn linear_precision(&self) -> Precision {
+        match self.linear {
+            LinearPath::F32 | LinearPath::Bf16Widened => Precision::F32,
+            LinearPath::Bf16 => Precision::Bf16,
+            LinearPath::Int8 => Precision::Int8,
+        }
     }
 
     /// Threads in use (including the caller).

@@ -256,6 +256,7 @@ static void model_checks(const char *path, const char *not_a_model) {
     CHECK(memcmp(&info, &untouched, sizeof info) == 0);
     EXPECT(toprt_model_get_info(m, &info), TOPRT_OK);
     CHECK(info.hidden_size == 32 && info.num_labels == 3 && info.has_logits == 1 && info.has_tokenizer == 1);
+    CHECK(info.precision == TOPRT_PRECISION_F32 && info.num_f32_linears == 0);
 
     /* Labels: the (buf, cap, len) protocol on bytes. */
     char label[64];
@@ -333,6 +334,20 @@ static void session_checks(toprt_model *m, toprt_session *s) {
     EXPECT(toprt_session_get_info(s, &si), TOPRT_OK);
     CHECK(si.threads == 2 && si.max_length == 512 && si.prune_enabled == 1 && si.keep_scale == 1.0f);
     CHECK(si.isa >= TOPRT_ISA_SCALAR && si.isa <= TOPRT_ISA_AVX512);
+    CHECK(si.linear_precision == TOPRT_PRECISION_F32);
+
+    /* The kernel description: the (buf, cap, len) protocol. */
+    char kernel[256];
+    size_t klen = SENTINEL_SIZE;
+    EXPECT(toprt_session_kernel(s, NULL, 0, &klen), TOPRT_OK); /* size query */
+    CHECK(klen > 1 && klen <= sizeof kernel);
+    EXPECT_MSG(toprt_session_kernel(s, kernel, 1, &klen), TOPRT_ERR_BUFFER_TOO_SMALL, "cap is 1");
+    EXPECT_MSG(toprt_session_kernel(s, NULL, 8, &klen), TOPRT_ERR_NULL_POINTER, "buf");
+    EXPECT_MSG(toprt_session_kernel(s, kernel, sizeof kernel, NULL), TOPRT_ERR_NULL_POINTER, "len");
+    EXPECT(toprt_session_kernel(NULL, kernel, sizeof kernel, &klen), TOPRT_ERR_NULL_POINTER);
+    EXPECT(toprt_session_kernel((const toprt_session *)m, kernel, sizeof kernel, &klen), TOPRT_ERR_BAD_HANDLE);
+    EXPECT(toprt_session_kernel(s, kernel, sizeof kernel, &klen), TOPRT_OK);
+    CHECK(strlen(kernel) + 1 == klen && strstr(kernel, "sgemm") != NULL);
 
     EXPECT(toprt_session_set_prune(NULL, 1, 1.0f), TOPRT_ERR_NULL_POINTER);
     EXPECT_MSG(toprt_session_set_prune(s, 1, 0.0f), TOPRT_ERR_INVALID_ARGUMENT, "keep_scale");

@@ -184,6 +184,31 @@ fn convert_bf16_and_inspect() {
     assert!(o.status.success() && res[0]["logits"].as_array().is_some_and(|e| e.len() == 3), "{res:?}");
 }
 
+/// `--dtype int8`: the converter says every linear is int8; `inspect` and `run
+/// --verbose` say which kernel runs them and why; --verbose changes nothing on stdout.
+#[test]
+fn convert_int8_inspect_and_run_verbose() {
+    let out = tmp("cli-int8.toprt");
+    let o = run(Command::new(bin("toprt-convert"))
+        .arg(fixture("tiny-bert-st"))
+        .args(["--dtype", "int8", "--force", "-o"])
+        .arg(&out));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("int8"), "{err}");
+    let o = run(Command::new(bin("toprt")).arg("inspect").arg(&out));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("weights:     int8") && text.contains("runs as:     int8 weights on "), "{text}");
+    let line = [serde_json::json!({"text": "a short test"})];
+    let (o, quiet) = run_jsonl(&out, &line, &[]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (o, loud) = run_jsonl(&out, &line, &["--verbose"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(quiet, loud, "--verbose changed the results");
+    assert!(err.contains("(int8 weights)") && err.contains("linears run as ") && err.contains("gemm_i8"), "{err}");
+    assert!(err.contains("1 lines in 1 batch(es)"), "{err}");
+}
+
 #[test]
 fn run_kept_and_inspect_schedule() {
     let out = tmp("cli-top.toprt");

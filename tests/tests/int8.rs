@@ -163,8 +163,48 @@ fn int8_file_layout_and_mixed_precision() {
     assert!(q.f32_linears.iter().all(|l| keep(l)));
     let s = Session::new(&mixed, &SessionOptions::default()).unwrap();
     assert!(s.linear_kernel().contains("+ 6 f32 linears"), "{}", s.linear_kernel());
+    assert_eq!((mixed.f32_linears(), s.linear_precision()), (6, Precision::Int8));
     let (worst, _, _) = against_hf(&mixed, "minilm");
     assert!(worst >= 0.98, "mixed: worst embedding cosine {worst}");
+
+    // The C API says the same: the model's precision, its f32 linears, and the kernel.
+    let mixed_bytes = toprt_convert::writer::with_int8_weights(&f32_bytes, &plan, Value::Null).unwrap();
+    for (file, precision, f32s) in [
+        (&mixed_bytes, toprt::capi::TOPRT_PRECISION_INT8, 6),
+        (&bytes, toprt::capi::TOPRT_PRECISION_INT8, 0),
+        (&f32_bytes, toprt::capi::TOPRT_PRECISION_F32, 0),
+    ] {
+        let (info, session, kernel) = c_model_facts(file);
+        assert_eq!((info.precision, info.num_f32_linears), (precision, f32s));
+        assert_eq!(session.linear_precision, precision);
+        let name = if precision == toprt::capi::TOPRT_PRECISION_INT8 { "gemm_i8" } else { "sgemm" };
+        assert!(kernel.contains(name), "{kernel}");
+    }
+}
+
+/// `toprt_model_get_info`, `toprt_session_get_info` and `toprt_session_kernel` of a
+/// model file, through the C API.
+fn c_model_facts(file: &[u8]) -> (toprt::capi::toprt_model_info, toprt::capi::toprt_session_info, String) {
+    use toprt::capi::*;
+    let (mut model, mut session) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let mut info = toprt_model_info::default();
+    // SAFETY: every pointer is valid for the call it is passed to; the handles come
+    // from toprt and are freed once.
+    unsafe {
+        assert_eq!(toprt_model_open_bytes(file.as_ptr().cast(), file.len(), &mut model), TOPRT_OK);
+        assert_eq!(toprt_model_get_info(model, &mut info), TOPRT_OK);
+        assert_eq!(toprt_session_create(model, std::ptr::null(), &mut session), TOPRT_OK);
+        let mut sinfo = std::mem::MaybeUninit::<toprt_session_info>::zeroed().assume_init();
+        assert_eq!(toprt_session_get_info(session, &mut sinfo), TOPRT_OK);
+        let mut len = 0;
+        assert_eq!(toprt_session_kernel(session, std::ptr::null_mut(), 0, &mut len), TOPRT_OK);
+        let mut buf = vec![0u8; len];
+        assert_eq!(toprt_session_kernel(session, buf.as_mut_ptr().cast(), len, &mut len), TOPRT_OK);
+        assert_eq!(toprt_session_free(session), TOPRT_OK);
+        assert_eq!(toprt_model_free(model), TOPRT_OK);
+        let kernel = std::ffi::CStr::from_bytes_with_nul(&buf).unwrap().to_string_lossy().into_owned();
+        (info, sinfo, kernel)
+    }
 }
 
 /// Corrupt int8 files are refused at open with an error naming the tensor: NaN,

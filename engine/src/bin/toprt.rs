@@ -145,6 +145,15 @@ struct RunArgs {
     /// A tier this CPU lacks is an error.
     #[arg(long, value_name = "ISA", value_parser = isa, verbatim_doc_comment)]
     isa: Option<Isa>,
+
+    /// Say on stderr how the model runs, and how far the run has got.
+    ///
+    /// At the start: the model's precision, the kernel tier, the threads, the pruning,
+    /// and which GEMM kernel the linear layers run on and why (e.g. bf16 weights widened
+    /// to f32 where this CPU's bf16 products are slower). Every few seconds: the lines
+    /// done. At the end: lines, batches, seconds.
+    #[arg(short, long, verbatim_doc_comment)]
+    verbose: bool,
 }
 
 impl RunArgs {
@@ -251,6 +260,25 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     let model = Model::open(&a.model).map_err(|e| e.to_string())?;
     let mut session = Session::new(&model, &a.session_options()).map_err(|e| e.to_string())?;
     let want = Outputs { logits: true, embedding: true, hidden_states: a.hidden };
+    if a.verbose {
+        let p = session.prune_control();
+        let pruning = match (model.manifest().keep_rules.len(), p.enabled) {
+            (0, _) => "none (no keep-rules)".to_string(),
+            (n, false) => format!("off (--no-prune; {n} keep-rules in the file)"),
+            (n, true) => format!("{n} keep-rules, keep scale {}", p.keep_scale),
+        };
+        eprintln!(
+            "toprt run: {} ({} weights), tier {}, {} thread(s), pruning {pruning}",
+            a.model.display(),
+            model.precision(),
+            session.isa(),
+            session.threads()
+        );
+        eprintln!("toprt run: linears run as {}; {}", session.linear_kernel(), session.linear_choice());
+    }
+    let started = std::time::Instant::now();
+    let mut last_progress = started;
+    let (mut lines_done, mut batches) = (0usize, 0usize);
     let reader = open_input(&a.input)?;
     // Write to a temporary file and rename at the end, so an error never leaves a
     // half-written output behind.
@@ -277,13 +305,27 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
             }
             if pending.len() == a.batch || (done && !pending.is_empty()) {
                 run_batch(&mut session, &pending, want, a.kept, &mut out)?;
+                lines_done += pending.len();
+                batches += 1;
                 pending.clear();
+                if a.verbose && last_progress.elapsed().as_secs_f64() >= 5.0 {
+                    last_progress = std::time::Instant::now();
+                    eprintln!("toprt run: {lines_done} lines ({:.0} s)", started.elapsed().as_secs_f64());
+                }
             }
             if done {
                 break;
             }
         }
-        out.flush().map_err(|e| format!("writing output: {e}"))
+        out.flush().map_err(|e| format!("writing output: {e}"))?;
+        if a.verbose {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "toprt run: {lines_done} lines in {batches} batch(es), {secs:.2} s ({:.1} lines/s)",
+                lines_done as f64 / secs.max(1e-9)
+            );
+        }
+        Ok(())
     })();
     drop(out);
     match (result, tmp) {

@@ -7,7 +7,7 @@ use super::types::*;
 use crate::error::Error;
 use crate::model::Model;
 use std::ffi::{c_char, c_void, CStr, CString};
-use toprt_format::{Pooling, Task};
+use toprt_format::{Pooling, Precision, Task};
 
 #[cfg(unix)]
 fn path_of(bytes: &[u8]) -> CResult<std::path::PathBuf> {
@@ -88,6 +88,8 @@ pub unsafe extern "C" fn toprt_model_get_info(model: *const toprt_model, out: *m
             has_tokenizer: model.has_tokenizer() as i32,
             has_logits: logits as i32,
             has_embedding: (h.pooling != Pooling::None) as i32,
+            precision: precision_code(model.precision()),
+            num_f32_linears: model.f32_linears(),
         };
         // SAFETY: checked above.
         unsafe { put(out, info) };
@@ -125,4 +127,13 @@ pub unsafe extern "C" fn toprt_model_label(
 #[no_mangle]
 pub unsafe extern "C" fn toprt_model_free(model: *mut toprt_model) -> toprt_status {
     entry(|| free_handle(model.addr(), "model", "toprt_model"))
+}
+
+/// The `TOPRT_PRECISION_*` code of a precision.
+pub(super) fn precision_code(p: Precision) -> i32 {
+    match p {
+        Precision::F32 => TOPRT_PRECISION_F32,
+        Precision::Bf16 => TOPRT_PRECISION_BF16,
+        Precision::Int8 => TOPRT_PRECISION_INT8,
+    }
 }

@@ -8,6 +8,7 @@ use super::types::*;
 use crate::error::Error;
 use crate::prune::PruneControl;
 use crate::session::{Input, Outputs, Session, SessionOptions};
+use std::ffi::{c_char, CString};
 use std::sync::{Arc, Mutex};
 use toprt_kernels::Isa;
 
@@ -121,11 +122,31 @@ pub unsafe extern "C" fn toprt_session_get_info(
                 isa: code_of(s.isa()),
                 prune_enabled: p.enabled as i32,
                 keep_scale: p.keep_scale,
+                linear_precision: super::model::precision_code(s.linear_precision()),
             })
         })?;
         // SAFETY: checked above.
         unsafe { put(out, info) };
         Ok(())
+    })
+}
+
+/// # Safety
+/// `buf` is NULL or holds `cap` writable bytes; `len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn toprt_session_kernel(
+    session: *const toprt_session,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> toprt_status {
+    entry(|| {
+        let text = with_session(session, |s| {
+            Ok(CString::new(format!("{}; {}", s.linear_kernel(), s.linear_choice()).replace('\0', ""))
+                .unwrap_or_default())
+        })?;
+        // SAFETY: forwarded to the caller.
+        unsafe { copy_out(text.as_bytes_with_nul(), buf.cast::<u8>(), cap, len, "the kernel description") }
     })
 }
 

@@ -17,7 +17,7 @@ macro_rules! c_constants {
 }
 
 /// `TOPRT_ABI_VERSION`: bumped on any incompatible change of the C interface.
-pub const TOPRT_ABI_VERSION: u32 = 1;
+pub const TOPRT_ABI_VERSION: u32 = 2;
 /// `TOPRT_NUL_TERMINATED`: a text length meaning "up to the NUL byte".
 pub const TOPRT_NUL_TERMINATED: usize = usize::MAX;
 
@@ -40,6 +40,8 @@ c_constants!(STATUS: toprt_status {
 
 c_constants!(ISA: i32 { TOPRT_ISA_AUTO = 0, TOPRT_ISA_SCALAR = 1, TOPRT_ISA_AVX2 = 2, TOPRT_ISA_AVX512 = 3 });
 
+c_constants!(PRECISION: i32 { TOPRT_PRECISION_F32 = 1, TOPRT_PRECISION_BF16 = 2, TOPRT_PRECISION_INT8 = 3 });
+
 c_constants!(OUTPUT: u32 { TOPRT_OUTPUT_LOGITS = 1, TOPRT_OUTPUT_EMBEDDING = 2, TOPRT_OUTPUT_HIDDEN_STATES = 4 });
 
 c_constants!(PRUNE: i32 { TOPRT_PRUNE_SESSION = 0, TOPRT_PRUNE_ON = 1, TOPRT_PRUNE_OFF = 2 });
@@ -54,7 +56,7 @@ pub(super) const MAX_TOKENS: usize = SessionOptions::MAX_TOKENS;
 /// Every constant of the header, by name (for the header test).
 pub fn constants() -> Vec<(&'static str, i64)> {
     let mut all = vec![("TOPRT_ABI_VERSION", TOPRT_ABI_VERSION as i64), ("TOPRT_NUL_TERMINATED", -1)];
-    for table in [STATUS, ISA, OUTPUT, PRUNE, INPUT_KIND] {
+    for table in [STATUS, ISA, PRECISION, OUTPUT, PRUNE, INPUT_KIND] {
         all.extend_from_slice(table);
     }
     all
@@ -91,6 +93,8 @@ pub struct toprt_model_info {
     pub has_tokenizer: i32,
     pub has_logits: i32,
     pub has_embedding: i32,
+    pub precision: i32,
+    pub num_f32_linears: usize,
 }
 
 #[repr(C)]
@@ -114,6 +118,7 @@ pub struct toprt_session_info {
     pub isa: i32,
     pub prune_enabled: i32,
     pub keep_scale: f32,
+    pub linear_precision: i32,
 }
 
 #[repr(C)]
@@ -176,9 +181,19 @@ pub fn struct_layouts() -> Vec<StructLayout> {
             has_tokenizer,
             has_logits,
             has_embedding,
+            precision,
+            num_f32_linears,
         }),
         layout!(toprt_session_options { threads, truncate, max_tokens, max_length, prune_enabled, keep_scale, isa }),
-        layout!(toprt_session_info { threads, max_length, max_tokens, isa, prune_enabled, keep_scale }),
+        layout!(toprt_session_info {
+            threads,
+            max_length,
+            max_tokens,
+            isa,
+            prune_enabled,
+            keep_scale,
+            linear_precision
+        }),
         layout!(toprt_run_options { outputs, prune, keep_scale }),
         layout!(toprt_input { kind, text, text_len, text_pair, text_pair_len, input_ids, token_type_ids, num_ids }),
     ]
