@@ -4,11 +4,12 @@ model the quality benchmarks measure int8 and calibrated pruning on.
 
     bash scripts/make_sst2_classifier.sh          # sets up target/train-venv, then runs this
 
-Seeded and CPU-only: one epoch over `../shared/data/sst2/train.tsv` (67,349 sentences),
-batches of 32 padded to the longest sentence, AdamW at 1e-4 with linear decay and 6%
-warm-up, the BERT pooler and a fresh 2-way classifier on top of the MiniLM encoder.
-It takes 10-20 minutes on 2 cores. `dev.tsv` is never seen during training; its accuracy
-is printed at the end and written to `training.json` beside the model.
+Seeded and CPU-only: 0.3 epochs over `../shared/data/sst2/train.tsv` (631 batches of
+32 of its 67,349 sentences, drawn in a seeded order), padded to the longest sentence of
+each batch, AdamW at 1e-4 with linear decay and 6% warm-up, the BERT pooler and a fresh
+2-way classifier on top of the MiniLM encoder. It takes about 10 minutes on 2 cores
+(dev accuracy 0.8635 with the defaults; more --epochs train longer). `dev.tsv` is never
+seen during training; its accuracy is printed at the end and written to `training.json` beside the model.
 
 Writes a Hugging Face folder (BertForSequenceClassification: config.json,
 model.safetensors, the MiniLM tokenizer files) to
@@ -43,7 +44,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "test-models", "minilm-sst2"),
                     help="output folder (replaced)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=float, default=1.0, help="passes over train.tsv (fractions allowed)")
+    ap.add_argument("--epochs", type=float, default=0.3, help="passes over train.tsv (fractions allowed)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--max-length", type=int, default=64)

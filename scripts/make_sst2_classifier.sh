@@ -2,7 +2,7 @@
 # Makes the fine-tuned SST-2 classifier the quality benchmarks use
 # (target/test-models/minilm-sst2/): sets up target/train-venv from
 # scripts/requirements-train.txt, fetches all-MiniLM-L6-v2, then runs
-# scripts/make_sst2_classifier.py (10-20 minutes on 2 cores). Skips the work when the
+# scripts/make_sst2_classifier.py (about 10 minutes on 2 cores). Skips the work when the
 # model is already there (delete the folder to redo it). Extra arguments go to the
 # Python script.
 set -euo pipefail

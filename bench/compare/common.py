@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = Path("target/compare")
 MINILM_DIR = Path("target/test-models/all-MiniLM-L6-v2")
 SST2 = Path("../shared/data/sst2/dev.tsv")
+SST2_TRAIN = Path("../shared/data/sst2/train.tsv")  # calibration text (never timed or evaluated)
 CLS, SEP = 101, 102
 
 

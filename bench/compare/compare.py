@@ -12,8 +12,9 @@ The ONNX graphs are built with onnx.helper (opset 17: LayerNormalization, Erf GE
 MatMul/Add/Reshape/Transpose/Softmax, additive -10000 attention mask) in the layout of a
 Hugging Face export, so ORT's BERT fusions can recognise them.
 
-Sections: BERT-base 1 x 128 (dense, pruned, ORT fp32 / int8); MiniLM 32 x 128 throughput;
-SST-2 dev sentences one at a time (ORT unpadded / padded to 64 / int8); SST-2 dev in
+Sections: BERT-base 1 x 128 (toprt f32 / bf16 / int8, dense and pruned; ORT fp32 / int8
+per tensor / int8 per channel); MiniLM 32 x 128 throughput (f32, bf16, int8 against ORT
+fp32 and int8); SST-2 dev sentences one at a time (ORT unpadded / padded to 64 / int8); SST-2 dev in
 batches of --sst2-batch (toprt packs a batch without padding; ORT pads it to 64 or to its
 longest sentence) as throughput. Empty --threads / --minilm-threads / --sst2-threads skip a
 section.
@@ -46,7 +47,7 @@ import ort_side
 import sections
 import toprt_ctypes
 import toprt_side
-from common import MINILM_DIR, OUT, REPO, log, loadavg
+from common import MINILM_DIR, OUT, REPO, SST2_TRAIN, log, loadavg
 from models import TOP_BIN_NUM, TOP_FIRST, TOP_KEPT_BINS, make_random_bert, write_top_zs
 from report import METHOD_NOTES, Rows, report_md
 from toprt_side import Toprt, parse_mac_table
@@ -135,6 +136,23 @@ def main():
     else:
         tp.convert(ckpt, bf16_m["pruned"], "--tokenizer", MINILM_DIR, "--zs", zs, "--dtype", "bf16")
     tp.convert(MINILM_DIR, bf16_m["minilm"], "--dtype", "bf16")
+    # int8 versions: BERT-base (random weights) as toprt-convert --dtype int8 makes them;
+    # MiniLM calibrated on SST-2 train sentences where the shared data is present.
+    int8_m = {"dense": OUT / "bert-base-dense-int8.toprt", "pruned": OUT / "bert-base-pruned-int8.toprt",
+              "minilm": OUT / "minilm-int8.toprt"}
+    tp.convert(ckpt, int8_m["dense"], "--tokenizer", MINILM_DIR, "--dtype", "int8")
+    if args.keep_ratio:
+        tp.convert(ckpt, int8_m["pruned"], "--tokenizer", MINILM_DIR, "--keep-ratio", args.keep_ratio, "--dtype", "int8")
+    else:
+        tp.convert(ckpt, int8_m["pruned"], "--tokenizer", MINILM_DIR, "--zs", zs, "--dtype", "int8")
+    if SST2_TRAIN.is_file():
+        log(f"calibrating MiniLM int8 on {SST2_TRAIN} (toprt-calibrate) ...")
+        tp.calibrate(minilm_m, int8_m["minilm"], SST2_TRAIN, "--threads", 2)
+        res["method"]["minilm_int8"] = f"toprt-calibrate --dtype int8 --data {SST2_TRAIN} (defaults)"
+    else:
+        log(f"{SST2_TRAIN} absent: MiniLM int8 from toprt-convert --dtype int8 (no calibration)")
+        tp.convert(MINILM_DIR, int8_m["minilm"], "--dtype", "int8")
+        res["method"]["minilm_int8"] = "toprt-convert --dtype int8 (no calibration data)"
     mcfg = json.loads((MINILM_DIR / "config.json").read_text())
     schedule_txt = tp.inspect(pruned_m, [25, 64, 128], 64)
     (OUT / "pruned-schedule.txt").write_text(schedule_txt)
@@ -155,7 +173,7 @@ def main():
     tok = tokenizers.Tokenizer.from_file(str(MINILM_DIR / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(max_length=64)
-    correctness.check(tp, tok, variants, dense_m, minilm_m, bf16_m, res)
+    correctness.check(tp, tok, variants, dense_m, minilm_m, bf16_m, int8_m, res)
 
     # ---------------------------------------------------------------- pick the ORT graphs
     chosen, res["method"]["ort_graph_choice"] = ort_side.choose_graphs(variants)
@@ -163,11 +181,18 @@ def main():
     # ---------------------------------------------------------------- toprt in process
     lib = toprt_ctypes.Lib(Path(args.bin_dir) / "libtoprt.so")
     tmodels = {"dense": lib.model(dense_m), "pruned": lib.model(pruned_m), "minilm": lib.model(minilm_m),
-               **{k + "_bf16": lib.model(p) for k, p in bf16_m.items()}}
+               **{k + "_bf16": lib.model(p) for k, p in bf16_m.items()},
+               **{k + "_int8": lib.model(p) for k, p in int8_m.items()}}
     tsess = toprt_side.Sessions(tmodels)
     res["toprt_library"] = lib.version
     res["toprt_isa"] = tsess("dense", 1).isa
     res["toprt_bf16_gemm"] = tp.gemm_kernel(bf16_m["dense"])
+    # toprt_session_kernel: "<kernel>; <why>"; the rows name the kernel.
+    res["toprt_kernel_choice"] = {k: tsess(k, 1).kernel for k in ("dense", "dense_bf16", "dense_int8", "minilm_int8")}
+    res["toprt_int8_gemm"] = res["toprt_kernel_choice"]["dense_int8"].split(";")[0]
+    res["toprt_minilm_int8_gemm"] = res["toprt_kernel_choice"]["minilm_int8"].split(";")[0]
+    for k, v in res["toprt_kernel_choice"].items():
+        log(f"toprt {k}: linears on {v}")
 
     # ---------------------------------------------------------------- the measured sections
     row = Rows()

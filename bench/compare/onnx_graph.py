@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-GRAPH_VERSION = 1  # bump when the ONNX builder changes (invalidates cached graphs)
+GRAPH_VERSION = 2  # bump when the ONNX builder changes (invalidates cached graphs)
 
 
 def build_onnx(weights, cfg, head, path: Path):

@@ -14,6 +14,9 @@ from models import load_weights, random_ids
 from onnx_graph import GRAPH_VERSION, build_onnx
 
 ORT_SPIN = True  # ORT's default; --ort-no-spin turns it off
+# ORT's dynamic int8 variants: "int8" one weight scale per tensor (quantize_dynamic's
+# default), "int8-pc" one per output channel (per_channel=True; toprt's scheme).
+INT8_KINDS = {"int8": False, "int8-pc": True}
 
 
 def ort_fused(src: Path, dst: Path, cfg):
@@ -30,15 +33,16 @@ def ort_fused(src: Path, dst: Path, cfg):
         return f"failed: {type(e).__name__}: {e}"
 
 
-def ort_int8(src: Path, dst: Path):
-    """Dynamic int8 (QInt8 weights). Returns None or an error string."""
+def ort_int8(src: Path, dst: Path, per_channel: bool):
+    """Dynamic int8 (QInt8 weights, one scale per tensor or per output channel). Returns
+    None or an error string."""
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
         # DefaultTensorType: ONNX shape inference cannot type the outputs of the fused
         # com.microsoft ops (Attention, SkipLayerNormalization, ...); they are float.
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
                          extra_options={"DefaultTensorType": TensorProto.FLOAT})
         return None
     except Exception as e:
@@ -96,7 +100,7 @@ def time_ort(sess, feeds, out, n, warmup):
 
 def prepare_graphs(models):
     """Writes the plain ONNX graph of each model, its onnxruntime.transformers fusion and
-    the int8 versions of both, unless the weights, the builder and ORT are unchanged since
+    the int8 versions of both (per tensor and per channel), unless the weights, the builder and ORT are unchanged since
     the last run. `models`: (name, checkpoint folder, config, head). Returns
     ({(model, variant): path}, fusion statistics and quantization errors by model)."""
     import onnxruntime as ort
@@ -114,9 +118,11 @@ def prepare_graphs(models):
             build_onnx(load_weights(folder), cfg, head, plain)
             stats = ort_fused(plain, fused, cfg)
             (OUT / f"{name}.fusion.json").write_text(json.dumps(stats))
-            q = {"int8": ort_int8(plain, OUT / f"{name}.int8.onnx")}
-            if fused.is_file() and isinstance(stats, dict):
-                q["int8+bert-fusion"] = ort_int8(fused, OUT / f"{name}.fused.int8.onnx")
+            q = {}
+            for kind, pc in INT8_KINDS.items():
+                q[kind] = ort_int8(plain, OUT / f"{name}.{kind}.onnx", pc)
+                if fused.is_file() and isinstance(stats, dict):
+                    q[kind + "+bert-fusion"] = ort_int8(fused, OUT / f"{name}.fused.{kind}.onnx", pc)
             (OUT / f"{name}.int8.json").write_text(json.dumps(q))
             stamp.write_text(src_stamp)
         stats = json.loads((OUT / f"{name}.fusion.json").read_text())
@@ -125,13 +131,14 @@ def prepare_graphs(models):
         variants[(name, "fp32")] = plain
         if isinstance(stats, dict):
             variants[(name, "fp32+bert-fusion")] = fused
-        for var, path in (("int8", OUT / f"{name}.int8.onnx"), ("int8+bert-fusion", OUT / f"{name}.fused.int8.onnx")):
-            if qerr.get(var, "absent") is None:
-                variants[(name, var)] = path
-            elif var in qerr:
-                log(f"{name}: quantize_dynamic of the {var} graph {qerr[var]}")
-        if (name, "int8") not in variants:
-            raise SystemExit(f"error: quantize_dynamic failed on the plain {name} graph: {qerr.get('int8')}")
+        for kind in INT8_KINDS:
+            for var, path in ((kind, OUT / f"{name}.{kind}.onnx"), (kind + "+bert-fusion", OUT / f"{name}.fused.{kind}.onnx")):
+                if qerr.get(var, "absent") is None:
+                    variants[(name, var)] = path
+                elif var in qerr:
+                    log(f"{name}: quantize_dynamic of the {var} graph {qerr[var]}")
+            if (name, kind) not in variants:
+                raise SystemExit(f"error: quantize_dynamic failed on the plain {name} graph: {qerr.get(kind)}")
         log(f"{name}: onnxruntime.transformers fusion: {stats}")
     return variants, fusion_stats
 
@@ -152,7 +159,7 @@ def optimized_graph_ops(variants):
 
 
 def choose_graphs(variants):
-    """For each model and kind (fp32, int8), the faster of the plain and the fused graph at
+    """For each model and kind (fp32, int8, int8-pc), the faster of the plain and the fused graph at
     1 thread. Returns ({(model, kind): variant}, the timings behind each choice)."""
 
     def pick(name, a, b, feeds, out, n, threads_):
@@ -173,7 +180,7 @@ def choose_graphs(variants):
     f128 = feeds_for(random_ids(1, 128))
     f8x128 = feeds_for(random_ids(8, 128))
     for name, feeds, out, n in (("bert-base", f128, "logits", 6), ("minilm", f8x128, "embedding", 3)):
-        for kind in ("fp32", "int8"):
+        for kind in ("fp32", *INT8_KINDS):
             v, times = pick(name, kind, kind + "+bert-fusion", feeds, out, n, 1)
             chosen[(name, kind)] = v
             choice_log[f"{name} {kind}"] = {"chosen": v, "min_and_median_ms_1_thread": times}

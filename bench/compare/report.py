@@ -25,7 +25,13 @@ METHOD_NOTES = [
     "ORT graph: written with onnx.helper (opset 17) from the same safetensors arrays; the faster of plain and "
     "onnxruntime.transformers-fused (opt_level 0, then ORT_ENABLE_ALL) is used, chosen per model and dtype at "
     "1 thread by the minimum over interleaved runs.",
-    "ORT int8: onnxruntime.quantization.quantize_dynamic(weight_type=QInt8), activations quantized at run time.",
+    "ORT int8: onnxruntime.quantization.quantize_dynamic(weight_type=QInt8), activations quantized at run time; "
+    "'int8' has one weight scale per tensor (the default), 'int8-pc' one per output channel (per_channel=True, "
+    "toprt's scheme). The int8 targets compare toprt with ORT int8-pc.",
+    "toprt int8: BERT-base files from toprt-convert --dtype int8 (every linear int8; random weights need no "
+    "calibration); all-MiniLM-L6-v2 calibrated by toprt-calibrate --dtype int8 on SST-2 train.tsv sentences "
+    "(8 outlier channels per linear in f32, the output-error guard) where ../shared/data is present, else "
+    "--dtype int8. The correctness check measures every int8 configuration's agreement with fp32 on the same ids.",
     "toprt: the C library libtoprt.so through ctypes in the same process (toprt_session_run on token ids, "
     "logits or embedding requested, result freed: what a service does per request); one session per model "
     "and thread count. Dense = the dense file; pruned = the ToP file with pruning on; the ToP file with pruning "

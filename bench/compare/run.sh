@@ -18,8 +18,8 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 VENV="target/compare/venv"
 REQ="bench/compare/requirements.txt"
 
-echo "== building toprt, toprt-convert, engine-bench (release)"
-cargo build --release -p toprt-convert -p toprt-bench -p toprt
+echo "== building toprt, toprt-convert, toprt-calibrate, engine-bench (release)"
+cargo build --release -p toprt-convert -p toprt-calibrate -p toprt-bench -p toprt
 
 bash scripts/fetch-test-models.sh
 

@@ -13,11 +13,12 @@ from common import OUT, run
 
 
 class Toprt:
-    """toprt's command-line tools in --bin-dir: toprt-convert, toprt and engine-bench."""
+    """toprt's command-line tools in --bin-dir: toprt-convert, toprt-calibrate, toprt and
+    engine-bench."""
 
     def __init__(self, bin_dir: Path):
         self.bin = bin_dir
-        for b in ("toprt", "toprt-convert", "engine-bench"):
+        for b in ("toprt", "toprt-convert", "toprt-calibrate", "engine-bench"):
             if not (bin_dir / b).is_file():
                 raise SystemExit(f"error: {bin_dir / b} missing (run.sh builds it)")
 
@@ -29,6 +30,18 @@ class Toprt:
         if dst.is_file() and stamp.is_file() and stamp.read_text() == args and dst.stat().st_mtime > newest:
             return "up to date"
         r = run([self.bin / "toprt-convert", src, "-o", dst, "--force", *extra])
+        stamp.write_text(args)
+        return r.stderr
+
+    def calibrate(self, src, dst, data, *extra):
+        """toprt-calibrate --dtype int8 of the toprt file `src` on `data`, unless dst is
+        newer than src, the tool, the data and the options."""
+        dst, stamp = Path(dst), Path(str(dst) + ".args")
+        args = " ".join(map(str, (data, *extra)))
+        newest = max(Path(p).stat().st_mtime for p in (src, data, self.bin / "toprt-calibrate"))
+        if dst.is_file() and stamp.is_file() and stamp.read_text() == args and dst.stat().st_mtime > newest:
+            return "up to date"
+        r = run([self.bin / "toprt-calibrate", src, "--data", data, "--dtype", "int8", "-o", dst, "--force", *extra])
         stamp.write_text(args)
         return r.stderr
 

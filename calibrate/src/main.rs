@@ -42,24 +42,37 @@ struct Cli {
     dtype: Option<toprt_format::Precision>,
 
     /// Texts drawn from the data (all of them if it has fewer; at least 16).
-    #[arg(long, value_name = "N", default_value_t = 512)]
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = count, allow_negative_numbers = true)]
     limit: usize,
 
     /// Seed of the draw and of the row sample: the same seed gives the same file.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = seed, allow_negative_numbers = true)]
     seed: u64,
 
     /// Input channels per linear kept in f32 (at most an eighth of the inputs; 0: none).
-    #[arg(long, value_name = "N", default_value_t = int8::Int8Options::default().outliers)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = int8::Int8Options::default().outliers,
+        value_parser = count,
+        allow_negative_numbers = true
+    )]
     outliers: usize,
 
     /// Largest relative output error of a linear in int8 (‖Y_int8 − Y‖ / ‖Y‖ on the
     /// calibration rows); linears above it stay f32.
-    #[arg(long, value_name = "X", default_value_t = int8::Int8Options::default().bound, verbatim_doc_comment)]
+    #[arg(
+        long,
+        value_name = "X",
+        default_value_t = int8::Int8Options::default().bound,
+        value_parser = bound,
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     bound: f64,
 
     /// Worker threads (0 = one per logical CPU).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = count, allow_negative_numbers = true)]
     threads: usize,
 
     /// Also write the per-linear findings as JSON into this folder (int8.json).
@@ -69,6 +82,21 @@ struct Cli {
 
 /// Fewest texts a calibration accepts: fewer rows could not show a linear's range.
 const MIN_TEXTS: usize = 16;
+
+fn count(v: &str) -> Result<usize, String> {
+    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
+}
+
+fn seed(v: &str) -> Result<u64, String> {
+    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
+}
+
+fn bound(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("expects a positive number (a relative error, e.g. 0.02), got '{v}'")),
+    }
+}
 
 fn dtype(v: &str) -> Result<toprt_format::Precision, String> {
     match v.parse::<toprt_format::Precision>() {
@@ -130,10 +158,23 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     let facts = serde_json::json!({ "file": cli.data.file_name().map(|f| f.to_string_lossy().into_owned()) });
     let outcome = int8::quantize(&image, &texts, facts, &opts, &mut |line| eprintln!("toprt-calibrate: {line}"))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            // What is wrong with the model: name its file.
+            toprt_calibrate::Error::Model(_) | toprt_calibrate::Error::Options(_) => {
+                format!("{}: {e}", cli.model.display())
+            }
+            _ => e.to_string(),
+        })?;
     eprintln!("{:<44} {:>10} {:>9}", "linear", "error", "runs in");
     for l in &outcome.linears {
         eprintln!("{:<44} {:>10.5} {:>9}", l.linear, l.error, if l.f32 { "f32" } else { "int8" });
+    }
+    if outcome.linears.iter().all(|l| l.f32) {
+        eprintln!(
+            "toprt-calibrate: warning: every linear's int8 error exceeds --bound {}: OUT holds no int8 linear \
+             and runs as f32 (raise --bound, or add --outliers)",
+            cli.bound
+        );
     }
     if let Some(dir) = &cli.report {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use std::ops::Range;
 use toprt_format::{self as format, Arch, Classifier, Layout, Manifest, Pooling, Precision, Task};
+use toprt_kernels::pack::NR;
 
 /// Byte range of a tensor inside the file image.
 pub(crate) type TRange = Range<usize>;
@@ -185,6 +186,22 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
         if let Some(at) = bytes[weight.clone()].iter().position(|&b| b == 0x80) {
             return Err(Error::Format(format!(
                 "tensor '{name}.weight': byte {at} is -128 (int8 weights lie in -127..=127)"
+            )));
+        }
+        // The sums must be the weight's: a wrong one would shift every output of its
+        // column by 128 · error · scale, silently. One pass over the bytes, in the
+        // panel32x4 order: each 128-byte quad row holds 4 bytes of each of 32 columns.
+        let mut got = vec![0i64; n];
+        let quads = k.div_ceil(4);
+        for (i, quad_row) in bytes[weight.clone()].chunks_exact(4 * NR).enumerate() {
+            let first = (i / quads) * NR;
+            for (c, b) in quad_row.chunks_exact(4).enumerate().take(n.saturating_sub(first)) {
+                got[first + c] += b.iter().map(|&x| i64::from(x as i8)).sum::<i64>();
+            }
+        }
+        if let Some((j, (&v, g))) = f32s(&sum).iter().zip(&got).enumerate().find(|(_, (v, g))| **v as i64 != **g) {
+            return Err(Error::Format(format!(
+                "tensor '{name}.weight_sum': column {j} has sum {v}, but its weights sum to {g}"
             )));
         }
         let index_name = format!("{name}.outlier_index");

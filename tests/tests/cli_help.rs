@@ -43,6 +43,8 @@ const CLIS: &[Cli] = &[
             "--no-prune",
             "--keep-scale",
             "--isa",
+            "--verbose",
+            "-v",
         ],
         defaults: &[("--output", "-"), ("--batch-size", "32"), ("--threads", "0"), ("--keep-scale", "1")],
         facts: &[
@@ -82,7 +84,34 @@ const CLIS: &[Cli] = &[
             "--prune-layers",
         ],
         defaults: &[("--dtype", "f32")],
-        facts: &["mean, cls, pooler or none", "f32 or bf16", "R[,R...]", "default: 128", "config.json"],
+        facts: &[
+            "mean, cls, pooler or none",
+            "f32, bf16 or int8",
+            "toprt-calibrate",
+            "R[,R...]",
+            "default: 128",
+            "config.json",
+        ],
+    },
+    Cli {
+        cmd: &["toprt-calibrate"],
+        options: &[
+            "<MODEL>",
+            "--data",
+            "--output",
+            "-o",
+            "--force",
+            "-f",
+            "--dtype",
+            "--limit",
+            "--seed",
+            "--outliers",
+            "--bound",
+            "--threads",
+            "--report",
+        ],
+        defaults: &[("--limit", "512"), ("--seed", "0"), ("--outliers", "8"), ("--bound", "0.02"), ("--threads", "0")],
+        facts: &["JSONL", "TSV", "byte-identical", "toprt inspect", "stays f32"],
     },
     Cli {
         cmd: &["engine-bench"],
@@ -212,6 +241,11 @@ fn bad_values_name_the_option_and_the_value() {
         ("engine-bench", &["--pad-to", "x"], "--pad-to", "'x'"),
         ("engine-bench", &["--isa", "neon"], "--isa", "'neon'"),
         ("engine-bench", &["--dtype", "int4"], "--dtype", "'int4'"),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--dtype", "bf16"], "--dtype", "int8 only"),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--limit", "many"], "--limit", "'many'"),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--bound", "tight"], "--bound", "'tight'"),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--bound", "0"], "--bound", "positive"),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--outliers", "-1"], "--outliers", "'-1'"),
     ];
     for (name, args, option, value) in cases {
         let err = refused(name, args);

@@ -209,7 +209,8 @@ fn c_model_facts(file: &[u8]) -> (toprt::capi::toprt_model_info, toprt::capi::to
 
 /// Corrupt int8 files are refused at open with an error naming the tensor: NaN,
 /// infinite, zero or negative scales, a scale table of the wrong length, a column sum
-/// that is not an integer, a weight byte of -128, an int8 weight in another layout.
+/// that is not an integer or not the column's, a weight byte of -128, an int8 weight in
+/// another layout.
 #[test]
 fn corrupt_int8_files_are_refused() {
     let bytes = int8_of(&convert_bytes(&fixture("tiny-bert-st")));
@@ -240,6 +241,16 @@ fn corrupt_int8_files_are_refused() {
     b[at(&sum, 0)..at(&sum, 4)].copy_from_slice(&0.5f32.to_le_bytes());
     let e = err(&b);
     assert!(e.contains(&sum.name), "{e}");
+    // An integral sum that is not the column's, and a weight byte changed under its sum.
+    let mut b = bytes.clone();
+    let v = f32::from_le_bytes(b[at(&sum, 12)..at(&sum, 16)].try_into().unwrap());
+    b[at(&sum, 12)..at(&sum, 16)].copy_from_slice(&(v + 1.0).to_le_bytes());
+    let e = err(&b);
+    assert!(e.contains(&sum.name) && e.contains("column 3") && e.contains("weights sum to"), "{e}");
+    let mut b = bytes.clone();
+    b[at(&weight, 5)] = b[at(&weight, 5)].wrapping_add(if b[at(&weight, 5)] == 0x7f { 0xff } else { 1 });
+    let e = err(&b);
+    assert!(e.contains(&sum.name) && e.contains("column 1") && e.contains("weights sum to"), "{e}");
     let mut b = bytes.clone();
     b[at(&weight, 5)] = 0x80;
     let e = err(&b);

@@ -428,15 +428,18 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
                 let q = m.quantization.as_ref();
                 let kept = q.map_or(0, |q| q.f32_linears.len());
                 let how = match q.map(|q| &q.calibration) {
-                    Some(c) if !c.is_null() => format!("; chosen by calibration {c}"),
-                    _ => String::new(),
+                    Some(c) if !c.is_null() => "chosen by toprt-calibrate",
+                    _ => "toprt-convert --dtype int8, no calibration",
                 };
-                format!(" ({kept} of {} linears kept in f32{how})", 4 * c.num_layers)
+                format!(" ({kept} of {} linears kept in f32; {how})", 4 * c.num_layers)
             }
         }
     );
     if let Some(q) = &m.quantization {
         println!("int8:        {}", q.scheme);
+        if let Some(line) = calibration_summary(&q.calibration) {
+            println!("calibration: {line}");
+        }
         for l in &q.f32_linears {
             println!("             f32: {l}");
         }
@@ -601,4 +604,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on how `toprt-calibrate` chose an int8 file's precision (the manifest's
+/// `quantization.calibration`; `toprt inspect --json` shows all of it): the texts, the
+/// bound and outliers, and the largest error among the linears left int8.
+fn calibration_summary(c: &serde_json::Value) -> Option<String> {
+    let c = c.as_object()?;
+    let get = |k: &str| c.get(k).map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let file = c.get("data").and_then(|d| d.get("file")).and_then(|f| f.as_str()).unwrap_or("?");
+    let mut line = format!(
+        "{} texts ({} tokens) of {file}, seed {}; {} outlier channels per linear, bound {}",
+        get("texts"),
+        get("tokens"),
+        get("seed"),
+        get("outlier_channels"),
+        get("bound")
+    );
+    let bound = c.get("bound").and_then(|b| b.as_f64()).unwrap_or(f64::INFINITY);
+    let worst = c
+        .get("errors")
+        .and_then(|e| e.as_object())
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_f64().map(|v| (k, v)))
+        .filter(|(_, v)| *v <= bound)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((name, err)) = worst {
+        line += &format!("; largest int8 error {err:.4} ({name})");
+    }
+    Some(line)
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# What int8 costs in answers, on real text with a real fine-tuned model
+# (see bench/compare/quality.py): toprt int8 and ONNX Runtime int8 against fp32.
+#
+#   bash bench/compare/quality.sh [quality.py options]
+#
+# Builds the release binaries, makes the SST-2 classifier if it is missing
+# (scripts/make_sst2_classifier.sh: about 10 minutes on 2 cores, torch in its own venv),
+# sets up the bench/compare venv, then writes target/compare/quality.json and quality.md.
+# Needs ../shared/data/sst2 next to the repository.
+#
+# Environment: CARGO_TARGET_DIR (default: target), PYTHON (default: python3).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+PYTHON="${PYTHON:-python3}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+VENV="target/compare/venv"
+REQ="bench/compare/requirements.txt"
+
+echo "== building toprt, toprt-convert, toprt-calibrate, engine-bench (release)"
+cargo build --release -p toprt-convert -p toprt-calibrate -p toprt-bench -p toprt
+
+bash scripts/fetch-test-models.sh
+bash scripts/make_sst2_classifier.sh
+
+mkdir -p target/compare
+STAMP="${VENV}/.requirements"
+if [[ ! -x "${VENV}/bin/python" || ! -f "${STAMP}" ]] || ! cmp -s "${REQ}" "${STAMP}"; then
+    echo "== setting up ${VENV} (pip: $(grep -v '^#' "${REQ}" | cut -d' ' -f1 | xargs))"
+    "${PYTHON}" -m venv "${VENV}"
+    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${REQ}"
+    cp "${REQ}" "${STAMP}"
+fi
+
+exec "${VENV}/bin/python" bench/compare/quality.py --bin-dir "${TARGET}/release" "$@"
