@@ -6,8 +6,9 @@ use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Scales};
 use toprt_kernels::{pack, Isa, Kernels};
 
 /// (M, K, N): BERT-base projections at 128 tokens (QKV, attention output, FFN in,
-/// FFN out), a 512-token FFN in, and small M (few surviving tokens) on FFN in.
-pub const SHAPES: [(usize, usize, usize); 8] = [
+/// FFN out), a 512-token FFN in, small M (few surviving tokens) on FFN in, and MiniLM's
+/// FFN in and out on a 512-row block of a 32 × 128 batch.
+pub const SHAPES: [(usize, usize, usize); 10] = [
     (128, 768, 2304),
     (128, 768, 768),
     (128, 768, 3072),
@@ -16,6 +17,8 @@ pub const SHAPES: [(usize, usize, usize); 8] = [
     (1, 768, 3072),
     (8, 768, 3072),
     (24, 768, 3072),
+    (512, 384, 1536),
+    (512, 1536, 384),
 ];
 
 /// The tiers this CPU runs, best last.

@@ -24,8 +24,8 @@
 //! * Prefetch: while a panel computes, each tile call prefetches its share of the
 //!   *next* `B` block into L2 (the first row tile of a micro-panel would otherwise wait
 //!   on memory for every line), and the `C` (and residual) lines of the *next* tile
-//!   into L1 (a store that misses holds up the store queue; measured ~15 % on
-//!   128×768×2304). The `B` lines go out from inside the microkernel's `k` loop, one
+//!   into L1 or L2 by the core's L1D size (`Blocking::c_into_l1`; a store that misses
+//!   holds up the store queue; measured ~15 % on 128×768×2304). The `B` lines go out from inside the microkernel's `k` loop, one
 //!   per 4 `k` steps, or as many per step as it takes to fit the tile's share into its
 //!   steps. Issued as a burst before the tile, they queued up in front of the tile's
 //!   own loads: with few rows (pruned layers) a job's share is 50–130 lines, and 8–40-row
@@ -226,8 +226,9 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                                 None => (std::ptr::null(), 0),
                             };
                             // The next tile's C rows (parked sums to load, or lines about to
-                            // be written) and residual rows, into L1: a store that misses
-                            // would hold up the store queue for a trip to L3.
+                            // be written) and residual rows, into L1 or L2
+                            // (`Blocking::c_into_l1`): a store that misses would hold up the
+                            // store queue for a trip to L3.
                             let next = if t + 1 < ntiles {
                                 Some((row + r, tile_base + usize::from(t + 1 < tile_extra), col0, cols))
                             } else if sub + 1 < subs {
@@ -238,14 +239,18 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                             };
                             if let Some((nrow, nr, ncol0, ncols)) = next {
                                 for j in nrow..nrow + nr {
-                                    prefetch_span(p.c.wrapping_add(j * p.ldc + ncol0), ncols);
+                                    prefetch_span(p.c.wrapping_add(j * p.ldc + ncol0), ncols, bl.c_into_l1);
                                     if let (
                                         true,
                                         Epilogue::BiasResidual { residual, ldr, .. }
                                         | Epilogue::BiasResidualGelu { residual, ldr, .. },
                                     ) = (last, p.epilogue)
                                     {
-                                        prefetch_span(residual.as_ptr().wrapping_add(j * ldr + ncol0), ncols);
+                                        prefetch_span(
+                                            residual.as_ptr().wrapping_add(j * ldr + ncol0),
+                                            ncols,
+                                            bl.c_into_l1,
+                                        );
                                     }
                                 }
                             }
@@ -300,13 +305,21 @@ pub(crate) fn prefetch<const L1: bool>(p: *const f32) {
     let _ = p;
 }
 
-/// Prefetches the lines of `len` floats from `p` into L1.
+/// Prefetches the lines of `len` floats from `p` into L1 (`l1`) or L2.
 #[inline(always)]
-fn prefetch_span(p: *const f32, len: usize) {
+fn prefetch_span(p: *const f32, len: usize, l1: bool) {
     let mut i = 0;
     while i < len {
-        prefetch::<true>(p.wrapping_add(i));
+        if l1 {
+            prefetch::<true>(p.wrapping_add(i));
+        } else {
+            prefetch::<false>(p.wrapping_add(i));
+        }
         i += 16;
     }
-    prefetch::<true>(p.wrapping_add(len - 1));
+    if l1 {
+        prefetch::<true>(p.wrapping_add(len - 1));
+    } else {
+        prefetch::<false>(p.wrapping_add(len - 1));
+    }
 }
