@@ -10,7 +10,7 @@
 
 use crate::attention;
 use crate::compact::{self, Buf};
-use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, SideScratch, Then};
+use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, Then};
 use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
@@ -95,12 +95,11 @@ pub(crate) fn encode(
         // ---- attention ----
         // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
         let qa = Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs };
-        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
         let (x, out) = ((&ws.hidden[..], Some(qa)), &mut ws.qkv);
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Qkv, &x.0[..t * d]);
         }
-        linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None, Some(side));
+        linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None);
         // ctx: [t, d] = per (sequence, head): softmax(q kᵀ) v
         // colsum: [nh, max_tokens] = Σ_q p[h, q, j]   (only before a keep-rule)
         attention::run(
@@ -149,24 +148,22 @@ pub(crate) fn encode(
             QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, int8(li, LinearKind::Intermediate))
                 .map(|q| q.with_outliers(outliers(li, LinearKind::Intermediate), &mut ws.xa, xs)),
         );
-        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
         let (x, out) = ((&ws.ctx[..], Some(xq)), &mut ws.h1);
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::AttentionOut, &x.0[..t * d]);
         }
-        linears.run(li, LinearKind::AttentionOut, x, t, &mut ws.a16, out, norm, to, Some(side));
+        linears.run(li, LinearKind::AttentionOut, x, t, &mut ws.a16, out, norm, to);
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
         let (xq, to) = (
             Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs },
             QuantizeTo::when(&mut ws.qb, &mut ws.qb_scale, stride, int8(li, LinearKind::Output))
                 .map(|q| q.with_outliers(outliers(li, LinearKind::Output), &mut ws.xb, xs)),
         );
-        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
         let (x, out) = ((&ws.h1[..], Some(xq)), &mut ws.inter);
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Intermediate, &x.0[..t * d]);
         }
-        linears.run(li, LinearKind::Intermediate, x, t, &mut ws.a16, out, Then::Gelu, to, Some(side));
+        linears.run(li, LinearKind::Intermediate, x, t, &mut ws.a16, out, Then::Gelu, to);
         // hidden: [t, d] = LN(h1 + inter · W2 + b2)
         let norm = Then::ResidualLayerNorm { residual: &ws.h1, norm: &layer.output_norm, eps };
         let next_qkv_int8 = int8(li + 1, LinearKind::Qkv);
@@ -175,12 +172,11 @@ pub(crate) fn encode(
             QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, next_qkv_int8)
                 .map(|q| q.with_outliers(outliers(li + 1, LinearKind::Qkv), &mut ws.xa, xs)),
         );
-        let side = SideScratch { side: &mut ws.side, zeros: &ws.zeros };
         let (x, out) = ((&ws.inter[..], Some(xq)), &mut ws.hidden);
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Output, &x.0[..t * cfg.intermediate_size]);
         }
-        linears.run(li, LinearKind::Output, x, t, &mut ws.a16, out, norm, to, Some(side));
+        linears.run(li, LinearKind::Output, x, t, &mut ws.a16, out, norm, to);
         let t3 = Instant::now();
         ws.layer_stats[li].macs +=
             ws.segments.iter().map(|s| prune::layer_macs(0.0, s.len as f64, df, fff, hf)).sum::<f64>();

@@ -7,7 +7,7 @@ use crate::par::{self, SharedMut};
 use crate::pool::Pool;
 use crate::weights::{LinearKind, Norm};
 use toprt_format::Precision;
-use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Scales};
+use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Outliers, Int8Scales};
 use toprt_kernels::Kernels;
 
 /// How a session runs the encoder's linear layers, fixed at session creation from the
@@ -98,13 +98,6 @@ pub(crate) struct Quantized<'a> {
     pub stride: usize,
     pub outliers: &'a [f32],
     pub x_stride: usize,
-}
-
-/// The scratch of int8 linears with outlier channels: the `f32` part `[t, n]` and a
-/// zero bias.
-pub(crate) struct SideScratch<'a> {
-    pub side: &'a mut [f32],
-    pub zeros: &'a [f32],
 }
 
 /// Where a linear quantises its finished output rows for the next, int8, linear: the
@@ -211,52 +204,32 @@ impl Linears<'_> {
         out: &mut [f32],
         then: Then,
         quantize_to: Option<QuantizeTo>,
-        side: Option<SideScratch>,
     ) {
         let (m, k, pool) = (self.model, self.kernels, self.pool);
         let w = m.weights.layers[layer].linear(kind);
         let (kdim, n) = (w.k, w.n);
         let bias = m.f32s(&w.bias);
-        let mut epilogue = match then {
+        let epilogue = match then {
             Then::Bias => Epilogue::Bias(bias),
             Then::Gelu => Epilogue::BiasGelu(bias),
             Then::ResidualLayerNorm { residual, .. } => {
                 Epilogue::BiasResidual { bias, residual: &residual[..t * n], ldr: n }
             }
         };
-        // An int8 linear with outlier channels: first its f32 part, side[t, n] =
-        // outliers · W_o (+ the residual), which the int8 GEMM's epilogue then adds.
-        let outliers = w.int8.as_ref().and_then(|c| c.outliers.as_ref()).filter(|_| self.path == LinearPath::Int8);
-        let side_part: &[f32];
-        if let Some(o) = outliers {
-            let q = xq.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no quantised input"));
-            let s = side.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no scratch"));
-            let c = o.index.len();
-            let ep = match then {
-                Then::ResidualLayerNorm { residual, .. } => {
-                    Epilogue::BiasResidual { bias: &s.zeros[..n], residual: &residual[..t * n], ldr: n }
-                }
-                Then::Bias | Then::Gelu => Epilogue::None,
-            };
-            let mut p =
-                GemmParams::new(q.outliers, q.x_stride, t, c, m.f32s(&o.weight), n, &mut s.side[..t * n], n, ep)
-                    .unwrap_or_else(|e| panic!("internal shape error in forward pass: {e}"));
-            par::gemm(k, pool, &mut p);
-            side_part = &s.side[..t * n];
-            epilogue = match then {
-                Then::Gelu => Epilogue::BiasResidualGelu { bias, residual: side_part, ldr: n },
-                Then::Bias | Then::ResidualLayerNorm { .. } => {
-                    Epilogue::BiasResidual { bias, residual: side_part, ldr: n }
-                }
-            };
-        }
         let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
         let out = &mut out[..t * n];
         let mut p = match (self.path, &w.int8) {
             (LinearPath::Int8, Some(cols)) => {
                 let q = xq.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no quantised input"));
                 let scales = Int8Scales { row: &q.scales[..t], col: m.f32s(&cols.scale), col_sum: m.f32s(&cols.sum) };
+                // Outlier channels: their f32 part runs inside the int8 GEMM's tiles,
+                // after the dequantisation and before the epilogue.
+                let outliers = match &cols.outliers {
+                    Some(o) => Int8Outliers { x: q.outliers, ld: q.x_stride, c: o.index.len(), w: m.f32s(&o.weight) },
+                    None => Int8Outliers { x: &[], ld: 0, c: 0, w: &[] },
+                };
                 GemmParams::new_int8(q.words, q.stride, t, kdim, m.u32s(&w.weight), n, out, n, epilogue, scales)
+                    .and_then(|p| p.with_outliers(outliers))
             }
             (LinearPath::F32 | LinearPath::Int8, _) => {
                 GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.f32s(&w.weight), n, out, n, epilogue)

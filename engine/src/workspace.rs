@@ -101,10 +101,6 @@ pub(crate) struct Workspace {
     pub xb: AVec<f32>,
     /// Most outlier channels of any linear of the model.
     pub x_stride: usize,
-    /// The `f32` part of such a linear (`outliers · W_o`, plus the residual): `[tokens, n]`.
-    pub side: AVec<f32>,
-    /// A zero bias for the `f32` part: `[max n]`.
-    pub zeros: Vec<f32>,
     /// Final token states at original rows (token outputs only): `[tokens, d]`.
     pub final_states: AVec<f32>,
     /// Attention scratch per worker (`kᵀ` tile + one score row): `[threads, max_len·(dh+1)]`.
@@ -177,8 +173,6 @@ impl Workspace {
             xa: AVec::zeroed(max_tokens * x_stride),
             xb: AVec::zeroed(max_tokens * x_stride),
             x_stride,
-            side: AVec::zeroed(if x_stride > 0 { max_tokens * (3 * d).max(ff) } else { 0 }),
-            zeros: vec![0.0; if x_stride > 0 { (3 * d).max(ff) } else { 0 }],
             final_states: AVec::zeroed(max_tokens * d),
             scores: AVec::zeroed(threads * attention_scratch),
             score_stride: attention_scratch,
@@ -199,7 +193,7 @@ impl Workspace {
     pub fn bytes(&self) -> usize {
         let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len() + self.a16.len();
         let q = self.qa.len() + self.qb.len() + self.qa_scale.len() + self.qb_scale.len();
-        let q = q + self.xa.len() + self.xb.len() + self.side.len() + self.zeros.len();
+        let q = q + self.xa.len() + self.xb.len();
         let g = self.final_states.len() + self.scores.len() + self.colsum.len() + self.importance.len();
         let h = self.head_in.len() + self.head_mid.len() + self.head_out.len();
         4 * (f + g + h + q) + 16 * self.ids.capacity() + 4 * self.kept.capacity() + 16 * self.kept_index.capacity()

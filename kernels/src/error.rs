@@ -38,6 +38,8 @@ pub enum Operand {
     Residual,
     /// The row or column scales or sums of an int8 call.
     Scales,
+    /// The `f32` outlier channels of an int8 call (activations or weight rows).
+    Outliers,
 }
 
 impl fmt::Display for Operand {
@@ -49,6 +51,7 @@ impl fmt::Display for Operand {
             Operand::Bias => "the bias",
             Operand::Residual => "the residual",
             Operand::Scales => "an int8 scale table",
+            Operand::Outliers => "the f32 outlier channels",
         })
     }
 }

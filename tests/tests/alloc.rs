@@ -46,8 +46,8 @@ fn bf16_forward_pass_allocates_nothing() {
     check_no_alloc(Precision::Bf16);
 }
 
-/// The same for an int8 model with outlier channels (quantised rows, gathered outliers
-/// and the f32 side part all live in the workspace).
+/// The same for an int8 model with outlier channels (quantised rows and gathered
+/// outliers live in the workspace).
 #[test]
 fn int8_forward_pass_allocates_nothing() {
     check_no_alloc(Precision::Int8);

@@ -108,24 +108,43 @@ pub(crate) struct TileJob {
 /// The dequantisation of an int8 tile ([`super::Int8Scales`]), at the tile's first row
 /// and column: `C = f32(Σ) · (row · col)`, where `Σ` is the exact `Σ_k q_a · q_w` —
 /// kernels that read activations as the unsigned bytes `q_a + 128` (`zero_point`) first
-/// subtract `128 · col_sum`.
+/// subtract `128 · col_sum` — then, with outlier channels ([`super::Int8Outliers`]),
+/// `oc` fused multiply-adds of their `f32` activations (`ox`, rows `old` apart) and
+/// weight rows (`ow`, the panel at the tile's first column, rows `NR` apart).
 #[derive(Clone, Copy)]
 pub(crate) struct Dequant {
     pub row: *const f32,
     pub col: *const f32,
     pub col_sum: *const f32,
     pub zero_point: bool,
+    pub ox: *const f32,
+    pub old: usize,
+    pub oc: usize,
+    pub ow: *const f32,
 }
 
 impl Dequant {
     /// The dequantisation of the tile at (`row`, `col0`) of `p` by kernels of `ts`, on
     /// the last `k` block of an int8 call.
     pub(crate) fn at(p: &GemmParams, ts_zero_point: bool, row: usize, col0: usize) -> Option<Dequant> {
+        let (ox, old, oc, ow) = match p.outliers {
+            Some(o) => (
+                o.x.as_ptr().wrapping_add(row * o.ld),
+                o.ld,
+                o.c,
+                o.w.as_ptr().wrapping_add(col0 / NR * o.c * NR + col0 % NR),
+            ),
+            None => (std::ptr::null(), 0, 0, std::ptr::null()),
+        };
         p.int8.map(|s| Dequant {
             row: s.row.as_ptr().wrapping_add(row),
             col: s.col.as_ptr().wrapping_add(col0),
             col_sum: s.col_sum.as_ptr().wrapping_add(col0),
             zero_point: ts_zero_point,
+            ox,
+            old,
+            oc,
+            ow,
         })
     }
 }

@@ -131,6 +131,16 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
                 }
             }
         }
+        // Outlier channels: `oc` f32 steps on the dequantised sums, as an f32 tile
+        // would do them (the panel is padded to NR columns, so full loads stay inside).
+        if dq.oc > 0 {
+            let ap: [*const f32; R] = std::array::from_fn(|r| dq.ox.add(r * dq.old));
+            let mut w = dq.ow;
+            for kk in 0..dq.oc {
+                step::<S, Fma, R, NV>(&mut acc, &ap, w, kk);
+                w = w.add(NR);
+            }
+        }
     }
 
     // Park the tile in C (full-precision sums), then apply the epilogue from there:
@@ -222,7 +232,13 @@ pub(crate) unsafe fn dequant_rows<S: Simd, const NV: usize>(
             let (col, corr) = dequant_columns::<S>(dq, j * l, n);
             for r in 0..rows {
                 let p = c.add(r * ldc + j * l);
-                store_n::<S>(p, n, dequant::<S>(load_n::<S>(p, n), *dq.row.add(r), col, corr, dq.zero_point));
+                let mut v = dequant::<S>(load_n::<S>(p, n), *dq.row.add(r), col, corr, dq.zero_point);
+                // Outlier channels, in the order of the register tiles (`tile_body`).
+                for kk in 0..dq.oc {
+                    let x = S::splat(*dq.ox.add(r * dq.old + kk));
+                    v = S::fma(x, S::load(dq.ow.add(kk * NR + j * l)), v);
+                }
+                store_n::<S>(p, n, v);
             }
         }
     }

@@ -55,7 +55,7 @@ pub use blocking::Blocking;
 pub(crate) use blocking::NR_BYTES_PER_ROW;
 pub use operands::{Epilogue, Operands};
 pub(crate) use params::GemmFn;
-pub use params::{GemmParams, Int8Scales, MAX_K_INT8};
+pub use params::{GemmParams, Int8Outliers, Int8Scales, MAX_K_INT8};
 pub(crate) use rows::gemm_rows_then;
 pub use rows::LN_BLOCK_ROWS;
 #[cfg(test)]

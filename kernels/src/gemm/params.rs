@@ -28,6 +28,8 @@ pub struct GemmParams<'a> {
     pub(super) epilogue: Epilogue<'a>,
     /// The scales of an int8 call ([`Operands::Int8`]).
     pub(super) int8: Option<Int8Scales<'a>>,
+    /// The `f32` outlier channels of an int8 call ([`GemmParams::with_outliers`]).
+    pub(super) outliers: Option<Int8Outliers<'a>>,
     pub(super) blocking: Blocking,
     pub(super) _c: std::marker::PhantomData<&'a mut [f32]>,
 }
@@ -45,6 +47,21 @@ pub struct Int8Scales<'a> {
     pub col: &'a [f32],
     /// `[n]`: `Σ_k q_w` per column (integers).
     pub col_sum: &'a [f32],
+}
+
+/// The `f32` part of an int8 GEMM whose weight keeps a few input channels out of the
+/// int8 matrix (outlier channels: their int8 weight rows are zero and their activations
+/// are left out of the quantised rows). `x` holds those channels' activations, `m` rows
+/// of `c` values `ld` apart; `w` their weight rows, a `panel32` `[c, n]`
+/// ([`crate::pack::pack_linear_weight`]). The GEMM adds `Σ_{i<c} x[r, i] · w[i, j]`
+/// to the dequantised sum as `c` fused multiply-adds, `i` ascending, before the
+/// epilogue, on every tier ([`GemmParams::with_outliers`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Outliers<'a> {
+    pub x: &'a [f32],
+    pub ld: usize,
+    pub c: usize,
+    pub w: &'a [f32],
 }
 
 /// Largest `k` of an int8 call: `Σ_k 255 · 127` must fit an `i32`.
@@ -120,6 +137,7 @@ impl<'a> GemmParams<'a> {
             ldc,
             epilogue,
             int8: None,
+            outliers: None,
             blocking: Blocking::detected(),
             _c: std::marker::PhantomData,
         })
@@ -244,6 +262,30 @@ impl<'a> GemmParams<'a> {
         p.operands = Operands::Int8;
         p.int8 = Some(scales);
         Ok(p)
+    }
+
+    /// The same int8 call with outlier channels ([`Int8Outliers`]): each output becomes
+    /// `fma(x[r, c-1], w[c-1, j], … fma(x[r, 0], w[0, j], dequantised) …)`, then the
+    /// epilogue. An empty set (`c = 0`) changes nothing.
+    ///
+    /// # Errors
+    /// [`Operand::Outliers`]: `x` shorter than `m` rows of `c` values `ld` apart, or `w`
+    /// not exactly a packed `[c, n]`.
+    ///
+    /// # Panics
+    /// If the call is not an int8 call (a bug of the caller, not of its data).
+    pub fn with_outliers(mut self, o: Int8Outliers<'a>) -> Result<Self, Error> {
+        assert_eq!(self.operands, Operands::Int8, "outlier channels belong to int8 GEMMs");
+        if o.c == 0 {
+            self.outliers = None;
+            return Ok(self);
+        }
+        if self.m > 0 && self.n > 0 {
+            check_rows(Operand::Outliers, o.x.len(), self.m, o.c, o.ld)?;
+            check_len(Operand::Outliers, o.w.len(), crate::pack::packed_len(o.c, self.n), true)?;
+        }
+        self.outliers = Some(o);
+        Ok(self)
     }
 
     /// [`GemmParams::new_int8`] with `C` as a raw pointer; see [`GemmParams::with_raw_c`].
@@ -412,6 +454,7 @@ impl<'a> GemmParams<'a> {
             ldc: self.ldc,
             epilogue,
             int8: self.int8.map(|s| Int8Scales { row: s.row.get(r0..).unwrap_or(&[]), ..s }),
+            outliers: self.outliers.map(|o| Int8Outliers { x: o.x.get(r0 * o.ld..).unwrap_or(&[]), ..o }),
             blocking: self.blocking,
             _c: std::marker::PhantomData,
         }

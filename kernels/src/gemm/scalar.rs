@@ -12,7 +12,8 @@
 //!   to zero, as the instruction does (Intel SDM, VDPBF16PS). Only the tests run it:
 //!   CPUs without bf16 dot products widen bf16 weights to `f32` instead.
 //! * int8 quads: the exact integer sum, then the dequantisation of every int8 tier
-//!   ([`scalar_gemm_i8`]); also the portable int8 kernel.
+//!   and the fused multiply-adds of the outlier channels ([`scalar_gemm_i8`]); also
+//!   the portable int8 kernel.
 
 use super::{Epilogue, GemmParams, Operands};
 use crate::ops;
@@ -143,6 +144,16 @@ pub(crate) unsafe fn scalar_gemm_i8(p: &GemmParams, panels: Range<usize>) {
             let mut y = [0.0f32; NR];
             for j in 0..cols {
                 y[j] = (acc[j] as f32) * (rs * scales.col[col0 + j]);
+            }
+            // Outlier channels: one fused multiply-add each, channels ascending.
+            if let Some(o) = p.outliers {
+                let wp = &o.w[panel * o.c * NR..(panel + 1) * o.c * NR];
+                for kk in 0..o.c {
+                    let x = o.x[i * o.ld + kk];
+                    for j in 0..cols {
+                        y[j] = x.mul_add(wp[kk * NR + j], y[j]);
+                    }
+                }
             }
             // SAFETY: as in `tile`: row i < m, columns col0..col0 + cols <= n, this
             // call's panels.

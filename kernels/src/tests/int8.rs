@@ -8,7 +8,7 @@
 //! order.
 
 use super::support::{check_bits, check_close, Rng};
-use crate::gemm::{self, Blocking, Epilogue, GemmParams, Int8Scales};
+use crate::gemm::{self, Blocking, Epilogue, GemmParams, Int8Outliers, Int8Scales};
 use crate::pack::{self, NR};
 use crate::{Isa, Kernels};
 
@@ -25,6 +25,12 @@ struct Case {
     w: pack::QuantizedWeight,
     bias: Vec<f32>,
     res: Vec<f32>,
+    /// Outlier channels: `oc` f32 activations per row (`old` apart) and their packed
+    /// `[oc, n]` weight rows (`oc = 0`: none).
+    oc: usize,
+    old: usize,
+    ox: Vec<f32>,
+    ow: Vec<f32>,
 }
 
 impl Case {
@@ -47,7 +53,21 @@ impl Case {
         let w = pack::quantize_linear_weight_i8(wt, n, k);
         let bias = rng.floats(n, -1.0, 1.0);
         let res = rng.floats(m.saturating_sub(1) * ldc + n, -1.0, 1.0);
-        Case { m, k, n, lda, ldc, a, row, w, bias, res }
+        Case { m, k, n, lda, ldc, a, row, w, bias, res, oc: 0, old: 0, ox: Vec::new(), ow: Vec::new() }
+    }
+
+    /// The same case with `oc` outlier channels: activations with a spread far
+    /// beyond the quantised rows' (what makes a channel an outlier), stride `oc + 2`.
+    fn with_outliers(mut self, rng: &mut Rng, oc: usize) -> Case {
+        self.oc = oc;
+        self.old = oc + 2;
+        self.ox = rng.floats(self.m.saturating_sub(1) * self.old + oc, -40.0, 40.0);
+        self.ow = pack::pack_linear_weight(&rng.floats(self.n * oc, -1.0, 1.0), self.n, oc);
+        self
+    }
+
+    fn outliers(&self) -> Int8Outliers<'_> {
+        Int8Outliers { x: &self.ox, ld: self.old, c: self.oc, w: &self.ow }
     }
 
     fn c_len(&self) -> usize {
@@ -71,6 +91,8 @@ impl Case {
     fn params<'a>(&'a self, c: &'a mut [f32], ep: usize) -> GemmParams<'a> {
         let (m, k, n) = (self.m, self.k, self.n);
         GemmParams::new_int8(&self.a, self.lda, m, k, &self.w.packed, n, c, self.ldc, self.epilogue(ep), self.scales())
+            .unwrap()
+            .with_outliers(self.outliers())
             .unwrap()
     }
 
@@ -103,7 +125,11 @@ impl Case {
                     let byte = (self.a[i * self.lda + kk / 4] >> (8 * (kk % 4))) as u8;
                     sum += (i64::from(byte) - 128) * i64::from(pack::packed_at_i8(&self.w.packed, self.k, kk, j));
                 }
-                let y = (sum as i32 as f32) * (self.row[i] * self.w.scale[j]);
+                let mut y = (sum as i32 as f32) * (self.row[i] * self.w.scale[j]);
+                for c in 0..self.oc {
+                    let w = self.ow[(j / NR) * self.oc * NR + c * NR + j % NR];
+                    y = self.ox[i * self.old + c].mul_add(w, y);
+                }
                 out[i * self.n + j] = match ep {
                     0 => y,
                     1 => y + self.bias[j],
@@ -117,7 +143,10 @@ impl Case {
     }
 
     fn name(&self) -> String {
-        format!("int8 {}×{}×{} (lda {} words, ldc {})", self.m, self.k, self.n, self.lda, self.ldc)
+        format!(
+            "int8 {}×{}×{} (lda {} words, ldc {}, {} outlier channels)",
+            self.m, self.k, self.n, self.lda, self.ldc, self.oc
+        )
     }
 }
 
@@ -220,8 +249,8 @@ fn int8_kernels_equal_the_twin_on_edge_shapes() {
 #[test]
 fn int8_blocking_split_and_batch_invariance() {
     let mut rng = Rng::new(33);
-    for (m, k, n) in [(128, 768, 2304), (25, 768, 3072), (40, 3072, 768), (37, 777, 9 * NR + 3)] {
-        let case = Case::new(&mut rng, m, k, n, 2);
+    for (m, k, n, oc) in [(128, 768, 2304, 0), (25, 768, 3072, 0), (40, 3072, 768, 8), (37, 777, 9 * NR + 3, 3)] {
+        let case = Case::new(&mut rng, m, k, n, 2).with_outliers(&mut rng, oc);
         for (name, gemm) in &kernels() {
             for ep in [1, 3] {
                 let want = case.run(gemm, ep, None);
@@ -242,6 +271,8 @@ fn int8_blocking_split_and_batch_invariance() {
                         res: case.res[i * case.ldc..i * case.ldc + n].to_vec(),
                         w: case.w.clone(),
                         bias: case.bias.clone(),
+                        ox: case.ox.get(i * case.old..i * case.old + case.oc).unwrap_or(&[]).to_vec(),
+                        ow: case.ow.clone(),
                         ..case
                     };
                     check_bits(
@@ -401,4 +432,84 @@ fn int8_params_check_lengths() {
     assert!(GemmParams::new_int8(&a, 2, 2, 8, &w.packed, 64, &mut c, 64, Epilogue::None, short).is_err());
     let big = gemm::MAX_K_INT8 + 1;
     assert!(GemmParams::new_int8(&a, 2, 2, big, &w.packed, 64, &mut c, 64, Epilogue::None, ok).is_err());
+}
+
+/// Outlier channels: the twin equals the reference (the i64 sum, dequantised, then the
+/// channels' fused multiply-adds in order), and every kernel equals the twin, on the
+/// edges of every tile geometry, with 1 to 9 channels and every epilogue.
+#[test]
+fn int8_outlier_channels_on_every_kernel() {
+    let mut rng = Rng::new(37);
+    let kernels = kernels();
+    for (m, k, n, oc) in [(1, 64, 32, 1), (7, 65, 33, 8), (11, 768, 3 * NR + 5, 9), (17, 3, 16, 2), (33, 768, 31, 4)] {
+        let case = Case::new(&mut rng, m, k, n, 1).with_outliers(&mut rng, oc);
+        for ep in 0..5 {
+            let at = |idx: usize| format!("{} ep {ep} [{}, {}]", case.name(), idx / n, idx % n);
+            let want = case.run(&twin, ep, None);
+            check_bits("int8 twin vs reference", &want, &case.reference(ep), at).unwrap();
+            for (name, gemm) in &kernels {
+                let got = case.run(gemm, ep, None);
+                if ep == 2 || ep == 4 {
+                    let bound = |idx: usize| crate::ops::GELU_TOL.bound(want[idx]);
+                    check_close(&format!("{name} vs twin"), &got, &want, bound, at).unwrap();
+                } else {
+                    check_bits(&format!("{name} vs twin"), &got, &want, at).unwrap();
+                }
+            }
+        }
+        // The channels count: without them every output differs.
+        let with = case.run(&twin, 1, None);
+        let mut c = vec![f32::NAN; case.c_len()];
+        let mut p = GemmParams::new_int8(
+            &case.a,
+            case.lda,
+            m,
+            k,
+            &case.w.packed,
+            n,
+            &mut c,
+            case.ldc,
+            case.epilogue(1),
+            case.scales(),
+        )
+        .unwrap();
+        twin(&mut p);
+        let without: Vec<f32> = (0..m).flat_map(|i| c[i * case.ldc..i * case.ldc + n].to_vec()).collect();
+        assert!(
+            with.iter().zip(&without).any(|(a, b)| a != b),
+            "{}: the outlier channels changed nothing",
+            case.name()
+        );
+    }
+}
+
+/// Outlier operands that do not fit the call are refused, naming them.
+#[test]
+fn int8_outlier_params_check_lengths() {
+    let w = pack::quantize_linear_weight_i8(&[0.5; 64 * 8], 64, 8);
+    let a = vec![0x8080_8080u32; 2 * 2];
+    let row = [1.0f32; 2];
+    let scales = Int8Scales { row: &row, col: &w.scale, col_sum: &w.sum };
+    let ow = pack::pack_linear_weight(&[0.25; 64 * 3], 64, 3);
+    let ox = [1.0f32; 2 * 4];
+    let mut c = vec![0.0; 2 * 64];
+    let mut try_with = |o: Int8Outliers| {
+        GemmParams::new_int8(&a, 2, 2, 8, &w.packed, 64, &mut c, 64, Epilogue::None, scales)
+            .unwrap()
+            .with_outliers(o)
+            .map(|_| ())
+    };
+    let ok = Int8Outliers { x: &ox, ld: 4, c: 3, w: &ow };
+    assert!(try_with(ok).is_ok());
+    let outliers = crate::error::Operand::Outliers;
+    assert!(
+        matches!(try_with(Int8Outliers { x: &ox[..6], ..ok }), Err(crate::Error::Shape { operand, .. }) if operand == outliers)
+    );
+    assert!(
+        matches!(try_with(Int8Outliers { ld: 2, ..ok }), Err(crate::Error::Stride { operand, .. }) if operand == outliers)
+    );
+    assert!(
+        matches!(try_with(Int8Outliers { w: &ow[1..], ..ok }), Err(crate::Error::Shape { operand, .. }) if operand == outliers)
+    );
+    assert!(try_with(Int8Outliers { c: 0, x: &[], w: &[], ld: 0 }).is_ok(), "no channels: nothing to check");
 }
