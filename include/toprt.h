@@ -247,7 +247,7 @@ toprt_status toprt_session_create(const toprt_model *model, const toprt_session_
 toprt_status toprt_session_get_info(const toprt_session *session, toprt_session_info *out);
 
 /* Which GEMM kernel the session's linear layers run on and why, as a NUL-terminated
- * string, e.g. "avx512vnni_gemm_i8_10x32; int8 weights on avx512vnni_gemm_i8_10x32".
+ * string, e.g. "avx512vnni_gemm_i8_8x32; int8 weights on avx512vnni_gemm_i8_8x32".
  * cap and *len are in bytes and include the NUL. */
 toprt_status toprt_session_kernel(const toprt_session *session, char *buf, size_t cap, size_t *len);
 

@@ -38,7 +38,7 @@ pub struct Kernels {
     /// GEMM on int8 operands ([`Operands::Int8`]): on every tier, from the scalar twin
     /// up to AMX tiles.
     pub(crate) gemm_i8: GemmFn,
-    /// Name of the int8 microkernel, e.g. `avx512vnni_gemm_i8_10x32`.
+    /// Name of the int8 microkernel, e.g. `avx512vnni_gemm_i8_8x32`.
     pub(crate) gemm_i8_name: &'static str,
     /// Quantises a row of activations for `gemm_i8` ([`crate::pack::quantize_row_i8`]).
     pub(crate) quantize_row: QuantizeRowFn,
@@ -94,7 +94,7 @@ impl Kernels {
         self.gemm_bf16_name
     }
 
-    /// The int8 GEMM microkernel, e.g. `avx512vnni_gemm_i8_10x32`; every table has one.
+    /// The int8 GEMM microkernel, e.g. `avx512vnni_gemm_i8_8x32`; every table has one.
     pub fn gemm_i8_name(&self) -> &'static str {
         self.gemm_i8_name
     }

@@ -118,7 +118,7 @@ pub(crate) unsafe fn amx_bf16_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
 /// of 64 bytes holding 16 quads (64 values of `k`); the zero point and the scales are
 /// taken out after the tiles are stored (`Dequant`, as the vector kernels do), then the
 /// epilogue. `k` must be a multiple of 64; other shapes run on
-/// `avx512vnni_gemm_i8_10x32`, present on every CPU with AMX-INT8.
+/// `avx512vnni_gemm_i8_8x32`, present on every CPU with AMX-INT8.
 ///
 /// # Safety
 /// As [`super::GemmFn`]; the process may use the AMX int8 tiles
@@ -127,7 +127,7 @@ pub(crate) unsafe fn amx_int8_gemm_32x32(p: &GemmParams, panels: Range<usize>) {
     assert_eq!(p.operands, Operands::Int8, "a {:?} GEMM given to the AMX int8 kernel", p.operands);
     if !p.steps.is_multiple_of(KT) {
         // SAFETY: forwarded contract; AVX512-VNNI is part of this kernel's contract.
-        unsafe { super::avx512::avx512vnni_gemm_i8_10x32(p, panels) };
+        unsafe { super::avx512::avx512vnni_gemm_i8_8x32(p, panels) };
         return;
     }
     if p.m == 0 || panels.is_empty() {

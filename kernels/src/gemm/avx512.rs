@@ -143,38 +143,42 @@ impl microkernel::Mac<Avx512> for Dpbusd {
     }
 }
 
-/// The int8 microkernel for `R` rows (`R` in `1..=MR`): the same 10 × 32 tile of `i32`
+/// The int8 microkernel for `R` rows (`R` in `1..=MR_I8`): an 8 × 32 tile of `i32`
 /// sums, one quad of `k` rows per step.
 ///
 /// # Safety
 /// As [`super::TileFn`]; the CPU supports the AVX-512 tier and AVX512-VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
-unsafe fn avx512vnni_gemm_i8_10x32_tile<const R: usize>(t: &TileJob) {
+unsafe fn avx512vnni_gemm_i8_8x32_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
     unsafe { microkernel::tile::<Avx512, Dpbusd, R, NV>(t) }
 }
 
-static TILES_I8: [TileFn; MR] = [
-    avx512vnni_gemm_i8_10x32_tile::<1>,
-    avx512vnni_gemm_i8_10x32_tile::<2>,
-    avx512vnni_gemm_i8_10x32_tile::<3>,
-    avx512vnni_gemm_i8_10x32_tile::<4>,
-    avx512vnni_gemm_i8_10x32_tile::<5>,
-    avx512vnni_gemm_i8_10x32_tile::<6>,
-    avx512vnni_gemm_i8_10x32_tile::<7>,
-    avx512vnni_gemm_i8_10x32_tile::<8>,
-    avx512vnni_gemm_i8_10x32_tile::<9>,
-    avx512vnni_gemm_i8_10x32_tile::<10>,
+/// Rows of the int8 tile: the broadcast activation quads must sit in registers (the
+/// unsigned operand of `vpdpbusd` cannot be an embedded broadcast, unlike an FMA's), so
+/// 10 rows would need all 32 registers (20 sums, 2 `B`, 10 `A`) and LLVM spilled the
+/// broadcasts inside the `k` loop; 8 rows leave 6 free.
+const MR_I8: usize = 8;
+
+static TILES_I8: [TileFn; MR_I8] = [
+    avx512vnni_gemm_i8_8x32_tile::<1>,
+    avx512vnni_gemm_i8_8x32_tile::<2>,
+    avx512vnni_gemm_i8_8x32_tile::<3>,
+    avx512vnni_gemm_i8_8x32_tile::<4>,
+    avx512vnni_gemm_i8_8x32_tile::<5>,
+    avx512vnni_gemm_i8_8x32_tile::<6>,
+    avx512vnni_gemm_i8_8x32_tile::<7>,
+    avx512vnni_gemm_i8_8x32_tile::<8>,
 ];
 
 pub(crate) static SET_I8: TileSet =
-    TileSet { operands: Operands::Int8, mr: MR, cols: COLS, tiles: &TILES_I8, zero_point: true };
+    TileSet { operands: Operands::Int8, mr: MR_I8, cols: COLS, tiles: &TILES_I8, zero_point: true };
 
 /// The AVX-512 VNNI [`super::GemmFn`] (int8 operands, [`super::Operands::Int8`]).
 ///
 /// # Safety
 /// As [`super::GemmFn`]; the CPU supports the AVX-512 tier and AVX512-VNNI.
-pub(crate) unsafe fn avx512vnni_gemm_i8_10x32(p: &GemmParams, panels: Range<usize>) {
+pub(crate) unsafe fn avx512vnni_gemm_i8_8x32(p: &GemmParams, panels: Range<usize>) {
     // SAFETY: forwarded contract.
     unsafe { drive(p, panels, &SET_I8) }
 }
@@ -192,7 +196,7 @@ pub(crate) fn plug(k: &mut Kernels, cpu: &Cpu) {
         k.gemm_bf16_name = Some("avx512bf16_gemm_10x32");
     }
     if cpu.features().avx512_vnni {
-        k.gemm_i8 = avx512vnni_gemm_i8_10x32;
-        k.gemm_i8_name = "avx512vnni_gemm_i8_10x32";
+        k.gemm_i8 = avx512vnni_gemm_i8_8x32;
+        k.gemm_i8_name = "avx512vnni_gemm_i8_8x32";
     }
 }

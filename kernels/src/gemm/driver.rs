@@ -4,10 +4,14 @@
 //! The SIMD tiers share one driver (`drive`) and one generic microkernel body
 //! (`microkernel::tile`), instantiated per tier for every row count `1..=MR`:
 //!
-//! | tier    | entry                 | tile (rows × cols)        | accumulators   |
-//! |---------|-----------------------|---------------------------|----------------|
-//! | avx2    | `avx2_sgemm_6x16`     | 6 × 16 (half a panel)     | 12 ymm of 16   |
-//! | avx512  | `avx512_sgemm_10x32`  | 10 × 32 (one panel)       | 20 zmm of 32   |
+//! | tier        | entry                     | tile (rows × cols)    | accumulators |
+//! |-------------|---------------------------|-----------------------|--------------|
+//! | avx2        | `avx2_sgemm_6x16`         | 6 × 16 (half a panel) | 12 ymm of 16 |
+//! | avx512      | `avx512_sgemm_10x32`      | 10 × 32 (one panel)   | 20 zmm of 32 |
+//! | avx512 int8 | `avx512vnni_gemm_i8_8x32` | 8 × 32 (one panel)    | 16 zmm of 32 |
+//!
+//! (The int8 tile is shorter: `vpdpbusd` cannot broadcast its activation operand from
+//! memory, so each row's broadcast needs a register; see `avx512.rs`.)
 //!
 //! Per `k` step a tile loads its `cols/LANES` vectors of `B` once and broadcasts one `A`
 //! element per row: 6 × 16 does 12 FMAs for 8 loads, 10 × 32 does 20 FMAs for 12. The 12

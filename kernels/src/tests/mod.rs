@@ -115,7 +115,7 @@ fn dispatch_tables() {
                         Isa::Scalar => "scalar_gemm_i8",
                         Isa::Avx2 => avx2_i8,
                         Isa::Avx512 if cpu.has_amx_int8() && f.avx512_vnni => "amx_int8_gemm_32x32",
-                        Isa::Avx512 if f.avx512_vnni => "avx512vnni_gemm_i8_10x32",
+                        Isa::Avx512 if f.avx512_vnni => "avx512vnni_gemm_i8_8x32",
                         Isa::Avx512 => avx2_i8,
                     };
                     assert_eq!(k.gemm_i8_name(), int8, "int8 GEMM of the {isa} table");
