@@ -11,11 +11,17 @@
 //! The int8 GEMM of the best tier gets a row per shape too (GOP/s: one multiply-add
 //! counts 2), as % of a register-only probe of `vpdpbusd` where the CPU has VNNI.
 //!
-//! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS]` (default 15).
+//! `--cold`: every call reads a different copy of the weight, the copies together
+//! 256 MiB ([`common::ColdCopies`]), so the weight streams from memory on every call as
+//! in a model's forward pass (340 MB of BERT-base weights in f32, 85 MB in int8, each
+//! linear's read once per pass). The `gemm` crate columns are left out there.
+//!
+//! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS] [--cold]` (default 15
+//! rounds).
 
 mod common;
 
-use common::{tiers, Problem, SHAPES};
+use common::{tiers, ColdCopies, Problem, SHAPES};
 use std::time::Instant;
 use toprt_kernels::{peak_probe, peak_probe_amx, peak_probe_bf16, peak_probe_int8, Cpu, Isa, Kernels};
 
@@ -30,7 +36,11 @@ fn time(flops: u64, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(15);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(15);
+    let cold = args.iter().any(|a| a == "--cold");
+    // Cold mode: the weight copies each call reads in turn (refilled per shape and kind).
+    let (mut cold_f32, mut cold_u32) = (ColdCopies::<f32>::new(), ColdCopies::<u32>::new());
     let simd: Vec<_> = tiers().into_iter().filter(|k| k.isa() != Isa::Scalar).collect();
     let mut peak = vec![0.0f64; simd.len()];
     // The bf16 kernels this CPU runs, each with its own peak probe.
@@ -50,6 +60,12 @@ fn main() {
     let int8 = Kernels::for_isa(Isa::best()).expect("the best tier");
     let mut peak_i8 = 0.0f64;
     println!("single thread, best of {rounds} interleaved rounds; % of the tier's FMA peak probe");
+    if cold {
+        println!(
+            "cold weights: each call reads the next of {} MiB of copies of B (no gemm crate columns)",
+            ColdCopies::<f32>::BYTES >> 20
+        );
+    }
     println!("{:>16} {:>22} {:>9} {:>7} {:>9} {:>8}", "M×K×N", "kernel", "GFLOP/s", "% peak", "gemm GF/s", "vs gemm");
     // Every round visits every shape, so a slow spell of the machine (seconds long here)
     // costs each shape a round or two instead of all of one shape's rounds.
@@ -61,40 +77,73 @@ fn main() {
     for _ in 0..rounds {
         for (si, p) in problems.iter_mut().enumerate() {
             let flops = p.flops();
+            if cold {
+                cold_f32.fill(&p.packed);
+            }
             for (i, kern) in simd.iter().enumerate() {
                 peak[i] = peak[i].max(peak_probe(kern.isa()));
-                best[si][i] = best[si][i].min(time(flops, || p.toprt(kern)));
+                let t = if cold {
+                    time(flops, || p.toprt_on(kern, cold_f32.next()))
+                } else {
+                    time(flops, || p.toprt(kern))
+                };
+                best[si][i] = best[si][i].min(t);
             }
-            best_gemm[si] = best_gemm[si].min(time(flops, || p.gemm_crate()));
+            if !cold {
+                best_gemm[si] = best_gemm[si].min(time(flops, || p.gemm_crate()));
+            }
+            if cold && !bf16.is_empty() {
+                cold_u32.fill(&p.packed_bf16);
+            }
             for (i, (kern, _, probe, peak)) in bf16.iter_mut().enumerate() {
                 *peak = peak.max(probe().unwrap_or(0.0));
-                best_bf16[si][i] = best_bf16[si][i].min(time(flops, || p.toprt_bf16(kern)));
+                let t = if cold {
+                    time(flops, || p.toprt_bf16_on(kern, cold_u32.next()))
+                } else {
+                    time(flops, || p.toprt_bf16(kern))
+                };
+                best_bf16[si][i] = best_bf16[si][i].min(t);
             }
             peak_i8 = peak_i8.max(peak_probe_int8().unwrap_or(0.0));
-            best_i8[si] = best_i8[si].min(time(flops, || p.toprt_int8(&int8)));
+            if cold {
+                cold_u32.fill(&p.packed_i8);
+            }
+            let t = if cold {
+                time(flops, || p.toprt_int8_on(&int8, cold_u32.next()))
+            } else {
+                time(flops, || p.toprt_int8(&int8))
+            };
+            best_i8[si] = best_i8[si].min(t);
         }
     }
+    // The gemm crate's GFLOP/s and its time over the kernel's, or dashes (cold mode).
+    let vs_gemm = |best_gemm: f64, best: f64, flops: u64| -> String {
+        if best_gemm == f64::MAX {
+            format!("{:>9} {:>8}", "-", "-")
+        } else {
+            format!("{:>9.1} {:>7.2}×", flops as f64 / best_gemm / 1e9, best_gemm / best)
+        }
+    };
     for (si, p) in problems.iter().enumerate() {
         let (m, k, n, flops) = (p.m, p.k, p.n, p.flops());
-        let gemm_gf = flops as f64 / best_gemm[si] / 1e9;
         for (i, kern) in simd.iter().enumerate() {
             let gf = flops as f64 / best[si][i] / 1e9;
             println!(
-                "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
+                "{:>16} {:>22} {gf:>9.1} {:>6.1}% {}",
                 format!("{m}×{k}×{n}"),
                 kern.sgemm_name(),
                 100.0 * gf / peak[i],
-                best_gemm[si] / best[si][i]
+                vs_gemm(best_gemm[si], best[si][i], flops)
             );
         }
         for (i, (_, name, _, peak)) in bf16.iter().enumerate() {
             let gf = flops as f64 / best_bf16[si][i] / 1e9;
             println!(
-                "{:>16} {:>22} {gf:>9.1} {:>6.1}% {gemm_gf:>9.1} {:>7.2}×",
+                "{:>16} {:>22} {gf:>9.1} {:>6.1}% {}",
                 format!("{m}×{k}×{n}"),
                 name,
                 100.0 * gf / peak,
-                best_gemm[si] / best_bf16[si][i]
+                vs_gemm(best_gemm[si], best_bf16[si][i], flops)
             );
         }
     }
@@ -103,11 +152,10 @@ fn main() {
         let gf = flops as f64 / best_i8[si] / 1e9;
         let pct = if peak_i8 > 0.0 { format!("{:>6.1}%", 100.0 * gf / peak_i8) } else { "      -".into() };
         println!(
-            "{:>16} {:>22} {gf:>9.1} {pct} {:>9.1} {:>7.2}×",
+            "{:>16} {:>22} {gf:>9.1} {pct} {}",
             format!("{m}×{k}×{n}"),
             int8.gemm_i8_name(),
-            flops as f64 / best_gemm[si] / 1e9,
-            best_gemm[si] / best_i8[si]
+            vs_gemm(best_gemm[si], best_i8[si], flops)
         );
     }
     for (i, kern) in simd.iter().enumerate() {

@@ -72,6 +72,66 @@ impl<T> std::ops::DerefMut for A64<T> {
     }
 }
 
+/// Copies of one weight that together outgrow any last-level cache, handed out in turn,
+/// so each GEMM call streams its weight from memory as a model's forward pass does
+/// (every linear's weight is read once per pass, long evicted since the last one),
+/// instead of finding it in cache as a bench that repeats one call does.
+pub struct ColdCopies<T> {
+    buf: Vec<T>,
+    /// Elements between copies: the weight's length rounded up to whole 4 KiB pages, so
+    /// every copy starts on a page, as a weight in the mapped file starts on a line.
+    stride: usize,
+    len: usize,
+    copies: usize,
+    next: usize,
+}
+
+impl<T: Copy + Default> ColdCopies<T> {
+    /// Bytes of all copies together.
+    pub const BYTES: usize = 256 << 20;
+
+    /// An empty set; [`ColdCopies::fill`] makes the copies.
+    pub fn new() -> Self {
+        ColdCopies { buf: Vec::new(), stride: 0, len: 0, copies: 0, next: 0 }
+    }
+
+    /// Replaces the copies with copies of `w` (at least two), reusing the buffer.
+    pub fn fill(&mut self, w: &[T]) {
+        let per_page = 4096 / std::mem::size_of::<T>();
+        self.len = w.len();
+        self.stride = w.len().next_multiple_of(per_page).max(per_page);
+        self.copies = (Self::BYTES / (self.stride * std::mem::size_of::<T>())).max(2);
+        // One page of slack to start the first copy on a page boundary.
+        self.buf.resize(self.copies * self.stride + per_page, T::default());
+        let off = (per_page - (self.buf.as_ptr() as usize / std::mem::size_of::<T>()) % per_page) % per_page;
+        for c in 0..self.copies {
+            let at = off + c * self.stride;
+            self.buf[at..at + w.len()].copy_from_slice(w);
+        }
+        self.next = 0;
+    }
+
+    /// The next copy in turn.
+    pub fn next(&mut self) -> &[T] {
+        let per_page = 4096 / std::mem::size_of::<T>();
+        let off = (per_page - (self.buf.as_ptr() as usize / std::mem::size_of::<T>()) % per_page) % per_page;
+        let at = off + self.next * self.stride;
+        self.next = (self.next + 1) % self.copies;
+        &self.buf[at..at + self.len]
+    }
+
+    /// Number of copies.
+    pub fn copies(&self) -> usize {
+        self.copies
+    }
+}
+
+impl<T: Copy + Default> Default for ColdCopies<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One GEMM problem: activations, the weight packed for toprt and row-major for the
 /// gemm crate, bias, residual and output (the toprt operands 64-byte aligned).
 pub struct Problem {
@@ -182,6 +242,30 @@ impl Problem {
             scales,
         )
         .expect("shapes");
+        kernels.gemm(&mut p);
+    }
+
+    /// [`Problem::toprt`] on the weight `w` (a cold copy of `packed`).
+    pub fn toprt_on(&mut self, kernels: &Kernels, w: &[f32]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let mut p = GemmParams::new(&self.a, k, m, k, w, n, &mut self.c, n, Epilogue::None).expect("shapes");
+        kernels.gemm(&mut p);
+    }
+
+    /// [`Problem::toprt_bf16`] on the weight `w` (a cold copy of `packed_bf16`).
+    pub fn toprt_bf16_on(&mut self, kernels: &Kernels, w: &[u32]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let mut p = GemmParams::new_bf16(&self.a_bf16, k.div_ceil(2), m, k, w, n, &mut self.c, n, Epilogue::None)
+            .expect("shapes");
+        kernels.gemm(&mut p);
+    }
+
+    /// [`Problem::toprt_int8`] on the weight `w` (a cold copy of `packed_i8`).
+    pub fn toprt_int8_on(&mut self, kernels: &Kernels, w: &[u32]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let scales = Int8Scales { row: &self.a_scale, col: &self.w_i8.scale, col_sum: &self.w_i8.sum };
+        let mut p = GemmParams::new_int8(&self.a_i8, k.div_ceil(4), m, k, w, n, &mut self.c, n, Epilogue::None, scales)
+            .expect("shapes");
         kernels.gemm(&mut p);
     }
 
