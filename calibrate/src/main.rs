@@ -1,17 +1,25 @@
-//! `toprt-calibrate MODEL.toprt --data FILE -o OUT.toprt --dtype int8`
+//! `toprt-calibrate MODEL.toprt --data FILE -o OUT.toprt [--dtype int8] [--target-mac-reduction X]`
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use toprt_calibrate::{data, int8};
+use toprt_calibrate::{data, int8, prune};
 
 /// Fit a converted toprt model to real text, without training.
+///
+/// --target-mac-reduction X searches keep-rules (token pruning) for a model that was
+/// never trained to prune: the dense model, in the file's precision, runs the
+/// calibration text and is the teacher; the search gives each prune location a top-k
+/// ratio (or none), lowering one location at a time where the fidelity to the teacher
+/// (class probabilities, embedding cosine or token states) suffers least per MAC saved,
+/// until the MACs on this text fall by X. Any rules MODEL had are replaced.
 ///
 /// --dtype int8 quantises an f32 model to int8 where the data says it is safe: the
 /// model runs the calibration text in f32; each encoder linear keeps its --outliers
 /// largest input channels in f32 (BERT's LayerNorm outputs carry a few channels 10-50
 /// times the rest), and a linear whose output error in int8 exceeds --bound stays f32.
-/// The choice is recorded in OUT (toprt inspect prints it).
+/// With both, the model is quantised first and the rules are searched in int8.
+/// What was done is recorded in OUT (toprt inspect prints it).
 ///
 /// The data is JSONL ({"text": ..., "text_pair": ..., "label": ...} per line) or TSV
 /// with a header naming a text (or sentence) column. --limit texts are drawn from it
@@ -71,11 +79,22 @@ struct Cli {
     )]
     bound: f64,
 
+    /// Search keep-rules until the MACs on the calibration text fall by this factor (> 1,
+    /// e.g. 2.0; dense MACs / pruned MACs, unpadded).
+    #[arg(long, value_name = "X", value_parser = reduction, allow_negative_numbers = true)]
+    target_mac_reduction: Option<f64>,
+
+    /// Sequences per pass of the keep-rule search (packed, no padding).
+    #[arg(long, value_name = "N", default_value_t = prune::SearchOptions::default().batch, value_parser = count, allow_negative_numbers = true)]
+    batch: usize,
+
     /// Worker threads (0 = one per logical CPU).
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = count, allow_negative_numbers = true)]
     threads: usize,
 
-    /// Also write the per-linear findings as JSON into this folder (int8.json).
+    /// Also write what was found into this folder: int8.json (per linear), and for the
+    /// keep-rule search keep_rules.json (the front searched, uniform top-k, the schedule
+    /// chosen) and keep_rules.svg (the two fronts as a chart).
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
 }
@@ -95,6 +114,13 @@ fn bound(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err(format!("expects a positive number (a relative error, e.g. 0.02), got '{v}'")),
+    }
+}
+
+fn reduction(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 1.0 => Ok(x),
+        _ => Err(format!("expects a factor above 1 (e.g. 1.5 or 2.0), got '{v}'")),
     }
 }
 
@@ -133,13 +159,16 @@ fn draw(mut all: Vec<data::Text>, limit: usize, seed: u64) -> Vec<data::Text> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let Some(_) = cli.dtype else {
-        return Err("nothing to calibrate: give --dtype int8".into());
-    };
+    if cli.dtype.is_none() && cli.target_mac_reduction.is_none() {
+        return Err("nothing to calibrate: give --dtype int8, --target-mac-reduction X, or both".into());
+    }
     if cli.out.exists() && !cli.force {
         return Err(format!("{} exists (pass --force to replace it)", cli.out.display()));
     }
-    let image = std::fs::read(&cli.model).map_err(|e| format!("{}: {e}", cli.model.display()))?;
+    if cli.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let mut image = std::fs::read(&cli.model).map_err(|e| format!("{}: {e}", cli.model.display()))?;
     let all = data::load(&cli.data, None).map_err(|e| e.to_string())?;
     let texts = draw(all, cli.limit, cli.seed);
     if texts.len() < MIN_TEXTS {
@@ -149,47 +178,88 @@ fn run(cli: Cli) -> Result<(), String> {
             texts.len()
         ));
     }
-    let opts = int8::Int8Options {
-        outliers: cli.outliers,
-        bound: cli.bound,
-        seed: cli.seed,
-        threads: cli.threads,
-        ..Default::default()
+    let model_error = |e: toprt_calibrate::Error| match e {
+        // What is wrong with the model: name its file.
+        toprt_calibrate::Error::Model(_) | toprt_calibrate::Error::Options(_) => {
+            format!("{}: {e}", cli.model.display())
+        }
+        _ => e.to_string(),
     };
-    let facts = serde_json::json!({ "file": cli.data.file_name().map(|f| f.to_string_lossy().into_owned()) });
-    let outcome = int8::quantize(&image, &texts, facts, &opts, &mut |line| eprintln!("toprt-calibrate: {line}"))
-        .map_err(|e| match e {
-            // What is wrong with the model: name its file.
-            toprt_calibrate::Error::Model(_) | toprt_calibrate::Error::Options(_) => {
-                format!("{}: {e}", cli.model.display())
-            }
-            _ => e.to_string(),
-        })?;
-    eprintln!("{:<44} {:>10} {:>9}", "linear", "error", "runs in");
-    for l in &outcome.linears {
-        eprintln!("{:<44} {:>10.5} {:>9}", l.linear, l.error, if l.f32 { "f32" } else { "int8" });
-    }
-    if outcome.linears.iter().all(|l| l.f32) {
-        eprintln!(
-            "toprt-calibrate: warning: every linear's int8 error exceeds --bound {}: OUT holds no int8 linear \
-             and runs as f32 (raise --bound, or add --outliers)",
-            cli.bound
-        );
-    }
     if let Some(dir) = &cli.report {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let rows: Vec<_> = outcome
-            .linears
-            .iter()
-            .map(|l| serde_json::json!({"linear": l.linear, "error": l.error, "outliers": l.outliers, "f32": l.f32}))
-            .collect();
-        let path = dir.join("int8.json");
-        let text = serde_json::to_string_pretty(&serde_json::json!({"linears": rows})).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    toprt_convert::writer::write_atomic(&cli.out, &outcome.image, cli.force).map_err(|e| e.to_string())?;
-    eprintln!("toprt-calibrate: wrote {} ({:.1} MB)", cli.out.display(), outcome.image.len() as f64 / 1e6);
+    let facts = serde_json::json!({ "file": cli.data.file_name().map(|f| f.to_string_lossy().into_owned()) });
+    if cli.dtype.is_some() {
+        let opts = int8::Int8Options {
+            outliers: cli.outliers,
+            bound: cli.bound,
+            seed: cli.seed,
+            threads: cli.threads,
+            ..Default::default()
+        };
+        let outcome =
+            int8::quantize(&image, &texts, facts.clone(), &opts, &mut |line| eprintln!("toprt-calibrate: {line}"))
+                .map_err(model_error)?;
+        eprintln!("{:<44} {:>10} {:>9}", "linear", "error", "runs in");
+        for l in &outcome.linears {
+            eprintln!("{:<44} {:>10.5} {:>9}", l.linear, l.error, if l.f32 { "f32" } else { "int8" });
+        }
+        if outcome.linears.iter().all(|l| l.f32) {
+            eprintln!(
+                "toprt-calibrate: warning: every linear's int8 error exceeds --bound {}: OUT holds no int8 linear \
+                 and runs as f32 (raise --bound, or add --outliers)",
+                cli.bound
+            );
+        }
+        if let Some(dir) = &cli.report {
+            let rows: Vec<_> = outcome
+                .linears
+                .iter()
+                .map(
+                    |l| serde_json::json!({"linear": l.linear, "error": l.error, "outliers": l.outliers, "f32": l.f32}),
+                )
+                .collect();
+            write_report(&dir.join("int8.json"), &serde_json::json!({"linears": rows}))?;
+        }
+        image = outcome.image;
+    }
+    if let Some(target) = cli.target_mac_reduction {
+        let opts = prune::SearchOptions { target, batch: cli.batch, threads: cli.threads, ..Default::default() };
+        let outcome = prune::search(&image, &texts, facts, &opts, &mut |line| eprintln!("toprt-calibrate: {line}"))
+            .map_err(model_error)?;
+        let c = &outcome.chosen;
+        eprintln!(
+            "toprt-calibrate: keep-rules: MAC reduction {:.3}x on the calibration text (target {target}), {} {:.5}",
+            c.mac_reduction,
+            outcome.objective.name(),
+            c.loss
+        );
+        for (i, r) in c.ratios.iter().enumerate() {
+            let what = if *r < 1.0 { format!("top-k ratio {r}") } else { "no pruning".into() };
+            eprintln!("  location {:>2} (from layer {}'s attention): {what}", i + 1, i);
+        }
+        if let Some(dir) = &cli.report {
+            let report = serde_json::json!({
+                "objective": outcome.objective.name(),
+                "record": outcome.record,
+                "chosen": c.to_json(),
+                "front": outcome.front.iter().map(prune::Point::to_json).collect::<Vec<_>>(),
+                "uniform_top_k": outcome.uniform.iter().map(prune::Point::to_json).collect::<Vec<_>>(),
+            });
+            write_report(&dir.join("keep_rules.json"), &report)?;
+            let svg = dir.join("keep_rules.svg");
+            std::fs::write(&svg, prune::svg(&outcome)).map_err(|e| format!("{}: {e}", svg.display()))?;
+        }
+        image = outcome.image;
+    }
+    toprt_convert::writer::write_atomic(&cli.out, &image, cli.force).map_err(|e| e.to_string())?;
+    eprintln!("toprt-calibrate: wrote {} ({:.1} MB)", cli.out.display(), image.len() as f64 / 1e6);
     Ok(())
+}
+
+fn write_report(path: &std::path::Path, value: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {

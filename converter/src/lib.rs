@@ -134,6 +134,7 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
             "sentence_transformers": st.is_some(),
         }),
         quantization,
+        keep_rule_calibration: None,
         tensors: Vec::new(),
     };
     let bytes = writer::to_bytes(manifest, &baked.tensors)?;

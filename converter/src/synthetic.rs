@@ -177,6 +177,7 @@ pub fn file_from_tensors(
         ignored_tensors: baked.ignored,
         source: serde_json::json!({"synthetic": what}),
         quantization: None,
+        keep_rule_calibration: None,
         tensors: Vec::new(),
     };
     crate::writer::to_bytes(manifest, &baked.tensors)

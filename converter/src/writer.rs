@@ -140,9 +140,23 @@ fn remove_stale_temps(dir: &Path, prefix: &str) {
 /// # Errors
 /// An invalid image or invalid rules.
 pub fn with_keep_rules(image: &[u8], rules: Vec<toprt_format::LayerKeepRule>) -> Result<Vec<u8>> {
+    with_calibrated_keep_rules(image, rules, None)
+}
+
+/// [`with_keep_rules`], recording how the rules were found (`toprt-calibrate`'s search)
+/// in the manifest's `keep_rule_calibration`; `None` drops any earlier record.
+///
+/// # Errors
+/// An invalid image or invalid rules.
+pub fn with_calibrated_keep_rules(
+    image: &[u8],
+    rules: Vec<toprt_format::LayerKeepRule>,
+    record: Option<serde_json::Value>,
+) -> Result<Vec<u8>> {
     let input = decode(image, false).map_err(|e| ConvertError::Options(format!("input model: {e}")))?;
     let mut manifest = input.manifest;
     manifest.keep_rules = rules;
+    manifest.keep_rule_calibration = record;
     let json =
         serde_json::to_vec(&manifest).map_err(|e| ConvertError::Options(format!("manifest serialisation: {e}")))?;
     let out = image::assemble(&json, input.data);

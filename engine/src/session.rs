@@ -12,7 +12,7 @@ use crate::prune::PruneControl;
 use crate::tokenize::{self, Encoded};
 use crate::weights::LinearKind;
 use crate::workspace::{LayerStats, LayerTiming, Workspace};
-use toprt_format::{KeepRule, Pooling, Precision, Task};
+use toprt_format::{KeepRule, LayerKeepRule, Pooling, Precision, Task};
 use toprt_kernels::{Isa, Kernels};
 
 /// How a session is set up. [`Session::new`] checks every field and refuses a bad one
@@ -301,6 +301,43 @@ impl Session {
         ctl.validate().map_err(Error::Options)?;
         self.prune = ctl;
         Ok(())
+    }
+
+    /// Replaces the keep-rules this session applies (by default the model file's own):
+    /// how calibration tries schedules on one model without writing files. An empty
+    /// list runs dense. The pruning control still applies on top.
+    ///
+    /// # Errors
+    /// [`Error::Options`]: a location outside `1..num_layers`, two rules at one
+    /// location, or a rule whose parameters make no sense.
+    pub fn set_keep_rules(&mut self, rules: &[LayerKeepRule]) -> Result<()> {
+        let layers = self.model.inner.manifest.model.num_layers;
+        let mut rule_after = vec![None; layers];
+        for r in rules {
+            if r.layer == 0 || r.layer >= layers {
+                return Err(Error::Options(format!(
+                    "keep-rule location {} is outside 1..{layers} (the layers after the first)",
+                    r.layer
+                )));
+            }
+            if rule_after[r.layer - 1].is_some() {
+                return Err(Error::Options(format!("two keep-rules at location {}", r.layer)));
+            }
+            r.rule.validate().map_err(|e| Error::Options(format!("keep-rule at location {}: {e}", r.layer)))?;
+            rule_after[r.layer - 1] = Some(r.rule.clone());
+        }
+        self.ws.ensure_rules(rules.len(), self.model.inner.manifest.model.num_heads);
+        self.rule_after = rule_after;
+        Ok(())
+    }
+
+    /// The keep-rules this session applies (the file's, or [`Session::set_keep_rules`]'s).
+    pub fn keep_rules(&self) -> Vec<LayerKeepRule> {
+        self.rule_after
+            .iter()
+            .enumerate()
+            .filter_map(|(l, r)| r.as_ref().map(|rule| LayerKeepRule { layer: l + 1, rule: rule.clone() }))
+            .collect()
     }
 
     /// Tokens alive per layer in the last forward pass (the last chunk of a batch).

@@ -189,6 +189,17 @@ impl Workspace {
         }
     }
 
+    /// Makes room for `rules` keep-rules (the column sums and kept sets), for a session
+    /// whose rules were replaced after it was sized: allocates here, never in a pass.
+    pub fn ensure_rules(&mut self, rules: usize, num_heads: usize) {
+        if rules > 0 && self.colsum.len() < num_heads * self.max_tokens {
+            self.colsum = vec![0.0; num_heads * self.max_tokens];
+        }
+        let want = rules * self.max_tokens;
+        self.kept.reserve(want.saturating_sub(self.kept.len()));
+        self.kept_index.reserve(want.saturating_sub(self.kept_index.len()));
+    }
+
     /// Bytes held by the workspace.
     pub fn bytes(&self) -> usize {
         let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len() + self.a16.len();

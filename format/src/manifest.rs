@@ -223,6 +223,11 @@ pub struct Manifest {
     /// How the linears of an int8 file were quantised; absent elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
+    /// How `keep_rules` were found when `toprt-calibrate` searched them (data
+    /// fingerprint and count, target, the MAC reduction and fidelity reached); absent
+    /// for rules from training or set by hand, and dropped when the rules change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_rule_calibration: Option<serde_json::Value>,
     pub tensors: Vec<TensorEntry>,
 }
 

@@ -38,6 +38,7 @@ fn manifest() -> Manifest {
         ignored_tensors: Vec::new(),
         source: serde_json::Value::Null,
         quantization: None,
+        keep_rule_calibration: None,
         tensors: Vec::new(),
     }
 }

@@ -143,6 +143,7 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         ignored_tensors: baked.ignored,
         source: serde_json::json!({"tiny": which.name()}),
         quantization: None,
+        keep_rule_calibration: None,
         tensors: Vec::new(),
     };
     toprt_convert::writer::to_bytes(manifest, &baked.tensors).expect("tiny model serialises")

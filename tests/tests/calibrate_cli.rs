@@ -119,3 +119,59 @@ fn calibration_errors_are_clear_and_write_nothing() {
     assert!(!o.status.success() && text(&o).contains("--force"), "{}", text(&o));
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 }
+
+/// `--target-mac-reduction`: keep-rules searched on the text, written with a record that
+/// `toprt inspect` shows, a report (JSON and SVG) when asked; with `--dtype int8` too, the
+/// file is int8 and pruned. An unreachable target fails with the best reachable, writing
+/// nothing.
+#[test]
+fn keep_rule_search_from_the_command_line() {
+    let (model, data) = inputs("rules", 40);
+    let out = tmp("calib-rules-out.toprt");
+    let report = tmp("calib-rules-report");
+    let _ = std::fs::remove_dir_all(&report);
+    let args = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> =
+            vec![model.clone().into(), "--data".into(), data.clone().into(), "-o".into(), out.clone().into()];
+        a.extend(["--threads", "2", "--force", "--target-mac-reduction", "1.2"].iter().map(|s| s.into()));
+        a.extend(extra.iter().map(|s| s.into()));
+        a
+    };
+    let a = args(&["--report", report.to_str().unwrap()]);
+    let o = run_owned(&a);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("keep-rules: MAC reduction"), "{}", text(&o));
+    let m = open_model(&std::fs::read(&out).unwrap());
+    assert_eq!(m.precision(), toprt::Precision::F32);
+    assert!(!m.manifest().keep_rules.is_empty());
+    let rec = m.manifest().keep_rule_calibration.as_ref().expect("the search is recorded");
+    assert!(rec["mac_reduction"].as_f64().unwrap() >= 1.2, "{rec}");
+    assert_eq!(rec["data"]["file"], "calib-rules.jsonl");
+    let o = run("toprt", &["inspect".as_ref(), out.as_os_str()]);
+    assert!(text(&o).contains("calibrated:  by toprt-calibrate on 40 texts"), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("keep_rules.json")).unwrap()).unwrap();
+    assert!(json["front"].as_array().unwrap().len() >= 2 && json["uniform_top_k"].as_array().is_some(), "{json}");
+    let svg = std::fs::read_to_string(report.join("keep_rules.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("uniform top-k") && svg.trim_end().ends_with("</svg>"));
+    // Both at once: int8, then the rules searched in int8.
+    let o = run_owned(&args(&["--dtype", "int8"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let m = open_model(&std::fs::read(&out).unwrap());
+    assert_eq!(m.precision(), toprt::Precision::Int8);
+    assert_eq!(m.manifest().keep_rule_calibration.as_ref().unwrap()["teacher"], "dense, int8");
+    // Out of reach: an error naming the best reachable, no file.
+    std::fs::remove_file(&out).unwrap();
+    let mut a = args(&[]);
+    let at = a.iter().position(|s| s == "1.2").unwrap();
+    a[at] = "40".into();
+    let o = run_owned(&a);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("out of reach") && text(&o).contains("best reached"), "{}", text(&o));
+    assert!(!out.exists());
+}
+
+fn run_owned(args: &[std::ffi::OsString]) -> Output {
+    let a: Vec<&std::ffi::OsStr> = args.iter().map(|s| s.as_os_str()).collect();
+    run("toprt-calibrate", &a)
+}

@@ -107,11 +107,20 @@ const CLIS: &[Cli] = &[
             "--seed",
             "--outliers",
             "--bound",
+            "--target-mac-reduction",
+            "--batch",
             "--threads",
             "--report",
         ],
-        defaults: &[("--limit", "512"), ("--seed", "0"), ("--outliers", "8"), ("--bound", "0.02"), ("--threads", "0")],
-        facts: &["JSONL", "TSV", "byte-identical", "toprt inspect", "stays f32"],
+        defaults: &[
+            ("--limit", "512"),
+            ("--seed", "0"),
+            ("--outliers", "8"),
+            ("--bound", "0.02"),
+            ("--batch", "32"),
+            ("--threads", "0"),
+        ],
+        facts: &["JSONL", "TSV", "byte-identical", "toprt inspect", "stays f32", "teacher", "keep_rules.svg"],
     },
     Cli {
         cmd: &["engine-bench"],
@@ -246,6 +255,13 @@ fn bad_values_name_the_option_and_the_value() {
         ("toprt-calibrate", &[m, "--data", m, "-o", m, "--bound", "tight"], "--bound", "'tight'"),
         ("toprt-calibrate", &[m, "--data", m, "-o", m, "--bound", "0"], "--bound", "positive"),
         ("toprt-calibrate", &[m, "--data", m, "-o", m, "--outliers", "-1"], "--outliers", "'-1'"),
+        (
+            "toprt-calibrate",
+            &[m, "--data", m, "-o", m, "--target-mac-reduction", "0.9"],
+            "--target-mac-reduction",
+            "above 1",
+        ),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--batch", "x"], "--batch", "'x'"),
     ];
     for (name, args, option, value) in cases {
         let err = refused(name, args);

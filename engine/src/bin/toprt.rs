@@ -478,6 +478,9 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
         for r in &m.keep_rules {
             println!("  layer {:>2}: {}", r.layer, describe_rule(&r.rule));
         }
+        if let Some(line) = m.keep_rule_calibration.as_ref().and_then(keep_rule_calibration_summary) {
+            println!("calibrated:  {line}");
+        }
         print_mac_table(m, &lengths, pad_to, model.max_length());
     }
     println!("tensors:     {} ({:.1} MB, checksums verified)", m.tensors.len(), bytes as f64 / 1e6);
@@ -604,6 +607,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on how `toprt-calibrate` searched the keep-rules (the manifest's
+/// `keep_rule_calibration`): the texts and their fingerprint, the target, and the MAC
+/// reduction and fidelity reached on them.
+fn keep_rule_calibration_summary(c: &serde_json::Value) -> Option<String> {
+    let c = c.as_object()?;
+    let get = |k: &str| c.get(k).map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    let file = c.get("data").and_then(|d| d.get("file")).and_then(|f| f.as_str()).unwrap_or("?");
+    let fidelity = match (c.get("agreement").and_then(|v| v.as_f64()), c.get("cosine").and_then(|v| v.as_f64())) {
+        (Some(a), _) => format!("top-1 agreement {:.2}%", 100.0 * a),
+        (_, Some(cos)) => format!("cosine {cos:.5}"),
+        _ => format!("{} {}", get("objective").trim_matches('"'), get("loss")),
+    };
+    Some(format!(
+        "by toprt-calibrate on {} texts ({} tokens) of {file}, {}; target MAC reduction {}x, reached {}x, \
+         {fidelity} with the dense {} teacher",
+        get("texts"),
+        get("tokens"),
+        get("fingerprint").trim_matches('"'),
+        get("target_mac_reduction"),
+        get("mac_reduction"),
+        get("teacher").trim_matches('"').trim_start_matches("dense, ")
+    ))
 }
 
 /// One line on how `toprt-calibrate` chose an int8 file's precision (the manifest's

@@ -1,0 +1,487 @@
+//! Keep-rule search: which tokens to drop where, for a model that was never trained to
+//! prune, from unlabeled text and a MAC budget.
+//!
+//! 1. **Teacher.** The dense model (in the file's own precision) runs the calibration
+//!    text once; its outputs are the reference: logits for a classifier, the pooled
+//!    embedding for an embedding model, else the final token states.
+//! 2. **Candidates.** A schedule is a top-k ratio per prune location `1..num_layers`
+//!    (`KeepRule::TopK { ratio }`, ranked by the attention column sums the fused
+//!    attention already computes; 1.0 = no rule there), so a schedule also says which
+//!    layers prune at all. Each candidate runs the same text with its rules
+//!    ([`toprt::Session::set_keep_rules`]): exact decisions, exact outputs.
+//! 3. **Fidelity** to the teacher, averaged over the texts: the KL divergence of the
+//!    class probabilities (classifiers, with top-1 agreement reported beside it),
+//!    `1 − cosine` of the embeddings, or the relative error of the token states.
+//! 4. **Cost**: the MACs the engine counts in the pass (docs/PRUNING.md's model, real
+//!    per-sequence lengths, no padding), against the dense pass on the same text.
+//! 5. **Search**: greedy descent from the dense schedule. Each step tries lowering each
+//!    location's ratio by one step and takes the move that loses the least fidelity per
+//!    MAC saved, until the MAC reduction reaches the target. The path it walks is the
+//!    front reported; uniform top-k (the same ratio everywhere) is measured on the same
+//!    text for comparison. Everything is deterministic: the same inputs give the same
+//!    schedule.
+
+use crate::data::{self, Text};
+
+use crate::error::{Error, Result};
+use serde_json::json;
+use toprt::tokenize::Encoded;
+use toprt::{Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
+use toprt_format::{KeepRule, LayerKeepRule, Pooling, Task};
+
+/// How the search runs.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// The MAC reduction (dense MACs / pruned MACs on the calibration text) to reach.
+    pub target: f64,
+    /// Sequences per pass (packed, no padding).
+    pub batch: usize,
+    /// Threads of the session (0: one per logical CPU).
+    pub threads: usize,
+    /// How much a step lowers one location's ratio.
+    pub step: f32,
+    /// The lowest ratio a location may get.
+    pub min_ratio: f32,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions { target: 1.5, batch: 32, threads: 0, step: 0.1, min_ratio: 0.1 }
+    }
+}
+
+/// What the fidelity to the teacher is measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// Class probabilities: mean KL(teacher ‖ schedule); top-1 agreement beside it.
+    Logits,
+    /// Pooled embeddings: mean `1 − cosine`.
+    Embedding,
+    /// Final token states: mean `‖h − h_teacher‖ / ‖h_teacher‖` per sequence.
+    Hidden,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Logits => "kl",
+            Objective::Embedding => "1-cosine",
+            Objective::Hidden => "relative hidden-state error",
+        }
+    }
+}
+
+/// One schedule, measured on the calibration text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Top-k ratio per location `1..num_layers` (index 0 = location 1); 1.0 = no rule.
+    pub ratios: Vec<f32>,
+    /// Dense MACs / this schedule's MACs.
+    pub mac_reduction: f64,
+    /// The objective's mean loss (0 for the teacher itself).
+    pub loss: f64,
+    /// Classifiers: share of texts whose top-1 class equals the teacher's.
+    pub agreement: Option<f64>,
+    /// Embedding models: mean cosine to the teacher's embedding.
+    pub cosine: Option<f64>,
+}
+
+impl Point {
+    /// The keep-rules of this schedule (locations with a ratio below 1).
+    pub fn rules(&self) -> Vec<LayerKeepRule> {
+        rules_of(&self.ratios)
+    }
+
+    /// The JSON of this point in the report.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "ratios": self.ratios.iter().map(|r| (f64::from(*r) * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+            "mac_reduction": round6(self.mac_reduction),
+            "loss": round6(self.loss),
+            "agreement": self.agreement.map(round6),
+            "cosine": self.cosine.map(round6),
+        })
+    }
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn rules_of(ratios: &[f32]) -> Vec<LayerKeepRule> {
+    ratios
+        .iter()
+        .enumerate()
+        .filter(|(_, &r)| r < 1.0)
+        .map(|(i, &r)| LayerKeepRule { layer: i + 1, rule: KeepRule::TopK { count: None, ratio: Some(r) } })
+        .collect()
+}
+
+/// The file with the found rules, and the search behind it.
+pub struct SearchOutcome {
+    pub image: Vec<u8>,
+    pub objective: Objective,
+    /// The schedule written.
+    pub chosen: Point,
+    /// The greedy path, dense first: the front found.
+    pub front: Vec<Point>,
+    /// Uniform top-k at every ratio step, for comparison.
+    pub uniform: Vec<Point>,
+    /// The record written into the manifest.
+    pub record: serde_json::Value,
+}
+
+/// The teacher's output for one text.
+enum Reference {
+    Logits(Vec<f64>),
+    Embedding(Vec<f32>),
+    Hidden(Vec<f32>),
+}
+
+/// Runs schedules on the calibration text and measures them against the teacher.
+struct Evaluator {
+    session: Session,
+    batches: Vec<Vec<Encoded>>,
+    want: Outputs,
+    objective: Objective,
+    teacher: Vec<Reference>,
+    dense_macs: f64,
+}
+
+impl Evaluator {
+    /// Runs `rules` over every batch: the outputs per text and the MACs of the passes.
+    fn run(&mut self, rules: &[LayerKeepRule]) -> Result<(Vec<Reference>, f64)> {
+        self.session.set_keep_rules(rules)?;
+        let mut outs = Vec::new();
+        let mut macs = 0.0;
+        for b in &self.batches {
+            let seqs = self.session.run_encoded_with(b.clone(), self.want, PruneControl::default())?;
+            // One pass per batch (the session's token budget holds the largest batch).
+            macs += self.session.layer_stats().iter().map(|s| s.macs).sum::<f64>();
+            for s in seqs {
+                outs.push(match self.objective {
+                    Objective::Logits => Reference::Logits(softmax(s.logits.as_deref().unwrap_or(&[]))),
+                    Objective::Embedding => Reference::Embedding(s.embedding.unwrap_or_default()),
+                    Objective::Hidden => Reference::Hidden(s.last_hidden_state.unwrap_or_default()),
+                });
+            }
+        }
+        Ok((outs, macs))
+    }
+
+    fn eval(&mut self, ratios: &[f32]) -> Result<Point> {
+        let (outs, macs) = self.run(&rules_of(ratios))?;
+        let n = outs.len().max(1) as f64;
+        let (mut loss, mut agree, mut cos) = (0.0, 0.0, 0.0);
+        for (o, t) in outs.iter().zip(&self.teacher) {
+            match (o, t) {
+                (Reference::Logits(p), Reference::Logits(q)) => {
+                    // KL(q ‖ p), q the teacher's probabilities.
+                    loss += q
+                        .iter()
+                        .zip(p)
+                        .map(|(&q, &p)| if q > 0.0 { q * (q / p.max(1e-300)).ln() } else { 0.0 })
+                        .sum::<f64>();
+                    agree += f64::from(argmax(p) == argmax(q));
+                }
+                (Reference::Embedding(e), Reference::Embedding(t)) => {
+                    let c = cosine(e, t);
+                    cos += c;
+                    loss += 1.0 - c;
+                }
+                (Reference::Hidden(h), Reference::Hidden(t)) => {
+                    let (mut num, mut den) = (0.0f64, 0.0f64);
+                    for (&a, &b) in h.iter().zip(t) {
+                        num += (f64::from(a) - f64::from(b)).powi(2);
+                        den += f64::from(b).powi(2);
+                    }
+                    loss += (num / den.max(1e-30)).sqrt();
+                }
+                _ => unreachable!("one objective per search"),
+            }
+        }
+        Ok(Point {
+            ratios: ratios.to_vec(),
+            mac_reduction: self.dense_macs / macs.max(1.0),
+            loss: loss / n,
+            agreement: (self.objective == Objective::Logits).then_some(agree / n),
+            cosine: (self.objective == Objective::Embedding).then_some(cos / n),
+        })
+    }
+}
+
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let m = logits.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
+    let e: Vec<f64> = logits.iter().map(|&x| (f64::from(x) - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+fn argmax(p: &[f64]) -> usize {
+    p.iter().enumerate().fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += f64::from(x) * f64::from(y);
+        aa += f64::from(x).powi(2);
+        bb += f64::from(y).powi(2);
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return f64::from(u8::from(aa == bb));
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
+
+/// Searches keep-rules for the model `image` on `texts` (module docs) and returns the
+/// image with the chosen rules (any earlier rules replaced). `data_facts` goes into the
+/// record; `progress` gets a line per step.
+///
+/// # Errors
+/// A bad option, data the tokenizer refuses, or a target no schedule reaches (the
+/// message gives the best reduction reached).
+pub fn search(
+    image: &[u8],
+    texts: &[Text],
+    data_facts: serde_json::Value,
+    opts: &SearchOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SearchOutcome> {
+    let model = Model::from_bytes(image, &OpenOptions::default())?;
+    let probe = Session::new(&model, &SessionOptions { threads: 1, ..Default::default() })?;
+    let encoded = data::encode(&probe, texts)?;
+    let facts = json!({ "data": data_facts, "texts": texts.len(), "fingerprint": data::fingerprint(texts) });
+    search_encoded(image, &encoded, facts, opts, progress)
+}
+
+/// [`search`] on sequences already tokenized (e.g. token ids for a model without a
+/// tokenizer); `facts` (what the sequences are) goes into the record as it is.
+///
+/// # Errors
+/// As [`search`].
+pub fn search_encoded(
+    image: &[u8],
+    encoded: &[Encoded],
+    facts: serde_json::Value,
+    opts: &SearchOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SearchOutcome> {
+    if encoded.is_empty() {
+        return Err(Error::Options("no calibration sequences".into()));
+    }
+    if !(opts.target.is_finite() && opts.target > 1.0) {
+        return Err(Error::Options(format!("the MAC reduction target must be above 1, got {}", opts.target)));
+    }
+    if opts.batch == 0 {
+        return Err(Error::Options("batch must be at least 1".into()));
+    }
+    if !(opts.step > 0.0 && opts.step < 1.0 && opts.min_ratio > 0.0 && opts.min_ratio < 1.0) {
+        return Err(Error::Options("step and min_ratio must lie in (0, 1)".into()));
+    }
+    let model = Model::from_bytes(image, &OpenOptions::default())?;
+    let m = model.manifest();
+    let layers = m.model.num_layers;
+    if layers < 2 {
+        return Err(Error::Options(format!("a model of {layers} layer has no prune location")));
+    }
+    let objective = match (m.head.task, m.head.pooling) {
+        (Task::Classification, _) => Objective::Logits,
+        (_, Pooling::None) => Objective::Hidden,
+        _ => Objective::Embedding,
+    };
+    let want = Outputs {
+        logits: objective == Objective::Logits,
+        embedding: objective == Objective::Embedding,
+        hidden_states: objective == Objective::Hidden,
+    };
+    // Batches of the tokenized text; the token budget holds the largest batch, so every
+    // batch is one pass and its layer statistics count all of it.
+    let batches: Vec<Vec<Encoded>> = encoded.chunks(opts.batch).map(<[Encoded]>::to_vec).collect();
+    let budget = batches.iter().map(|b| b.iter().map(|e| e.input_ids.len()).sum::<usize>()).max().unwrap_or(1);
+    let tokens: usize = encoded.iter().map(|e| e.input_ids.len()).sum();
+    let session = Session::new(
+        &model,
+        &SessionOptions {
+            threads: opts.threads,
+            max_tokens: budget.min(SessionOptions::MAX_TOKENS),
+            ..Default::default()
+        },
+    )?;
+    let mut ev = Evaluator { session, batches, want, objective, teacher: Vec::new(), dense_macs: 0.0 };
+    progress(&format!(
+        "keep-rules: teacher pass (dense, {}) on {} sequences ({tokens} tokens), objective {}",
+        model.precision(),
+        encoded.len(),
+        objective.name()
+    ));
+    let (teacher, dense_macs) = ev.run(&[])?;
+    ev.teacher = teacher;
+    ev.dense_macs = dense_macs;
+
+    let locations = layers - 1;
+    let mut cur = ev.eval(&vec![1.0; locations])?;
+    let mut front = vec![cur.clone()];
+    // Ratios are kept as whole steps from 1 so that repeated subtraction does not drift.
+    let steps_max = ((1.0 - opts.min_ratio) / opts.step + 1e-4).floor() as u32;
+    let mut steps = vec![0u32; locations];
+    let ratio = |s: u32| ((1.0 - s as f32 * opts.step) * 1e4).round() / 1e4;
+    while cur.mac_reduction < opts.target {
+        let mut best: Option<(f64, usize, Point)> = None;
+        for l in 0..locations {
+            if steps[l] >= steps_max {
+                continue;
+            }
+            let mut s = steps.clone();
+            s[l] += 1;
+            let ratios: Vec<f32> = s.iter().map(|&s| ratio(s)).collect();
+            let p = ev.eval(&ratios)?;
+            let saved = (1.0 / cur.mac_reduction) - (1.0 / p.mac_reduction);
+            if saved <= 0.0 {
+                continue; // no MAC saved on this text (e.g. sequences too short to lose a token)
+            }
+            let score = (p.loss - cur.loss).max(0.0) / saved;
+            if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
+                best = Some((score, l, p));
+            }
+        }
+        let Some((_, l, p)) = best else {
+            return Err(Error::Options(format!(
+                "MAC reduction {:.2}x is out of reach on this text: the best reached is {:.2}x (every location at \
+                 ratio {} or saving nothing more)",
+                opts.target, cur.mac_reduction, opts.min_ratio
+            )));
+        };
+        steps[l] += 1;
+        progress(&format!(
+            "keep-rules: step {}: location {} -> ratio {}: MAC reduction {:.3}x, {} {:.5}{}",
+            front.len(),
+            l + 1,
+            ratio(steps[l]),
+            p.mac_reduction,
+            objective.name(),
+            p.loss,
+            match (p.agreement, p.cosine) {
+                (Some(a), _) => format!(", agreement {:.2}%", 100.0 * a),
+                (_, Some(c)) => format!(", cosine {c:.5}"),
+                _ => String::new(),
+            }
+        ));
+        cur = p;
+        front.push(cur.clone());
+    }
+    let mut uniform = Vec::new();
+    for s in 1..=steps_max {
+        let p = ev.eval(&vec![ratio(s); locations])?;
+        let stop = p.mac_reduction >= cur.mac_reduction.max(opts.target) * 1.25;
+        uniform.push(p);
+        if stop {
+            break;
+        }
+    }
+    progress(&format!("keep-rules: uniform top-k measured at {} ratios for comparison", uniform.len()));
+    let chosen = cur;
+    let mut record = json!({
+        "method": "greedy top-k ratio search against the dense teacher",
+        "texts": encoded.len(),
+        "tokens": tokens,
+        "teacher": format!("dense, {}", model.precision()),
+        "objective": objective.name(),
+        "target_mac_reduction": opts.target,
+        "mac_reduction": round6(chosen.mac_reduction),
+        "loss": round6(chosen.loss),
+        "agreement": chosen.agreement.map(round6),
+        "cosine": chosen.cosine.map(round6),
+        "batch": opts.batch,
+        "step": opts.step,
+        "min_ratio": opts.min_ratio,
+    });
+    if let (Some(r), serde_json::Value::Object(f)) = (record.as_object_mut(), facts) {
+        r.extend(f);
+    }
+    let image = toprt_convert::writer::with_calibrated_keep_rules(image, chosen.rules(), Some(record.clone()))?;
+    Ok(SearchOutcome { image, objective, chosen, front, uniform, record })
+}
+
+/// An SVG chart of the front found and uniform top-k: fidelity (agreement, cosine or
+/// `1 − loss`) against MAC reduction, the chosen schedule marked.
+pub fn svg(outcome: &SearchOutcome) -> String {
+    let y_of = |p: &Point| match outcome.objective {
+        Objective::Logits => p.agreement.unwrap_or(0.0) * 100.0,
+        Objective::Embedding => p.cosine.unwrap_or(0.0),
+        Objective::Hidden => 1.0 - p.loss,
+    };
+    let y_name = match outcome.objective {
+        Objective::Logits => "top-1 agreement with the dense model (%)",
+        Objective::Embedding => "mean cosine to the dense embeddings",
+        Objective::Hidden => "1 - relative hidden-state error",
+    };
+    let all: Vec<&Point> = outcome.front.iter().chain(&outcome.uniform).collect();
+    let x_max = all.iter().map(|p| p.mac_reduction).fold(1.0f64, f64::max) * 1.05;
+    let y_lo = all.iter().map(|p| y_of(p)).fold(f64::INFINITY, f64::min);
+    let y_hi = all.iter().map(|p| y_of(p)).fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((y_hi - y_lo) * 0.08).max(1e-6);
+    let (y0, y1) = (y_lo - pad, y_hi + pad);
+    let (w, h, l, r, t, b) = (640.0, 400.0, 70.0, 20.0, 30.0, 50.0);
+    let px = |x: f64| l + (x - 1.0) / (x_max - 1.0).max(1e-9) * (w - l - r);
+    let py = |y: f64| t + (1.0 - (y - y0) / (y1 - y0)) * (h - t - b);
+    let line = |pts: &[Point], color: &str| -> String {
+        let coords: Vec<String> =
+            pts.iter().map(|p| format!("{:.1},{:.1}", px(p.mac_reduction), py(y_of(p)))).collect();
+        let dots: String = pts
+            .iter()
+            .map(|p| {
+                format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>",
+                    px(p.mac_reduction),
+                    py(y_of(p))
+                )
+            })
+            .collect();
+        format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>{dots}", coords.join(" "))
+    };
+    let mut uniform = vec![outcome.front[0].clone()];
+    uniform.extend(outcome.uniform.iter().cloned());
+    let c = &outcome.chosen;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <line x1=\"{l}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"black\"/>\n\
+         <line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{yb}\" stroke=\"black\"/>\n\
+         <text x=\"{xm}\" y=\"{yl}\" text-anchor=\"middle\">MAC reduction (dense / pruned, calibration text)</text>\n\
+         <text x=\"14\" y=\"{ym}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {ym})\">{y_name}</text>\n",
+        yb = h - b,
+        xr = w - r,
+        xm = (w + l - r) / 2.0,
+        yl = h - 12.0,
+        ym = (h - b + t) / 2.0,
+    );
+    for i in 0..=4 {
+        let x = 1.0 + (x_max - 1.0) * f64::from(i) / 4.0;
+        let y = y0 + (y1 - y0) * f64::from(i) / 4.0;
+        s += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x:.2}x</text>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{y:.4}</text>\n",
+            px(x),
+            h - b + 16.0,
+            l - 6.0,
+            py(y) + 4.0
+        );
+    }
+    s += &line(&uniform, "#d62728");
+    s += "\n";
+    s += &line(&outcome.front, "#1f77b4");
+    s += &format!(
+        "\n<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"7\" fill=\"none\" stroke=\"black\" stroke-width=\"2\"/>\n",
+        px(c.mac_reduction),
+        py(y_of(c))
+    );
+    s += &format!(
+        "<text x=\"{x}\" y=\"{t}\" fill=\"#1f77b4\">searched (greedy)</text>\n<text x=\"{x}\" y=\"{t2}\" fill=\"#d62728\">uniform top-k</text>\n<text x=\"{x}\" y=\"{t3}\">o chosen: {:.2}x</text>\n</svg>\n",
+        c.mac_reduction,
+        x = w - r - 150.0,
+        t = t + 14.0,
+        t2 = t + 30.0,
+        t3 = t + 46.0
+    );
+    s
+}
