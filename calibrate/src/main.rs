@@ -10,9 +10,9 @@ use toprt_calibrate::{data, int8, prune};
 /// --target-mac-reduction X searches keep-rules (token pruning) for a model that was
 /// never trained to prune: the dense model, in the file's precision, runs the
 /// calibration text and is the teacher; the search gives each prune location a top-k
-/// ratio (or none), lowering one location at a time where the fidelity to the teacher
-/// (class probabilities, embedding cosine or token states) suffers least per MAC saved,
-/// until the MACs on this text fall by X. Any rules MODEL had are replaced.
+/// ratio or an importance threshold (or none), pruning one location a step more at a
+/// time where the fidelity to the teacher (class probabilities, embedding cosine or
+/// token states) suffers least per MAC saved, until the MACs on this text fall by X. Any rules MODEL had are replaced.
 ///
 /// --dtype int8 quantises an f32 model to int8 where the data says it is safe: the
 /// model runs the calibration text in f32; each encoder linear keeps its --outliers
@@ -234,9 +234,8 @@ fn run(cli: Cli) -> Result<(), String> {
             outcome.objective.name(),
             c.loss
         );
-        for (i, r) in c.ratios.iter().enumerate() {
-            let what = if *r < 1.0 { format!("top-k ratio {r}") } else { "no pruning".into() };
-            eprintln!("  location {:>2} (from layer {}'s attention): {what}", i + 1, i);
+        for (i, r) in c.schedule.iter().enumerate() {
+            eprintln!("  location {:>2} (from layer {}'s attention): {}", i + 1, i, r.describe());
         }
         if let Some(dir) = &cli.report {
             let report = serde_json::json!({

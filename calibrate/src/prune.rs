@@ -4,19 +4,24 @@
 //! 1. **Teacher.** The dense model (in the file's own precision) runs the calibration
 //!    text once; its outputs are the reference: logits for a classifier, the pooled
 //!    embedding for an embedding model, else the final token states.
-//! 2. **Candidates.** A schedule is a top-k ratio per prune location `1..num_layers`
-//!    (`KeepRule::TopK { ratio }`, ranked by the attention column sums the fused
-//!    attention already computes; 1.0 = no rule there), so a schedule also says which
-//!    layers prune at all. Each candidate runs the same text with its rules
-//!    ([`toprt::Session::set_keep_rules`]): exact decisions, exact outputs.
+//! 2. **Candidates.** A schedule gives each prune location `1..num_layers` no rule, a
+//!    top-k ratio (`KeepRule::TopK { ratio }`: keep that share of the alive tokens,
+//!    ranked by the attention column sums the fused attention already computes) or an
+//!    LTP-style threshold (`KeepRule::Threshold { theta, l_ref: 1 }`: keep the tokens
+//!    whose column sum per head is at least `theta`, where 1 is the average token, so
+//!    long sequences with spread-out attention lose more than short ones), so a schedule
+//!    also says which layers prune at all. Each candidate runs the same text with its
+//!    rules ([`toprt::Session::set_keep_rules`]): exact decisions, exact outputs.
 //! 3. **Fidelity** to the teacher, averaged over the texts: the KL divergence of the
 //!    class probabilities (classifiers, with top-1 agreement reported beside it),
 //!    `1 − cosine` of the embeddings, or the relative error of the token states.
 //! 4. **Cost**: the MACs the engine counts in the pass (docs/PRUNING.md's model, real
 //!    per-sequence lengths, no padding), against the dense pass on the same text.
-//! 5. **Search**: greedy descent from the dense schedule. Each step tries lowering each
-//!    location's ratio by one step and takes the move that loses the least fidelity per
-//!    MAC saved, until the MAC reduction reaches the target. The path it walks is the
+//! 5. **Search**: greedy descent from the dense schedule. Each step tries one step more
+//!    pruning at each location (a location without a rule may start either kind; after
+//!    that it keeps its kind: a ratio `step` lower, or a threshold `step` higher) and
+//!    takes the move that loses the least fidelity per MAC saved, until the MAC
+//!    reduction reaches the target. The path it walks is the
 //!    front reported; uniform top-k (the same ratio everywhere) is measured on the same
 //!    text for comparison. Everything is deterministic: the same inputs give the same
 //!    schedule.
@@ -42,11 +47,23 @@ pub struct SearchOptions {
     pub step: f32,
     /// The lowest ratio a location may get.
     pub min_ratio: f32,
+    /// How much a step raises one location's threshold (0: no threshold rules).
+    pub threshold_step: f32,
+    /// The highest threshold a location may get.
+    pub max_threshold: f32,
 }
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { target: 1.5, batch: 32, threads: 0, step: 0.1, min_ratio: 0.1 }
+        SearchOptions {
+            target: 1.5,
+            batch: 32,
+            threads: 0,
+            step: 0.1,
+            min_ratio: 0.1,
+            threshold_step: 0.1,
+            max_threshold: 2.0,
+        }
     }
 }
 
@@ -71,11 +88,40 @@ impl Objective {
     }
 }
 
+/// The rule one location gets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Choice {
+    None,
+    /// Keep this share of the alive tokens (top-k).
+    TopK(f32),
+    /// Keep the tokens whose column sum per head is at least this (1 = average).
+    Threshold(f32),
+}
+
+impl Choice {
+    fn rule(self) -> Option<KeepRule> {
+        match self {
+            Choice::None => None,
+            Choice::TopK(r) => Some(KeepRule::TopK { count: None, ratio: Some(r) }),
+            Choice::Threshold(t) => Some(KeepRule::Threshold { theta: t, l_ref: 1 }),
+        }
+    }
+
+    /// `none`, `top-k 0.8`, `threshold 0.3`.
+    pub fn describe(self) -> String {
+        match self {
+            Choice::None => "none".into(),
+            Choice::TopK(r) => format!("top-k {r}"),
+            Choice::Threshold(t) => format!("threshold {t}"),
+        }
+    }
+}
+
 /// One schedule, measured on the calibration text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
-    /// Top-k ratio per location `1..num_layers` (index 0 = location 1); 1.0 = no rule.
-    pub ratios: Vec<f32>,
+    /// The rule per location `1..num_layers` (index 0 = location 1).
+    pub schedule: Vec<Choice>,
     /// Dense MACs / this schedule's MACs.
     pub mac_reduction: f64,
     /// The objective's mean loss (0 for the teacher itself).
@@ -89,13 +135,13 @@ pub struct Point {
 impl Point {
     /// The keep-rules of this schedule (locations with a ratio below 1).
     pub fn rules(&self) -> Vec<LayerKeepRule> {
-        rules_of(&self.ratios)
+        rules_of(&self.schedule)
     }
 
     /// The JSON of this point in the report.
     pub fn to_json(&self) -> serde_json::Value {
         json!({
-            "ratios": self.ratios.iter().map(|r| (f64::from(*r) * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+            "schedule": self.schedule.iter().map(|c| c.describe()).collect::<Vec<_>>(),
             "mac_reduction": round6(self.mac_reduction),
             "loss": round6(self.loss),
             "agreement": self.agreement.map(round6),
@@ -108,13 +154,8 @@ fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-fn rules_of(ratios: &[f32]) -> Vec<LayerKeepRule> {
-    ratios
-        .iter()
-        .enumerate()
-        .filter(|(_, &r)| r < 1.0)
-        .map(|(i, &r)| LayerKeepRule { layer: i + 1, rule: KeepRule::TopK { count: None, ratio: Some(r) } })
-        .collect()
+fn rules_of(schedule: &[Choice]) -> Vec<LayerKeepRule> {
+    schedule.iter().enumerate().filter_map(|(i, c)| c.rule().map(|rule| LayerKeepRule { layer: i + 1, rule })).collect()
 }
 
 /// The file with the found rules, and the search behind it.
@@ -169,8 +210,8 @@ impl Evaluator {
         Ok((outs, macs))
     }
 
-    fn eval(&mut self, ratios: &[f32]) -> Result<Point> {
-        let (outs, macs) = self.run(&rules_of(ratios))?;
+    fn eval(&mut self, schedule: &[Choice]) -> Result<Point> {
+        let (outs, macs) = self.run(&rules_of(schedule))?;
         let n = outs.len().max(1) as f64;
         let (mut loss, mut agree, mut cos) = (0.0, 0.0, 0.0);
         for (o, t) in outs.iter().zip(&self.teacher) {
@@ -201,7 +242,7 @@ impl Evaluator {
             }
         }
         Ok(Point {
-            ratios: ratios.to_vec(),
+            schedule: schedule.to_vec(),
             mac_reduction: self.dense_macs / macs.max(1.0),
             loss: loss / n,
             agreement: (self.objective == Objective::Logits).then_some(agree / n),
@@ -279,6 +320,9 @@ pub fn search_encoded(
     if !(opts.step > 0.0 && opts.step < 1.0 && opts.min_ratio > 0.0 && opts.min_ratio < 1.0) {
         return Err(Error::Options("step and min_ratio must lie in (0, 1)".into()));
     }
+    if !(opts.threshold_step >= 0.0 && opts.max_threshold.is_finite() && opts.max_threshold >= 0.0) {
+        return Err(Error::Options("threshold_step and max_threshold must be non-negative".into()));
+    }
     let model = Model::from_bytes(image, &OpenOptions::default())?;
     let m = model.manifest();
     let layers = m.model.num_layers;
@@ -320,44 +364,65 @@ pub fn search_encoded(
     ev.dense_macs = dense_macs;
 
     let locations = layers - 1;
-    let mut cur = ev.eval(&vec![1.0; locations])?;
-    let mut front = vec![cur.clone()];
-    // Ratios are kept as whole steps from 1 so that repeated subtraction does not drift.
-    let steps_max = ((1.0 - opts.min_ratio) / opts.step + 1e-4).floor() as u32;
-    let mut steps = vec![0u32; locations];
+    // Levels are whole steps (so repeated steps do not drift): a ratio `1 - s·step`, a
+    // threshold `s·threshold_step`.
+    let ratio_steps = ((1.0 - opts.min_ratio) / opts.step + 1e-4).floor() as u32;
+    let threshold_steps =
+        if opts.threshold_step > 0.0 { (opts.max_threshold / opts.threshold_step + 1e-4).floor() as u32 } else { 0 };
     let ratio = |s: u32| ((1.0 - s as f32 * opts.step) * 1e4).round() / 1e4;
+    let theta = |s: u32| ((s as f32 * opts.threshold_step) * 1e4).round() / 1e4;
+    // Per location: (kind, steps) with kind 0 = none, 1 = top-k, 2 = threshold.
+    let mut state = vec![(0u8, 0u32); locations];
+    let choice = |(kind, s): (u8, u32)| match kind {
+        1 => Choice::TopK(ratio(s)),
+        2 => Choice::Threshold(theta(s)),
+        _ => Choice::None,
+    };
+    let mut cur = ev.eval(&vec![Choice::None; locations])?;
+    let mut front = vec![cur.clone()];
     while cur.mac_reduction < opts.target {
-        let mut best: Option<(f64, usize, Point)> = None;
+        let mut best: Option<(f64, usize, (u8, u32), Point)> = None;
         for l in 0..locations {
-            if steps[l] >= steps_max {
-                continue;
-            }
-            let mut s = steps.clone();
-            s[l] += 1;
-            let ratios: Vec<f32> = s.iter().map(|&s| ratio(s)).collect();
-            let p = ev.eval(&ratios)?;
-            let saved = (1.0 / cur.mac_reduction) - (1.0 / p.mac_reduction);
-            if saved <= 0.0 {
-                continue; // no MAC saved on this text (e.g. sequences too short to lose a token)
-            }
-            let score = (p.loss - cur.loss).max(0.0) / saved;
-            if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
-                best = Some((score, l, p));
+            let moves: Vec<(u8, u32)> = match state[l] {
+                (0, _) => {
+                    let mut m = vec![(1, 1)];
+                    if threshold_steps > 0 {
+                        m.push((2, 1));
+                    }
+                    m
+                }
+                (1, s) if s < ratio_steps => vec![(1, s + 1)],
+                (2, s) if s < threshold_steps => vec![(2, s + 1)],
+                _ => Vec::new(),
+            };
+            for mv in moves {
+                let mut next = state.clone();
+                next[l] = mv;
+                let schedule: Vec<Choice> = next.iter().map(|&st| choice(st)).collect();
+                let p = ev.eval(&schedule)?;
+                let saved = (1.0 / cur.mac_reduction) - (1.0 / p.mac_reduction);
+                if saved <= 0.0 {
+                    continue; // no MAC saved on this text (e.g. sequences too short to lose a token)
+                }
+                let score = (p.loss - cur.loss).max(0.0) / saved;
+                if best.as_ref().is_none_or(|(b, _, _, _)| score < *b) {
+                    best = Some((score, l, mv, p));
+                }
             }
         }
-        let Some((_, l, p)) = best else {
+        let Some((_, l, mv, p)) = best else {
             return Err(Error::Options(format!(
                 "MAC reduction {:.2}x is out of reach on this text: the best reached is {:.2}x (every location at \
-                 ratio {} or saving nothing more)",
-                opts.target, cur.mac_reduction, opts.min_ratio
+                 its last step, or saving nothing more)",
+                opts.target, cur.mac_reduction
             )));
         };
-        steps[l] += 1;
+        state[l] = mv;
         progress(&format!(
-            "keep-rules: step {}: location {} -> ratio {}: MAC reduction {:.3}x, {} {:.5}{}",
+            "keep-rules: step {}: location {} -> {}: MAC reduction {:.3}x, {} {:.5}{}",
             front.len(),
             l + 1,
-            ratio(steps[l]),
+            choice(mv).describe(),
             p.mac_reduction,
             objective.name(),
             p.loss,
@@ -371,8 +436,8 @@ pub fn search_encoded(
         front.push(cur.clone());
     }
     let mut uniform = Vec::new();
-    for s in 1..=steps_max {
-        let p = ev.eval(&vec![ratio(s); locations])?;
+    for s in 1..=ratio_steps {
+        let p = ev.eval(&vec![Choice::TopK(ratio(s)); locations])?;
         let stop = p.mac_reduction >= cur.mac_reduction.max(opts.target) * 1.25;
         uniform.push(p);
         if stop {
@@ -382,7 +447,7 @@ pub fn search_encoded(
     progress(&format!("keep-rules: uniform top-k measured at {} ratios for comparison", uniform.len()));
     let chosen = cur;
     let mut record = json!({
-        "method": "greedy top-k ratio search against the dense teacher",
+        "method": "greedy search of top-k ratios and thresholds against the dense teacher",
         "texts": encoded.len(),
         "tokens": tokens,
         "teacher": format!("dense, {}", model.precision()),
@@ -395,6 +460,8 @@ pub fn search_encoded(
         "batch": opts.batch,
         "step": opts.step,
         "min_ratio": opts.min_ratio,
+        "threshold_step": opts.threshold_step,
+        "max_threshold": opts.max_threshold,
     });
     if let (Some(r), serde_json::Value::Object(f)) = (record.as_object_mut(), facts) {
         r.extend(f);

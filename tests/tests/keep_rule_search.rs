@@ -4,7 +4,7 @@
 
 use toprt::tokenize::Encoded;
 use toprt::{Input, Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
-use toprt_calibrate::prune::{search_encoded, SearchOptions};
+use toprt_calibrate::prune::{search_encoded, Choice, SearchOptions};
 use toprt_convert::checkpoint::TensorData;
 use toprt_convert::synthetic;
 use toprt_format::ModelConfig;
@@ -68,13 +68,13 @@ fn the_planted_schedule_is_found() {
     let out = search_encoded(&image, &seqs, serde_json::json!({}), &opts(1.25), &mut quiet).unwrap();
     let c = &out.chosen;
     assert!(c.mac_reduction >= 1.25, "target missed: {}", c.mac_reduction);
-    assert_eq!(&c.ratios[..LAYERS - 2], &[1.0, 1.0], "only the free location prunes: {:?}", c.ratios);
-    assert!(c.ratios[LAYERS - 2] < 1.0, "the free location prunes: {:?}", c.ratios);
+    assert_eq!(&c.schedule[..LAYERS - 2], &[Choice::None; 2], "only the free location prunes: {:?}", c.schedule);
+    assert_ne!(c.schedule[LAYERS - 2], Choice::None, "the free location prunes: {:?}", c.schedule);
     assert_eq!(c.loss, 0.0, "pruning at the free location changes no logit");
     assert_eq!(c.agreement, Some(1.0));
     // Every step of the path took the free location while it had room.
     for p in &out.front {
-        assert_eq!(&p.ratios[..LAYERS - 2], &[1.0, 1.0]);
+        assert_eq!(&p.schedule[..LAYERS - 2], &[Choice::None; 2]);
     }
     // Uniform top-k at the same ratios prunes the other locations too, and loses.
     assert!(out.uniform.iter().all(|u| u.loss > 0.0), "uniform top-k cannot be free here");
