@@ -86,6 +86,8 @@ impl RunResult {
 pub struct Agreement {
     pub n: usize,
     pub top1_same: usize,
+    /// Texts with logits (classifiers): the top-1 agreement is over these.
+    pub top1_n: usize,
     pub cos_sum: f64,
     pub cos_min: f64,
     pub cos_n: usize,
@@ -113,6 +115,7 @@ impl Agreement {
         if let (Some(dl), Some(pl)) = (&d.logits, &p.logits) {
             let (a, b) = (argmax(dl), argmax(pl));
             self.top1_same += (a == b) as usize;
+            self.top1_n += 1;
             if let Some(l) = label {
                 self.labelled += 1;
                 self.dense_correct += (a == l) as usize;
@@ -132,7 +135,7 @@ impl Agreement {
         self.cos_n += 1;
     }
     fn json(&self) -> Value {
-        json!({"texts": self.n, "top1_agreement": self.top1_same as f64 / self.n.max(1) as f64,
+        json!({"texts": self.n, "top1_agreement": (self.top1_n > 0).then(|| self.top1_same as f64 / self.top1_n as f64),
             "cosine_mean": self.cos_sum / self.cos_n.max(1) as f64, "cosine_min": self.cos_min,
             "labelled": self.labelled,
             "accuracy_dense": (self.labelled > 0).then(|| self.dense_correct as f64 / self.labelled as f64),
@@ -321,9 +324,13 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
     }
     if let Some(a) = agree {
         println!(
-            "agreement over {} texts: top-1 dense = pruned for {:.2}%; cosine(dense, pruned) mean {:.5}, min {:.5}{}",
+            "agreement over {} texts: {}cosine(dense, pruned) mean {:.5}, min {:.5}{}",
             a.n,
-            100.0 * a.top1_same as f64 / a.n.max(1) as f64,
+            if a.top1_n > 0 {
+                format!("top-1 dense = pruned for {:.2}%; ", 100.0 * a.top1_same as f64 / a.top1_n as f64)
+            } else {
+                String::new()
+            },
             a.cos_sum / a.cos_n.max(1) as f64,
             a.cos_min,
             if a.labelled > 0 {

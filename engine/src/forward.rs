@@ -32,9 +32,9 @@ pub(crate) struct Plan<'a> {
     /// `l + 1`), if any.
     pub rule_after: &'a [Option<KeepRule>],
     pub ctl: PruneControl,
-    /// Final states of every token are needed (hidden states or mean pooling): pruned
-    /// tokens then run the FFN of the layer where they are dropped, and their output is
-    /// kept at their original position.
+    /// Final states of every token are needed (hidden states; mean pooling uses only the
+    /// tokens that reach the last layer): pruned tokens then run the FFN of the layer
+    /// where they are dropped, and their output is kept at their original position.
     pub token_outputs: bool,
     /// How the encoder's linear layers run.
     pub linear: LinearPath,

@@ -48,8 +48,9 @@ pub(crate) fn pooler(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Work
     true
 }
 
-/// The pooled embedding of sequence `i` of the last pass: `rows` are its final token
-/// states (`[len, d]`, all of them for mean pooling), `len` its token count.
+/// The pooled embedding of sequence `i` of the last pass: `rows` are the final states
+/// of its tokens that reached the last layer (`[len, d]`, in order, [CLS] first; every
+/// token without pruning), `len` their count.
 pub(crate) fn embedding(model: &ModelInner, ws: &Workspace, i: usize, rows: &[f32], len: usize) -> Vec<f32> {
     let h = &model.manifest.head;
     let d = model.manifest.model.hidden_size;

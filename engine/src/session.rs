@@ -541,7 +541,7 @@ impl Session {
 
     /// Final states of all tokens are needed for these outputs.
     fn token_outputs(&self, want: Outputs) -> bool {
-        want.hidden_states || (want.embedding && self.model.inner.manifest.head.pooling == Pooling::Mean)
+        want.hidden_states
     }
 
     fn forward_loaded(&mut self, want: Outputs, ctl: PruneControl) {
@@ -604,13 +604,16 @@ impl Session {
             let seg = self.ws.segments[i];
             &self.ws.hidden[seg.offset * d..(seg.offset + seg.len) * d]
         };
-        let len = e.input_ids.len();
         let logits = (want.logits && m.head.task == Task::Classification).then(|| {
             let l = m.head.num_labels;
             self.ws.head_out[i * l..i * l + l].to_vec()
         });
+        // Pooled over the tokens that reach the last layer (all of them without pruning):
+        // their final states, in the compacted rows.
+        let alive = self.ws.segments[i];
+        let survivors = &self.ws.hidden[alive.offset * d..(alive.offset + alive.len) * d];
         let embedding = (want.embedding && m.head.pooling != Pooling::None)
-            .then(|| head::embedding(&self.model.inner, &self.ws, i, rows, len));
+            .then(|| head::embedding(&self.model.inner, &self.ws, i, survivors, alive.len));
         SequenceOutput {
             input_ids: e.input_ids.clone(),
             token_type_ids: e.token_type_ids.clone(),

@@ -414,10 +414,16 @@ fn minilm_with_top_schedule_matches_reference() {
             .map(|(a, b)| (*a as f64 - b).abs())
             .fold(0.0, f64::max);
         assert!(diff <= 1e-4, "MiniLM '{t}': final states diff {diff:e}");
-        // Mean pooling over all original tokens (pruned ones at their frozen state), normalised.
+        // Mean pooling over the tokens that reach the last layer (the last kept set; all
+        // tokens where nothing is pruned), normalised.
+        let survivors: Vec<usize> = match want.kept.iter().max_by_key(|(layer, _)| *layer) {
+            Some((_, kept)) => kept.iter().map(|&p| p as usize).collect(),
+            None => (0..n).collect(),
+        };
         let mut mean = vec![0.0f64; d];
-        for row in want.final_states.chunks(d) {
-            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x / n as f64);
+        for &p in &survivors {
+            let row = &want.final_states[p * d..(p + 1) * d];
+            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x / survivors.len() as f64);
         }
         let e: Vec<f32> = out.embedding.clone().unwrap();
         let cos = cosine(&e, &mean.iter().map(|&x| x as f32).collect::<Vec<_>>());
