@@ -7,7 +7,7 @@ use toprt_calibrate::{data, int8, prune};
 
 /// Fit a converted toprt model to real text, without training.
 ///
-/// --target-mac-reduction X searches keep-rules (token pruning) for a model that was
+/// --target-mac-reduction X (or --target-speedup X, timed on this CPU) searches keep-rules (token pruning) for a model that was
 /// never trained to prune: the dense model, in the file's precision, runs the
 /// calibration text and is the teacher; the search gives each prune location a top-k
 /// ratio or an importance threshold (or none), pruning one location a step more at a
@@ -84,6 +84,11 @@ struct Cli {
     #[arg(long, value_name = "X", value_parser = reduction, allow_negative_numbers = true)]
     target_mac_reduction: Option<f64>,
 
+    /// Search keep-rules until the calibration text runs this many times faster than
+    /// dense on this CPU (> 1; measured at --batch, dense and pruned alternating).
+    #[arg(long, value_name = "X", value_parser = reduction, allow_negative_numbers = true, conflicts_with = "target_mac_reduction")]
+    target_speedup: Option<f64>,
+
     /// Sequences per pass of the keep-rule search (packed, no padding).
     #[arg(long, value_name = "N", default_value_t = prune::SearchOptions::default().batch, value_parser = count, allow_negative_numbers = true)]
     batch: usize,
@@ -159,8 +164,15 @@ fn draw(mut all: Vec<data::Text>, limit: usize, seed: u64) -> Vec<data::Text> {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    if cli.dtype.is_none() && cli.target_mac_reduction.is_none() {
-        return Err("nothing to calibrate: give --dtype int8, --target-mac-reduction X, or both".into());
+    let target = match (cli.target_mac_reduction, cli.target_speedup) {
+        (Some(x), _) => Some(prune::Target::MacReduction(x)),
+        (None, Some(x)) => Some(prune::Target::Speedup(x)),
+        (None, None) => None,
+    };
+    if cli.dtype.is_none() && target.is_none() {
+        return Err(
+            "nothing to calibrate: give --dtype int8, --target-mac-reduction X (or --target-speedup X), or both".into(),
+        );
     }
     if cli.out.exists() && !cli.force {
         return Err(format!("{} exists (pass --force to replace it)", cli.out.display()));
@@ -223,14 +235,19 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         image = outcome.image;
     }
-    if let Some(target) = cli.target_mac_reduction {
+    if let Some(target) = target {
         let opts = prune::SearchOptions { target, batch: cli.batch, threads: cli.threads, ..Default::default() };
         let outcome = prune::search(&image, &texts, facts, &opts, &mut |line| eprintln!("toprt-calibrate: {line}"))
             .map_err(model_error)?;
         let c = &outcome.chosen;
         eprintln!(
-            "toprt-calibrate: keep-rules: MAC reduction {:.3}x on the calibration text (target {target}), {} {:.5}",
+            "toprt-calibrate: keep-rules: MAC reduction {:.3}x{} on the calibration text (target: {}), {} {:.5}",
             c.mac_reduction,
+            outcome.record["speedup"].as_f64().map(|s| format!(", measured speedup {s:.3}x")).unwrap_or_default(),
+            match target {
+                prune::Target::MacReduction(x) => format!("MAC reduction {x}x"),
+                prune::Target::Speedup(x) => format!("speedup {x}x"),
+            },
             outcome.objective.name(),
             c.loss
         );

@@ -21,7 +21,8 @@
 //!    pruning at each location (a location without a rule may start either kind; after
 //!    that it keeps its kind: a ratio `step` lower, or a threshold `step` higher) and
 //!    takes the move that loses the least fidelity per MAC saved, until the MAC
-//!    reduction reaches the target. The path it walks is the
+//!    reduction reaches the target, or (a speedup target) until the schedule, timed
+//!    against dense on the calibration batches on this CPU, is that much faster. The path it walks is the
 //!    front reported; uniform top-k (the same ratio everywhere) is measured on the same
 //!    text for comparison. Everything is deterministic: the same inputs give the same
 //!    schedule.
@@ -34,11 +35,35 @@ use toprt::tokenize::Encoded;
 use toprt::{Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
 use toprt_format::{KeepRule, LayerKeepRule, Pooling, Task};
 
+/// What the search must reach on the calibration text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    /// Dense MACs / pruned MACs (the engine's count, unpadded).
+    MacReduction(f64),
+    /// Dense time / pruned time of the calibration batches on this CPU, measured.
+    Speedup(f64),
+}
+
+impl Target {
+    fn value(self) -> f64 {
+        match self {
+            Target::MacReduction(x) | Target::Speedup(x) => x,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::MacReduction(_) => "MAC reduction",
+            Target::Speedup(_) => "speedup",
+        }
+    }
+}
+
 /// How the search runs.
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
-    /// The MAC reduction (dense MACs / pruned MACs on the calibration text) to reach.
-    pub target: f64,
+    /// The MAC reduction or speedup to reach.
+    pub target: Target,
     /// Sequences per pass (packed, no padding).
     pub batch: usize,
     /// Threads of the session (0: one per logical CPU).
@@ -56,7 +81,7 @@ pub struct SearchOptions {
 impl Default for SearchOptions {
     fn default() -> Self {
         SearchOptions {
-            target: 1.5,
+            target: Target::MacReduction(1.5),
             batch: 32,
             threads: 0,
             step: 0.1,
@@ -210,6 +235,24 @@ impl Evaluator {
         Ok((outs, macs))
     }
 
+    /// Dense time over `schedule`'s time for all batches on this CPU: 5 rounds, dense
+    /// and the schedule alternating (so a drift of the machine hits both), the median of
+    /// the per-round ratios.
+    fn speedup(&mut self, schedule: &[Choice]) -> Result<f64> {
+        let rules = rules_of(schedule);
+        let mut ratios = Vec::new();
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            self.run(&[])?;
+            let dense = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            self.run(&rules)?;
+            ratios.push(dense / t.elapsed().as_secs_f64().max(1e-9));
+        }
+        ratios.sort_by(f64::total_cmp);
+        Ok(ratios[ratios.len() / 2])
+    }
+
     fn eval(&mut self, schedule: &[Choice]) -> Result<Point> {
         let (outs, macs) = self.run(&rules_of(schedule))?;
         let n = outs.len().max(1) as f64;
@@ -311,8 +354,9 @@ pub fn search_encoded(
     if encoded.is_empty() {
         return Err(Error::Options("no calibration sequences".into()));
     }
-    if !(opts.target.is_finite() && opts.target > 1.0) {
-        return Err(Error::Options(format!("the MAC reduction target must be above 1, got {}", opts.target)));
+    let goal = opts.target.value();
+    if !(goal.is_finite() && goal > 1.0) {
+        return Err(Error::Options(format!("the {} target must be above 1, got {goal}", opts.target.name())));
     }
     if opts.batch == 0 {
         return Err(Error::Options("batch must be at least 1".into()));
@@ -380,7 +424,14 @@ pub fn search_encoded(
     };
     let mut cur = ev.eval(&vec![Choice::None; locations])?;
     let mut front = vec![cur.clone()];
-    while cur.mac_reduction < opts.target {
+    // With a speedup target, each accepted schedule is timed against dense (the speedup
+    // can only come from saved MACs, so a schedule is timed once it saves some).
+    let mut speedup = 1.0;
+    let reached = |p: &Point, speedup: f64| match opts.target {
+        Target::MacReduction(x) => p.mac_reduction >= x,
+        Target::Speedup(x) => speedup >= x,
+    };
+    while !reached(&cur, speedup) {
         let mut best: Option<(f64, usize, (u8, u32), Point)> = None;
         for l in 0..locations {
             let moves: Vec<(u8, u32)> = match state[l] {
@@ -411,19 +462,31 @@ pub fn search_encoded(
             }
         }
         let Some((_, l, mv, p)) = best else {
+            let best = match opts.target {
+                Target::MacReduction(_) => cur.mac_reduction,
+                Target::Speedup(_) => speedup,
+            };
             return Err(Error::Options(format!(
-                "MAC reduction {:.2}x is out of reach on this text: the best reached is {:.2}x (every location at \
+                "{} {goal:.2}x is out of reach on this text: the best reached is {best:.2}x (every location at \
                  its last step, or saving nothing more)",
-                opts.target, cur.mac_reduction
+                opts.target.name()
             )));
         };
         state[l] = mv;
+        if let Target::Speedup(_) = opts.target {
+            speedup = ev.speedup(&p.schedule)?;
+        }
         progress(&format!(
-            "keep-rules: step {}: location {} -> {}: MAC reduction {:.3}x, {} {:.5}{}",
+            "keep-rules: step {}: location {} -> {}: MAC reduction {:.3}x{}, {} {:.5}{}",
             front.len(),
             l + 1,
             choice(mv).describe(),
             p.mac_reduction,
+            if let Target::Speedup(_) = opts.target {
+                format!(" (measured speedup {speedup:.3}x)")
+            } else {
+                String::new()
+            },
             objective.name(),
             p.loss,
             match (p.agreement, p.cosine) {
@@ -438,7 +501,7 @@ pub fn search_encoded(
     let mut uniform = Vec::new();
     for s in 1..=ratio_steps {
         let p = ev.eval(&vec![Choice::TopK(ratio(s)); locations])?;
-        let stop = p.mac_reduction >= cur.mac_reduction.max(opts.target) * 1.25;
+        let stop = p.mac_reduction >= cur.mac_reduction * 1.25;
         uniform.push(p);
         if stop {
             break;
@@ -452,7 +515,9 @@ pub fn search_encoded(
         "tokens": tokens,
         "teacher": format!("dense, {}", model.precision()),
         "objective": objective.name(),
-        "target_mac_reduction": opts.target,
+        "target_mac_reduction": match opts.target { Target::MacReduction(x) => Some(x), Target::Speedup(_) => None },
+        "target_speedup": match opts.target { Target::Speedup(x) => Some(x), Target::MacReduction(_) => None },
+        "speedup": match opts.target { Target::Speedup(_) => Some(round6(speedup)), Target::MacReduction(_) => None },
         "mac_reduction": round6(chosen.mac_reduction),
         "loss": round6(chosen.loss),
         "agreement": chosen.agreement.map(round6),

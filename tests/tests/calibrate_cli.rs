@@ -169,6 +169,21 @@ fn keep_rule_search_from_the_command_line() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("out of reach") && text(&o).contains("best reached"), "{}", text(&o));
     assert!(!out.exists());
+    // A speedup no schedule gives: measured, refused, no file (timing decides nothing
+    // else here: 40x is out of reach on any machine).
+    let mut a = args(&[]);
+    let at = a.iter().position(|s| s == "--target-mac-reduction").unwrap();
+    a[at] = "--target-speedup".into();
+    a[at + 1] = "40".into();
+    let o = run_owned(&a);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("speedup 40.00x is out of reach"), "{}", text(&o));
+    assert!(!out.exists());
+    // Both targets at once: refused.
+    let mut a = args(&["--target-speedup", "1.5"]);
+    a.retain(|s| s != "--force");
+    let o = run_owned(&a);
+    assert!(!o.status.success() && text(&o).contains("--target-speedup"), "{}", text(&o));
 }
 
 fn run_owned(args: &[std::ffi::OsString]) -> Output {

@@ -108,6 +108,7 @@ const CLIS: &[Cli] = &[
             "--outliers",
             "--bound",
             "--target-mac-reduction",
+            "--target-speedup",
             "--batch",
             "--threads",
             "--report",
@@ -262,6 +263,7 @@ fn bad_values_name_the_option_and_the_value() {
             "above 1",
         ),
         ("toprt-calibrate", &[m, "--data", m, "-o", m, "--batch", "x"], "--batch", "'x'"),
+        ("toprt-calibrate", &[m, "--data", m, "-o", m, "--target-speedup", "1"], "--target-speedup", "above 1"),
     ];
     for (name, args, option, value) in cases {
         let err = refused(name, args);

@@ -4,7 +4,7 @@
 
 use toprt::tokenize::Encoded;
 use toprt::{Input, Model, OpenOptions, Outputs, PruneControl, Session, SessionOptions};
-use toprt_calibrate::prune::{search_encoded, Choice, SearchOptions};
+use toprt_calibrate::prune::{search_encoded, Choice, SearchOptions, Target};
 use toprt_convert::checkpoint::TensorData;
 use toprt_convert::synthetic;
 use toprt_format::ModelConfig;
@@ -56,7 +56,7 @@ fn sequences(n: usize) -> Vec<Encoded> {
 }
 
 fn opts(target: f64) -> SearchOptions {
-    SearchOptions { target, batch: 8, threads: 2, ..Default::default() }
+    SearchOptions { target: Target::MacReduction(target), batch: 8, threads: 2, ..Default::default() }
 }
 
 fn quiet(_: &str) {}

@@ -621,14 +621,19 @@ fn keep_rule_calibration_summary(c: &serde_json::Value) -> Option<String> {
         (_, Some(cos)) => format!("cosine {cos:.5}"),
         _ => format!("{} {}", get("objective").trim_matches('"'), get("loss")),
     };
+    let target = match c.get("target_speedup").and_then(|v| v.as_f64()) {
+        Some(x) => format!(
+            "target speedup {x}x on this CPU, measured {}x (MAC reduction {}x)",
+            get("speedup"),
+            get("mac_reduction")
+        ),
+        None => format!("target MAC reduction {}x, reached {}x", get("target_mac_reduction"), get("mac_reduction")),
+    };
     Some(format!(
-        "by toprt-calibrate on {} texts ({} tokens) of {file}, {}; target MAC reduction {}x, reached {}x, \
-         {fidelity} with the dense {} teacher",
+        "by toprt-calibrate on {} texts ({} tokens) of {file}, {}; {target}, {fidelity} with the dense {} teacher",
         get("texts"),
         get("tokens"),
         get("fingerprint").trim_matches('"'),
-        get("target_mac_reduction"),
-        get("mac_reduction"),
         get("teacher").trim_matches('"').trim_start_matches("dense, ")
     ))
 }
