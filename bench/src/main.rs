@@ -352,6 +352,8 @@ fn measure(
                 r.attn_runs[l].push(ms(t.attention));
                 r.prune_runs[l].push(ms(t.prune));
                 r.ffn_runs[l].push(ms(t.ffn));
+                r.linear_runs[l].push(ms(t.linears));
+                r.core_runs[l].push(ms(t.attention_core));
             }
         }
         let progress: Vec<String> = runs

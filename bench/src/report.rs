@@ -32,6 +32,10 @@ pub struct RunResult {
     pub attn_runs: Vec<Vec<f64>>,
     pub prune_runs: Vec<Vec<f64>>,
     pub ffn_runs: Vec<Vec<f64>>,
+    /// Of a layer's time: its four linears (with their fused epilogues), and the
+    /// attention core.
+    pub linear_runs: Vec<Vec<f64>>,
+    pub core_runs: Vec<Vec<f64>>,
     /// Per layer, summed over the batches of one iteration.
     pub stats: Vec<LayerStats>,
     pub sequences: usize,
@@ -47,6 +51,8 @@ impl RunResult {
             attn_runs: vec![Vec::new(); layers],
             prune_runs: vec![Vec::new(); layers],
             ffn_runs: vec![Vec::new(); layers],
+            linear_runs: vec![Vec::new(); layers],
+            core_runs: vec![Vec::new(); layers],
             stats: vec![LayerStats::default(); layers],
             sequences,
             tokens,
@@ -66,6 +72,17 @@ impl RunResult {
     }
     fn ffn(&self, l: usize) -> f64 {
         median(&self.ffn_runs[l])
+    }
+    fn linears(&self, l: usize) -> f64 {
+        median(&self.linear_runs[l])
+    }
+    fn core(&self, l: usize) -> f64 {
+        median(&self.core_runs[l])
+    }
+    /// GFLOP of layer `l`'s four linears: `2 · (4·d² · attention rows + 2·d·d_ff · FFN rows)`.
+    fn linear_gflop(&self, l: usize, d: f64, dff: f64) -> f64 {
+        let s = &self.stats[l];
+        2.0 * (4.0 * d * d * s.attention_tokens as f64 + 2.0 * d * dff * s.ffn_tokens as f64) / 1e9
     }
     fn layer_ms(&self, l: usize) -> f64 {
         self.attn(l) + self.prune(l) + self.ffn(l)
@@ -258,6 +275,23 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
             ctx.pct(pg)
         );
     }
+    // Where a layer's time goes: its GEMMs (rate against this precision's peak), the
+    // attention core, and the rest (pruning, compaction, quantising the context).
+    println!(
+        "per layer, ms: GEMMs (the four linears with their fused epilogues; % of peak) / attention core (q·kᵀ, softmax, ·v) / rest"
+    );
+    let (d, dff) = (c.hidden_size as f64, c.intermediate_size as f64);
+    let split = |r: &RunResult, l: usize| {
+        let (g, a) = (r.linears(l), r.core(l));
+        let rate = r.linear_gflop(l, d, dff) / (g / 1e3).max(1e-12);
+        format!("{g:.3} ({:.0}%) / {a:.3} / {:.3}", ctx.pct(rate), (r.layer_ms(l) - g - a).max(0.0))
+    };
+    for l in 0..c.num_layers {
+        match pruned {
+            Some(p) => println!("  layer {l:>2}: dense {:<28} pruned {}", split(dense, l), split(p, l)),
+            None => println!("  layer {l:>2}: dense {}", split(dense, l)),
+        }
+    }
     for r in std::iter::once(dense).chain(pruned) {
         let g = 2.0 * r.macs() / 1e9;
         println!(
@@ -354,7 +388,7 @@ fn run_json(ctx: &Context, r: &RunResult) -> Value {
             let gflops = r.gflop(l) / (r.layer_ms(l) / 1e3);
             json!({"layer": l, "tokens": r.tokens_mean(l), "tokens_min": s.min_len, "tokens_max": s.max_len,
                 "ffn_tokens": s.ffn_tokens as f64 / r.sequences.max(1) as f64, "ms": r.layer_ms(l),
-                "attention_ms": r.attn(l), "prune_ms": r.prune(l), "ffn_ms": r.ffn(l), "gflop": r.gflop(l),
+                "attention_ms": r.attn(l), "prune_ms": r.prune(l), "ffn_ms": r.ffn(l), "linears_ms": r.linears(l), "attention_core_ms": r.core(l), "gflop": r.gflop(l),
                 "gflops": gflops, "pct_peak": ctx.pct(gflops)})
         })
         .collect();

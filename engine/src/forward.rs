@@ -100,6 +100,7 @@ pub(crate) fn encode(
             f(li, LinearKind::Qkv, &x.0[..t * d]);
         }
         linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None);
+        let tq = Instant::now();
         // ctx: [t, d] = per (sequence, head): softmax(q kᵀ) v
         // colsum: [nh, max_tokens] = Σ_q p[h, q, j]   (only before a keep-rule)
         attention::run(
@@ -152,7 +153,9 @@ pub(crate) fn encode(
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::AttentionOut, &x.0[..t * d]);
         }
+        let tl = Instant::now();
         linears.run(li, LinearKind::AttentionOut, x, t, &mut ws.a16, out, norm, to);
+        let mut ffn_linears = tl.elapsed();
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
         let (xq, to) = (
             Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs },
@@ -163,7 +166,9 @@ pub(crate) fn encode(
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Intermediate, &x.0[..t * d]);
         }
+        let tl = Instant::now();
         linears.run(li, LinearKind::Intermediate, x, t, &mut ws.a16, out, Then::Gelu, to);
+        ffn_linears += tl.elapsed();
         // hidden: [t, d] = LN(h1 + inter · W2 + b2)
         let norm = Then::ResidualLayerNorm { residual: &ws.h1, norm: &layer.output_norm, eps };
         let next_qkv_int8 = int8(li + 1, LinearKind::Qkv);
@@ -176,8 +181,10 @@ pub(crate) fn encode(
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Output, &x.0[..t * cfg.intermediate_size]);
         }
+        let tl = Instant::now();
         linears.run(li, LinearKind::Output, x, t, &mut ws.a16, out, norm, to);
         let t3 = Instant::now();
+        ffn_linears += t3 - tl;
         ws.layer_stats[li].macs +=
             ws.segments.iter().map(|s| prune::layer_macs(0.0, s.len as f64, df, fff, hf)).sum::<f64>();
 
@@ -197,6 +204,8 @@ pub(crate) fn encode(
 
         if let Some(slot) = timing.as_deref_mut().and_then(|tm| tm.get_mut(li)) {
             slot.attention += t1 - t0;
+            slot.linears += (tq - t0) + ffn_linears;
+            slot.attention_core += t1 - tq;
             slot.prune += (t2 - t1) + late_prune;
             slot.ffn += t3 - t2;
         }

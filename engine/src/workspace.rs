@@ -44,6 +44,12 @@ pub struct LayerTiming {
     pub prune: Duration,
     /// Output projection, LayerNorms, FFN.
     pub ffn: Duration,
+    /// Of the above: the four linear layers (QKV, output projection, FFN in and out),
+    /// with what their GEMMs fuse (bias, GELU, residual + LayerNorm, int8 quantisation of
+    /// the rows for the next linear).
+    pub linears: Duration,
+    /// Of `attention`: the attention core (`q·kᵀ`, softmax and importance scores, `·v`).
+    pub attention_core: Duration,
 }
 
 /// One kept set: the original positions (ascending, CLS = 0) of the tokens of sequence
