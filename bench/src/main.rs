@@ -530,6 +530,13 @@ fn run(a: Args) -> Result<(), String> {
         peak_together,
         peak_gflops: peak,
         peak_label: peak_label.into(),
+        bandwidth_gbs: toprt_kernels::bandwidth_probe(),
+        // What the linears stream: a bf16 file widened for an f32 GEMM streams f32.
+        weight_bytes: match sessions[0].linear_precision() {
+            toprt_format::Precision::F32 => 4.0,
+            toprt_format::Precision::Bf16 => 2.0,
+            toprt_format::Precision::Int8 => 1.0,
+        },
         pad_to: a.pad_to,
         lengths: seqs.iter().map(|e| e.input_ids.len()).collect(),
         has_rules,

@@ -181,6 +181,10 @@ pub struct Context {
     pub peak_gflops: f64,
     /// What `peak_gflops` measures: the f32 FMA, or the int8 dot product.
     pub peak_label: String,
+    /// Memory read bandwidth of one thread, GB/s (`toprt_kernels::bandwidth_probe`).
+    pub bandwidth_gbs: f64,
+    /// Bytes per encoder linear weight element in this file (4 f32, 2 bf16, 1 int8).
+    pub weight_bytes: f64,
     pub pad_to: Option<usize>,
     pub lengths: Vec<usize>,
     pub has_rules: bool,
@@ -277,18 +281,28 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
     }
     // Where a layer's time goes: its GEMMs (rate against this precision's peak), the
     // attention core, and the rest (pruning, compaction, quantising the context).
-    println!(
-        "per layer, ms: GEMMs (the four linears with their fused epilogues; % of peak) / attention core (q·kᵀ, softmax, ·v) / rest"
-    );
     let (d, dff) = (c.hidden_size as f64, c.intermediate_size as f64);
+    // Weight bytes a layer's four linears stream, once per pass.
+    let weight_gb = (4.0 * d * d + 2.0 * d * dff) * ctx.weight_bytes / 1e9;
+    println!(
+        "per layer, ms: GEMMs (the four linears with their fused epilogues; % of peak, weights streamed in GB/s \
+         against the {:.1} GB/s read probe) / attention core (q·kᵀ, softmax, ·v) / rest",
+        ctx.bandwidth_gbs
+    );
     let split = |r: &RunResult, l: usize| {
         let (g, a) = (r.linears(l), r.core(l));
-        let rate = r.linear_gflop(l, d, dff) / (g / 1e3).max(1e-12);
-        format!("{g:.3} ({:.0}%) / {a:.3} / {:.3}", ctx.pct(rate), (r.layer_ms(l) - g - a).max(0.0))
+        let secs = (g / 1e3).max(1e-12);
+        let rate = r.linear_gflop(l, d, dff) / secs;
+        format!(
+            "{g:.3} ({:.0}%, {:.1} GB/s) / {a:.3} / {:.3}",
+            ctx.pct(rate),
+            weight_gb / secs,
+            (r.layer_ms(l) - g - a).max(0.0)
+        )
     };
     for l in 0..c.num_layers {
         match pruned {
-            Some(p) => println!("  layer {l:>2}: dense {:<28} pruned {}", split(dense, l), split(p, l)),
+            Some(p) => println!("  layer {l:>2}: dense {:<38} pruned {}", split(dense, l), split(p, l)),
             None => println!("  layer {l:>2}: dense {}", split(dense, l)),
         }
     }
@@ -415,7 +429,7 @@ pub fn document(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, ag
     json!({"schema": SCHEMA, "tool": format!("engine-bench {}", env!("CARGO_PKG_VERSION")), "model": ctx.model_path,
         "input": ctx.source, "batch": ctx.batch, "threads": ctx.threads, "isa": ctx.isa,
         "precision": ctx.precision, "gemm_kernel": ctx.gemm,
-        "peak_gflops_per_core": ctx.peak_gflops, "runs": runs, "agreement": agree.map(Agreement::json),
+        "peak_gflops_per_core": ctx.peak_gflops, "bandwidth_gbs": ctx.bandwidth_gbs, "runs": runs, "agreement": agree.map(Agreement::json),
         "scaling": (!ctx.scaling.is_empty()).then(|| scaling_json(&ctx.scaling)),
         "peak_gflops_per_thread_together": ctx.peak_together.as_ref().map(|(_, p)| p)})
 }

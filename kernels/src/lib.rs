@@ -19,7 +19,7 @@
 //! * [`aligned`] holds [`aligned::AVec`], the 64-byte aligned buffer for activations
 //!   and in-memory models.
 //! * [`peak_probe`], [`peak_probe_bf16`], [`peak_probe_int8`] and [`peak_probe_amx`] measure a core's peak
-//!   for "% of peak" reports.
+//!   for "% of peak" reports, [`bandwidth_probe`] its memory read bandwidth.
 //! * [`Error`] is the crate's one error type: an unusable tier, or GEMM operands that
 //!   do not fit their shape.
 //! * [`tol`] names how far each SIMD kernel may be from its scalar twin.
@@ -47,5 +47,5 @@ mod tests;
 
 pub use cpu::{CacheSizes, Cpu, Features, Isa};
 pub use error::{Error, Operand};
-pub use probe::{peak_probe, peak_probe_amx, peak_probe_bf16, peak_probe_int8};
+pub use probe::{bandwidth_probe, peak_probe, peak_probe_amx, peak_probe_bf16, peak_probe_int8};
 pub use table::Kernels;

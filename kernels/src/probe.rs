@@ -92,6 +92,29 @@ pub fn peak_probe_int8() -> Option<f64> {
 
 /// Calibrates `run(iters)` (GFLOP/s of `iters` rounds) to ~5 ms and returns the best
 /// of ten runs.
+/// Memory read bandwidth of the calling thread in GB/s: the best of 5 passes summing a
+/// 256 MiB buffer (larger than any last-level cache this runs on), written once first so
+/// every page is mapped. The denominator of "GB/s streamed" reports, for GEMMs with few
+/// rows, which are bound by reading their weights rather than by arithmetic. About 0.3 s.
+pub fn bandwidth_probe() -> f64 {
+    const BYTES: usize = 256 << 20;
+    let buf: Vec<u64> = (0..BYTES / 8).map(|i| i as u64).collect();
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let t0 = std::time::Instant::now();
+        // Eight independent sums, so the loads, not an add chain, set the pace.
+        let mut acc = [0u64; 8];
+        for c in std::hint::black_box(&buf).chunks_exact(8) {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a = a.wrapping_add(x);
+            }
+        }
+        std::hint::black_box(acc);
+        best = best.max(BYTES as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e9);
+    }
+    best
+}
+
 pub(crate) fn best_of_runs(run: impl Fn(usize) -> f64) -> f64 {
     let mut iters = 1 << 14;
     loop {
