@@ -89,6 +89,11 @@ struct Cli {
     #[arg(long, value_name = "X", value_parser = reduction, allow_negative_numbers = true, conflicts_with = "target_mac_reduction")]
     target_speedup: Option<f64>,
 
+    /// Classifiers: also score the keep-rule search on the labelled calibration texts
+    /// (the accuracy lost against dense joins the objective).
+    #[arg(long)]
+    labels: bool,
+
     /// Sequences per pass of the keep-rule search (packed, no padding).
     #[arg(long, value_name = "N", default_value_t = prune::SearchOptions::default().batch, value_parser = count, allow_negative_numbers = true)]
     batch: usize,
@@ -236,7 +241,13 @@ fn run(cli: Cli) -> Result<(), String> {
         image = outcome.image;
     }
     if let Some(target) = target {
-        let opts = prune::SearchOptions { target, batch: cli.batch, threads: cli.threads, ..Default::default() };
+        let opts = prune::SearchOptions {
+            target,
+            batch: cli.batch,
+            threads: cli.threads,
+            labels: cli.labels,
+            ..Default::default()
+        };
         let outcome = prune::search(&image, &texts, facts, &opts, &mut |line| eprintln!("toprt-calibrate: {line}"))
             .map_err(model_error)?;
         let c = &outcome.chosen;
@@ -248,7 +259,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 prune::Target::MacReduction(x) => format!("MAC reduction {x}x"),
                 prune::Target::Speedup(x) => format!("speedup {x}x"),
             },
-            outcome.objective.name(),
+            outcome.record["objective"].as_str().unwrap_or(outcome.objective.name()),
             c.loss
         );
         for (i, r) in c.schedule.iter().enumerate() {
@@ -256,7 +267,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         if let Some(dir) = &cli.report {
             let report = serde_json::json!({
-                "objective": outcome.objective.name(),
+                "objective": outcome.record["objective"],
                 "record": outcome.record,
                 "chosen": c.to_json(),
                 "front": outcome.front.iter().map(prune::Point::to_json).collect::<Vec<_>>(),

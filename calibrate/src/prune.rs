@@ -76,6 +76,9 @@ pub struct SearchOptions {
     pub threshold_step: f32,
     /// The highest threshold a location may get.
     pub max_threshold: f32,
+    /// Classifiers: add the accuracy lost on the labelled texts (against the dense
+    /// model's) to the objective.
+    pub labels: bool,
 }
 
 impl Default for SearchOptions {
@@ -88,6 +91,7 @@ impl Default for SearchOptions {
             min_ratio: 0.1,
             threshold_step: 0.1,
             max_threshold: 2.0,
+            labels: false,
         }
     }
 }
@@ -155,6 +159,8 @@ pub struct Point {
     pub agreement: Option<f64>,
     /// Embedding models: mean cosine to the teacher's embedding.
     pub cosine: Option<f64>,
+    /// Classifiers with labelled texts: accuracy on them.
+    pub accuracy: Option<f64>,
 }
 
 impl Point {
@@ -171,6 +177,7 @@ impl Point {
             "loss": round6(self.loss),
             "agreement": self.agreement.map(round6),
             "cosine": self.cosine.map(round6),
+            "accuracy": self.accuracy.map(round6),
         })
     }
 }
@@ -212,6 +219,11 @@ struct Evaluator {
     objective: Objective,
     teacher: Vec<Reference>,
     dense_macs: f64,
+    /// Per text, its label (classifiers); `use_labels`: the objective counts them.
+    labels: Vec<Option<usize>>,
+    use_labels: bool,
+    /// Labelled texts the dense model gets right.
+    dense_correct: usize,
 }
 
 impl Evaluator {
@@ -257,9 +269,14 @@ impl Evaluator {
         let (outs, macs) = self.run(&rules_of(schedule))?;
         let n = outs.len().max(1) as f64;
         let (mut loss, mut agree, mut cos) = (0.0, 0.0, 0.0);
-        for (o, t) in outs.iter().zip(&self.teacher) {
+        let (mut labelled, mut correct) = (0usize, 0usize);
+        for ((o, t), label) in outs.iter().zip(&self.teacher).zip(&self.labels) {
             match (o, t) {
                 (Reference::Logits(p), Reference::Logits(q)) => {
+                    if let Some(y) = label {
+                        labelled += 1;
+                        correct += usize::from(argmax(p) == *y);
+                    }
                     // KL(q ‖ p), q the teacher's probabilities.
                     loss += q
                         .iter()
@@ -284,10 +301,18 @@ impl Evaluator {
                 _ => unreachable!("one objective per search"),
             }
         }
+        let accuracy = (labelled > 0).then(|| correct as f64 / labelled as f64);
+        // With labels: the share of labelled texts lost against dense joins the loss.
+        let lost = if self.use_labels && labelled > 0 {
+            (self.dense_correct as f64 - correct as f64) / labelled as f64
+        } else {
+            0.0
+        };
         Ok(Point {
             schedule: schedule.to_vec(),
             mac_reduction: self.dense_macs / macs.max(1.0),
-            loss: loss / n,
+            accuracy,
+            loss: loss / n + lost,
             agreement: (self.objective == Objective::Logits).then_some(agree / n),
             cosine: (self.objective == Objective::Embedding).then_some(cos / n),
         })
@@ -336,17 +361,20 @@ pub fn search(
     let probe = Session::new(&model, &SessionOptions { threads: 1, ..Default::default() })?;
     let encoded = data::encode(&probe, texts)?;
     let facts = json!({ "data": data_facts, "texts": texts.len(), "fingerprint": data::fingerprint(texts) });
-    search_encoded(image, &encoded, facts, opts, progress)
+    let labels: Vec<Option<usize>> = texts.iter().map(|t| t.label).collect();
+    search_encoded(image, &encoded, &labels, facts, opts, progress)
 }
 
 /// [`search`] on sequences already tokenized (e.g. token ids for a model without a
-/// tokenizer); `facts` (what the sequences are) goes into the record as it is.
+/// tokenizer), with their labels (`labels[i]` for `encoded[i]`; an empty slice or
+/// `None`s: unlabelled); `facts` (what the sequences are) goes into the record as it is.
 ///
 /// # Errors
 /// As [`search`].
 pub fn search_encoded(
     image: &[u8],
     encoded: &[Encoded],
+    labels: &[Option<usize>],
     facts: serde_json::Value,
     opts: &SearchOptions,
     progress: &mut dyn FnMut(&str),
@@ -396,14 +424,39 @@ pub fn search_encoded(
             ..Default::default()
         },
     )?;
-    let mut ev = Evaluator { session, batches, want, objective, teacher: Vec::new(), dense_macs: 0.0 };
+    let labels: Vec<Option<usize>> = (0..encoded.len()).map(|i| labels.get(i).copied().flatten()).collect();
+    let labelled = labels.iter().filter(|l| l.is_some()).count();
+    if opts.labels && (objective != Objective::Logits || labelled == 0) {
+        return Err(Error::Options(if objective == Objective::Logits {
+            "--labels: no calibration text has a label".into()
+        } else {
+            "--labels: the model is not a classifier (it gives no logits to score)".into()
+        }));
+    }
+    let mut ev = Evaluator {
+        session,
+        batches,
+        want,
+        objective,
+        teacher: Vec::new(),
+        dense_macs: 0.0,
+        labels,
+        use_labels: opts.labels,
+        dense_correct: 0,
+    };
     progress(&format!(
         "keep-rules: teacher pass (dense, {}) on {} sequences ({tokens} tokens), objective {}",
         model.precision(),
         encoded.len(),
         objective.name()
     ));
+    let loss_name = if opts.labels { "kl + accuracy lost" } else { objective.name() };
     let (teacher, dense_macs) = ev.run(&[])?;
+    ev.dense_correct = teacher
+        .iter()
+        .zip(&ev.labels)
+        .filter(|(t, l)| matches!((t, l), (Reference::Logits(q), Some(y)) if argmax(q) == *y))
+        .count();
     ev.teacher = teacher;
     ev.dense_macs = dense_macs;
 
@@ -487,9 +540,12 @@ pub fn search_encoded(
             } else {
                 String::new()
             },
-            objective.name(),
+            loss_name,
             p.loss,
             match (p.agreement, p.cosine) {
+                (Some(a), _) if p.accuracy.is_some() => {
+                    format!(", agreement {:.2}%, accuracy {:.2}%", 100.0 * a, 100.0 * p.accuracy.unwrap_or(0.0))
+                }
                 (Some(a), _) => format!(", agreement {:.2}%", 100.0 * a),
                 (_, Some(c)) => format!(", cosine {c:.5}"),
                 _ => String::new(),
@@ -514,13 +570,15 @@ pub fn search_encoded(
         "texts": encoded.len(),
         "tokens": tokens,
         "teacher": format!("dense, {}", model.precision()),
-        "objective": objective.name(),
+        "objective": loss_name,
         "target_mac_reduction": match opts.target { Target::MacReduction(x) => Some(x), Target::Speedup(_) => None },
         "target_speedup": match opts.target { Target::Speedup(x) => Some(x), Target::MacReduction(_) => None },
         "speedup": match opts.target { Target::Speedup(_) => Some(round6(speedup)), Target::MacReduction(_) => None },
         "mac_reduction": round6(chosen.mac_reduction),
         "loss": round6(chosen.loss),
         "agreement": chosen.agreement.map(round6),
+        "accuracy": chosen.accuracy.map(round6),
+        "labels_in_objective": opts.labels,
         "cosine": chosen.cosine.map(round6),
         "batch": opts.batch,
         "step": opts.step,

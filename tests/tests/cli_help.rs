@@ -109,6 +109,7 @@ const CLIS: &[Cli] = &[
             "--bound",
             "--target-mac-reduction",
             "--target-speedup",
+            "--labels",
             "--batch",
             "--threads",
             "--report",

@@ -65,7 +65,7 @@ fn quiet(_: &str) {}
 fn the_planted_schedule_is_found() {
     let image = planted();
     let seqs = sequences(40);
-    let out = search_encoded(&image, &seqs, serde_json::json!({}), &opts(1.25), &mut quiet).unwrap();
+    let out = search_encoded(&image, &seqs, &[], serde_json::json!({}), &opts(1.25), &mut quiet).unwrap();
     let c = &out.chosen;
     assert!(c.mac_reduction >= 1.25, "target missed: {}", c.mac_reduction);
     assert_eq!(&c.schedule[..LAYERS - 2], &[Choice::None; 2], "only the free location prunes: {:?}", c.schedule);
@@ -113,7 +113,7 @@ fn the_target_holds_on_the_calibration_text() {
     let image = synthetic::random_bert_file(&cfg(), 2, 8).unwrap();
     let seqs = sequences(48);
     for target in [1.2, 1.6, 2.2] {
-        let out = search_encoded(&image, &seqs, serde_json::json!({}), &opts(target), &mut quiet).unwrap();
+        let out = search_encoded(&image, &seqs, &[], serde_json::json!({}), &opts(target), &mut quiet).unwrap();
         let got = mac_reduction_from_kept(&out.image, &seqs);
         assert!(got >= target, "target {target}: the written rules reach only {got}");
         assert!(
@@ -132,12 +132,12 @@ fn the_target_holds_on_the_calibration_text() {
 fn the_same_inputs_give_the_same_file() {
     let image = synthetic::random_bert_file(&cfg(), 2, 8).unwrap();
     let seqs = sequences(32);
-    let a = search_encoded(&image, &seqs, serde_json::json!({"run": 1}), &opts(1.5), &mut quiet).unwrap();
-    let b = search_encoded(&image, &seqs, serde_json::json!({"run": 1}), &opts(1.5), &mut quiet).unwrap();
+    let a = search_encoded(&image, &seqs, &[], serde_json::json!({"run": 1}), &opts(1.5), &mut quiet).unwrap();
+    let b = search_encoded(&image, &seqs, &[], serde_json::json!({"run": 1}), &opts(1.5), &mut quiet).unwrap();
     assert!(a.image == b.image, "two searches wrote different files");
     // A model that already has rules is searched from dense: its rules are replaced.
     let ruled = toprt_convert::writer::with_keep_rules(&image, synthetic::top_schedule(LAYERS, 1, 10, 0.5, 2)).unwrap();
-    let c = search_encoded(&ruled, &seqs, serde_json::json!({"run": 1}), &opts(1.5), &mut quiet).unwrap();
+    let c = search_encoded(&ruled, &seqs, &[], serde_json::json!({"run": 1}), &opts(1.5), &mut quiet).unwrap();
     assert!(c.image == a.image, "earlier keep-rules changed the search");
 }
 
@@ -149,7 +149,7 @@ fn the_written_file_prunes_like_any_other() {
     let image = synthetic::random_bert_file(&cfg(), 2, 8).unwrap();
     let seqs = sequences(24);
     let out =
-        search_encoded(&image, &seqs, serde_json::json!({"data": {"file": "x"}}), &opts(1.8), &mut quiet).unwrap();
+        search_encoded(&image, &seqs, &[], serde_json::json!({"data": {"file": "x"}}), &opts(1.8), &mut quiet).unwrap();
     let model = Model::from_bytes(&out.image, &OpenOptions::default()).unwrap();
     let m = model.manifest();
     assert!(!m.keep_rules.is_empty());
@@ -179,13 +179,41 @@ fn the_written_file_prunes_like_any_other() {
 fn an_unreachable_target_says_what_is_reachable() {
     let image = synthetic::random_bert_file(&cfg(), 2, 8).unwrap();
     let seqs = sequences(16);
-    let e = search_encoded(&image, &seqs, serde_json::json!({}), &opts(50.0), &mut quiet)
+    let e = search_encoded(&image, &seqs, &[], serde_json::json!({}), &opts(50.0), &mut quiet)
         .err()
         .expect("50x is out of reach");
     let msg = e.to_string();
     assert!(msg.contains("out of reach") && msg.contains("best reached is"), "{msg}");
-    let e = search_encoded(&image, &[], serde_json::json!({}), &opts(1.5), &mut quiet).err().unwrap();
+    let e = search_encoded(&image, &[], &[], serde_json::json!({}), &opts(1.5), &mut quiet).err().unwrap();
     assert!(e.to_string().contains("no calibration sequences"), "{e}");
-    let e = search_encoded(&image, &seqs, serde_json::json!({}), &opts(0.5), &mut quiet).err().unwrap();
+    let e = search_encoded(&image, &seqs, &[], serde_json::json!({}), &opts(0.5), &mut quiet).err().unwrap();
     assert!(e.to_string().contains("above 1"), "{e}");
+}
+
+/// `labels`: accuracy on the labelled texts is reported and joins the objective; with
+/// the dense model's own answers as labels it equals the agreement. Refused without
+/// labels.
+#[test]
+fn labels_join_the_objective() {
+    let image = synthetic::random_bert_file(&cfg(), 2, 8).unwrap();
+    let seqs = sequences(32);
+    let model = Model::from_bytes(&image, &OpenOptions::default()).unwrap();
+    let mut s = Session::new(&model, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
+    let labels: Vec<Option<usize>> = seqs
+        .iter()
+        .map(|e| {
+            let out =
+                s.run(&[Input::Ids { input_ids: &e.input_ids, token_type_ids: None }], Outputs::default()).unwrap();
+            let l = out[0].logits.clone().unwrap();
+            Some(usize::from(l[1] > l[0]))
+        })
+        .collect();
+    let o = SearchOptions { labels: true, ..opts(1.6) };
+    let out = search_encoded(&image, &seqs, &labels, serde_json::json!({}), &o, &mut quiet).unwrap();
+    let c = &out.chosen;
+    assert_eq!(c.accuracy, c.agreement, "labels = the dense answers: accuracy is agreement");
+    assert_eq!(out.front[0].accuracy, Some(1.0));
+    assert_eq!(out.record["labels_in_objective"], true);
+    let e = search_encoded(&image, &seqs, &[], serde_json::json!({}), &o, &mut quiet).err().unwrap();
+    assert!(e.to_string().contains("no calibration text has a label"), "{e}");
 }
