@@ -4,11 +4,13 @@
 //! * [`int8`]: the int8 precision guard: outlier channels and the linears kept in `f32`,
 //!   chosen by each linear's output error on real text.
 //! * [`prune`]: keep-rule search: per-location top-k ratios that stay closest to the
-//!   dense model on real text within a MAC budget (no training).
+//!   dense model on real text within a MAC budget (no training); [`chart`] draws its
+//!   report.
 //!
 //! It uses the engine to run the model (the converter never does), and writes through
 //! the converter's writer, so a calibrated file is an ordinary `.toprt` file.
 
+pub mod chart;
 pub mod data;
 pub mod error;
 pub mod int8;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use toprt_calibrate::{data, int8, prune};
+use toprt_calibrate::{chart, data, int8, prune};
 
 /// Fit a converted toprt model to real text, without training.
 ///
@@ -275,7 +275,7 @@ fn run(cli: Cli) -> Result<(), String> {
             });
             write_report(&dir.join("keep_rules.json"), &report)?;
             let svg = dir.join("keep_rules.svg");
-            std::fs::write(&svg, prune::svg(&outcome)).map_err(|e| format!("{}: {e}", svg.display()))?;
+            std::fs::write(&svg, chart::svg(&outcome)).map_err(|e| format!("{}: {e}", svg.display()))?;
         }
         image = outcome.image;
     }
