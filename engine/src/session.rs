@@ -449,13 +449,7 @@ impl Session {
         let mut outputs = Vec::with_capacity(encoded.len());
         let mut start = 0;
         while start < encoded.len() {
-            // Greedy chunk within the token budget; every sequence fits (len <= max_len <= budget).
-            let mut end = start;
-            let mut tokens = 0;
-            while end < encoded.len() && tokens + encoded[end].input_ids.len() <= self.ws.max_tokens {
-                tokens += encoded[end].input_ids.len();
-                end += 1;
-            }
+            let end = chunk_end(&encoded, start, self.ws.max_tokens);
             self.ws.load(&self.model.inner.manifest.model, &encoded[start..end]);
             self.forward_loaded(want, ctl);
             self.last_want = want;
@@ -572,12 +566,7 @@ impl Session {
         self.check_encoded(encoded)?;
         let mut start = 0;
         while start < encoded.len() {
-            let mut end = start;
-            let mut tokens = 0;
-            while end < encoded.len() && tokens + encoded[end].input_ids.len() <= self.ws.max_tokens {
-                tokens += encoded[end].input_ids.len();
-                end += 1;
-            }
+            let end = chunk_end(encoded, start, self.ws.max_tokens);
             self.ws.load(&self.model.inner.manifest.model, &encoded[start..end]);
             let plan = Plan {
                 rule_after: &self.rule_after,
@@ -624,4 +613,16 @@ impl Session {
             kept: self.ws.kept_of(i).map(|(layer, positions)| (layer, positions.to_vec())).collect(),
         }
     }
+}
+
+/// The end of the pass that starts at `encoded[start]`: the longest run of sequences
+/// within `budget` tokens (greedy; every checked sequence fits alone, since its length
+/// is at most the session's maximum length, which the budget holds).
+fn chunk_end(encoded: &[Encoded], start: usize, budget: usize) -> usize {
+    let (mut end, mut tokens) = (start, 0);
+    while end < encoded.len() && tokens + encoded[end].input_ids.len() <= budget {
+        tokens += encoded[end].input_ids.len();
+        end += 1;
+    }
+    end
 }
