@@ -224,12 +224,19 @@ impl Linears<'_> {
                 let scales = Int8Scales { row: &q.scales[..t], col: m.f32s(&cols.scale), col_sum: m.f32s(&cols.sum) };
                 // Outlier channels: their f32 part runs inside the int8 GEMM's tiles,
                 // after the dequantisation and before the epilogue.
-                let outliers = match &cols.outliers {
-                    Some(o) => Int8Outliers { x: q.outliers, ld: q.x_stride, c: o.index.len(), w: m.f32s(&o.weight) },
-                    None => Int8Outliers { x: &[], ld: 0, c: 0, w: &[] },
-                };
-                GemmParams::new_int8(q.words, q.stride, t, kdim, m.u32s(&w.weight), n, out, n, epilogue, scales)
-                    .and_then(|p| p.with_outliers(outliers))
+                let p =
+                    GemmParams::new_int8(q.words, q.stride, t, kdim, m.u32s(&w.weight), n, out, n, epilogue, scales);
+                match &cols.outliers {
+                    Some(o) => p.and_then(|p| {
+                        p.with_outliers(Int8Outliers {
+                            x: q.outliers,
+                            ld: q.x_stride,
+                            c: o.index.len(),
+                            w: m.f32s(&o.weight),
+                        })
+                    }),
+                    None => p,
+                }
             }
             (LinearPath::F32 | LinearPath::Int8, _) => {
                 GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.f32s(&w.weight), n, out, n, epilogue)
