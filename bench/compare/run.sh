@@ -13,23 +13,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-PYTHON="${PYTHON:-python3}"
-TARGET="${CARGO_TARGET_DIR:-target}"
-VENV="target/compare/venv"
-REQ="bench/compare/requirements.txt"
-
-echo "== building toprt, toprt-convert, toprt-calibrate, engine-bench (release)"
-cargo build --release -p toprt-convert -p toprt-calibrate -p toprt-bench -p toprt
-
-bash scripts/fetch-test-models.sh
-
-mkdir -p target/compare
-STAMP="${VENV}/.requirements"
-if [[ ! -x "${VENV}/bin/python" || ! -f "${STAMP}" ]] || ! cmp -s "${REQ}" "${STAMP}"; then
-    echo "== setting up ${VENV} (pip: $(grep -v '^#' "${REQ}" | cut -d' ' -f1 | xargs))"
-    "${PYTHON}" -m venv "${VENV}"
-    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${REQ}"
-    cp "${REQ}" "${STAMP}"
-fi
+source bench/compare/setup.sh
 
 exec "${VENV}/bin/python" bench/compare/compare.py --bin-dir "${TARGET}/release" "$@"
