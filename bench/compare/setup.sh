@@ -10,7 +10,7 @@ VENV="target/compare/venv"
 REQ="bench/compare/requirements.txt"
 
 echo "== building toprt, toprt-convert, toprt-calibrate, engine-bench (release)"
-cargo build --release -p toprt-convert -p toprt-calibrate -p toprt-bench -p toprt
+cargo build --release -p toprt-convert -p toprt-calibrate -p toprt-bench -p toprt -p toprt-cli
 
 bash scripts/fetch-test-models.sh
 

@@ -9,8 +9,11 @@
 //!
 //! It uses the engine to run the model (the converter never does), and writes through
 //! the converter's writer, so a calibrated file is an ordinary `.toprt` file.
+//!
+//! [`cli::main`] is the `toprt-calibrate` command itself, taking its arguments.
 
 pub mod chart;
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod int8;

@@ -4,9 +4,12 @@
 //! Steps: read `config.json` → load tensors (safetensors, sharded safetensors, or
 //! `pytorch_model.bin` read in pure Rust) → choose the head → bake (fused QKV, scale
 //! folded into Q, packed panels) → embed the tokenizer → write atomically.
+//!
+//! [`cli::main`] is the `toprt-convert` command itself, taking its arguments.
 
 pub mod bake;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod schedule;

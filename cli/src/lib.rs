@@ -1,7 +1,12 @@
 //! The `toprt` command line: `toprt run` (JSONL in, JSONL out) and `toprt inspect`.
+//!
+//! The whole command is [`main`], a library function taking the arguments, so that the
+//! `toprt` binary (`src/main.rs`) and the Python package (`python -m toprt run|inspect`)
+//! run the same code in-process: same output, same help, same exit codes.
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::{json, Map, Value};
+use std::ffi::OsString;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -582,8 +587,18 @@ fn usage_error(e: &clap::Error) -> String {
     line
 }
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// Runs the `toprt` command with `args` and returns its exit status.
+///
+/// `args` is the whole command line as [`std::env::args_os`] gives it: the first item is
+/// the program name. Output goes to stdout and stderr as the binary writes them; a
+/// command-line mistake is reported on stderr as one line (exit status 1), `--help` and
+/// `--version` print to stdout (exit status 0). It never exits the process.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, -h, --version: to stdout, exit 0.
