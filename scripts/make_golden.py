@@ -8,6 +8,8 @@ Writes (all paths relative to the repository root):
   tests/fixtures/tiny-bert-pt/       the same weights as pytorch_model.bin (torch.save zip)
   tests/fixtures/tiny-roberta-st/    RobertaForSequenceClassification, model.safetensors
   tests/fixtures/tiny-roberta-pt/    the same weights as pytorch_model.bin
+  tests/fixtures/tiny-distilbert-st/ DistilBertForSequenceClassification, model.safetensors
+  tests/fixtures/tiny-distilbert-pt/ the same weights as pytorch_model.bin
   tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
   tests/golden/<model>/outputs.safetensors   fp32 outputs, `case{i}.<output>`
   tests/golden/tokenization/*.json   tokenizer goldens (transformers fast tokenizers)
@@ -42,6 +44,7 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 
 SEED_BERT = 20240601
 SEED_ROBERTA = 20240602
+SEED_DISTILBERT = 20240603
 SEED_IDS = 1234
 
 # ---------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def randomize_all(model: torch.nn.Module, seed: int) -> None:
         for name in sorted(params):
             p = params[name]
             noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
-            if name.endswith("LayerNorm.weight"):
+            if name.endswith("LayerNorm.weight") or name.endswith("layer_norm.weight"):
                 p.copy_(1.0 + 0.1 * noise)
             else:
                 p.copy_(0.1 * noise)
@@ -187,6 +190,44 @@ def build_tiny_bert():
     }
     files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
     save_pair(model, FIXTURES / "tiny-bert-st", FIXTURES / "tiny-bert-pt", files)
+
+
+def build_tiny_distilbert():
+    """A DistilBERT classifier with the tiny BERT vocabulary (WordPiece, vocab.txt)."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    cfg = DistilBertConfig(
+        vocab_size=len(vocab),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=64,
+        activation="gelu",
+        max_position_embeddings=512,
+        sinusoidal_pos_embds=False,
+        pad_token_id=0,
+        num_labels=3,
+        id2label={0: "neg", 1: "neu", 2: "pos"},
+        label2id={"neg": 0, "neu": 1, "pos": 2},
+    )
+    torch.manual_seed(SEED_DISTILBERT)
+    model = DistilBertForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_DISTILBERT)
+    tok_config = {
+        "tokenizer_class": "DistilBertTokenizer",
+        "do_lower_case": True,
+        "tokenize_chinese_chars": True,
+        "strip_accents": None,
+        "model_max_length": 512,
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+    files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-distilbert-st", FIXTURES / "tiny-distilbert-pt", files)
 
 
 def train_roberta_tokenizer(texts: list[str]):
@@ -370,6 +411,40 @@ def run_classifier(model, ids, tt, roberta: bool) -> dict[str, torch.Tensor]:
         res["pooler_output"] = base.pooler_output[0]
         assert torch.equal(model.classifier(base.pooler_output)[0], res["logits"])
     return res
+
+
+@torch.no_grad()
+def run_distilbert(model, ids) -> dict[str, torch.Tensor]:
+    """One sequence alone. DistilBERT takes no token types (the tokenizer's BERT-style
+    type ids are recorded in the case, and ignored by the model, as here)."""
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    mask = torch.ones_like(input_ids)
+    out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+    res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
+    base = model.distilbert(input_ids=input_ids, attention_mask=mask)
+    assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
+    return res
+
+
+def golden_tiny_distilbert(sst2_dev, bbc) -> None:
+    from transformers import AutoTokenizer, DistilBertForSequenceClassification
+
+    name = "tiny-distilbert"
+    tok = AutoTokenizer.from_pretrained(str(FIXTURES / f"{name}-st"))
+    fam = Family(tok, roberta=False)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+    load = lambda d: own_memory(  # noqa: E731
+        DistilBertForSequenceClassification.from_pretrained(str(d), attn_implementation="eager",
+                                                            dtype=torch.float32).eval())
+    m_st, m_pt = load(FIXTURES / f"{name}-st"), load(FIXTURES / f"{name}-pt")
+    outs = []
+    for c in cases:
+        o = run_distilbert(m_st, c["input_ids"])
+        o_pt = run_distilbert(m_pt, c["input_ids"])
+        for k in o:
+            assert torch.equal(o[k], o_pt[k]), f"{name}: safetensors vs .bin differ on {c['name']}.{k}"
+        outs.append(o)
+    write_golden(name, cases, outs, f"tests/fixtures/{name}-st")
 
 
 @torch.no_grad()
@@ -586,6 +661,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
     ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
+    ap.add_argument("--only", choices=["distilbert"],
+                    help="write only this model's fixture and golden, leaving the others as they are")
     args = ap.parse_args()
 
     for sub in ("sst2/train.tsv", "sst2/dev.tsv", "bbcnews/bbcnews.tsv"):
@@ -610,13 +687,21 @@ def main() -> int:
     sst2_dev = read_sst2(args.data, "dev")
     bbc = read_bbc(args.data)
 
+    if args.only == "distilbert":
+        print("building tiny-distilbert")
+        build_tiny_distilbert()
+        golden_tiny_distilbert(sst2_dev, bbc)
+        return 0
+
     print("building tiny checkpoints")
     build_tiny_bert()
     build_tiny_roberta(args.data)
+    build_tiny_distilbert()
 
     print("model goldens")
     golden_tiny("tiny-bert", False, sst2_dev, bbc)
     golden_tiny("tiny-roberta", True, sst2_dev, bbc)
+    golden_tiny_distilbert(sst2_dev, bbc)
     if not args.skip_minilm:
         golden_minilm(sst2_dev, bbc)
 

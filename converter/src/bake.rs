@@ -188,14 +188,69 @@ pub fn to_int8(tensors: &mut Vec<OutTensor>, plan: &dyn Fn(&str) -> LinearPlan) 
 struct Source<'a> {
     by_name: BTreeMap<String, &'a Tensor>,
     used: BTreeSet<String>,
+    arch: Arch,
+}
+
+/// DistilBERT's names for the parts of a layer, against BERT's (the names baking uses).
+const DISTILBERT_LAYER: [(&str, &str); 8] = [
+    ("attention.q_lin.", "attention.self.query."),
+    ("attention.k_lin.", "attention.self.key."),
+    ("attention.v_lin.", "attention.self.value."),
+    ("attention.out_lin.", "attention.output.dense."),
+    ("sa_layer_norm.", "attention.output.LayerNorm."),
+    ("ffn.lin1.", "intermediate.dense."),
+    ("ffn.lin2.", "output.dense."),
+    ("output_layer_norm.", "output.LayerNorm."),
+];
+
+/// DistilBERT's head, against the RoBERTa names its classifier is stored under.
+const DISTILBERT_HEAD: [(&str, &str); 2] =
+    [("pre_classifier.", "classifier.dense."), ("classifier.", "classifier.out_proj.")];
+
+/// A DistilBERT tensor name in BERT's terms (`None`: not a name it maps).
+fn from_distilbert(n: &str) -> Option<String> {
+    if let Some(rest) = n.strip_prefix("transformer.layer.") {
+        let (layer, part) = rest.split_once('.')?;
+        let (from, to) = DISTILBERT_LAYER.iter().find(|(from, _)| part.starts_with(from))?;
+        return Some(format!("encoder.layer.{layer}.{to}{}", &part[from.len()..]));
+    }
+    let (from, to) = DISTILBERT_HEAD.iter().find(|(from, _)| n.starts_with(from))?;
+    Some(format!("{to}{}", &n[from.len()..]))
+}
+
+/// The checkpoint's own name for a canonical name (for messages about missing tensors).
+fn checkpoint_name(canonical: &str, arch: Arch) -> String {
+    if arch != Arch::Distilbert {
+        return canonical.to_string();
+    }
+    if let Some(rest) = canonical.strip_prefix("encoder.layer.") {
+        if let Some((layer, part)) = rest.split_once('.') {
+            if let Some((from, to)) = DISTILBERT_LAYER.iter().find(|(_, to)| part.starts_with(to)) {
+                return format!("distilbert.transformer.layer.{layer}.{from}{}", &part[to.len()..]);
+            }
+        }
+    }
+    // Longest match first: "classifier.out_proj." before "classifier.dense.".
+    for (from, to) in DISTILBERT_HEAD.iter().rev() {
+        if let Some(rest) = canonical.strip_prefix(to) {
+            return format!("{from}{rest}");
+        }
+    }
+    format!("distilbert.{canonical}")
 }
 
 fn canonical(name: &str, arch: Arch) -> String {
     let prefix = match arch {
         Arch::Bert => "bert.",
         Arch::Roberta => "roberta.",
+        Arch::Distilbert => "distilbert.",
     };
     let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
+    if arch == Arch::Distilbert {
+        if let Some(mapped) = from_distilbert(n) {
+            return mapped;
+        }
+    }
     if let Some(base) = n.strip_suffix("LayerNorm.gamma") {
         format!("{base}LayerNorm.weight")
     } else if let Some(base) = n.strip_suffix("LayerNorm.beta") {
@@ -207,18 +262,22 @@ fn canonical(name: &str, arch: Arch) -> String {
 
 impl<'a> Source<'a> {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
-        let t = self
-            .by_name
-            .get(name)
-            .ok_or_else(|| ConvertError::MissingTensor { name: name.into(), expected: shape.to_vec() })?;
+        let t = self.by_name.get(name).ok_or_else(|| ConvertError::MissingTensor {
+            name: checkpoint_name(name, self.arch),
+            expected: shape.to_vec(),
+        })?;
         if t.shape != shape {
-            return Err(ConvertError::BadShape { name: name.into(), found: t.shape.clone(), expected: shape.to_vec() });
+            return Err(ConvertError::BadShape {
+                name: t.name.clone(),
+                found: t.shape.clone(),
+                expected: shape.to_vec(),
+            });
         }
         match &t.data {
             TensorData::F32(v) => {
                 if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                     return Err(ConvertError::BadTensor {
-                        name: name.into(),
+                        name: t.name.clone(),
                         msg: format!("non-finite value {} at element {i}", v[i]),
                     });
                 }
@@ -226,7 +285,7 @@ impl<'a> Source<'a> {
                 Ok(v)
             }
             TensorData::Other(dt) => Err(ConvertError::BadTensor {
-                name: name.into(),
+                name: t.name.clone(),
                 msg: format!("dtype {dt} is not a floating-point type"),
             }),
         }
@@ -242,7 +301,7 @@ pub fn head_tensors(tensors: &[Tensor], arch: Arch) -> crate::config::HeadTensor
     let has = |n: &str| tensors.iter().any(|t| canonical(&t.name, arch) == n);
     let classifier = match arch {
         Arch::Bert => has("classifier.weight"),
-        Arch::Roberta => has("classifier.out_proj.weight"),
+        Arch::Roberta | Arch::Distilbert => has("classifier.out_proj.weight"),
     };
     crate::config::HeadTensors { pooler: has("pooler.dense.weight"), classifier }
 }
@@ -267,7 +326,7 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
             });
         }
     }
-    let mut src = Source { by_name, used: BTreeSet::new() };
+    let mut src = Source { by_name, used: BTreeSet::new(), arch: cfg.arch };
     let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
     let mut out = Vec::new();
     let row = |out: &mut Vec<OutTensor>, src: &mut Source, name: &str, shape: &[usize]| -> Result<()> {
@@ -301,7 +360,17 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
 
     row(&mut out, &mut src, "embeddings.word_embeddings.weight", &[cfg.vocab_size, d])?;
     row(&mut out, &mut src, "embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, d])?;
-    row(&mut out, &mut src, "embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, d])?;
+    if cfg.arch == Arch::Distilbert {
+        // No token types: zero rows add nothing to the embeddings.
+        out.push(OutTensor {
+            name: "embeddings.token_type_embeddings.weight".into(),
+            layout: Layout::RowMajor,
+            shape: vec![cfg.type_vocab_size, d],
+            data: Blob::F32(vec![0.0; cfg.type_vocab_size * d]),
+        });
+    } else {
+        row(&mut out, &mut src, "embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, d])?;
+    }
     row(&mut out, &mut src, "embeddings.LayerNorm.weight", &[d])?;
     row(&mut out, &mut src, "embeddings.LayerNorm.bias", &[d])?;
 
@@ -352,7 +421,7 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
             linear(&mut out, &mut src, "pooler.dense", "pooler.dense", d, d)?;
             linear(&mut out, &mut src, "classifier", "classifier", labels, d)?;
         }
-        Some(Classifier::Roberta) => {
+        Some(Classifier::Roberta | Classifier::Distilbert) => {
             linear(&mut out, &mut src, "classifier.dense", "classifier.dense", d, d)?;
             linear(&mut out, &mut src, "classifier.out_proj", "classifier.out_proj", labels, d)?;
         }

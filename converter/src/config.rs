@@ -29,7 +29,7 @@ fn get_usize(v: &Value, key: &str, default: Option<usize>) -> Result<usize> {
 /// Reads and maps `dir/config.json`.
 ///
 /// # Errors
-/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta, and
+/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta/distilbert, and
 /// [`ConvertError::Config`] naming a missing or invalid field.
 pub fn read_config(dir: &Path) -> Result<HfConfig> {
     let path = dir.join("config.json");
@@ -52,9 +52,13 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         "bert" => Arch::Bert,
         // LTP checkpoints are I-BERT (quant_mode off), i.e. RoBERTa with an "ibert." prefix.
         "roberta" | "ibert" | "ltp" => Arch::Roberta,
+        "distilbert" => Arch::Distilbert,
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };
-    let act = v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("gelu");
+    // DistilBERT names its sizes differently and has no token types.
+    let distil = arch == Arch::Distilbert;
+    let key = |bert: &'static str, distilbert: &'static str| if distil { distilbert } else { bert };
+    let act = v.get(key("hidden_act", "activation")).and_then(|a| a.as_str()).unwrap_or("gelu");
     if act != "gelu" {
         return Err(ConvertError::Config(format!(
             "hidden_act \"{act}\" is not supported (toprt implements the exact erf \"gelu\")"
@@ -74,13 +78,20 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
     let model = ModelConfig {
         arch,
         vocab_size: get_usize(&v, "vocab_size", None)?,
-        hidden_size: get_usize(&v, "hidden_size", None)?,
-        num_layers: get_usize(&v, "num_hidden_layers", None)?,
-        num_heads: get_usize(&v, "num_attention_heads", None)?,
-        intermediate_size: get_usize(&v, "intermediate_size", None)?,
+        hidden_size: get_usize(&v, key("hidden_size", "dim"), None)?,
+        num_layers: get_usize(&v, key("num_hidden_layers", "n_layers"), None)?,
+        num_heads: get_usize(&v, key("num_attention_heads", "n_heads"), None)?,
+        intermediate_size: get_usize(&v, key("intermediate_size", "hidden_dim"), None)?,
         max_position_embeddings: get_usize(&v, "max_position_embeddings", Some(512))?,
-        type_vocab_size: get_usize(&v, "type_vocab_size", Some(2))?,
-        layer_norm_eps: v.get("layer_norm_eps").and_then(|e| e.as_f64()).unwrap_or(1e-12) as f32,
+        // DistilBERT: two zero rows (bake.rs), so BERT-style pair type ids are accepted
+        // and, as in Hugging Face, change nothing.
+        type_vocab_size: if distil { 2 } else { get_usize(&v, "type_vocab_size", Some(2))? },
+        // DistilBERT's LayerNorms use PyTorch's default eps, 1e-12 in its code.
+        layer_norm_eps: if distil {
+            1e-12
+        } else {
+            v.get("layer_norm_eps").and_then(|e| e.as_f64()).unwrap_or(1e-12) as f32
+        },
         hidden_act: "gelu".into(),
         pad_token_id: pad,
         position_offset: if arch == Arch::Roberta { pad as usize + 1 } else { 0 },
@@ -203,7 +214,11 @@ pub fn choose_head(
         cfg.architectures.iter().any(|a| a.ends_with("ForSequenceClassification"))
     };
     if is_cls {
-        let classifier = if cfg.model.arch == Arch::Roberta { Classifier::Roberta } else { Classifier::Bert };
+        let classifier = match cfg.model.arch {
+            Arch::Bert => Classifier::Bert,
+            Arch::Roberta => Classifier::Roberta,
+            Arch::Distilbert => Classifier::Distilbert,
+        };
         return HeadConfig {
             task: Task::Classification,
             pooling: pooling_override.unwrap_or(Pooling::None),

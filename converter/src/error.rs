@@ -9,7 +9,9 @@ pub enum ConvertError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {msg}")]
     Parse { path: PathBuf, msg: String },
-    #[error("unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM) and 'roberta' checkpoints)")]
+    #[error(
+        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta' and 'distilbert' checkpoints)"
+    )]
     UnsupportedModelType(String),
     #[error("config.json: {0}")]
     Config(String),

@@ -6,7 +6,7 @@ use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
 use crate::workspace::Workspace;
-use toprt_format::Pooling;
+use toprt_format::{Classifier, Pooling};
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::Kernels;
 
@@ -36,8 +36,10 @@ pub(crate) fn pooler(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Work
     }
     let mut p = params(&ws.head_in[..s * d], s, d, model.f32s(pw), d, &mut ws.head_mid[..s * d], model.f32s(pb));
     par::gemm(k, pool, &mut p);
-    for v in &mut ws.head_mid[..s * d] {
-        *v = v.tanh();
+    if model.manifest.head.classifier == Some(Classifier::Distilbert) {
+        ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.max(0.0));
+    } else {
+        ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.tanh());
     }
     if let Some((cw, cb)) = &model.weights.classifier {
         let labels = model.manifest.head.num_labels;

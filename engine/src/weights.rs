@@ -262,7 +262,7 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
             Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)),
             Some((packed("classifier.weight", d, labels)?, row("classifier.bias", &[labels])?)),
         ),
-        (Task::Classification, Some(Classifier::Roberta)) => (
+        (Task::Classification, Some(Classifier::Roberta | Classifier::Distilbert)) => (
             Some((packed("classifier.dense.weight", d, d)?, row("classifier.dense.bias", &[d])?)),
             Some((packed("classifier.out_proj.weight", d, labels)?, row("classifier.out_proj.bias", &[labels])?)),
         ),
@@ -287,6 +287,9 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     }
     if c.arch == Arch::Roberta && h.classifier == Some(Classifier::Bert) {
         return Err(Error::Format("RoBERTa model with a BERT classifier head".into()));
+    }
+    if (c.arch == Arch::Distilbert) != (h.classifier == Some(Classifier::Distilbert)) && h.classifier.is_some() {
+        return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
     }
     let precision = if bf16 {
         Precision::Bf16

@@ -233,7 +233,7 @@ impl Workspace {
                 self.type_ids.push(ty);
                 self.positions.push(p as u32);
                 let pos_id = match cfg.arch {
-                    Arch::Bert => p as u32,
+                    Arch::Bert | Arch::Distilbert => p as u32,
                     // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
                     Arch::Roberta if id == cfg.pad_token_id => cfg.pad_token_id,
                     Arch::Roberta => {

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum Arch {
     Bert,
     Roberta,
+    /// DistilBERT: BERT's layer without token types (the converter stores a zero
+    /// token-type table, so type ids change nothing, as in Hugging Face).
+    Distilbert,
 }
 
 /// The encoder's hyper-parameters.
@@ -61,7 +64,7 @@ impl ModelConfig {
         // RoBERTa position ids run from pad + 1 up to pad + max_len: any other offset
         // would index past the position table.
         let offset = match c.arch {
-            Arch::Bert => 0,
+            Arch::Bert | Arch::Distilbert => 0,
             Arch::Roberta => c.pad_token_id as usize + 1,
         };
         if c.position_offset != offset {
@@ -110,6 +113,9 @@ pub enum Classifier {
     Bert,
     /// `out_proj(tanh(dense(h[CLS])))` — RoBERTa.
     Roberta,
+    /// `classifier(relu(pre_classifier(h[CLS])))` — DistilBERT; stored under RoBERTa's
+    /// names (`classifier.dense`, `classifier.out_proj`).
+    Distilbert,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

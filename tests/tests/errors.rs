@@ -193,6 +193,26 @@ fn checkpoint_with_missing_tensor() {
     assert!(msg.contains("encoder.layer.1.attention.self.key.weight") && msg.contains("[32, 32]"), "{msg}");
 }
 
+/// DistilBERT's tensors are named in its own terms, missing or misshapen.
+#[test]
+fn distilbert_missing_and_misshapen_tensors_use_its_names() {
+    let dir = copy_fixture("tiny-distilbert-st", "distil-missing");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "distilbert.transformer.layer.1.ffn.lin2.bias"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("distilbert.transformer.layer.1.ffn.lin2.bias") && msg.contains("[32]"), "{msg}");
+    let dir = copy_fixture("tiny-distilbert-st", "distil-missing-head");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "pre_classifier.weight"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("'pre_classifier.weight'"), "{msg}");
+    let dir = copy_fixture("tiny-distilbert-st", "distil-shape");
+    edit_safetensors(&dir, |l| {
+        let t = l.iter_mut().find(|(n, _, _)| n == "distilbert.transformer.layer.0.attention.k_lin.weight").unwrap();
+        t.1 = vec![16, 64];
+    });
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("distilbert.transformer.layer.0.attention.k_lin.weight") && msg.contains("[32, 32]"), "{msg}");
+}
+
 #[test]
 fn checkpoint_with_misshapen_tensor() {
     let dir = copy_fixture("tiny-bert-st", "shape");
@@ -220,6 +240,7 @@ fn unsupported_model_type_is_named() {
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("unsupported model_type 'gpt2'"), "{e}");
+    assert!(e.to_string().contains("'distilbert'"), "the message lists what is supported: {e}");
 }
 
 #[test]

@@ -107,6 +107,19 @@ fn tiny_bert_pytorch_bin_matches_hf() {
 }
 
 #[test]
+fn tiny_distilbert_safetensors_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-distilbert-st"));
+    assert_eq!(model.manifest().model.arch, toprt::format::Arch::Distilbert);
+    assert_eq!(model.manifest().head.classifier, Some(toprt::format::Classifier::Distilbert));
+    check_model(&model, "tiny-distilbert");
+}
+
+#[test]
+fn tiny_distilbert_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-distilbert-pt")), "tiny-distilbert");
+}
+
+#[test]
 fn tiny_roberta_safetensors_matches_hf() {
     check_model(&convert_and_open(&fixture("tiny-roberta-st")), "tiny-roberta");
 }

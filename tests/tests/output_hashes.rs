@@ -120,6 +120,7 @@ fn compute() -> Vec<(String, String, u64)> {
         ("tiny-bert-pt", "tiny-bert"),
         ("tiny-roberta-st", "tiny-roberta"),
         ("tiny-roberta-pt", "tiny-roberta"),
+        ("tiny-distilbert-st", "tiny-distilbert"),
     ] {
         push(&format!("golden/{fx}"), hash_golden(&convert_and_open(&fixture(fx)), golden));
     }
@@ -153,7 +154,7 @@ fn compute() -> Vec<(String, String, u64)> {
     push("file/minilm-top", h(&minilm_top));
     push("file/top-best", h(&top));
     push("file/ltp-tiny", h(&ltp));
-    for fx in ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt"] {
+    for fx in ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st"] {
         push(&format!("file/{fx}"), h(&convert_bytes(&fixture(fx))));
     }
     out

@@ -531,3 +531,66 @@ fn manual_schedules() {
     let (_, rep) = toprt_convert::convert_to_bytes(&fixture("tiny-bert-st"), &opts).unwrap();
     assert_eq!(rep.manifest.keep_rules.len(), 1);
 }
+
+/// DistilBERT (no token types, its own layer names, a ReLU classifier head) prunes like
+/// BERT: the tiny random DistilBERT with a top-k rule against the masking reference,
+/// its tensors renamed here by a table of our own (not the converter's), and the head
+/// computed here from the reference's final [CLS] state.
+#[test]
+fn distilbert_prunes_like_the_reference() {
+    let dir = fixture("tiny-distilbert-st");
+    let opts = toprt_convert::ConvertOptions {
+        keep_ratio: Some(vec![0.5]),
+        prune_layers: Some(vec![1]),
+        ..Default::default()
+    };
+    let (bytes, report) = toprt_convert::convert_to_bytes(&dir, &opts).unwrap();
+    assert!(report.ignored.is_empty(), "unused DistilBERT tensors: {:?}", report.ignored);
+    let rules = report.manifest.keep_rules.clone();
+    assert_eq!(rules.len(), 1);
+    let cfg = toprt_convert::config::read_config(&dir).unwrap().model;
+    let rename = [
+        ("attention.q_lin", "attention.self.query"),
+        ("attention.k_lin", "attention.self.key"),
+        ("attention.v_lin", "attention.self.value"),
+        ("attention.out_lin", "attention.output.dense"),
+        ("sa_layer_norm", "attention.output.LayerNorm"),
+        ("ffn.lin1", "intermediate.dense"),
+        ("ffn.lin2", "output.dense"),
+        ("output_layer_norm", "output.LayerNorm"),
+    ];
+    let mut tensors: Vec<Tensor> = toprt_convert::checkpoint::load(&dir)
+        .unwrap()
+        .tensors
+        .into_iter()
+        .map(|mut t| {
+            let n =
+                t.name.strip_prefix("distilbert.").unwrap_or(&t.name).replace("transformer.layer.", "encoder.layer.");
+            t.name = rename.iter().fold(n, |n, (from, to)| n.replace(from, to));
+            // The head stays out of the reference's BERT head; it is computed below.
+            if t.name.starts_with("pre_classifier.") || t.name.starts_with("classifier.") {
+                t.name = format!("distil.{}", t.name);
+            }
+            t
+        })
+        .collect();
+    let d = cfg.hidden_size;
+    tensors.push(Tensor {
+        name: "embeddings.token_type_embeddings.weight".into(),
+        shape: vec![2, d],
+        data: TensorData::F32(vec![0.0; 2 * d]),
+    });
+    let r = Ref::new(&cfg, &tensors);
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    let seqs: Vec<Vec<u32>> = [5usize, 17, 40, 96].iter().map(|&n| random_ids(n, n as u64, cfg.vocab_size)).collect();
+    let outs = check(&model, &r, &rules, &seqs, "distilbert");
+    for (i, (ids, out)) in seqs.iter().zip(&outs).enumerate() {
+        assert!(out.kept[0].1.len() < ids.len(), "seq {i}: nothing pruned");
+        let want = reference(&r, ids, &rules);
+        let mut mid = r.linear(&want.final_states[..d], 1, d, "distil.pre_classifier");
+        mid.iter_mut().for_each(|x| *x = x.max(0.0));
+        let logits = r.linear(&mid, 1, d, "distil.classifier");
+        let e = rel_err(out.logits.as_ref().unwrap(), &logits);
+        assert!(e <= LOGITS_REL, "seq {i}: logits rel err {e:e}");
+    }
+}
