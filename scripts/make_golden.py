@@ -10,6 +10,8 @@ Writes (all paths relative to the repository root):
   tests/fixtures/tiny-roberta-pt/    the same weights as pytorch_model.bin
   tests/fixtures/tiny-distilbert-st/ DistilBertForSequenceClassification, model.safetensors
   tests/fixtures/tiny-distilbert-pt/ the same weights as pytorch_model.bin
+  tests/fixtures/tiny-xlmr-st/       XLMRobertaForSequenceClassification with a SentencePiece-style
+                                     Unigram tokenizer.json, model.safetensors
   tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
   tests/golden/<model>/outputs.safetensors   fp32 outputs, `case{i}.<output>`
   tests/golden/tokenization/*.json   tokenizer goldens (transformers fast tokenizers)
@@ -45,6 +47,7 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 SEED_BERT = 20240601
 SEED_ROBERTA = 20240602
 SEED_DISTILBERT = 20240603
+SEED_XLMR = 20240605
 SEED_IDS = 1234
 
 # ---------------------------------------------------------------------------
@@ -252,6 +255,60 @@ def train_roberta_tokenizer(texts: list[str]):
         ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=True, add_prefix_space=False
     )
     return tk
+
+
+def train_unigram_tokenizer(texts: list[str]):
+    """A SentencePiece-style Unigram vocabulary (1,000 pieces, Metaspace, NFKC) trained on
+    SST-2 train rows, with XLM-RoBERTa's special tokens and post-processor:
+    `<s> A </s>` and `<s> A </s></s> B </s>`, all type ids 0."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import trainers
+
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKC(),
+                                          normalizers.Replace(" {2,}", " ")])
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=1000,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True)],
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    tk.train_from_iterator(texts, trainer)
+    ids = {t: tk.token_to_id(t) for t in ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]}
+    assert ids == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}, ids
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return tk
+
+
+def build_tiny_xlmr(data: Path):
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    tk = train_unigram_tokenizer(read_sst2(data, "train")[:2000])
+    cfg = XLMRobertaConfig(
+        vocab_size=tk.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, hidden_act="gelu", max_position_embeddings=514, type_vocab_size=1,
+        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=2,
+    )
+    torch.manual_seed(SEED_XLMR)
+    model = XLMRobertaForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_XLMR)
+    tok_config = {
+        "tokenizer_class": "XLMRobertaTokenizer",
+        "model_max_length": 512,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": "<mask>",
+    }
+    files = {"tokenizer.json": tk.to_str(pretty=True), "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-xlmr-st", FIXTURES / "tiny-xlmr-pt", files)
 
 
 def build_tiny_roberta(data: Path):
@@ -509,9 +566,12 @@ def own_memory(model):
 
 
 def load_classifier(folder: Path, roberta: bool):
-    from transformers import BertForSequenceClassification, RobertaForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+    from transformers import RobertaForSequenceClassification
 
     cls = RobertaForSequenceClassification if roberta else BertForSequenceClassification
+    if json.loads((folder / "config.json").read_text())["model_type"] != ("roberta" if roberta else "bert"):
+        cls = AutoModelForSequenceClassification  # XLM-RoBERTa: RoBERTa's code under its own class
     return own_memory(cls.from_pretrained(str(folder), attn_implementation="eager", dtype=torch.float32).eval())
 
 
@@ -661,7 +721,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
     ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
-    ap.add_argument("--only", choices=["distilbert"],
+    ap.add_argument("--only", choices=["distilbert", "xlmr"],
                     help="write only this model's fixture and golden, leaving the others as they are")
     args = ap.parse_args()
 
@@ -687,6 +747,11 @@ def main() -> int:
     sst2_dev = read_sst2(args.data, "dev")
     bbc = read_bbc(args.data)
 
+    if args.only == "xlmr":
+        print("building tiny-xlmr")
+        build_tiny_xlmr(args.data)
+        golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
+        return 0
     if args.only == "distilbert":
         print("building tiny-distilbert")
         build_tiny_distilbert()
@@ -697,11 +762,13 @@ def main() -> int:
     build_tiny_bert()
     build_tiny_roberta(args.data)
     build_tiny_distilbert()
+    build_tiny_xlmr(args.data)
 
     print("model goldens")
     golden_tiny("tiny-bert", False, sst2_dev, bbc)
     golden_tiny("tiny-roberta", True, sst2_dev, bbc)
     golden_tiny_distilbert(sst2_dev, bbc)
+    golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
     if not args.skip_minilm:
         golden_minilm(sst2_dev, bbc)
 

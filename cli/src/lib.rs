@@ -419,9 +419,18 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
     let bytes: u64 = m.tensors.iter().map(|t| t.length).sum();
     println!("file:        {path}");
     println!("format:      version {} ({})", m.format_version, m.producer);
+    // The checkpoint's own class, as the converter recorded it (an XLM-RoBERTa runs as a
+    // RoBERTa, and says which it is).
+    let named = m.source.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()).unwrap_or("");
     println!(
-        "model:       {:?}, {} layers, hidden {}, {} heads, FFN {}, vocab {}",
-        c.arch, c.num_layers, c.hidden_size, c.num_heads, c.intermediate_size, c.vocab_size
+        "model:       {:?}{}, {} layers, hidden {}, {} heads, FFN {}, vocab {}",
+        c.arch,
+        if named.is_empty() { String::new() } else { format!(" ({named})") },
+        c.num_layers,
+        c.hidden_size,
+        c.num_heads,
+        c.intermediate_size,
+        c.vocab_size
     );
     println!(
         "weights:     {} encoder linear weights{}",

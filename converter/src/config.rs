@@ -51,7 +51,9 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
     let arch = match model_type {
         "bert" => Arch::Bert,
         // LTP checkpoints are I-BERT (quant_mode off), i.e. RoBERTa with an "ibert." prefix.
-        "roberta" | "ibert" | "ltp" => Arch::Roberta,
+        // XLM-RoBERTa and CamemBERT are RoBERTa's layout with their own vocabulary
+        // (SentencePiece, in tokenizer.json).
+        "roberta" | "ibert" | "ltp" | "xlm-roberta" | "camembert" => Arch::Roberta,
         "distilbert" => Arch::Distilbert,
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };

@@ -119,6 +119,37 @@ fn tiny_distilbert_pytorch_bin_matches_hf() {
     check_model(&convert_and_open(&fixture("tiny-distilbert-pt")), "tiny-distilbert");
 }
 
+/// XLM-RoBERTa: RoBERTa's layout, a SentencePiece-style Unigram tokenizer.json.
+#[test]
+fn tiny_xlmr_safetensors_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-xlmr-st"));
+    assert_eq!(model.manifest().model.arch, toprt::format::Arch::Roberta);
+    check_model(&model, "tiny-xlmr");
+}
+
+/// CamemBERT is the same code under another model_type: the same folder with
+/// `"model_type": "camembert"` gives the same answers.
+#[test]
+fn camembert_model_type_is_read_as_xlmr() {
+    let src = fixture("tiny-xlmr-st");
+    let dir = std::env::temp_dir().join(format!("toprt-camembert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(cfg.contains("\"xlm-roberta\""), "{cfg}");
+    std::fs::write(dir.join("config.json"), cfg.replace("\"xlm-roberta\"", "\"camembert\"")).unwrap();
+    check_model(&convert_and_open(&dir), "tiny-xlmr");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn tiny_xlmr_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-xlmr-pt")), "tiny-xlmr");
+}
+
 #[test]
 fn tiny_roberta_safetensors_matches_hf() {
     check_model(&convert_and_open(&fixture("tiny-roberta-st")), "tiny-roberta");

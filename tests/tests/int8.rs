@@ -120,9 +120,12 @@ fn minilm_plain_int8_matches_hf_within_a_looser_tolerance() {
 /// 0.99 per token leaves room while a broken kernel gives ~0.
 #[test]
 fn tiny_models_int8_match_hf() {
-    for (fx, golden) in
-        [("tiny-bert-st", "tiny-bert"), ("tiny-roberta-st", "tiny-roberta"), ("tiny-distilbert-st", "tiny-distilbert")]
-    {
+    for (fx, golden) in [
+        ("tiny-bert-st", "tiny-bert"),
+        ("tiny-roberta-st", "tiny-roberta"),
+        ("tiny-distilbert-st", "tiny-distilbert"),
+        ("tiny-xlmr-st", "tiny-xlmr"),
+    ] {
         let (_, _, worst_row) = against_hf(&open(&int8_of(&convert_bytes(&fixture(fx)))), golden);
         assert!(worst_row >= 0.99, "{golden}: worst hidden-row cosine {worst_row}");
     }

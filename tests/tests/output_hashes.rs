@@ -121,6 +121,7 @@ fn compute() -> Vec<(String, String, u64)> {
         ("tiny-roberta-st", "tiny-roberta"),
         ("tiny-roberta-pt", "tiny-roberta"),
         ("tiny-distilbert-st", "tiny-distilbert"),
+        ("tiny-xlmr-st", "tiny-xlmr"),
     ] {
         push(&format!("golden/{fx}"), hash_golden(&convert_and_open(&fixture(fx)), golden));
     }
@@ -154,7 +155,9 @@ fn compute() -> Vec<(String, String, u64)> {
     push("file/minilm-top", h(&minilm_top));
     push("file/top-best", h(&top));
     push("file/ltp-tiny", h(&ltp));
-    for fx in ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st"] {
+    for fx in
+        ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st", "tiny-xlmr-st"]
+    {
         push(&format!("file/{fx}"), h(&convert_bytes(&fixture(fx))));
     }
     out
