@@ -30,10 +30,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALLOWED = {
     "toprt-format": set(),
     "toprt-kernels": set(),
+    # The commands' shared command-line helpers (clap only); never the engine's.
+    "toprt-args": set(),
     "toprt": {"toprt-format", "toprt-kernels"},
-    "toprt-convert": {"toprt-format", "toprt-kernels"},
-    "toprt-calibrate": {"toprt", "toprt-format", "toprt-kernels", "toprt-convert"},
-    "toprt-cli": {"toprt", "toprt-format", "toprt-kernels"},
+    "toprt-convert": {"toprt-format", "toprt-kernels", "toprt-args"},
+    "toprt-calibrate": {"toprt", "toprt-format", "toprt-kernels", "toprt-convert", "toprt-args"},
+    "toprt-cli": {"toprt", "toprt-format", "toprt-kernels", "toprt-args"},
 }
 # Crates whose module graph is checked (the libraries and binaries of the product).
 CHECKED = set(ALLOWED)

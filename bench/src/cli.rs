@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use toprt::tokenize::Encoded;
 use toprt::{Model, Outputs, PruneControl, Session, SessionOptions};
+use toprt_args::{at_least_one, count, counts};
 
 /// Per-layer latency of a toprt model, dense and pruned.
 ///
@@ -184,25 +185,6 @@ pub(crate) struct Args {
     /// Per run and per layer, with the ratio B/A. The other options are ignored.
     #[arg(long, num_args = 2, value_names = ["A.json", "B.json"], verbatim_doc_comment)]
     compare: Option<Vec<PathBuf>>,
-}
-
-fn count(v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
-}
-
-fn at_least_one(v: &str) -> Result<usize, String> {
-    match count(v)? {
-        0 => Err("must be at least 1".into()),
-        n => Ok(n),
-    }
-}
-
-fn counts(v: &str) -> Result<Vec<usize>, String> {
-    v.split(',')
-        .map(|x| {
-            x.trim().parse().map_err(|_| format!("expects comma-separated non-negative integers, got '{x}' in '{v}'"))
-        })
-        .collect()
 }
 
 fn lengths(v: &str) -> Result<Vec<usize>, String> {
@@ -555,35 +537,6 @@ fn run(a: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// A command-line mistake as one line: clap's message and its tip (a similar name) if
-/// it has one; for a bad value, the option followed by its parser's reason.
-fn usage_error(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let text = e.render().to_string();
-    let mut paragraphs = text.split("\n\n").map(str::trim);
-    let head = paragraphs.next().unwrap_or_default();
-    let mut line = match (e.kind(), e.get(ContextKind::InvalidArg), std::error::Error::source(e)) {
-        (ErrorKind::ValueValidation, Some(ContextValue::String(arg)), Some(why)) => {
-            format!("{} {why}", arg.split(' ').next().unwrap_or(arg))
-        }
-        // e.g. "the following required arguments were not provided:" and one line each.
-        _ => {
-            let mut lines = head.lines().map(str::trim);
-            let first = lines.next().unwrap_or_default().trim_start_matches("error: ");
-            let rest: Vec<&str> = lines.collect();
-            if rest.is_empty() {
-                first.to_string()
-            } else {
-                format!("{first} {}", rest.join(", "))
-            }
-        }
-    };
-    for tip in paragraphs.filter(|p| p.starts_with("tip:")) {
-        line += &format!(" ({tip})");
-    }
-    line
-}
-
 /// Runs `engine-bench` with `args` and returns its exit status.
 ///
 /// `args` is the whole command line as [`std::env::args_os`] gives it: the first item is
@@ -595,17 +548,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let a = match Args::try_parse_from(args) {
+    let a: Args = match toprt_args::parse("engine-bench", args) {
         Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            // --help, -h, --version: to stdout, exit 0.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("engine-bench: error: {}", usage_error(&e));
-            return ExitCode::FAILURE;
-        }
+        Err(status) => return status,
     };
     match run(a) {
         Ok(()) => ExitCode::SUCCESS,

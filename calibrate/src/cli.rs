@@ -10,6 +10,7 @@ use clap::Parser;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use toprt_args::count;
 
 /// Fit a converted toprt model to real text, without training.
 ///
@@ -117,10 +118,6 @@ struct Cli {
 
 /// Fewest texts a calibration accepts: fewer rows could not show a linear's range.
 const MIN_TEXTS: usize = 16;
-
-fn count(v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
-}
 
 fn seed(v: &str) -> Result<u64, String> {
     v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))

@@ -4,7 +4,7 @@
 //! `toprt` binary (`src/main.rs`) and the Python package (`python -m toprt run|inspect`)
 //! run the same code in-process: same output, same help, same exit codes.
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use std::ffi::OsString;
 use std::io::{BufRead, BufWriter, Write};
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use toprt::cli_input::{Line, LineReader};
 use toprt::{Input, Isa, Model, Outputs, PruneControl, Session, SessionOptions};
+use toprt_args::{at_least_one, count, counts};
 
 /// CPU inference for BERT-family encoders that makes token pruning real.
 ///
@@ -222,25 +223,6 @@ struct InspectArgs {
     /// "vs unpadded" compares with the input as it is.
     #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true, verbatim_doc_comment)]
     pad_to: Option<usize>,
-}
-
-fn count(v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
-}
-
-fn at_least_one(v: &str) -> Result<usize, String> {
-    match count(v)? {
-        0 => Err("must be at least 1".into()),
-        n => Ok(n),
-    }
-}
-
-fn counts(v: &str) -> Result<Vec<usize>, String> {
-    v.split(',')
-        .map(|x| {
-            x.trim().parse().map_err(|_| format!("expects comma-separated non-negative integers, got '{x}' in '{v}'"))
-        })
-        .collect()
 }
 
 fn number(v: &str) -> Result<f32, String> {
@@ -555,47 +537,6 @@ fn print_mac_table(m: &toprt::format::Manifest, lengths: &Option<Vec<usize>>, pa
     }
 }
 
-/// A command-line mistake as one line: clap's message and its tip (a similar name) if
-/// it has one; for a bad value, the option followed by its parser's reason.
-fn usage_error(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let text = e.render().to_string();
-    let mut paragraphs = text.split("\n\n").map(str::trim);
-    let head = paragraphs.next().unwrap_or_default();
-    let commands = || {
-        let names: Vec<String> =
-            Cli::command().get_subcommands().map(|c| c.get_name().to_string()).filter(|n| n != "help").collect();
-        names.join(" or ")
-    };
-    let mut line = match (e.kind(), e.get(ContextKind::InvalidArg), std::error::Error::source(e)) {
-        (ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand, ..) => {
-            format!("missing command: {} (see 'toprt --help')", commands())
-        }
-        (ErrorKind::InvalidSubcommand, ..) => match e.get(ContextKind::InvalidSubcommand) {
-            Some(ContextValue::String(c)) => format!("unknown command '{c}' (expected {})", commands()),
-            _ => head.trim_start_matches("error: ").to_string(),
-        },
-        (ErrorKind::ValueValidation, Some(ContextValue::String(arg)), Some(why)) => {
-            format!("{} {why}", arg.split(' ').next().unwrap_or(arg))
-        }
-        // e.g. "the following required arguments were not provided:" and one line each.
-        _ => {
-            let mut lines = head.lines().map(str::trim);
-            let first = lines.next().unwrap_or_default().trim_start_matches("error: ");
-            let rest: Vec<&str> = lines.collect();
-            if rest.is_empty() {
-                first.to_string()
-            } else {
-                format!("{first} {}", rest.join(", "))
-            }
-        }
-    };
-    for tip in paragraphs.filter(|p| p.starts_with("tip:")) {
-        line += &format!(" ({tip})");
-    }
-    line
-}
-
 /// Runs the `toprt` command with `args` and returns its exit status.
 ///
 /// `args` is the whole command line as [`std::env::args_os`] gives it: the first item is
@@ -607,17 +548,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match toprt_args::parse("toprt", args) {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help, -h, --version: to stdout, exit 0.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("toprt: error: {}", usage_error(&e));
-            return ExitCode::FAILURE;
-        }
+        Err(status) => return status,
     };
     let r = match cli.command {
         Command::Run(a) => cmd_run(a),

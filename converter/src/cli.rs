@@ -10,6 +10,7 @@ use clap::{ArgAction, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use toprt_args::{count, counts};
 use toprt_format::Pooling;
 use toprt_format::Precision;
 
@@ -125,18 +126,6 @@ struct Cli {
     prune_layers: Option<::std::vec::Vec<usize>>,
 }
 
-fn count(v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("expects a non-negative integer, got '{v}'"))
-}
-
-fn counts(v: &str) -> Result<Vec<usize>, String> {
-    v.split(',')
-        .map(|x| {
-            x.trim().parse().map_err(|_| format!("expects comma-separated non-negative integers, got '{x}' in '{v}'"))
-        })
-        .collect()
-}
-
 fn ratios(v: &str) -> Result<Vec<f32>, String> {
     v.split(',')
         .map(|x| x.trim().parse().map_err(|_| format!("expects comma-separated numbers, got '{x}' in '{v}'")))
@@ -195,35 +184,6 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// A command-line mistake as one line: clap's message and its tip (a similar name) if
-/// it has one; for a bad value, the option followed by its parser's reason.
-fn usage_error(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let text = e.render().to_string();
-    let mut paragraphs = text.split("\n\n").map(str::trim);
-    let head = paragraphs.next().unwrap_or_default();
-    let mut line = match (e.kind(), e.get(ContextKind::InvalidArg), std::error::Error::source(e)) {
-        (ErrorKind::ValueValidation, Some(ContextValue::String(arg)), Some(why)) => {
-            format!("{} {why}", arg.split(' ').next().unwrap_or(arg))
-        }
-        // e.g. "the following required arguments were not provided:" and one line each.
-        _ => {
-            let mut lines = head.lines().map(str::trim);
-            let first = lines.next().unwrap_or_default().trim_start_matches("error: ");
-            let rest: Vec<&str> = lines.collect();
-            if rest.is_empty() {
-                first.to_string()
-            } else {
-                format!("{first} {}", rest.join(", "))
-            }
-        }
-    };
-    for tip in paragraphs.filter(|p| p.starts_with("tip:")) {
-        line += &format!(" ({tip})");
-    }
-    line
-}
-
 /// Runs `toprt-convert` with `args` and returns its exit status.
 ///
 /// `args` is the whole command line as [`std::env::args_os`] gives it: the first item is
@@ -235,17 +195,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match toprt_args::parse("toprt-convert", args) {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help, -h, --version: to stdout, exit 0.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("toprt-convert: error: {}", usage_error(&e));
-            return ExitCode::FAILURE;
-        }
+        Err(status) => return status,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
