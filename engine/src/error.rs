@@ -52,6 +52,29 @@ pub enum Error {
     Options(String),
 }
 
+impl Error {
+    /// The same error with its input index moved by `offset`: for a caller that ran its
+    /// list in chunks and reports positions in the whole list. Errors about no input
+    /// in particular are unchanged.
+    pub fn offset_input(self, offset: usize) -> Error {
+        match self {
+            Error::Input { index, msg } => Error::Input { index: index + offset, msg },
+            Error::EmptySequence { index } => Error::EmptySequence { index: index + offset },
+            Error::TooLong { index, len, max } => Error::TooLong { index: index + offset, len, max },
+            Error::TokenId { index, position, id, vocab_size } => {
+                Error::TokenId { index: index + offset, position, id, vocab_size }
+            }
+            Error::TokenTypeId { index, position, type_id, type_vocab_size } => {
+                Error::TokenTypeId { index: index + offset, position, type_id, type_vocab_size }
+            }
+            Error::TypeIdsLength { index, type_ids, input_ids } => {
+                Error::TypeIdsLength { index: index + offset, type_ids, input_ids }
+            }
+            other => other,
+        }
+    }
+}
+
 /// A refused file image keeps its kind and message.
 impl From<toprt_format::Error> for Error {
     fn from(e: toprt_format::Error) -> Error {

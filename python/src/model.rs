@@ -83,7 +83,7 @@ impl Model {
                     }
                 }
                 Err(e) => {
-                    failure = Some(reindex(e, b * batch_size));
+                    failure = Some(e.offset_input(b * batch_size));
                     break;
                 }
             }
@@ -95,27 +95,6 @@ impl Model {
         let a = Array2::from_shape_vec((inputs.len(), width), flat)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
         Ok(a.into_pyarray(py).into_any())
-    }
-}
-
-/// An error about input `index` of a chunk that starts at `offset`, renumbered to the
-/// caller's whole list.
-fn reindex(e: toprt::Error, offset: usize) -> toprt::Error {
-    use toprt::Error as E;
-    match e {
-        E::Input { index, msg } => E::Input { index: index + offset, msg },
-        E::EmptySequence { index } => E::EmptySequence { index: index + offset },
-        E::TooLong { index, len, max } => E::TooLong { index: index + offset, len, max },
-        E::TokenId { index, position, id, vocab_size } => {
-            E::TokenId { index: index + offset, position, id, vocab_size }
-        }
-        E::TokenTypeId { index, position, type_id, type_vocab_size } => {
-            E::TokenTypeId { index: index + offset, position, type_id, type_vocab_size }
-        }
-        E::TypeIdsLength { index, type_ids, input_ids } => {
-            E::TypeIdsLength { index: index + offset, type_ids, input_ids }
-        }
-        other => other,
     }
 }
 
