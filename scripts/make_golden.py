@@ -154,6 +154,22 @@ def make_tiny_bert_vocab(minilm_vocab: Path) -> list[str]:
     return vocab
 
 
+def wordpiece_tokenizer_config(tokenizer_class: str) -> dict:
+    """tokenizer_config.json of the tiny WordPiece (vocab.txt) models."""
+    return {
+        "tokenizer_class": tokenizer_class,
+        "do_lower_case": True,
+        "tokenize_chinese_chars": True,
+        "strip_accents": None,
+        "model_max_length": 512,
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+
+
 def build_tiny_bert():
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -179,18 +195,7 @@ def build_tiny_bert():
     torch.manual_seed(SEED_BERT)
     model = BertForSequenceClassification(cfg).eval()
     randomize_all(model, SEED_BERT)
-    tok_config = {
-        "tokenizer_class": "BertTokenizer",
-        "do_lower_case": True,
-        "tokenize_chinese_chars": True,
-        "strip_accents": None,
-        "model_max_length": 512,
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    }
+    tok_config = wordpiece_tokenizer_config("BertTokenizer")
     files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
     save_pair(model, FIXTURES / "tiny-bert-st", FIXTURES / "tiny-bert-pt", files)
 
@@ -217,18 +222,7 @@ def build_tiny_distilbert():
     torch.manual_seed(SEED_DISTILBERT)
     model = DistilBertForSequenceClassification(cfg).eval()
     randomize_all(model, SEED_DISTILBERT)
-    tok_config = {
-        "tokenizer_class": "DistilBertTokenizer",
-        "do_lower_case": True,
-        "tokenize_chinese_chars": True,
-        "strip_accents": None,
-        "model_max_length": 512,
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    }
+    tok_config = wordpiece_tokenizer_config("DistilBertTokenizer")
     files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
     save_pair(model, FIXTURES / "tiny-distilbert-st", FIXTURES / "tiny-distilbert-pt", files)
 
