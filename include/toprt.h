@@ -124,7 +124,7 @@ typedef struct toprt_model_info {
     size_t num_heads;
     size_t vocab_size;
     size_t max_length;     /* longest accepted sequence in tokens, special tokens included */
-    size_t num_labels;     /* classes of the classification head; 0 when there is none */
+    size_t num_labels;     /* classes of the (sequence or token) classification head; 0 when none */
     size_t num_keep_rules; /* pruning locations in the file; 0 for a dense model */
     int32_t has_tokenizer; /* 1: text input accepted; 0: token ids only */
     int32_t has_logits;    /* 1: TOPRT_OUTPUT_LOGITS gives logits */
@@ -284,7 +284,8 @@ toprt_status toprt_result_token_type_ids(const toprt_result *result, size_t inde
 /* *truncated = 1 if the input was cut to max_length, else 0. */
 toprt_status toprt_result_truncated(const toprt_result *result, size_t index, int32_t *truncated);
 
-/* [num_labels]. UNAVAILABLE if not requested or the model has no classification head. */
+/* [num_labels]; for a token classifier (ELECTRA's discriminator) [len, num_labels], one row per input
+   token. UNAVAILABLE if not requested or the model has no classification head. */
 toprt_status toprt_result_logits(const toprt_result *result, size_t index, float *buf, size_t cap, size_t *len);
 
 /* [hidden_size]. UNAVAILABLE if not requested or the model has no pooling. */

@@ -12,6 +12,11 @@ Writes (all paths relative to the repository root):
   tests/fixtures/tiny-distilbert-pt/ the same weights as pytorch_model.bin
   tests/fixtures/tiny-xlmr-st/       XLMRobertaForSequenceClassification with a SentencePiece-style
                                      Unigram tokenizer.json, model.safetensors
+  tests/fixtures/tiny-electra-st/    ElectraForSequenceClassification, embeddings (16) narrower
+                                     than the encoder (32), model.safetensors
+  tests/fixtures/tiny-electra-pt/    the same weights as pytorch_model.bin
+  tests/fixtures/tiny-electra-disc-st/  ElectraForPreTraining (the discriminator: a logit per
+                                     token), model.safetensors
   tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
   tests/golden/<model>/outputs.safetensors   fp32 outputs, `case{i}.<output>`
   tests/golden/tokenization/*.json   tokenizer goldens (transformers fast tokenizers)
@@ -48,6 +53,8 @@ SEED_BERT = 20240601
 SEED_ROBERTA = 20240602
 SEED_DISTILBERT = 20240603
 SEED_XLMR = 20240605
+SEED_ELECTRA = 20240606
+SEED_ELECTRA_DISC = 20240607
 SEED_IDS = 1234
 
 # ---------------------------------------------------------------------------
@@ -225,6 +232,58 @@ def build_tiny_distilbert():
     tok_config = wordpiece_tokenizer_config("DistilBertTokenizer")
     files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
     save_pair(model, FIXTURES / "tiny-distilbert-st", FIXTURES / "tiny-distilbert-pt", files)
+
+
+def electra_config(vocab_size: int, **kw):
+    from transformers import ElectraConfig
+
+    return ElectraConfig(
+        vocab_size=vocab_size,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        hidden_act="gelu",
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        **kw,
+    )
+
+
+def build_tiny_electra():
+    """ELECTRA with the tiny BERT vocabulary (WordPiece, vocab.txt) and embeddings
+    narrower than the encoder, so the embedding projection is exercised: a sequence
+    classifier (safetensors and .bin) and a discriminator (safetensors)."""
+    from transformers import ElectraForPreTraining, ElectraForSequenceClassification
+
+    vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    tok_config = wordpiece_tokenizer_config("ElectraTokenizer")
+    files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
+    cfg = electra_config(len(vocab), num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"},
+                         label2id={"neg": 0, "neu": 1, "pos": 2})
+    torch.manual_seed(SEED_ELECTRA)
+    model = ElectraForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_ELECTRA)
+    save_pair(model, FIXTURES / "tiny-electra-st", FIXTURES / "tiny-electra-pt", files)
+    torch.manual_seed(SEED_ELECTRA_DISC)
+    disc = ElectraForPreTraining(electra_config(len(vocab))).eval()
+    randomize_all(disc, SEED_ELECTRA_DISC)
+    d = FIXTURES / "tiny-electra-disc-st"
+    d.mkdir(parents=True, exist_ok=True)
+    for stale in ("model.safetensors", "vocab.txt"):
+        if (d / stale).exists():
+            (d / stale).unlink()
+    disc.config.save_pretrained(d)
+    for fname, content in files.items():
+        if isinstance(content, str):
+            (d / fname).write_text(content, encoding="utf-8")
+        else:
+            write_json(d / fname, content)
+    disc.save_pretrained(d, safe_serialization=True)
+    (d / "model.safetensors").chmod(0o644)
 
 
 def train_roberta_tokenizer(texts: list[str]):
@@ -477,6 +536,46 @@ def run_distilbert(model, ids) -> dict[str, torch.Tensor]:
     return res
 
 
+@torch.no_grad()
+def run_electra(model, ids, tt) -> dict[str, torch.Tensor]:
+    """One sequence alone. The discriminator's logits are one per token ([len])."""
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    token_type = torch.tensor([tt], dtype=torch.long)
+    mask = torch.ones_like(input_ids)
+    out = model(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask, output_hidden_states=True)
+    res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
+    base = model.electra(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask)
+    assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
+    return res
+
+
+def golden_tiny_electra(sst2_dev, bbc) -> None:
+    from transformers import AutoTokenizer, ElectraForPreTraining, ElectraForSequenceClassification
+
+    def load(cls, d):
+        return own_memory(cls.from_pretrained(str(d), attn_implementation="eager", dtype=torch.float32).eval())
+
+    tok = AutoTokenizer.from_pretrained(str(FIXTURES / "tiny-electra-st"))
+    fam = Family(tok, roberta=False)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+    m_st = load(ElectraForSequenceClassification, FIXTURES / "tiny-electra-st")
+    m_pt = load(ElectraForSequenceClassification, FIXTURES / "tiny-electra-pt")
+    outs = []
+    for c in cases:
+        o = run_electra(m_st, c["input_ids"], c["token_type_ids"])
+        o_pt = run_electra(m_pt, c["input_ids"], c["token_type_ids"])
+        for k in o:
+            assert torch.equal(o[k], o_pt[k]), f"tiny-electra: safetensors vs .bin differ on {c['name']}.{k}"
+        outs.append(o)
+    write_golden("tiny-electra", cases, outs, "tests/fixtures/tiny-electra-st")
+    disc = load(ElectraForPreTraining, FIXTURES / "tiny-electra-disc-st")
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+    outs = [run_electra(disc, c["input_ids"], c["token_type_ids"]) for c in cases]
+    for c, o in zip(cases, outs):
+        assert o["logits"].shape == (c["seq_len"],)
+    write_golden("tiny-electra-disc", cases, outs, "tests/fixtures/tiny-electra-disc-st")
+
+
 def golden_tiny_distilbert(sst2_dev, bbc) -> None:
     from transformers import AutoTokenizer, DistilBertForSequenceClassification
 
@@ -715,7 +814,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
     ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
-    ap.add_argument("--only", choices=["distilbert", "xlmr"],
+    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra"],
                     help="write only this model's fixture and golden, leaving the others as they are")
     args = ap.parse_args()
 
@@ -746,6 +845,11 @@ def main() -> int:
         build_tiny_xlmr(args.data)
         golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
         return 0
+    if args.only == "electra":
+        print("building tiny-electra")
+        build_tiny_electra()
+        golden_tiny_electra(sst2_dev, bbc)
+        return 0
     if args.only == "distilbert":
         print("building tiny-distilbert")
         build_tiny_distilbert()
@@ -757,12 +861,14 @@ def main() -> int:
     build_tiny_roberta(args.data)
     build_tiny_distilbert()
     build_tiny_xlmr(args.data)
+    build_tiny_electra()
 
     print("model goldens")
     golden_tiny("tiny-bert", False, sst2_dev, bbc)
     golden_tiny("tiny-roberta", True, sst2_dev, bbc)
     golden_tiny_distilbert(sst2_dev, bbc)
     golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
+    golden_tiny_electra(sst2_dev, bbc)
     if not args.skip_minilm:
         golden_minilm(sst2_dev, bbc)
 

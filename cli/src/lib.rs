@@ -11,6 +11,7 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use toprt::cli_input::{Line, LineReader};
+use toprt::format::Task;
 use toprt::{Input, Isa, Model, Outputs, PruneControl, Session, SessionOptions};
 use toprt_args::{at_least_one, count, counts};
 
@@ -47,7 +48,8 @@ enum Command {
 /// gives an empty output.
 ///
 /// Each output line, in input order, holds "input_ids" and "token_type_ids" as run,
-/// "logits" (classifier heads) and/or "embedding" (models with pooling), and with the
+/// "logits" (classifier heads; a token classifier, ELECTRA's discriminator, gives one
+/// row per token) and/or "embedding" (models with pooling), and with the
 /// options below "last_hidden_state" and "kept".
 ///
 /// On any error (a bad line, an input too long with --no-truncate, an unreadable file)
@@ -247,6 +249,9 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     let model = Model::open(&a.model).map_err(|e| e.to_string())?;
     let mut session = Session::new(&model, &a.session_options()).map_err(|e| e.to_string())?;
     let want = Outputs { logits: true, embedding: true, hidden_states: a.hidden };
+    // A token classifier's logits are one row per token.
+    let head = &model.manifest().head;
+    let token_labels = (head.task == Task::TokenClassification).then_some(head.num_labels);
     if a.verbose {
         let p = session.prune_control();
         let pruning = match (model.manifest().keep_rules.len(), p.enabled) {
@@ -291,7 +296,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
                 pending.push(item);
             }
             if pending.len() == a.batch || (done && !pending.is_empty()) {
-                run_batch(&mut session, &pending, want, a.kept, &mut out)?;
+                run_batch(&mut session, &pending, want, a.kept, token_labels, &mut out)?;
                 lines_done += pending.len();
                 batches += 1;
                 pending.clear();
@@ -330,6 +335,7 @@ fn run_batch(
     pending: &[(usize, Line)],
     want: Outputs,
     with_kept: bool,
+    token_labels: Option<usize>,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let inputs: Vec<Input> = pending.iter().map(|(_, l)| l.as_input()).collect();
@@ -348,7 +354,11 @@ fn run_batch(
         o.insert("input_ids".into(), json!(r.input_ids));
         o.insert("token_type_ids".into(), json!(r.token_type_ids));
         if let Some(l) = r.logits {
-            o.insert("logits".into(), json!(l));
+            let l = match token_labels {
+                Some(n) => Value::Array(l.chunks(n.max(1)).map(|row| json!(row)).collect()),
+                None => json!(l),
+            };
+            o.insert("logits".into(), l);
         }
         if let Some(e) = r.embedding {
             o.insert("embedding".into(), json!(e));
@@ -405,14 +415,15 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
     // RoBERTa, and says which it is).
     let named = m.source.get("architectures").and_then(|a| a.get(0)).and_then(|a| a.as_str()).unwrap_or("");
     println!(
-        "model:       {:?}{}, {} layers, hidden {}, {} heads, FFN {}, vocab {}",
+        "model:       {:?}{}, {} layers, hidden {}, {} heads, FFN {}, vocab {}{}",
         c.arch,
         if named.is_empty() { String::new() } else { format!(" ({named})") },
         c.num_layers,
         c.hidden_size,
         c.num_heads,
         c.intermediate_size,
-        c.vocab_size
+        c.vocab_size,
+        c.embedding_size.map(|e| format!(", embeddings {e} projected to {}", c.hidden_size)).unwrap_or_default()
     );
     println!(
         "weights:     {} encoder linear weights{}",

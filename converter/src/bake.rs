@@ -244,6 +244,7 @@ fn canonical(name: &str, arch: Arch) -> String {
         Arch::Bert => "bert.",
         Arch::Roberta => "roberta.",
         Arch::Distilbert => "distilbert.",
+        Arch::Electra => "electra.",
     };
     let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
     if arch == Arch::Distilbert {
@@ -301,9 +302,13 @@ pub fn head_tensors(tensors: &[Tensor], arch: Arch) -> crate::config::HeadTensor
     let has = |n: &str| tensors.iter().any(|t| canonical(&t.name, arch) == n);
     let classifier = match arch {
         Arch::Bert => has("classifier.weight"),
-        Arch::Roberta | Arch::Distilbert => has("classifier.out_proj.weight"),
+        Arch::Roberta | Arch::Distilbert | Arch::Electra => has("classifier.out_proj.weight"),
     };
-    crate::config::HeadTensors { pooler: has("pooler.dense.weight"), classifier }
+    crate::config::HeadTensors {
+        pooler: has("pooler.dense.weight"),
+        classifier,
+        discriminator: has("discriminator_predictions.dense_prediction.weight"),
+    }
 }
 
 /// The baked tensors and the names of the checkpoint tensors left unused.
@@ -358,21 +363,27 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
         Ok(())
     };
 
-    row(&mut out, &mut src, "embeddings.word_embeddings.weight", &[cfg.vocab_size, d])?;
-    row(&mut out, &mut src, "embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, d])?;
+    // The embedding tables' width: ELECTRA's small models embed narrower than the
+    // encoder and project up.
+    let e = cfg.embedding_width();
+    row(&mut out, &mut src, "embeddings.word_embeddings.weight", &[cfg.vocab_size, e])?;
+    row(&mut out, &mut src, "embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, e])?;
     if cfg.arch == Arch::Distilbert {
         // No token types: zero rows add nothing to the embeddings.
         out.push(OutTensor {
             name: "embeddings.token_type_embeddings.weight".into(),
             layout: Layout::RowMajor,
-            shape: vec![cfg.type_vocab_size, d],
-            data: Blob::F32(vec![0.0; cfg.type_vocab_size * d]),
+            shape: vec![cfg.type_vocab_size, e],
+            data: Blob::F32(vec![0.0; cfg.type_vocab_size * e]),
         });
     } else {
-        row(&mut out, &mut src, "embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, d])?;
+        row(&mut out, &mut src, "embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, e])?;
     }
-    row(&mut out, &mut src, "embeddings.LayerNorm.weight", &[d])?;
-    row(&mut out, &mut src, "embeddings.LayerNorm.bias", &[d])?;
+    row(&mut out, &mut src, "embeddings.LayerNorm.weight", &[e])?;
+    row(&mut out, &mut src, "embeddings.LayerNorm.bias", &[e])?;
+    if cfg.embedding_size.is_some() {
+        linear(&mut out, &mut src, "embeddings_project", "embeddings_project", d, e)?;
+    }
 
     // Hugging Face divides q·kᵀ by sqrt(head_dim) in f32; folding the same factor into
     // Wq and bq saves a pass over every score matrix.
@@ -421,9 +432,14 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
             linear(&mut out, &mut src, "pooler.dense", "pooler.dense", d, d)?;
             linear(&mut out, &mut src, "classifier", "classifier", labels, d)?;
         }
-        Some(Classifier::Roberta | Classifier::Distilbert) => {
+        Some(Classifier::Roberta | Classifier::Distilbert | Classifier::Electra) => {
             linear(&mut out, &mut src, "classifier.dense", "classifier.dense", d, d)?;
             linear(&mut out, &mut src, "classifier.out_proj", "classifier.out_proj", labels, d)?;
+        }
+        Some(Classifier::ElectraDiscriminator) => {
+            let p = "discriminator_predictions";
+            linear(&mut out, &mut src, &format!("{p}.dense"), &format!("{p}.dense"), d, d)?;
+            linear(&mut out, &mut src, &format!("{p}.dense_prediction"), &format!("{p}.dense_prediction"), labels, d)?;
         }
         None if head.pooling == Pooling::Pooler => {
             if !src.has("pooler.dense.weight") {

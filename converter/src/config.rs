@@ -29,7 +29,8 @@ fn get_usize(v: &Value, key: &str, default: Option<usize>) -> Result<usize> {
 /// Reads and maps `dir/config.json`.
 ///
 /// # Errors
-/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta/distilbert, and
+/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta/distilbert/electra
+/// (and RoBERTa's relatives), and
 /// [`ConvertError::Config`] naming a missing or invalid field.
 pub fn read_config(dir: &Path) -> Result<HfConfig> {
     let path = dir.join("config.json");
@@ -55,6 +56,7 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         // (SentencePiece, in tokenizer.json).
         "roberta" | "ibert" | "ltp" | "xlm-roberta" | "camembert" => Arch::Roberta,
         "distilbert" => Arch::Distilbert,
+        "electra" => Arch::Electra,
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };
     // DistilBERT names its sizes differently and has no token types.
@@ -97,7 +99,17 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         hidden_act: "gelu".into(),
         pad_token_id: pad,
         position_offset: if arch == Arch::Roberta { pad as usize + 1 } else { 0 },
+        embedding_size: None,
     };
+    let mut model = model;
+    if arch == Arch::Electra {
+        // ELECTRA's small models embed at 128 and project up to the encoder's width.
+        let e = get_usize(&v, "embedding_size", Some(model.hidden_size))?;
+        if e == 0 {
+            return Err(ConvertError::Config("\"embedding_size\" must be positive".into()));
+        }
+        model.embedding_size = (e != model.hidden_size).then_some(e);
+    }
     model.validate().map_err(|e| ConvertError::Config(e.to_string()))?;
     let architectures: Vec<String> = v
         .get("architectures")
@@ -199,6 +211,8 @@ pub struct HeadTensors {
     /// A sequence-classification head (`classifier.weight` for BERT,
     /// `classifier.out_proj.weight` for RoBERTa).
     pub classifier: bool,
+    /// ELECTRA's replaced-token discriminator (`discriminator_predictions.*`).
+    pub discriminator: bool,
 }
 
 /// Decides the head from the architecture, the folder and the `--pooling` override.
@@ -210,16 +224,29 @@ pub fn choose_head(
     found: HeadTensors,
 ) -> HeadConfig {
     let has_pooler = found.pooler;
-    let is_cls = if cfg.architectures.is_empty() {
-        found.classifier
+    let named = |suffix: &str| cfg.architectures.iter().any(|a| a.ends_with(suffix));
+    let (is_cls, is_disc) = if cfg.architectures.is_empty() {
+        (found.classifier, !found.classifier && found.discriminator)
     } else {
-        cfg.architectures.iter().any(|a| a.ends_with("ForSequenceClassification"))
+        (named("ForSequenceClassification"), named("ElectraForPreTraining"))
     };
+    if is_disc && cfg.model.arch == Arch::Electra {
+        // One logit per token: how likely the discriminator thinks it was replaced.
+        return HeadConfig {
+            task: Task::TokenClassification,
+            pooling: pooling_override.unwrap_or(Pooling::None),
+            normalize: false,
+            classifier: Some(Classifier::ElectraDiscriminator),
+            num_labels: 1,
+            id2label: Vec::new(),
+        };
+    }
     if is_cls {
         let classifier = match cfg.model.arch {
             Arch::Bert => Classifier::Bert,
             Arch::Roberta => Classifier::Roberta,
             Arch::Distilbert => Classifier::Distilbert,
+            Arch::Electra => Classifier::Electra,
         };
         return HeadConfig {
             task: Task::Classification,

@@ -10,7 +10,7 @@ pub enum ConvertError {
     #[error("{path}: {msg}")]
     Parse { path: PathBuf, msg: String },
     #[error(
-        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta', 'xlm-roberta', 'camembert' and 'distilbert' checkpoints)"
+        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta', 'xlm-roberta', 'camembert', 'distilbert' and 'electra' checkpoints)"
     )]
     UnsupportedModelType(String),
     #[error("config.json: {0}")]

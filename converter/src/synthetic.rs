@@ -44,6 +44,7 @@ pub fn bert_base_config() -> ModelConfig {
         hidden_act: "gelu".into(),
         pad_token_id: 0,
         position_offset: 0,
+        embedding_size: None,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::weights::LinearKind;
 use crate::workspace::{LayerStats, LayerTiming, Workspace};
 use std::time::{Duration, Instant};
 use toprt_format::{KeepRule, Precision};
-use toprt_kernels::gemm::Operands;
+use toprt_kernels::gemm::{Epilogue, GemmParams, Operands};
 use toprt_kernels::Kernels;
 
 /// A look at the `f32` input rows `[t, k]` of each encoder linear as the pass runs it
@@ -215,24 +215,48 @@ pub(crate) fn encode(
     }
 }
 
-/// `hidden[..t]` = LN(word[id] + position[pos_id] + token_type[type]) per token, and with
-/// `quantize` (the first QKV's outlier channels) each row quantised into `qa` for an
-/// int8 QKV.
+/// `hidden[..t]` = LN(word[id] + position[pos_id] + token_type[type]) per token (ELECTRA
+/// with narrower embeddings: that sum and LayerNorm at the embedding width in
+/// `ws.embed`, then `hidden = embed · W_project + b`), and with `quantize` (the first
+/// QKV's outlier channels) each row quantised into `qa` for an int8 QKV.
 fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: usize, quantize: Option<&[u32]>) {
     let (w, d, eps) = (&model.weights, model.manifest.model.hidden_size, model.manifest.model.layer_norm_eps);
+    let e = model.manifest.model.embedding_width();
     let (word, pos, typ) = (model.f32s(&w.word), model.f32s(&w.position), model.f32s(&w.token_type));
     let (lw, lb) = (model.f32s(&w.embedding_norm.weight), model.f32s(&w.embedding_norm.bias));
     let (ids, types, pos_ids) = (&ws.ids, &ws.type_ids, &ws.pos_ids);
     let q = quantize.map(|outliers| {
         QuantizeTo::new(&mut ws.qa, &mut ws.qa_scale, ws.q_stride).with_outliers(outliers, &mut ws.xa, ws.x_stride)
     });
-    par::rows(pool, &mut ws.hidden, t, d, &|r, row| {
+    let project = w.embedding_project.as_ref();
+    let table = if project.is_some() { &mut ws.embed } else { &mut ws.hidden };
+    par::rows(pool, table, t, e, &|r, row| {
         let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
-        let (we, pe, te) = (&word[id * d..id * d + d], &pos[p * d..p * d + d], &typ[ty * d..ty * d + d]);
+        let (we, pe, te) = (&word[id * e..id * e + e], &pos[p * e..p * e + e], &typ[ty * e..ty * e + e]);
         k.embed_add_layernorm(row, we, pe, te, lw, lb, eps);
-        if let Some(q) = &q {
+        if let (Some(q), None) = (&q, project) {
             // SAFETY: par::rows hands each row to one task.
             unsafe { q.put(k, r, row) };
         }
     });
+    let Some((pw, pb)) = project else { return };
+    let mut p = GemmParams::new(
+        &ws.embed[..t * e],
+        e,
+        t,
+        e,
+        model.f32s(pw),
+        d,
+        &mut ws.hidden[..t * d],
+        d,
+        Epilogue::Bias(model.f32s(pb)),
+    )
+    .unwrap_or_else(|err| panic!("internal shape error in the embedding projection: {err}"));
+    par::gemm(k, pool, &mut p);
+    if let Some(q) = &q {
+        par::rows(pool, &mut ws.hidden, t, d, &|r, row| {
+            // SAFETY: par::rows hands each row to one task.
+            unsafe { q.put(k, r, row) };
+        });
+    }
 }

@@ -6,12 +6,13 @@ use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
 use crate::workspace::Workspace;
-use toprt_format::{Classifier, Pooling};
+use toprt_format::{Classifier, Pooling, Task};
 use toprt_kernels::gemm::{Epilogue, GemmParams};
 use toprt_kernels::Kernels;
 
 /// `c[..m, n] = a[..m, k] · W + bias`; shapes are guaranteed by workspace sizing and model
 /// validation, so a failure here is a bug in the engine, not bad input.
+#[allow(clippy::too_many_arguments)]
 fn params<'a>(
     a: &'a [f32],
     m: usize,
@@ -20,31 +21,55 @@ fn params<'a>(
     n: usize,
     c: &'a mut [f32],
     bias: &'a [f32],
+    gelu: bool,
 ) -> GemmParams<'a> {
-    GemmParams::new(a, k, m, k, w, n, c, n, Epilogue::Bias(bias))
+    let epilogue = if gelu { Epilogue::BiasGelu(bias) } else { Epilogue::Bias(bias) };
+    GemmParams::new(a, k, m, k, w, n, c, n, epilogue)
         .unwrap_or_else(|e| panic!("internal shape error in the head: {e}"))
 }
 
-/// Head computations on the first-token rows: fills `ws.head_out` (`[S, labels]`) for
-/// classification, or `ws.head_mid` (`[S, d]`) with the pooler output.
+/// Head computations: on the first-token rows, fills `ws.head_out` (`[S, labels]`) for
+/// classification, or `ws.head_mid` (`[S, d]`) with the pooler output; for a token
+/// classifier, `ws.head_out` (`[T, labels]`, original rows) from `ws.final_states`
+/// (which the pass must have filled: token outputs).
 pub(crate) fn pooler(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace) -> bool {
     let d = model.manifest.model.hidden_size;
-    let s = ws.segments.len();
     let Some((pw, pb)) = &model.weights.pooler else { return false };
-    for (i, seg) in ws.segments.iter().enumerate() {
-        ws.head_in[i * d..i * d + d].copy_from_slice(&ws.hidden[seg.offset * d..seg.offset * d + d]);
-    }
-    let mut p = params(&ws.head_in[..s * d], s, d, model.f32s(pw), d, &mut ws.head_mid[..s * d], model.f32s(pb));
-    par::gemm(k, pool, &mut p);
-    if model.manifest.head.classifier == Some(Classifier::Distilbert) {
-        ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.max(0.0));
+    let classifier = model.manifest.head.classifier;
+    let gelu = matches!(classifier, Some(Classifier::Electra | Classifier::ElectraDiscriminator));
+    let (rows, input) = if model.manifest.head.task == Task::TokenClassification {
+        let t = ws.orig_segments.last().map_or(0, |s| s.offset + s.len);
+        (t, &ws.final_states[..t * d])
     } else {
-        ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.tanh());
+        let s = ws.segments.len();
+        for (i, seg) in ws.segments.iter().enumerate() {
+            ws.head_in[i * d..i * d + d].copy_from_slice(&ws.hidden[seg.offset * d..seg.offset * d + d]);
+        }
+        (s, &ws.head_in[..s * d])
+    };
+    let s = rows;
+    let mut p = params(input, s, d, model.f32s(pw), d, &mut ws.head_mid[..s * d], model.f32s(pb), gelu);
+    par::gemm(k, pool, &mut p);
+    match classifier {
+        Some(Classifier::Distilbert) => ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.max(0.0)),
+        // GELU came with the GEMM.
+        Some(Classifier::Electra | Classifier::ElectraDiscriminator) => {}
+        Some(Classifier::Bert | Classifier::Roberta) | None => {
+            ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.tanh())
+        }
     }
     if let Some((cw, cb)) = &model.weights.classifier {
         let labels = model.manifest.head.num_labels;
-        let mut p =
-            params(&ws.head_mid[..s * d], s, d, model.f32s(cw), labels, &mut ws.head_out[..s * labels], model.f32s(cb));
+        let mut p = params(
+            &ws.head_mid[..s * d],
+            s,
+            d,
+            model.f32s(cw),
+            labels,
+            &mut ws.head_out[..s * labels],
+            model.f32s(cb),
+            false,
+        );
         par::gemm(k, pool, &mut p);
     }
     true

@@ -104,7 +104,8 @@ pub struct SequenceOutput {
     pub token_type_ids: Vec<u32>,
     /// Input was cut to the maximum length.
     pub truncated: bool,
-    /// `[num_labels]` (classification models).
+    /// `[num_labels]` (classification models), or `[len, num_labels]` row-major for a
+    /// token classifier (ELECTRA's discriminator: one logit per input token).
     pub logits: Option<Vec<f32>>,
     /// `[hidden]` pooled embedding (models with a pooling method).
     pub embedding: Option<Vec<f32>>,
@@ -513,11 +514,19 @@ impl Session {
         Ok(())
     }
 
-    /// Logits of sequence `i` of the last [`Session::forward`].
+    /// Logits of sequence `i` of the last [`Session::forward`]: `[num_labels]`, or for a
+    /// token classifier `[len, num_labels]` (row-major, one row per input token).
     pub fn logits(&self, i: usize) -> Option<&[f32]> {
         let m = &self.model.inner.manifest;
         let l = m.head.num_labels;
-        (m.head.task == Task::Classification && i < self.ws.segments.len()).then(|| &self.ws.head_out[i * l..i * l + l])
+        match m.head.task {
+            Task::Classification if i < self.ws.segments.len() => Some(&self.ws.head_out[i * l..i * l + l]),
+            Task::TokenClassification => {
+                let seg = self.ws.orig_segments.get(i)?;
+                Some(&self.ws.head_out[seg.offset * l..(seg.offset + seg.len) * l])
+            }
+            _ => None,
+        }
     }
 
     /// Final token states `[len, hidden]` of sequence `i` of the last
@@ -533,9 +542,10 @@ impl Session {
         self.ws.kept_of(i)
     }
 
-    /// Final states of all tokens are needed for these outputs.
+    /// Final states of all tokens are needed for these outputs (a token classifier's
+    /// head always reads them).
     fn token_outputs(&self, want: Outputs) -> bool {
-        want.hidden_states
+        want.hidden_states || self.model.inner.manifest.head.task == Task::TokenClassification
     }
 
     fn forward_loaded(&mut self, want: Outputs, ctl: PruneControl) {
@@ -593,10 +603,7 @@ impl Session {
             let seg = self.ws.segments[i];
             &self.ws.hidden[seg.offset * d..(seg.offset + seg.len) * d]
         };
-        let logits = (want.logits && m.head.task == Task::Classification).then(|| {
-            let l = m.head.num_labels;
-            self.ws.head_out[i * l..i * l + l].to_vec()
-        });
+        let logits = want.logits.then(|| self.logits(i).map(<[f32]>::to_vec)).flatten();
         // Pooled over the tokens that reach the last layer (all of them without pruning):
         // their final states, in the compacted rows.
         let alive = self.ws.segments[i];

@@ -101,10 +101,14 @@ pub(crate) struct Weights {
     pub word: TRange,
     pub position: TRange,
     pub token_type: TRange,
-    /// `embeddings.LayerNorm`.
+    /// `embeddings.LayerNorm` (at the embedding width).
     pub embedding_norm: Norm,
+    /// `(w packed [e, d], b)`: ELECTRA's `embeddings_project`, when the embedding width
+    /// `e` differs from the encoder's.
+    pub embedding_project: Option<(TRange, TRange)>,
     pub layers: Vec<LayerWeights>,
-    /// `(w packed [d, d], b)` of the BERT pooler / RoBERTa classifier dense layer.
+    /// `(w packed [d, d], b)` of the BERT pooler / RoBERTa classifier dense layer /
+    /// ELECTRA discriminator's dense layer.
     pub pooler: Option<(TRange, TRange)>,
     /// `(w packed [d, labels], b)`.
     pub classifier: Option<(TRange, TRange)>,
@@ -262,24 +266,38 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
             Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)),
             Some((packed("classifier.weight", d, labels)?, row("classifier.bias", &[labels])?)),
         ),
-        (Task::Classification, Some(Classifier::Roberta | Classifier::Distilbert)) => (
+        (Task::Classification, Some(Classifier::Roberta | Classifier::Distilbert | Classifier::Electra)) => (
             Some((packed("classifier.dense.weight", d, d)?, row("classifier.dense.bias", &[d])?)),
             Some((packed("classifier.out_proj.weight", d, labels)?, row("classifier.out_proj.bias", &[labels])?)),
         ),
-        (Task::Classification, None) => {
-            return Err(Error::Format("classification head without a classifier kind".into()));
+        (Task::TokenClassification, Some(Classifier::ElectraDiscriminator)) => {
+            let p = "discriminator_predictions";
+            (
+                Some((packed(&format!("{p}.dense.weight"), d, d)?, row(&format!("{p}.dense.bias"), &[d])?)),
+                Some((
+                    packed(&format!("{p}.dense_prediction.weight"), d, labels)?,
+                    row(&format!("{p}.dense_prediction.bias"), &[labels])?,
+                )),
+            )
+        }
+        (Task::Classification | Task::TokenClassification, classifier) => {
+            return Err(Error::Format(format!("{:?} head with a {classifier:?} classifier", h.task)));
+        }
+        (_, Some(classifier)) => {
+            return Err(Error::Format(format!("{:?} head with a {classifier:?} classifier", h.task)));
         }
         _ if h.pooling == Pooling::Pooler => {
             (Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)), None)
         }
         _ => (None, None),
     };
-    if h.task == Task::Classification && labels == 0 {
+    let logits = matches!(h.task, Task::Classification | Task::TokenClassification);
+    if logits && labels == 0 {
         return Err(Error::Format("classification head with zero labels".into()));
     }
     // The session sizes its logits buffer by the label count: without a classifier no
     // tensor vouches for it.
-    if h.task != Task::Classification && labels != 0 {
+    if !logits && labels != 0 {
         return Err(Error::Format(format!("{:?} head with num_labels {labels} (expected 0)", h.task)));
     }
     if h.task == Task::Embedding && h.pooling == Pooling::None {
@@ -291,6 +309,15 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     if (c.arch == Arch::Distilbert) != (h.classifier == Some(Classifier::Distilbert)) && h.classifier.is_some() {
         return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
     }
+    let electra_head = matches!(h.classifier, Some(Classifier::Electra | Classifier::ElectraDiscriminator));
+    if (c.arch == Arch::Electra) != electra_head && h.classifier.is_some() {
+        return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
+    }
+    let e = c.embedding_width();
+    let embedding_project = match c.embedding_size {
+        Some(_) => Some((packed("embeddings_project.weight", e, d)?, row("embeddings_project.bias", &[d])?)),
+        None => None,
+    };
     let precision = if bf16 {
         Precision::Bf16
     } else if int8_seen {
@@ -300,13 +327,14 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     };
     Ok(Weights {
         precision,
-        word: row("embeddings.word_embeddings.weight", &[c.vocab_size, d])?,
-        position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, d])?,
-        token_type: row("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, d])?,
+        word: row("embeddings.word_embeddings.weight", &[c.vocab_size, e])?,
+        position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, e])?,
+        token_type: row("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, e])?,
         embedding_norm: Norm {
-            weight: row("embeddings.LayerNorm.weight", &[d])?,
-            bias: row("embeddings.LayerNorm.bias", &[d])?,
+            weight: row("embeddings.LayerNorm.weight", &[e])?,
+            bias: row("embeddings.LayerNorm.bias", &[e])?,
         },
+        embedding_project,
         layers,
         pooler,
         classifier,

@@ -79,6 +79,9 @@ pub(crate) struct Workspace {
     pub orig_segments: Vec<Segment>,
     // hidden: [tokens, d]
     pub hidden: AVec<f32>,
+    /// The embeddings at their own width before `embeddings_project` (ELECTRA):
+    /// `[tokens, e]`; empty for models that embed at `d`.
+    pub embed: AVec<f32>,
     // qkv: [tokens, 3d]
     pub qkv: AVec<f32>,
     // ctx: [tokens, d]
@@ -163,6 +166,7 @@ impl Workspace {
             segments: Vec::with_capacity(max_tokens),
             orig_segments: Vec::with_capacity(max_tokens),
             hidden: AVec::zeroed(max_tokens * d),
+            embed: AVec::zeroed(if c.embedding_size.is_some() { max_tokens * c.embedding_width() } else { 0 }),
             qkv: AVec::zeroed(max_tokens * 3 * d),
             ctx: AVec::zeroed(max_tokens * d),
             h1: AVec::zeroed(max_tokens * d),
@@ -233,7 +237,7 @@ impl Workspace {
                 self.type_ids.push(ty);
                 self.positions.push(p as u32);
                 let pos_id = match cfg.arch {
-                    Arch::Bert | Arch::Distilbert => p as u32,
+                    Arch::Bert | Arch::Distilbert | Arch::Electra => p as u32,
                     // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
                     Arch::Roberta if id == cfg.pad_token_id => cfg.pad_token_id,
                     Arch::Roberta => {

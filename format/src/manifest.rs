@@ -14,6 +14,9 @@ pub enum Arch {
     /// DistilBERT: BERT's layer without token types (the converter stores a zero
     /// token-type table, so type ids change nothing, as in Hugging Face).
     Distilbert,
+    /// ELECTRA: BERT's layer; the embeddings may be narrower than the encoder
+    /// (`embedding_size`), projected up by `embeddings_project`.
+    Electra,
 }
 
 /// The encoder's hyper-parameters.
@@ -33,11 +36,21 @@ pub struct ModelConfig {
     pub pad_token_id: u32,
     /// Position id of the first token: 0 for BERT, `pad_token_id + 1` for RoBERTa.
     pub position_offset: usize,
+    /// Width of the embedding tables when it differs from `hidden_size` (ELECTRA's
+    /// small models): the embedding LayerNorm runs at this width and
+    /// `embeddings_project` maps its rows to `hidden_size`. Absent: `hidden_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<usize>,
 }
 
 impl ModelConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads.max(1)
+    }
+
+    /// Width of the embedding tables (`embedding_size`, else `hidden_size`).
+    pub fn embedding_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
     }
 
     /// Longest sequence the position table allows.
@@ -63,8 +76,17 @@ impl ModelConfig {
         }
         // RoBERTa position ids run from pad + 1 up to pad + max_len: any other offset
         // would index past the position table.
+        if let Some(e) = c.embedding_size {
+            if e == 0 || e == c.hidden_size || c.arch != Arch::Electra {
+                return Err(Error::Format(format!(
+                    "embedding_size {e} is only for ELECTRA models whose embeddings are narrower or wider than \
+                     hidden_size {} (nonzero, and absent when equal)",
+                    c.hidden_size
+                )));
+            }
+        }
         let offset = match c.arch {
-            Arch::Bert | Arch::Distilbert => 0,
+            Arch::Bert | Arch::Distilbert | Arch::Electra => 0,
             Arch::Roberta => c.pad_token_id as usize + 1,
         };
         if c.position_offset != offset {
@@ -90,6 +112,10 @@ pub enum Task {
     Classification,
     /// A sentence embedding.
     Embedding,
+    /// Logits for every token (`[len, num_labels]`): ELECTRA's discriminator. A pruned
+    /// token's logits come from its state entering the layer where it was pruned, as
+    /// its hidden state does.
+    TokenClassification,
 }
 
 /// How a sequence is reduced to one vector.
@@ -116,6 +142,12 @@ pub enum Classifier {
     /// `classifier(relu(pre_classifier(h[CLS])))` — DistilBERT; stored under RoBERTa's
     /// names (`classifier.dense`, `classifier.out_proj`).
     Distilbert,
+    /// `out_proj(gelu(dense(h[CLS])))` — ELECTRA, under RoBERTa's names.
+    Electra,
+    /// Per token: `dense_prediction(gelu(dense(h)))` — ELECTRA's replaced-token
+    /// discriminator (`discriminator_predictions.*`, one label), a
+    /// [`Task::TokenClassification`] head.
+    ElectraDiscriminator,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ fn config() -> ModelConfig {
         hidden_act: "gelu".into(),
         pad_token_id: 0,
         position_offset: 0,
+        embedding_size: None,
     }
 }
 

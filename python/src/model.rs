@@ -6,7 +6,7 @@ use crate::outputs::{self, RunResult};
 use numpy::ndarray::Array2;
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use toprt::format::{Pooling, Task};
@@ -54,15 +54,21 @@ impl Model {
         texts: &Bound<'py, PyAny>,
         batch_size: usize,
         ctl: toprt::PruneControl,
-        width: usize,
+        shape: Shape,
         pick: fn(&toprt::SequenceOutput) -> Option<&Vec<f32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let (width, per_token) = match shape {
+            Shape::Rows(w) => (w, false),
+            Shape::PerToken(w) => (w, true),
+        };
         if batch_size == 0 {
             return Err(errors::input("batch_size must be at least 1"));
         }
         let batch = inputs::batch(texts)?;
         let inputs = batch.inputs();
         let mut flat = Vec::with_capacity(inputs.len() * width);
+        // Per-token outputs: one `[len, width]` array per input.
+        let mut ragged = Vec::new();
         // Not inside the `match`: the guard would live through it, and `detach` would
         // wait for the GIL while holding the lock another thread waits for with the GIL.
         let pooled = lock(&self.idle).pop();
@@ -79,7 +85,14 @@ impl Model {
             match py.detach(|| session.run_with(chunk, want, ctl)) {
                 Ok(outs) => {
                     for o in &outs {
-                        flat.extend_from_slice(pick(o).map_or(&[][..], |v| v));
+                        let v = pick(o).map_or(&[][..], |v| v);
+                        if per_token {
+                            let a = Array2::from_shape_vec((v.len() / width.max(1), width), v.to_vec())
+                                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+                            ragged.push(a.into_pyarray(py));
+                        } else {
+                            flat.extend_from_slice(v);
+                        }
                     }
                 }
                 Err(e) => {
@@ -91,6 +104,9 @@ impl Model {
         lock(&self.idle).push(session);
         if let Some(e) = failure {
             return Err(errors::engine(e));
+        }
+        if per_token {
+            return Ok(PyList::new(py, ragged)?.into_any());
         }
         let a = Array2::from_shape_vec((inputs.len(), width), flat)
             .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
@@ -168,7 +184,9 @@ impl Model {
             max_length: s.max_length(),
             prune: s.prune_control(),
         };
-        Ok(Session { inner: Mutex::new(s), hidden_size: self.inner.hidden_size(), facts })
+        let head = &self.inner.manifest().head;
+        let token_labels = (head.task == Task::TokenClassification).then_some(head.num_labels);
+        Ok(Session { inner: Mutex::new(s), hidden_size: self.inner.hidden_size(), token_labels, facts })
     }
 
     /// Sentence embeddings `float32 [n, dim]` of `texts` (str, (str, str) or token ids),
@@ -194,13 +212,14 @@ impl Model {
             texts,
             count("batch_size", batch_size)?,
             control(prune, keep_scale)?,
-            self.inner.hidden_size(),
+            Shape::Rows(self.inner.hidden_size()),
             |o| o.embedding.as_ref(),
         )
     }
 
     /// Logits `float32 [n, num_labels]` of a classifier, `batch_size` inputs at a time;
-    /// an empty list gives `[0, num_labels]`.
+    /// an empty list gives `[0, num_labels]`. A token classifier (ELECTRA's
+    /// discriminator) gives a list of `float32 [len, num_labels]`, one per input.
     #[pyo3(signature = (texts, batch_size=32, *, prune=true, keep_scale=1.0))]
     fn predict<'py>(
         &self,
@@ -211,12 +230,18 @@ impl Model {
         keep_scale: f32,
     ) -> PyResult<Bound<'py, PyAny>> {
         let head = &self.inner.manifest().head;
-        if head.task != Task::Classification {
-            return Err(errors::input(format!("this model is not a classifier (task {:?}): use encode()", head.task)));
-        }
-        self.batched(py, texts, count("batch_size", batch_size)?, control(prune, keep_scale)?, head.num_labels, |o| {
-            o.logits.as_ref()
-        })
+        let shape = match head.task {
+            Task::Classification => Shape::Rows(head.num_labels),
+            Task::TokenClassification => Shape::PerToken(head.num_labels),
+            _ => {
+                return Err(errors::input(format!(
+                    "this model is not a classifier (task {}): use encode()",
+                    task_name(head.task)
+                )))
+            }
+        };
+        let (batch, ctl) = (count("batch_size", batch_size)?, control(prune, keep_scale)?);
+        self.batched(py, texts, batch, ctl, shape, |o| o.logits.as_ref())
     }
 
     /// The file's path (None for a model opened from bytes).
@@ -225,10 +250,10 @@ impl Model {
         self.inner.path().map(|p| p.to_string_lossy().into_owned())
     }
 
-    /// `"classification"`, `"embedding"` or `"encoder"`.
+    /// `"classification"`, `"token_classification"`, `"embedding"` or `"encoder"`.
     #[getter]
     fn task(&self) -> String {
-        format!("{:?}", self.inner.manifest().head.task).to_lowercase()
+        task_name(self.inner.manifest().head.task).into()
     }
 
     /// `"mean"`, `"cls"`, `"pooler"` or `"none"`.
@@ -256,7 +281,7 @@ impl Model {
     #[getter]
     fn num_labels(&self) -> usize {
         let h = &self.inner.manifest().head;
-        if h.task == Task::Classification {
+        if matches!(h.task, Task::Classification | Task::TokenClassification) {
             h.num_labels
         } else {
             0
@@ -324,6 +349,8 @@ impl Model {
 pub struct Session {
     inner: Mutex<toprt::Session>,
     hidden_size: usize,
+    /// A token classifier's label count: its logits are per token.
+    token_labels: Option<usize>,
     /// Read without the lock, so a getter never waits for a run in another thread.
     facts: Facts,
 }
@@ -367,7 +394,7 @@ impl Session {
                 s.run_with(&inputs, want, ctl)
             })
             .map_err(errors::engine)?;
-        outputs::result(py, outs, self.hidden_size, hidden_states, kept)
+        outputs::result(py, outs, self.hidden_size, self.token_labels, hidden_states, kept)
     }
 
     /// Worker threads, the caller included.
@@ -416,4 +443,22 @@ impl Session {
             f.max_length
         )
     }
+}
+
+/// A task as Python names it.
+fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Encoder => "encoder",
+        Task::Classification => "classification",
+        Task::Embedding => "embedding",
+        Task::TokenClassification => "token_classification",
+    }
+}
+
+/// What `Model::batched` returns: one row of `width` per input (`[n, width]`), or a
+/// `[len, width]` array per input (token outputs).
+#[derive(Clone, Copy)]
+enum Shape {
+    Rows(usize),
+    PerToken(usize),
 }

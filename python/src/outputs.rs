@@ -8,7 +8,8 @@ use pyo3::types::{PyDict, PyList};
 /// The result of `Session.run`: one entry per input, in input order.
 #[pyclass(module = "toprt", name = "Result", frozen)]
 pub struct RunResult {
-    /// `float32 [n, num_labels]` for classifiers, else None.
+    /// `float32 [n, num_labels]` for classifiers; for a token classifier a list of
+    /// `float32 [len, num_labels]`, one per input; else None.
     #[pyo3(get)]
     logits: Py<PyAny>,
     /// `float32 [n, dim]` for models with a pooling, else None.
@@ -74,6 +75,18 @@ fn matrix<'py>(py: Python<'py>, rows: impl Iterator<Item = Option<Vec<f32>>>, n:
     Ok(a.into_pyarray(py).into_any().unbind())
 }
 
+/// Per sequence, its `[len, width]` rows as a 2-D array, in a list.
+fn per_token(py: Python<'_>, seqs: impl Iterator<Item = Vec<f32>>, width: usize) -> PyResult<Py<PyAny>> {
+    let mut list = Vec::new();
+    for v in seqs {
+        let rows = v.len() / width.max(1);
+        let a = Array2::from_shape_vec((rows, width), v)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        list.push(a.into_pyarray(py));
+    }
+    Ok(PyList::new(py, list)?.into_any().unbind())
+}
+
 fn ints<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyArray1<i32>> {
     PyArray1::from_iter(py, v.iter().map(|&x| x as i32))
 }
@@ -83,25 +96,21 @@ pub fn result(
     py: Python<'_>,
     outs: Vec<toprt::SequenceOutput>,
     hidden_size: usize,
+    token_labels: Option<usize>,
     hidden: bool,
     kept: bool,
 ) -> PyResult<RunResult> {
     let n = outs.len();
-    let logits = matrix(py, outs.iter().map(|o| o.logits.clone()), n)?;
+    let logits = match token_labels {
+        Some(l) => per_token(py, outs.iter().map(|o| o.logits.clone().unwrap_or_default()), l)?,
+        None => matrix(py, outs.iter().map(|o| o.logits.clone()), n)?,
+    };
     let embeddings = matrix(py, outs.iter().map(|o| o.embedding.clone()), n)?;
     let input_ids = PyList::new(py, outs.iter().map(|o| ints(py, &o.input_ids)))?;
     let token_type_ids = PyList::new(py, outs.iter().map(|o| ints(py, &o.token_type_ids)))?;
     let truncated = PyList::new(py, outs.iter().map(|o| o.truncated))?;
     let hidden_states = if hidden {
-        let mut list = Vec::with_capacity(n);
-        for o in &outs {
-            let h = o.last_hidden_state.clone().unwrap_or_default();
-            let rows = h.len() / hidden_size.max(1);
-            let a = Array2::from_shape_vec((rows, hidden_size), h)
-                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
-            list.push(a.into_pyarray(py));
-        }
-        PyList::new(py, list)?.into_any().unbind()
+        per_token(py, outs.iter().map(|o| o.last_hidden_state.clone().unwrap_or_default()), hidden_size)?
     } else {
         py.None()
     };

@@ -28,7 +28,8 @@ def sst2(name, limit):
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """Paths of the test models: a tiny 3-class classifier (dense, and pruned with ToP
-    rank bins), and all-MiniLM-L6-v2 embeddings (dense, and with top-k keep-rules)."""
+    rank bins), a tiny ELECTRA discriminator (pruned, top-k), and all-MiniLM-L6-v2
+    embeddings (dense, and with top-k keep-rules)."""
     out = tmp_path_factory.mktemp("models")
     if not (MINILM / "model.safetensors").is_file():
         pytest.fail(f"{MINILM} is missing: run scripts/fetch-test-models.sh")
@@ -39,6 +40,10 @@ def models(tmp_path_factory):
         )["out"],
         "no_tokenizer": toprt.convert(FIXTURES / "tiny-bert-st", out / "ids-only.toprt", no_tokenizer=True)["out"],
         "minilm": toprt.convert(MINILM, out / "minilm.toprt")["out"],
+        # ELECTRA's discriminator (a logit per token), pruned with top-k after layer 0.
+        "discriminator": toprt.convert(
+            FIXTURES / "tiny-electra-disc-st", out / "discriminator.toprt", keep_ratio=0.5, prune_layers=[1]
+        )["out"],
         "minilm_pruned": toprt.convert(
             MINILM, out / "minilm-pruned.toprt", keep_ratio=0.7, prune_layers=[2, 3, 4, 5]
         )["out"],

@@ -41,11 +41,11 @@ def mixed_inputs(texts):
     return texts[:40] + [(texts[40], texts[41]), ("what is it?", texts[42]), [101, 7592, 2088, 102]]
 
 
-@pytest.mark.parametrize("name", ["classifier", "pruned_classifier", "minilm", "minilm_pruned"])
+@pytest.mark.parametrize("name", ["classifier", "pruned_classifier", "minilm", "minilm_pruned", "discriminator"])
 def test_run_matches_cli(models, dev_texts, name):
     path = models[name]
     inputs = mixed_inputs(dev_texts)
-    if name.endswith("classifier"):
+    if name.endswith("classifier") or name == "discriminator":
         inputs[-1] = [2, 17, 93, 3]  # ids inside the tiny vocabulary
     expected = cli_run(path, [as_cli_line(x) for x in inputs], "--kept", "--hidden-states")
     r = toprt.Model(path).session(threads=1).run(inputs, hidden_states=True, kept=True)
@@ -68,7 +68,10 @@ def test_run_matches_cli(models, dev_texts, name):
     # The pruned models really prune, so the kept sets above compared something.
     if "pruned" in name:
         assert any(len(v) < len(r.input_ids[i]) for i in range(len(r)) for v in r.kept[i].values())
-    if "logits" in expected[0]:
+    if name == "discriminator":
+        # One [len, 1] array per input: a logit per token.
+        assert [a.shape for a in r.logits] == [(len(ids), 1) for ids in r.input_ids]
+    elif "logits" in expected[0]:
         assert r.logits.shape == (len(inputs), len(expected[0]["logits"]))
     else:
         assert r.logits is None
@@ -131,3 +134,30 @@ def test_model_from_bytes_and_properties(models):
     assert (c.num_labels, c.labels, c.keep_rules) == (3, ["neg", "neu", "pos"], [])
     m = toprt.Model(models["minilm"])
     assert (m.task, m.pooling, m.hidden_size, m.num_labels) == ("embedding", "mean", 384, 0)
+
+
+def test_token_classifier_predict_and_ray_predictor(models, dev_texts):
+    """A token classifier: predict() gives one float32 [len, 1] array per text, equal to
+    Session.run's; toprt.ray.Predictor (called directly, as Ray's actors do) adds them
+    as a ragged object column and keeps the other columns."""
+    import toprt.ray
+
+    m = toprt.Model(models["discriminator"], threads=1)
+    assert (m.task, m.num_labels) == ("token_classification", 1)
+    texts = dev_texts[:37]
+    got = m.predict(texts, batch_size=8)
+    ref = m.session(threads=1).run(texts)
+    assert len(got) == len(texts)
+    for a, b, ids in zip(got, ref.logits, ref.input_ids):
+        assert a.dtype == np.float32 and a.shape == (len(ids), 1)
+        assert np.array_equal(a, b)
+    p = toprt.ray.Predictor(model=models["discriminator"])
+    out = p({"text": np.array(texts[:5], dtype=object), "id": np.arange(5)})
+    assert out["id"].tolist() == list(range(5))
+    assert out["logits"].dtype == object and len(out["logits"]) == 5
+    for a, b in zip(out["logits"], got[:5]):
+        assert np.array_equal(a, b)
+    empty = p({"text": np.array([], dtype=object)})
+    assert len(empty["logits"]) == 0
+    with pytest.raises(toprt.InputError):
+        m.encode(texts[:2])

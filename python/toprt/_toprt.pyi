@@ -15,8 +15,10 @@ Batch = Union[Iterable[InputItem], npt.NDArray[np.integer]]
 class Result:
     """The result of Session.run: one entry per input, in input order."""
 
-    logits: Optional[npt.NDArray[np.float32]]
-    """float32 [n, num_labels] for classifiers, else None."""
+    logits: Union[npt.NDArray[np.float32], List[npt.NDArray[np.float32]], None]
+    """float32 [n, num_labels] for classifiers; for a token classifier (task
+    "token_classification", ELECTRA's discriminator) a list of float32 [len, num_labels],
+    one per input; else None."""
     embeddings: Optional[npt.NDArray[np.float32]]
     """float32 [n, dim] for models with a pooling, else None."""
     input_ids: List[npt.NDArray[np.int32]]
@@ -79,7 +81,7 @@ class Model:
     ) -> npt.NDArray[np.float32]: ...
     def predict(
         self, texts: Batch, batch_size: int = 32, *, prune: bool = True, keep_scale: float = 1.0
-    ) -> npt.NDArray[np.float32]: ...
+    ) -> Union[npt.NDArray[np.float32], List[npt.NDArray[np.float32]]]: ...
     @property
     def path(self) -> Optional[str]: ...
     @property

@@ -44,7 +44,8 @@ def _open(model, threads):
 class Predictor:
     """A callable class for ``Dataset.map_batches``: reads the ``text`` column (and
     ``text_pair`` when the batch has it), adds ``logits`` (classifiers) and/or
-    ``embedding`` (models with a pooling) as 2-D float32 columns, and keeps every other
+    ``embedding`` (models with a pooling) as 2-D float32 columns (a token classifier's
+    ``logits``: one float32 ``[len, num_labels]`` array per row), and keeps every other
     column as it came.
 
     Arguments: ``model`` (path, bytes or ObjectRef of bytes), ``threads`` (per actor,
@@ -70,7 +71,7 @@ class Predictor:
         self.text_column = text_column
         self.text_pair_column = text_pair_column
         gives = []
-        if self.model.task == "classification":
+        if self.model.task in ("classification", "token_classification"):
             gives.append("logits")
         if self.model.pooling != "none":
             gives.append("embedding")
@@ -96,12 +97,21 @@ class Predictor:
         batch = dict(batch)
         if len(batch.get(self.text_column, ())) == 0:
             for name in self.outputs:
+                if name == "logits" and self.model.task == "token_classification":
+                    batch[name] = np.empty((0,), dtype=object)
+                    continue
                 width = self.model.num_labels if name == "logits" else self.model.hidden_size
                 batch[name] = np.zeros((0, width), dtype=np.float32)
             return batch
         result = self.session.run(self.inputs(batch))
         if "logits" in self.outputs:
-            batch["logits"] = result.logits
+            logits = result.logits
+            if isinstance(logits, list):
+                # A token classifier: one [len, num_labels] array per row, a ragged column.
+                ragged = np.empty((len(logits),), dtype=object)
+                ragged[:] = logits
+                logits = ragged
+            batch["logits"] = logits
         if "embedding" in self.outputs:
             batch["embedding"] = result.embeddings
         return batch

@@ -22,18 +22,28 @@ pub fn config_json(data: &[u8]) -> bool {
     let overrides = [None, Some(Pooling::None), Some(Pooling::Cls), Some(Pooling::Pooler), Some(Pooling::Mean)];
     for st in &sts {
         for &o in &overrides {
-            for (pooler, classifier) in [(false, false), (true, false), (false, true), (true, true)] {
-                let found = HeadTensors { pooler, classifier };
+            let found_sets = [(false, false, false), (true, false, false), (false, true, false), (true, true, false)];
+            for (pooler, classifier, discriminator) in found_sets.into_iter().chain([(false, false, true)]) {
+                let found = HeadTensors { pooler, classifier, discriminator };
                 let h = toprt_convert::config::choose_head(&cfg, st.as_ref(), o, found);
                 match h.task {
                     Task::Classification => {
-                        let want = if cfg.model.arch == Arch::Roberta { Classifier::Roberta } else { Classifier::Bert };
+                        let want = match cfg.model.arch {
+                            Arch::Bert => Classifier::Bert,
+                            Arch::Roberta => Classifier::Roberta,
+                            Arch::Distilbert => Classifier::Distilbert,
+                            Arch::Electra => Classifier::Electra,
+                        };
                         assert_eq!(h.classifier, Some(want));
                         assert!(h.num_labels >= 1, "a classification head with {} labels", h.num_labels);
                         assert_eq!(h.num_labels, cfg.num_labels);
                     }
                     Task::Embedding => assert!(h.pooling != Pooling::None && h.classifier.is_none()),
                     Task::Encoder => assert!(h.classifier.is_none()),
+                    Task::TokenClassification => {
+                        assert_eq!(cfg.model.arch, Arch::Electra, "only ELECTRA has a token head");
+                        assert_eq!((h.classifier, h.num_labels), (Some(Classifier::ElectraDiscriminator), 1));
+                    }
                 }
                 assert!(!h.normalize || h.pooling != Pooling::None, "normalising nothing");
             }

@@ -86,6 +86,7 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         hidden_act: "gelu".into(),
         pad_token_id: if roberta { 1 } else { 0 },
         position_offset: if roberta { 2 } else { 0 },
+        embedding_size: None,
     };
     let head = |task, pooling, normalize, classifier, num_labels: usize| HeadConfig {
         task,

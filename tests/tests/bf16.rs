@@ -86,6 +86,8 @@ fn tiny_bert_and_roberta_bf16_match_hf() {
     check_against_hf(&open(&convert_bf16(&fixture("tiny-roberta-st"))), "tiny-roberta", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-distilbert-st"))), "tiny-distilbert", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-xlmr-st"))), "tiny-xlmr", None);
+    check_against_hf(&open(&convert_bf16(&fixture("tiny-electra-st"))), "tiny-electra", None);
+    check_against_hf(&open(&convert_bf16(&fixture("tiny-electra-disc-st"))), "tiny-electra-disc", None);
 }
 
 /// On a CPU with bf16 GEMMs, the native path (inputs rounded too) and the widened path

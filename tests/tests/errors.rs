@@ -213,6 +213,22 @@ fn distilbert_missing_and_misshapen_tensors_use_its_names() {
     assert!(msg.contains("distilbert.transformer.layer.0.attention.k_lin.weight") && msg.contains("[32, 32]"), "{msg}");
 }
 
+/// ELECTRA: a missing projection is named with its shape; a config whose
+/// embedding_size does not match the tables is refused naming the first table.
+#[test]
+fn electra_missing_projection_and_lying_embedding_size() {
+    let dir = copy_fixture("tiny-electra-st", "electra-missing");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "electra.embeddings_project.weight"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("embeddings_project.weight") && msg.contains("[32, 16]"), "{msg}");
+    let dir = copy_fixture("tiny-electra-st", "electra-lying");
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(cfg.contains("\"embedding_size\": 16"), "{cfg}");
+    std::fs::write(dir.join("config.json"), cfg.replace("\"embedding_size\": 16", "\"embedding_size\": 24")).unwrap();
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("electra.embeddings.word_embeddings.weight") && msg.contains("[2999, 24]"), "{msg}");
+}
+
 #[test]
 fn checkpoint_with_misshapen_tensor() {
     let dir = copy_fixture("tiny-bert-st", "shape");
@@ -241,6 +257,7 @@ fn unsupported_model_type_is_named() {
     let e = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("unsupported model_type 'gpt2'"), "{e}");
     assert!(e.to_string().contains("'distilbert'"), "the message lists what is supported: {e}");
+    assert!(e.to_string().contains("'electra'"), "the message lists what is supported: {e}");
 }
 
 #[test]

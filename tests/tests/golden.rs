@@ -119,6 +119,38 @@ fn tiny_distilbert_pytorch_bin_matches_hf() {
     check_model(&convert_and_open(&fixture("tiny-distilbert-pt")), "tiny-distilbert");
 }
 
+/// ELECTRA: embeddings (16) narrower than the encoder (32), projected up; the
+/// sequence classifier's GELU head.
+#[test]
+fn tiny_electra_safetensors_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-electra-st"));
+    let m = model.manifest();
+    assert_eq!(m.model.arch, toprt::format::Arch::Electra);
+    assert_eq!(m.model.embedding_size, Some(16));
+    assert_eq!(m.head.classifier, Some(toprt::format::Classifier::Electra));
+    check_model(&model, "tiny-electra");
+}
+
+#[test]
+fn tiny_electra_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-electra-pt")), "tiny-electra");
+}
+
+/// ELECTRA's discriminator: one logit per token (`[len]`), against HF's.
+#[test]
+fn tiny_electra_discriminator_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-electra-disc-st"));
+    let h = &model.manifest().head;
+    assert_eq!(h.task, toprt::format::Task::TokenClassification);
+    assert_eq!((h.classifier, h.num_labels), (Some(toprt::format::Classifier::ElectraDiscriminator), 1));
+    let cases = load_cases("tiny-electra-disc");
+    let mut s = Session::new(&model, &SessionOptions { threads: 2, ..Default::default() }).unwrap();
+    let long = cases.iter().find(|c| c.max_length.is_none() && c.input_ids.len() > 100).unwrap();
+    let out = s.run(&[input(long)], Outputs { logits: true, embedding: false, hidden_states: false }).unwrap();
+    assert_eq!(out[0].logits.as_ref().map(Vec::len), Some(long.input_ids.len()), "a logit per token");
+    check_model(&model, "tiny-electra-disc");
+}
+
 /// XLM-RoBERTa: RoBERTa's layout, a SentencePiece-style Unigram tokenizer.json.
 #[test]
 fn tiny_xlmr_safetensors_matches_hf() {

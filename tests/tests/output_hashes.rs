@@ -122,6 +122,8 @@ fn compute() -> Vec<(String, String, u64)> {
         ("tiny-roberta-pt", "tiny-roberta"),
         ("tiny-distilbert-st", "tiny-distilbert"),
         ("tiny-xlmr-st", "tiny-xlmr"),
+        ("tiny-electra-st", "tiny-electra"),
+        ("tiny-electra-disc-st", "tiny-electra-disc"),
     ] {
         push(&format!("golden/{fx}"), hash_golden(&convert_and_open(&fixture(fx)), golden));
     }
@@ -157,6 +159,8 @@ fn compute() -> Vec<(String, String, u64)> {
     push("file/ltp-tiny", h(&ltp));
     for fx in
         ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st", "tiny-xlmr-st"]
+            .into_iter()
+            .chain(["tiny-electra-st", "tiny-electra-disc-st"])
     {
         push(&format!("file/{fx}"), h(&convert_bytes(&fixture(fx))));
     }

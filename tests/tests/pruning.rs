@@ -136,13 +136,18 @@ fn reference(m: &Ref, ids: &[u32], rules: &[LayerKeepRule]) -> RefOut {
         m.w("embeddings.position_embeddings.weight"),
         m.w("embeddings.token_type_embeddings.weight"),
     );
-    let mut h = vec![0.0; n * d];
+    // ELECTRA's narrower embeddings are projected up to the encoder's width.
+    let e = c.embedding_width();
+    let mut h = vec![0.0; n * e];
     for (i, &id) in ids.iter().enumerate() {
-        for j in 0..d {
-            h[i * d + j] = we[id as usize * d + j] + pe[i * d + j] + te[j];
+        for j in 0..e {
+            h[i * e + j] = we[id as usize * e + j] + pe[i * e + j] + te[j];
         }
     }
-    m.layernorm(&mut h, d, "embeddings.LayerNorm");
+    m.layernorm(&mut h, e, "embeddings.LayerNorm");
+    if c.embedding_size.is_some() {
+        h = m.linear(&h, n, e, "embeddings_project");
+    }
     let mut alive = vec![true; n];
     let mut fin = vec![0.0; n * d];
     let mut kept = Vec::new();
@@ -592,5 +597,60 @@ fn distilbert_prunes_like_the_reference() {
         let logits = r.linear(&mid, 1, d, "distil.classifier");
         let e = rel_err(out.logits.as_ref().unwrap(), &logits);
         assert!(e <= LOGITS_REL, "seq {i}: logits rel err {e:e}");
+    }
+}
+
+/// ELECTRA (embeddings narrower than the encoder, projected up) prunes like BERT: the
+/// tiny random sequence classifier and discriminator with a top-k rule against the
+/// masking reference, their heads computed here from the reference's final states (the
+/// discriminator's on every token: a pruned token's logit comes from its state where
+/// it was pruned).
+#[test]
+fn electra_prunes_like_the_reference() {
+    let gelu = |x: &mut f64| *x = 0.5 * *x * (1.0 + erf(*x / std::f64::consts::SQRT_2));
+    for (fx, disc) in [("tiny-electra-st", false), ("tiny-electra-disc-st", true)] {
+        let dir = fixture(fx);
+        let opts = toprt_convert::ConvertOptions {
+            keep_ratio: Some(vec![0.5]),
+            prune_layers: Some(vec![1]),
+            ..Default::default()
+        };
+        let (bytes, report) = toprt_convert::convert_to_bytes(&dir, &opts).unwrap();
+        assert!(report.ignored.is_empty(), "{fx}: unused tensors: {:?}", report.ignored);
+        let rules = report.manifest.keep_rules.clone();
+        let cfg = toprt_convert::config::read_config(&dir).unwrap().model;
+        assert_eq!(cfg.embedding_size, Some(16));
+        let tensors: Vec<Tensor> = toprt_convert::checkpoint::load(&dir)
+            .unwrap()
+            .tensors
+            .into_iter()
+            .map(|mut t| {
+                t.name = t.name.strip_prefix("electra.").unwrap_or(&t.name).to_string();
+                t
+            })
+            .collect();
+        let r = Ref::new(&cfg, &tensors);
+        let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+        let seqs: Vec<Vec<u32>> =
+            [5usize, 17, 40, 96].iter().map(|&n| random_ids(n, n as u64 + 7, cfg.vocab_size)).collect();
+        let outs = check(&model, &r, &rules, &seqs, fx);
+        let d = cfg.hidden_size;
+        for (i, (ids, out)) in seqs.iter().zip(&outs).enumerate() {
+            assert!(out.kept[0].1.len() < ids.len(), "{fx} seq {i}: nothing pruned");
+            let want = reference(&r, ids, &rules);
+            let (rows, states, head) = if disc {
+                (ids.len(), &want.final_states[..], "discriminator_predictions.dense")
+            } else {
+                (1, &want.final_states[..d], "classifier.dense")
+            };
+            let mut mid = r.linear(states, rows, d, head);
+            mid.iter_mut().for_each(gelu);
+            let out_name = if disc { "discriminator_predictions.dense_prediction" } else { "classifier.out_proj" };
+            let logits = r.linear(&mid, rows, d, out_name);
+            let got = out.logits.as_ref().unwrap();
+            assert_eq!(got.len(), logits.len(), "{fx} seq {i}: logits length");
+            let e = rel_err(got, &logits);
+            assert!(e <= LOGITS_REL, "{fx} seq {i}: logits rel err {e:e}");
+        }
     }
 }

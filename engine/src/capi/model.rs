@@ -76,7 +76,7 @@ pub unsafe extern "C" fn toprt_model_get_info(model: *const toprt_model, out: *m
         check_ptr(out, "out")?;
         let m = model.manifest();
         let (c, h) = (&m.model, &m.head);
-        let logits = h.task == Task::Classification;
+        let logits = matches!(h.task, Task::Classification | Task::TokenClassification);
         let info = toprt_model_info {
             hidden_size: c.hidden_size,
             num_layers: c.num_layers,
