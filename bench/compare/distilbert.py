@@ -15,17 +15,12 @@ outputs are compared first: mean-pooled embeddings, cosine >= 0.99999.
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import numpy as np
 
-from common import OUT, REPO, log, run
-from models import random_ids
-from onnx_graph import build_onnx
-from ort_side import feeds_for, ort_fused, ort_session
-from timing import interleave, paired_ratio, summary
-from toprt_ctypes import OUTPUT_EMBEDDING, Batch, Lib
+from common import log
+from encoder_compare import compare
 
 SEED = 20240604
 CFG = dict(vocab_size=30522, dim=768, n_layers=6, n_heads=12, hidden_dim=3072, max_position_embeddings=512)
@@ -97,56 +92,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    import os
-
-    os.chdir(REPO)
-    out = OUT / "distilbert"
-    ckpt = out / "ckpt"
-    make_checkpoint(ckpt)
-    bins = Path("target/release")
-    dense_m, pruned_m = out / "dense.toprt", out / "pruned.toprt"
-    for m, extra in ((dense_m, []), (pruned_m, ["--keep-ratio", "0.7", "--prune-layers", "1,2,3,4,5"])):
-        if not m.is_file():
-            run([bins / "toprt-convert", ckpt, "-o", m, "--no-tokenizer", "--pooling", "mean", *extra])
-    w, cfg = bert_terms(ckpt)
-    plain, fused = out / "distilbert-plain.onnx", out / "distilbert-fused.onnx"
-    if not plain.is_file():
-        build_onnx(w, cfg, "embedding", plain)
-    if not fused.is_file():
-        log(f"fusion: {ort_fused(plain, fused, cfg)}")
-    lib = Lib(bins / "libtoprt.so")
-    tsess = lib.model(dense_m).session(args.threads)
-    psess = lib.model(pruned_m).session(args.threads)
-    rows = random_ids(1, 128)
-    batch = Batch(rows)
-    feeds = feeds_for(rows)
-    osess = {name: ort_session(path, args.threads) for name, path in (("plain", plain), ("fused", fused))
-             if path.is_file()}
-
-    # The same answers first: mean-pooled embeddings (toprt's unnormalised, ORT's
-    # normalised: the cosine does not care).
-    t_emb = np.asarray(tsess.floats(batch, False, "embedding")[0], np.float64)
-    for name, s in osess.items():
-        o = s.run(["embedding"], feeds)[0][0].astype(np.float64)
-        cos = float(t_emb @ o / np.linalg.norm(t_emb) / np.linalg.norm(o))
-        log(f"toprt dense vs ORT {name}: embedding cosine {cos:.7f}")
-        assert cos >= 0.99999, f"ORT {name} and toprt disagree: cosine {cos}"
-
-    cands = [("toprt dense", lambda: tsess.time_run(batch, False, OUTPUT_EMBEDDING)),
-             ("toprt pruned", lambda: psess.time_run(batch, True, OUTPUT_EMBEDDING))]
-    cands += [(f"ORT fp32 {n}", lambda s=s: s.run(["embedding"], feeds)) for n, s in osess.items()]
-    times = interleave(cands, args.rounds, warmup=2, pause=0.05)
-    ort_name = min((k for k in times if k.startswith("ORT")), key=lambda k: statistics.median(times[k]))
-    log(f"\nDistilBERT-base (random weights), 1 x 128 tokens, {args.threads} thread(s), {args.rounds} rounds; "
-        f"toprt {lib.version}, kernel {tsess.kernel}")
-    for k, ts in times.items():
-        s = summary(ts)
-        log(f"  {k:<18} median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f} ms")
-    log(f"  ORT baseline: {ort_name} (the faster graph)")
-    log(f"  toprt dense / ORT fp32 : {paired_ratio(times['toprt dense'], times[ort_name]):.3f} "
-        f"(median of per-round ratios; goal <= 0.95)")
-    log(f"  toprt pruned / ORT fp32: {paired_ratio(times['toprt pruned'], times[ort_name]):.3f}")
-    log(f"  pruned speedup over dense: {paired_ratio(times['toprt dense'], times['toprt pruned']):.2f}x")
+    compare("distilbert", "DistilBERT-base", make_checkpoint, bert_terms, "1,2,3,4,5", args.rounds, args.threads)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""The new-encoder-types check, shared by distilbert.py and electra.py: a random
+BERT-base-sized checkpoint of one type, converted dense and pruned (top-k), against ONNX
+Runtime fp32 on the same arrays (in BERT's terms), 1 x 128 tokens, interleaved in one
+process. The outputs are compared first: mean-pooled embeddings, cosine >= 0.99999."""
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from common import OUT, REPO, log, run
+from models import random_ids
+from onnx_graph import build_onnx
+from ort_side import feeds_for, ort_fused, ort_session
+from timing import interleave, paired_ratio, summary
+from toprt_ctypes import OUTPUT_EMBEDDING, Batch, Lib
+
+
+def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: str, rounds: int, threads: int):
+    """`make_checkpoint(folder)` writes the checkpoint; `bert_terms(folder)` gives its
+    arrays under BERT's names and the config build_onnx reads."""
+    import os
+
+    os.chdir(REPO)
+    out = OUT / name
+    ckpt = out / "ckpt"
+    make_checkpoint(ckpt)
+    bins = Path("target/release")
+    dense_m, pruned_m = out / "dense.toprt", out / "pruned.toprt"
+    for m, extra in ((dense_m, []), (pruned_m, ["--keep-ratio", "0.7", "--prune-layers", prune_layers])):
+        if not m.is_file():
+            run([bins / "toprt-convert", ckpt, "-o", m, "--no-tokenizer", "--pooling", "mean", *extra])
+    w, cfg = bert_terms(ckpt)
+    plain, fused = out / f"{name}-plain.onnx", out / f"{name}-fused.onnx"
+    if not plain.is_file():
+        build_onnx(w, cfg, "embedding", plain)
+    if not fused.is_file():
+        log(f"fusion: {ort_fused(plain, fused, cfg)}")
+    lib = Lib(bins / "libtoprt.so")
+    tsess = lib.model(dense_m).session(threads)
+    psess = lib.model(pruned_m).session(threads)
+    rows = random_ids(1, 128)
+    batch = Batch(rows)
+    feeds = feeds_for(rows)
+    osess = {n: ort_session(path, threads) for n, path in (("plain", plain), ("fused", fused)) if path.is_file()}
+
+    # The same answers first: mean-pooled embeddings (toprt's unnormalised, ORT's
+    # normalised: the cosine does not care).
+    t_emb = np.asarray(tsess.floats(batch, False, "embedding")[0], np.float64)
+    for n, s in osess.items():
+        o = s.run(["embedding"], feeds)[0][0].astype(np.float64)
+        cos = float(t_emb @ o / np.linalg.norm(t_emb) / np.linalg.norm(o))
+        log(f"toprt dense vs ORT {n}: embedding cosine {cos:.7f}")
+        assert cos >= 0.99999, f"ORT {n} and toprt disagree: cosine {cos}"
+
+    cands = [("toprt dense", lambda: tsess.time_run(batch, False, OUTPUT_EMBEDDING)),
+             ("toprt pruned", lambda: psess.time_run(batch, True, OUTPUT_EMBEDDING))]
+    cands += [(f"ORT fp32 {n}", lambda s=s: s.run(["embedding"], feeds)) for n, s in osess.items()]
+    times = interleave(cands, rounds, warmup=2, pause=0.05)
+    ort_name = min((k for k in times if k.startswith("ORT")), key=lambda k: statistics.median(times[k]))
+    log(f"\n{title} (random weights), 1 x 128 tokens, {threads} thread(s), {rounds} rounds; "
+        f"toprt {lib.version}, kernel {tsess.kernel}")
+    for k, ts in times.items():
+        s = summary(ts)
+        log(f"  {k:<18} median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f} ms")
+    log(f"  ORT baseline: {ort_name} (the faster graph)")
+    log(f"  toprt dense / ORT fp32 : {paired_ratio(times['toprt dense'], times[ort_name]):.3f} "
+        f"(median of per-round ratios; goal <= 0.95)")
+    log(f"  toprt pruned / ORT fp32: {paired_ratio(times['toprt pruned'], times[ort_name]):.3f}")
+    log(f"  pruned speedup over dense: {paired_ratio(times['toprt dense'], times['toprt pruned']):.2f}x")
+    log(f"  engine-bench on the pruned file: ./target/release/engine-bench --model {pruned_m} --threads {threads}")
