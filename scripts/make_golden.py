@@ -15,6 +15,9 @@ Writes (all paths relative to the repository root):
   tests/fixtures/tiny-electra-st/    ElectraForSequenceClassification, embeddings (16) narrower
                                      than the encoder (32), model.safetensors
   tests/fixtures/tiny-electra-pt/    the same weights as pytorch_model.bin
+  tests/fixtures/tiny-mpnet-st/      MPNetForSequenceClassification (relative attention bias),
+                                     an MPNet tokenizer.json, model.safetensors
+  tests/fixtures/tiny-mpnet-pt/      the same weights as pytorch_model.bin
   tests/fixtures/tiny-electra-disc-st/  ElectraForPreTraining (the discriminator: a logit per
                                      token), model.safetensors
   tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
@@ -55,6 +58,7 @@ SEED_DISTILBERT = 20240603
 SEED_XLMR = 20240605
 SEED_ELECTRA = 20240606
 SEED_ELECTRA_DISC = 20240607
+SEED_MPNET = 20240608
 SEED_IDS = 1234
 
 # ---------------------------------------------------------------------------
@@ -284,6 +288,49 @@ def build_tiny_electra():
             write_json(d / fname, content)
     disc.save_pretrained(d, safe_serialization=True)
     (d / "model.safetensors").chmod(0o644)
+
+
+def build_tiny_mpnet():
+    """An MPNet classifier: the tiny BERT vocabulary with MPNet's special tokens in the
+    first five ids (<s> 0, <pad> 1, </s> 2, [UNK] 3, <mask> 4), as an MPNet fast
+    tokenizer's tokenizer.json; relative attention bias over 32 buckets."""
+    import tempfile
+
+    from transformers import MPNetConfig, MPNetForSequenceClassification, MPNetTokenizerFast
+
+    vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"] + vocab[5:]
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = MPNetTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=512)
+        tok.save_pretrained(tmp)
+        tokenizer_json = json.loads((Path(tmp) / "tokenizer.json").read_text(encoding="utf-8"))
+    assert len(tok) == len(vocab), "every special token is in the vocabulary"
+    cfg = MPNetConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        hidden_act="gelu",
+        max_position_embeddings=514,
+        relative_attention_num_buckets=32,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=3,
+        id2label={0: "neg", 1: "neu", 2: "pos"},
+        label2id={"neg": 0, "neu": 1, "pos": 2},
+    )
+    torch.manual_seed(SEED_MPNET)
+    model = MPNetForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_MPNET)
+    tok_config = {"tokenizer_class": "MPNetTokenizer", "do_lower_case": True, "model_max_length": 512,
+                  "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+                  "unk_token": "[UNK]", "pad_token": "<pad>", "mask_token": "<mask>"}
+    files = {"tokenizer.json": tokenizer_json, "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-mpnet-st", FIXTURES / "tiny-mpnet-pt", files)
 
 
 def train_roberta_tokenizer(texts: list[str]):
@@ -576,6 +623,45 @@ def golden_tiny_electra(sst2_dev, bbc) -> None:
     write_golden("tiny-electra-disc", cases, outs, "tests/fixtures/tiny-electra-disc-st")
 
 
+@torch.no_grad()
+def run_mpnet(model, ids) -> dict[str, torch.Tensor]:
+    """One sequence alone. MPNet takes no token types."""
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    mask = torch.ones_like(input_ids)
+    out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+    res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
+    base = model.mpnet(input_ids=input_ids, attention_mask=mask)
+    assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
+    return res
+
+
+def golden_tiny_mpnet(sst2_dev, bbc) -> None:
+    from transformers import AutoTokenizer, MPNetForSequenceClassification
+    from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+
+    def load(d):
+        return own_memory(MPNetForSequenceClassification.from_pretrained(
+            str(d), attn_implementation="eager", dtype=torch.float32).eval())
+
+    tok = AutoTokenizer.from_pretrained(str(FIXTURES / "tiny-mpnet-st"))
+    fam = Family(tok, roberta=True)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+    m_st, m_pt = load(FIXTURES / "tiny-mpnet-st"), load(FIXTURES / "tiny-mpnet-pt")
+    outs = []
+    for c in cases:
+        o = run_mpnet(m_st, c["input_ids"])
+        o_pt = run_mpnet(m_pt, c["input_ids"])
+        for k in o:
+            assert torch.equal(o[k], o_pt[k]), f"tiny-mpnet: safetensors vs .bin differ on {c['name']}.{k}"
+        outs.append(o)
+    # The bucket of every relative position j - i a 512-token sequence has, as MPNet
+    # computes it (a log-spaced, float32 formula): the engine must agree on each.
+    rel = torch.arange(-511, 512, dtype=torch.long)
+    buckets = MPNetEncoder.relative_position_bucket(rel[None, :], num_buckets=32)[0].to(torch.float32)
+    outs[0]["relative_position_bucket"] = buckets
+    write_golden("tiny-mpnet", cases, outs, "tests/fixtures/tiny-mpnet-st")
+
+
 def golden_tiny_distilbert(sst2_dev, bbc) -> None:
     from transformers import AutoTokenizer, DistilBertForSequenceClassification
 
@@ -814,7 +900,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
     ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
-    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra"],
+    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra", "mpnet"],
                     help="write only this model's fixture and golden, leaving the others as they are")
     args = ap.parse_args()
 
@@ -845,6 +931,11 @@ def main() -> int:
         build_tiny_xlmr(args.data)
         golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
         return 0
+    if args.only == "mpnet":
+        print("building tiny-mpnet")
+        build_tiny_mpnet()
+        golden_tiny_mpnet(sst2_dev, bbc)
+        return 0
     if args.only == "electra":
         print("building tiny-electra")
         build_tiny_electra()
@@ -862,6 +953,7 @@ def main() -> int:
     build_tiny_distilbert()
     build_tiny_xlmr(args.data)
     build_tiny_electra()
+    build_tiny_mpnet()
 
     print("model goldens")
     golden_tiny("tiny-bert", False, sst2_dev, bbc)
@@ -869,6 +961,7 @@ def main() -> int:
     golden_tiny_distilbert(sst2_dev, bbc)
     golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
     golden_tiny_electra(sst2_dev, bbc)
+    golden_tiny_mpnet(sst2_dev, bbc)
     if not args.skip_minilm:
         golden_minilm(sst2_dev, bbc)
 

@@ -11,7 +11,9 @@ GRAPH_VERSION = 2  # bump when the ONNX builder changes (invalidates cached grap
 
 def build_onnx(weights, cfg, head, path: Path):
     """head: 'classifier' (output `logits`) or 'embedding' (mean pooling + L2 norm:
-    output `embedding`). Both also output `last_hidden_state`."""
+    output `embedding`). Both also output `last_hidden_state`. With
+    `cfg["position_bias"]` (float32 [heads, L, L], MPNet's relative position bias) its
+    top-left [seq, seq] corner is added to every layer's scaled scores."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -77,6 +79,12 @@ def build_onnx(weights, cfg, head, path: Path):
     m = op("Unsqueeze", [op("Unsqueeze", ["attention_mask", c_ax1]), c_ax2])
     m = op("Cast", [m], to=TensorProto.FLOAT)
     ext_mask = op("Mul", [op("Sub", [c_one, m]), const("c_mask_value", f32(-10000.0))])
+    if cfg.get("position_bias") is not None:
+        pb = const("position_bias", np.ascontiguousarray(cfg["position_bias"], dtype=np.float32))
+        zeros = const("c_zero2", i64([0, 0]))
+        ends = op("Concat", [seq, seq], axis=0)
+        pb = op("Unsqueeze", [op("Slice", [pb, zeros, ends, const("c_axes12", i64([1, 2]))]), c_ax0])
+        ext_mask = op("Add", [ext_mask, pb])  # [1, H, S, S]: mask and bias, added once per layer
 
     for layer in range(L):
         p = f"encoder.layer.{layer}."

@@ -203,6 +203,24 @@ const DISTILBERT_LAYER: [(&str, &str); 8] = [
     ("output_layer_norm.", "output.LayerNorm."),
 ];
 
+/// MPNet's names for the parts of a layer that differ from BERT's.
+const MPNET_LAYER: [(&str, &str); 5] = [
+    ("attention.attn.q.", "attention.self.query."),
+    ("attention.attn.k.", "attention.self.key."),
+    ("attention.attn.v.", "attention.self.value."),
+    ("attention.attn.o.", "attention.output.dense."),
+    ("attention.LayerNorm.", "attention.output.LayerNorm."),
+];
+
+/// A layer tensor name (`encoder.layer.N.<part>`) with its part renamed by `table`.
+fn rename_layer(n: &str, table: &[(&str, &str)], from_first: bool) -> Option<String> {
+    let rest = n.strip_prefix("encoder.layer.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let (from, to) =
+        table.iter().map(|&(a, b)| if from_first { (a, b) } else { (b, a) }).find(|(f, _)| part.starts_with(f))?;
+    Some(format!("encoder.layer.{layer}.{to}{}", &part[from.len()..]))
+}
+
 /// DistilBERT's head, against the RoBERTa names its classifier is stored under.
 const DISTILBERT_HEAD: [(&str, &str); 2] =
     [("pre_classifier.", "classifier.dense."), ("classifier.", "classifier.out_proj.")];
@@ -220,6 +238,9 @@ fn from_distilbert(n: &str) -> Option<String> {
 
 /// The checkpoint's own name for a canonical name (for messages about missing tensors).
 fn checkpoint_name(canonical: &str, arch: Arch) -> String {
+    if arch == Arch::Mpnet {
+        return rename_layer(canonical, &MPNET_LAYER, false).unwrap_or_else(|| canonical.to_string());
+    }
     if arch != Arch::Distilbert {
         return canonical.to_string();
     }
@@ -245,10 +266,16 @@ fn canonical(name: &str, arch: Arch) -> String {
         Arch::Roberta => "roberta.",
         Arch::Distilbert => "distilbert.",
         Arch::Electra => "electra.",
+        Arch::Mpnet => "mpnet.",
     };
     let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
     if arch == Arch::Distilbert {
         if let Some(mapped) = from_distilbert(n) {
+            return mapped;
+        }
+    }
+    if arch == Arch::Mpnet {
+        if let Some(mapped) = rename_layer(n, &MPNET_LAYER, true) {
             return mapped;
         }
     }
@@ -302,7 +329,7 @@ pub fn head_tensors(tensors: &[Tensor], arch: Arch) -> crate::config::HeadTensor
     let has = |n: &str| tensors.iter().any(|t| canonical(&t.name, arch) == n);
     let classifier = match arch {
         Arch::Bert => has("classifier.weight"),
-        Arch::Roberta | Arch::Distilbert | Arch::Electra => has("classifier.out_proj.weight"),
+        Arch::Roberta | Arch::Distilbert | Arch::Electra | Arch::Mpnet => has("classifier.out_proj.weight"),
     };
     crate::config::HeadTensors {
         pooler: has("pooler.dense.weight"),
@@ -368,7 +395,7 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
     let e = cfg.embedding_width();
     row(&mut out, &mut src, "embeddings.word_embeddings.weight", &[cfg.vocab_size, e])?;
     row(&mut out, &mut src, "embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, e])?;
-    if cfg.arch == Arch::Distilbert {
+    if matches!(cfg.arch, Arch::Distilbert | Arch::Mpnet) {
         // No token types: zero rows add nothing to the embeddings.
         out.push(OutTensor {
             name: "embeddings.token_type_embeddings.weight".into(),
@@ -383,6 +410,10 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
     row(&mut out, &mut src, "embeddings.LayerNorm.bias", &[e])?;
     if cfg.embedding_size.is_some() {
         linear(&mut out, &mut src, "embeddings_project", "embeddings_project", d, e)?;
+    }
+    if let Some(rows) = cfg.relative_attention_buckets {
+        // MPNet's relative position bias, one column per head, shared by every layer.
+        row(&mut out, &mut src, "encoder.relative_attention_bias.weight", &[rows, cfg.num_heads])?;
     }
 
     // Hugging Face divides q·kᵀ by sqrt(head_dim) in f32; folding the same factor into

@@ -29,7 +29,7 @@ fn get_usize(v: &Value, key: &str, default: Option<usize>) -> Result<usize> {
 /// Reads and maps `dir/config.json`.
 ///
 /// # Errors
-/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta/distilbert/electra
+/// [`ConvertError::UnsupportedModelType`] for anything but bert/roberta/distilbert/electra/mpnet
 /// (and RoBERTa's relatives), and
 /// [`ConvertError::Config`] naming a missing or invalid field.
 pub fn read_config(dir: &Path) -> Result<HfConfig> {
@@ -57,6 +57,7 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         "roberta" | "ibert" | "ltp" | "xlm-roberta" | "camembert" => Arch::Roberta,
         "distilbert" => Arch::Distilbert,
         "electra" => Arch::Electra,
+        "mpnet" => Arch::Mpnet,
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };
     // DistilBERT names its sizes differently and has no token types.
@@ -75,8 +76,12 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
             )));
         }
     }
-    let default_pad = if arch == Arch::Roberta { 1 } else { 0 };
+    let default_pad = if matches!(arch, Arch::Roberta | Arch::Mpnet) { 1 } else { 0 };
     let pad = get_usize(&v, "pad_token_id", Some(default_pad))?;
+    if arch == Arch::Mpnet && pad != 1 {
+        // MPNet's embeddings number positions from a padding id fixed at 1 in its code.
+        return Err(ConvertError::Config(format!("MPNet's pad_token_id must be 1 (found {pad})")));
+    }
     let pad = u32::try_from(pad)
         .map_err(|_| ConvertError::Config(format!("\"pad_token_id\" {pad} does not fit a 32-bit token id")))?;
     let model = ModelConfig {
@@ -89,7 +94,12 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         max_position_embeddings: get_usize(&v, "max_position_embeddings", Some(512))?,
         // DistilBERT: two zero rows (bake.rs), so BERT-style pair type ids are accepted
         // and, as in Hugging Face, change nothing.
-        type_vocab_size: if distil { 2 } else { get_usize(&v, "type_vocab_size", Some(2))? },
+        // MPNet: no token types (its tokenizer gives zeros), one zero row (bake.rs).
+        type_vocab_size: match arch {
+            Arch::Distilbert => 2,
+            Arch::Mpnet => 1,
+            _ => get_usize(&v, "type_vocab_size", Some(2))?,
+        },
         // DistilBERT's LayerNorms use PyTorch's default eps, 1e-12 in its code.
         layer_norm_eps: if distil {
             1e-12
@@ -98,8 +108,13 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         },
         hidden_act: "gelu".into(),
         pad_token_id: pad,
-        position_offset: if arch == Arch::Roberta { pad as usize + 1 } else { 0 },
+        position_offset: if matches!(arch, Arch::Roberta | Arch::Mpnet) { pad as usize + 1 } else { 0 },
         embedding_size: None,
+        relative_attention_buckets: if arch == Arch::Mpnet {
+            Some(get_usize(&v, "relative_attention_num_buckets", Some(32))?)
+        } else {
+            None
+        },
     };
     let mut model = model;
     if arch == Arch::Electra {
@@ -244,7 +259,8 @@ pub fn choose_head(
     if is_cls {
         let classifier = match cfg.model.arch {
             Arch::Bert => Classifier::Bert,
-            Arch::Roberta => Classifier::Roberta,
+            // MPNet's head is RoBERTa's: dense → tanh → out_proj.
+            Arch::Roberta | Arch::Mpnet => Classifier::Roberta,
             Arch::Distilbert => Classifier::Distilbert,
             Arch::Electra => Classifier::Electra,
         };

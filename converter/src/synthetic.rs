@@ -45,6 +45,7 @@ pub fn bert_base_config() -> ModelConfig {
         pad_token_id: 0,
         position_offset: 0,
         embedding_size: None,
+        relative_attention_buckets: None,
     }
 }
 

@@ -48,6 +48,36 @@ pub(crate) struct HeadTask<'a> {
     /// The operands of both products: `f32`, or bf16 pairs in bf16 sessions
     /// ([`head_bf16`]).
     pub operands: Operands,
+    /// MPNet: the relative position bias added to the scores before the softmax.
+    pub bias: Option<HeadBias<'a>>,
+}
+
+/// The relative position bias of one head: `row[center + pos_j - pos_i]` is added to
+/// the score of query `i` and key `j`, by their original positions (`positions`, the
+/// segment's alive rows), so it holds after pruning.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadBias<'a> {
+    pub row: &'a [f32],
+    pub center: usize,
+    pub positions: &'a [u32],
+}
+
+impl HeadBias<'_> {
+    /// Adds the bias of query row `i` (of the segment) to its scores.
+    fn add(&self, i: usize, scores: &mut [f32]) {
+        let base = self.center - self.positions[i] as usize;
+        for (s, &pj) in scores.iter_mut().zip(self.positions) {
+            *s += self.row[base + pj as usize];
+        }
+    }
+}
+
+/// MPNet's bias for the whole pass: the expanded table and every alive row's original
+/// position (`ws.positions`).
+#[derive(Clone, Copy)]
+pub(crate) struct Bias<'a> {
+    pub table: &'a crate::weights::RelativeBias,
+    pub positions: &'a [u32],
 }
 
 /// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows, one
@@ -69,6 +99,7 @@ pub(crate) fn run(
     stride: usize,
     colsum: Option<&mut [f32]>,
     stride_cs: usize,
+    bias: Option<Bias>,
 ) {
     let d = nh * dh;
     let ctx_ptr = SharedMut::new(ctx.as_mut_ptr());
@@ -97,7 +128,11 @@ pub(crate) fn run(
             }
             None => std::ptr::null_mut(),
         };
-        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands };
+        let bias = bias.map(|b| {
+            let (row, center) = b.table.head(h);
+            HeadBias { row, center, positions: &b.positions[seg.offset..seg.offset + seg.len] }
+        });
+        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands, bias };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.
@@ -200,7 +235,10 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
         let q = &rows[q0 * ld + qc..];
         let mut p = GemmParams::new(q, ld, m, dh, kt, n, s, n, Epilogue::None).expect("attention score shapes");
         t.kernels.gemm(&mut p);
-        for row in s.chunks_exact_mut(n) {
+        for (i, row) in s.chunks_exact_mut(n).enumerate() {
+            if let Some(b) = &t.bias {
+                b.add(q0 + i, row);
+            }
             t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
                 for (c, &p) in c.iter_mut().zip(row.iter()) {
@@ -295,6 +333,9 @@ unsafe fn head_bf16(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut
             .expect("bf16 attention score shapes");
         t.kernels.gemm(&mut p);
         for (i, row) in sb.chunks_exact_mut(n).enumerate() {
+            if let Some(b) = &t.bias {
+                b.add(q0 + i, row);
+            }
             t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
                 for (c, &p) in c.iter_mut().zip(row.iter()) {
@@ -386,6 +427,7 @@ mod tests {
                             len: n,
                             kernels: &k,
                             operands: Operands::F32,
+                            bias: None,
                         };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
@@ -453,6 +495,7 @@ mod tests {
                             len: n,
                             kernels: &k,
                             operands: Operands::Bf16,
+                            bias: None,
                         };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };

@@ -116,6 +116,7 @@ pub(crate) fn encode(
             ws.score_stride,
             score.then_some(&mut ws.colsum[..]),
             ws.max_tokens,
+            model.weights.relative_bias.as_ref().map(|table| attention::Bias { table, positions: &ws.positions[..t] }),
         );
         let t1 = Instant::now();
 

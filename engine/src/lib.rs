@@ -45,5 +45,5 @@ pub use session::{Input, Outputs, SequenceOutput, Session, SessionOptions};
 pub use toprt_format as format;
 pub use toprt_format::Precision;
 pub use toprt_kernels::{Isa, Kernels};
-pub use weights::LinearKind;
+pub use weights::{relative_position_bucket, LinearKind};
 pub use workspace::{LayerStats, LayerTiming};

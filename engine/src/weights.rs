@@ -112,6 +112,42 @@ pub(crate) struct Weights {
     pub pooler: Option<(TRange, TRange)>,
     /// `(w packed [d, labels], b)`.
     pub classifier: Option<(TRange, TRange)>,
+    /// MPNet's relative position bias, expanded per head and distance.
+    pub relative_bias: Option<RelativeBias>,
+}
+
+/// MPNet's relative position bias, expanded at open to one value per head and signed
+/// distance `j - i` between a key and a query (original positions, so it holds after
+/// pruning): `table[h * span + (max_len - 1) + (j - i)]`, `span = 2 · max_len - 1`.
+pub(crate) struct RelativeBias {
+    pub table: Vec<f32>,
+    pub max_len: usize,
+}
+
+impl RelativeBias {
+    /// Head `h`'s row and the index of distance 0 in it.
+    pub fn head(&self, h: usize) -> (&[f32], usize) {
+        let span = 2 * self.max_len - 1;
+        (&self.table[h * span..(h + 1) * span], self.max_len - 1)
+    }
+}
+
+/// MPNet's bucket of a relative position `j - i` (key minus query): exact for distances
+/// below 8, log-spaced up to 128, then the last bucket; keys after the query get the
+/// upper 16. Computed in `f32` as Hugging Face's `relative_position_bucket` does, so the
+/// boundaries agree (the golden tests check every distance of a 512-token sequence).
+pub fn relative_position_bucket(relative_position: i64) -> usize {
+    let half = format::MPNET_BUCKETS / 2;
+    let max_exact = half / 2;
+    let n = -relative_position;
+    let upper = if n < 0 { half } else { 0 };
+    let n = n.unsigned_abs() as usize;
+    if n < max_exact {
+        return upper + n;
+    }
+    let scale = ((format::MPNET_MAX_DISTANCE / max_exact) as f64).ln() as f32;
+    let large = max_exact + ((n as f32 / max_exact as f32).ln() / scale * (half - max_exact) as f32) as usize;
+    upper + large.min(half - 1)
 }
 
 /// Sizes of the packed layouts for the file's validation: the kernels define them.
@@ -303,7 +339,7 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     if h.task == Task::Embedding && h.pooling == Pooling::None {
         return Err(Error::Format("embedding head without a pooling method".into()));
     }
-    if c.arch == Arch::Roberta && h.classifier == Some(Classifier::Bert) {
+    if matches!(c.arch, Arch::Roberta | Arch::Mpnet) && h.classifier == Some(Classifier::Bert) {
         return Err(Error::Format("RoBERTa model with a BERT classifier head".into()));
     }
     if (c.arch == Arch::Distilbert) != (h.classifier == Some(Classifier::Distilbert)) && h.classifier.is_some() {
@@ -325,7 +361,25 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     } else {
         Precision::F32
     };
+    let relative_bias = match c.relative_attention_buckets {
+        None => None,
+        Some(rows) => {
+            let nh = c.num_heads;
+            let w = f32s(&row("encoder.relative_attention_bias.weight", &[rows, nh])?);
+            let max_len = c.max_len();
+            let span = 2 * max_len - 1;
+            let mut table = vec![0.0f32; nh * span];
+            for (i, delta) in (-(max_len as i64 - 1)..max_len as i64).enumerate() {
+                let b = relative_position_bucket(delta);
+                for h in 0..nh {
+                    table[h * span + i] = w[b * nh + h];
+                }
+            }
+            Some(RelativeBias { table, max_len })
+        }
+    };
     Ok(Weights {
+        relative_bias,
         precision,
         word: row("embeddings.word_embeddings.weight", &[c.vocab_size, e])?,
         position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, e])?,

@@ -239,8 +239,9 @@ impl Workspace {
                 let pos_id = match cfg.arch {
                     Arch::Bert | Arch::Distilbert | Arch::Electra => p as u32,
                     // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
-                    Arch::Roberta if id == cfg.pad_token_id => cfg.pad_token_id,
-                    Arch::Roberta => {
+                    // (MPNet numbers its positions the same way.)
+                    Arch::Roberta | Arch::Mpnet if id == cfg.pad_token_id => cfg.pad_token_id,
+                    Arch::Roberta | Arch::Mpnet => {
                         non_pad += 1;
                         cfg.pad_token_id + non_pad
                     }

@@ -26,6 +26,6 @@ pub use error::{Error, Result};
 pub use header::{Header, ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use manifest::{
     Arch, Classifier, HeadConfig, KeepRule, LayerKeepRule, Manifest, ModelConfig, Pooling, Quantization, Task,
-    TokenizerSpec,
+    TokenizerSpec, MPNET_BUCKETS, MPNET_MAX_DISTANCE,
 };
 pub use tensor::{Layout, PackedBytes, Precision, TensorEntry, UnknownPrecision};

@@ -17,7 +17,17 @@ pub enum Arch {
     /// ELECTRA: BERT's layer; the embeddings may be narrower than the encoder
     /// (`embedding_size`), projected up by `embeddings_project`.
     Electra,
+    /// MPNet: BERT's layer without token types, RoBERTa's position ids (pad id 1), and a
+    /// relative position bias added to every layer's attention scores
+    /// (`relative_attention_buckets`).
+    Mpnet,
 }
+
+/// The number of log-spaced relative-position buckets MPNet's attention bias uses
+/// (its code fixes 32, whatever the table's size), and the distance past which they
+/// saturate (128).
+pub const MPNET_BUCKETS: usize = 32;
+pub const MPNET_MAX_DISTANCE: usize = 128;
 
 /// The encoder's hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +51,11 @@ pub struct ModelConfig {
     /// `embeddings_project` maps its rows to `hidden_size`. Absent: `hidden_size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_size: Option<usize>,
+    /// MPNet: rows of the relative attention bias table
+    /// (`encoder.relative_attention_bias.weight`, `[rows, num_heads]`); the buckets
+    /// used are the first [`MPNET_BUCKETS`]. Absent for every other architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_attention_buckets: Option<usize>,
 }
 
 impl ModelConfig {
@@ -85,9 +100,21 @@ impl ModelConfig {
                 )));
             }
         }
+        match (c.arch, c.relative_attention_buckets) {
+            (Arch::Mpnet, Some(n)) if n >= MPNET_BUCKETS => {}
+            (Arch::Mpnet, n) => {
+                return Err(Error::Format(format!(
+                    "MPNet needs relative_attention_buckets >= {MPNET_BUCKETS} (found {n:?})"
+                )));
+            }
+            (_, Some(n)) => {
+                return Err(Error::Format(format!("relative_attention_buckets {n} is only for MPNet models")));
+            }
+            (_, None) => {}
+        }
         let offset = match c.arch {
             Arch::Bert | Arch::Distilbert | Arch::Electra => 0,
-            Arch::Roberta => c.pad_token_id as usize + 1,
+            Arch::Roberta | Arch::Mpnet => c.pad_token_id as usize + 1,
         };
         if c.position_offset != offset {
             return Err(Error::Format(format!(

@@ -18,6 +18,7 @@ fn config() -> ModelConfig {
         pad_token_id: 0,
         position_offset: 0,
         embedding_size: None,
+        relative_attention_buckets: None,
     }
 }
 

@@ -30,7 +30,7 @@ pub fn config_json(data: &[u8]) -> bool {
                     Task::Classification => {
                         let want = match cfg.model.arch {
                             Arch::Bert => Classifier::Bert,
-                            Arch::Roberta => Classifier::Roberta,
+                            Arch::Roberta | Arch::Mpnet => Classifier::Roberta,
                             Arch::Distilbert => Classifier::Distilbert,
                             Arch::Electra => Classifier::Electra,
                         };

@@ -87,6 +87,7 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         pad_token_id: if roberta { 1 } else { 0 },
         position_offset: if roberta { 2 } else { 0 },
         embedding_size: None,
+        relative_attention_buckets: None,
     };
     let head = |task, pooling, normalize, classifier, num_labels: usize| HeadConfig {
         task,

@@ -229,6 +229,23 @@ fn electra_missing_projection_and_lying_embedding_size() {
     assert!(msg.contains("electra.embeddings.word_embeddings.weight") && msg.contains("[2999, 24]"), "{msg}");
 }
 
+/// MPNet's tensors are named in its own terms; a bias table of the wrong width is
+/// refused naming it.
+#[test]
+fn mpnet_missing_and_misshapen_tensors_use_its_names() {
+    let dir = copy_fixture("tiny-mpnet-st", "mpnet-missing");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "mpnet.encoder.layer.1.attention.attn.o.bias"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("encoder.layer.1.attention.attn.o.bias") && msg.contains("[32]"), "{msg}");
+    let dir = copy_fixture("tiny-mpnet-st", "mpnet-bias");
+    edit_safetensors(&dir, |l| {
+        let t = l.iter_mut().find(|(n, _, _)| n == "mpnet.encoder.relative_attention_bias.weight").unwrap();
+        t.1 = vec![64, 2];
+    });
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("relative_attention_bias.weight") && msg.contains("[32, 4]"), "{msg}");
+}
+
 #[test]
 fn checkpoint_with_misshapen_tensor() {
     let dir = copy_fixture("tiny-bert-st", "shape");
@@ -258,6 +275,7 @@ fn unsupported_model_type_is_named() {
     assert!(e.to_string().contains("unsupported model_type 'gpt2'"), "{e}");
     assert!(e.to_string().contains("'distilbert'"), "the message lists what is supported: {e}");
     assert!(e.to_string().contains("'electra'"), "the message lists what is supported: {e}");
+    assert!(e.to_string().contains("'mpnet'"), "the message lists what is supported: {e}");
 }
 
 #[test]

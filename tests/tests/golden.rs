@@ -151,6 +151,84 @@ fn tiny_electra_discriminator_matches_hf() {
     check_model(&model, "tiny-electra-disc");
 }
 
+/// MPNet: relative position bias in every layer's attention, RoBERTa's position ids,
+/// no token types, its own tokenizer.json.
+#[test]
+fn tiny_mpnet_safetensors_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-mpnet-st"));
+    let m = model.manifest();
+    assert_eq!(m.model.arch, toprt::format::Arch::Mpnet);
+    assert_eq!(m.model.relative_attention_buckets, Some(32));
+    check_model(&model, "tiny-mpnet");
+}
+
+#[test]
+fn tiny_mpnet_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-mpnet-pt")), "tiny-mpnet");
+}
+
+/// MPNet as sentence-transformers ships it (all-mpnet-base-v2's layout: the bare
+/// encoder, mean pooling, Normalize): the tiny MPNet's folder with those modules gives
+/// the L2-normalised mean of Hugging Face's final states for every golden case.
+#[test]
+fn tiny_mpnet_sentence_transformers_folder_gives_normalized_mean_embeddings() {
+    let src = fixture("tiny-mpnet-st");
+    let dir = std::env::temp_dir().join(format!("toprt-mpnet-st-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(cfg.contains("\"MPNetForSequenceClassification\""), "{cfg}");
+    std::fs::write(dir.join("config.json"), cfg.replace("\"MPNetForSequenceClassification\"", "\"MPNetModel\""))
+        .unwrap();
+    let modules = r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]"#;
+    std::fs::write(dir.join("modules.json"), modules).unwrap();
+    let pooling = r#"{"word_embedding_dimension": 32, "pooling_mode_cls_token": false,
+        "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": false,
+        "pooling_mode_mean_sqrt_len_tokens": false}"#;
+    std::fs::write(dir.join("1_Pooling/config.json"), pooling).unwrap();
+    let model = convert_and_open(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    let h = &model.manifest().head;
+    assert_eq!((h.task, h.pooling, h.normalize), (toprt::format::Task::Embedding, toprt::format::Pooling::Mean, true));
+    let gold = golden_tensors(&root().join("tests/golden/tiny-mpnet/outputs.safetensors"));
+    let mut s = Session::new(&model, &SessionOptions { threads: 2, ..Default::default() }).unwrap();
+    let cases = load_cases("tiny-mpnet");
+    let mut checked = 0;
+    for (i, c) in cases.iter().enumerate().filter(|(_, c)| c.max_length.is_none()) {
+        let hs = &gold[&format!("case{i}.last_hidden_state")];
+        let mut mean = vec![0.0f32; 32];
+        for row in hs.chunks_exact(32) {
+            mean.iter_mut().zip(row).for_each(|(m, x)| *m += x / c.input_ids.len() as f32);
+        }
+        let out = s.run(&[input(c)], ALL).unwrap().remove(0);
+        let e = out.embedding.expect("an embedding");
+        let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "case {i}: norm {norm}");
+        let cos = cosine(&e, &mean);
+        assert!(cos >= EMBED_COS, "{} (case {i}): embedding cosine {cos}", c.name);
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} cases");
+}
+
+/// The bucket of every relative position a 512-token sequence has, against Hugging
+/// Face's float32 formula (the boundaries at 16, 32 and 64 depend on its rounding).
+#[test]
+fn mpnet_relative_position_buckets_match_hf() {
+    let gold = golden_tensors(&root().join("tests/golden/tiny-mpnet/outputs.safetensors"));
+    let want = &gold["case0.relative_position_bucket"];
+    assert_eq!(want.len(), 1023);
+    for (i, &b) in want.iter().enumerate() {
+        let rel = i as i64 - 511;
+        assert_eq!(toprt::relative_position_bucket(rel), b as usize, "relative position {rel}");
+    }
+}
+
 /// XLM-RoBERTa: RoBERTa's layout, a SentencePiece-style Unigram tokenizer.json.
 #[test]
 fn tiny_xlmr_safetensors_matches_hf() {

@@ -127,6 +127,7 @@ fn tiny_models_int8_match_hf() {
         ("tiny-xlmr-st", "tiny-xlmr"),
         ("tiny-electra-st", "tiny-electra"),
         ("tiny-electra-disc-st", "tiny-electra-disc"),
+        ("tiny-mpnet-st", "tiny-mpnet"),
     ] {
         let (_, _, worst_row) = against_hf(&open(&int8_of(&convert_bytes(&fixture(fx)))), golden);
         assert!(worst_row >= 0.99, "{golden}: worst hidden-row cosine {worst_row}");

@@ -124,6 +124,7 @@ fn compute() -> Vec<(String, String, u64)> {
         ("tiny-xlmr-st", "tiny-xlmr"),
         ("tiny-electra-st", "tiny-electra"),
         ("tiny-electra-disc-st", "tiny-electra-disc"),
+        ("tiny-mpnet-st", "tiny-mpnet"),
     ] {
         push(&format!("golden/{fx}"), hash_golden(&convert_and_open(&fixture(fx)), golden));
     }
@@ -160,7 +161,7 @@ fn compute() -> Vec<(String, String, u64)> {
     for fx in
         ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st", "tiny-xlmr-st"]
             .into_iter()
-            .chain(["tiny-electra-st", "tiny-electra-disc-st"])
+            .chain(["tiny-electra-st", "tiny-electra-disc-st", "tiny-mpnet-st"])
     {
         push(&format!("file/{fx}"), h(&convert_bytes(&fixture(fx))));
     }

@@ -50,6 +50,13 @@ impl Ref {
         }
         y
     }
+    /// MPNet's bias for head `h`, query `i`, key `j` (original positions); 0 elsewhere.
+    fn relative_bias(&self, h: usize, i: usize, j: usize) -> f64 {
+        match self.t.get("encoder.relative_attention_bias.weight") {
+            Some(w) => w[toprt::relative_position_bucket(j as i64 - i as i64) * self.cfg.num_heads + h],
+            None => 0.0,
+        }
+    }
     fn layernorm(&self, x: &mut [f64], d: usize, name: &str) {
         let (w, b) = (self.w(&format!("{name}.weight")), self.w(&format!("{name}.bias")));
         for row in x.chunks_mut(d) {
@@ -141,7 +148,8 @@ fn reference(m: &Ref, ids: &[u32], rules: &[LayerKeepRule]) -> RefOut {
     let mut h = vec![0.0; n * e];
     for (i, &id) in ids.iter().enumerate() {
         for j in 0..e {
-            h[i * e + j] = we[id as usize * e + j] + pe[i * e + j] + te[j];
+            // (RoBERTa-style position ids start at pad + 1; the inputs here hold no pad id.)
+            h[i * e + j] = we[id as usize * e + j] + pe[(c.position_offset + i) * e + j] + te[j];
         }
     }
     m.layernorm(&mut h, e, "embeddings.LayerNorm");
@@ -168,6 +176,7 @@ fn reference(m: &Ref, ids: &[u32], rules: &[LayerKeepRule]) -> RefOut {
                         }
                         (0..dh).map(|e| q[i * d + hh * dh + e] * k[j * d + hh * dh + e]).sum::<f64>()
                             / (dh as f64).sqrt()
+                            + m.relative_bias(hh, i, j)
                     })
                     .collect();
                 let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -652,5 +661,61 @@ fn electra_prunes_like_the_reference() {
             let e = rel_err(got, &logits);
             assert!(e <= LOGITS_REL, "{fx} seq {i}: logits rel err {e:e}");
         }
+    }
+}
+
+/// MPNet (relative position bias by original positions, RoBERTa's position ids, its own
+/// layer names, no token types) prunes like BERT: the tiny random MPNet with a top-k rule
+/// against the masking reference, renamed by the test's own table, its RoBERTa-style
+/// head computed from the reference's final [CLS] state.
+#[test]
+fn mpnet_prunes_like_the_reference() {
+    let dir = fixture("tiny-mpnet-st");
+    let opts = toprt_convert::ConvertOptions {
+        keep_ratio: Some(vec![0.5]),
+        prune_layers: Some(vec![1]),
+        ..Default::default()
+    };
+    let (bytes, report) = toprt_convert::convert_to_bytes(&dir, &opts).unwrap();
+    assert!(report.ignored.is_empty(), "unused MPNet tensors: {:?}", report.ignored);
+    let rules = report.manifest.keep_rules.clone();
+    let cfg = toprt_convert::config::read_config(&dir).unwrap().model;
+    let rename = [
+        ("attention.attn.q.", "attention.self.query."),
+        ("attention.attn.k.", "attention.self.key."),
+        ("attention.attn.v.", "attention.self.value."),
+        ("attention.attn.o.", "attention.output.dense."),
+        ("attention.LayerNorm.", "attention.output.LayerNorm."),
+    ];
+    let mut tensors: Vec<Tensor> = toprt_convert::checkpoint::load(&dir)
+        .unwrap()
+        .tensors
+        .into_iter()
+        .map(|mut t| {
+            let n = t.name.strip_prefix("mpnet.").unwrap_or(&t.name).to_string();
+            t.name = rename.iter().fold(n, |n, (from, to)| n.replace(from, to));
+            t
+        })
+        .collect();
+    let d = cfg.hidden_size;
+    tensors.push(Tensor {
+        name: "embeddings.token_type_embeddings.weight".into(),
+        shape: vec![1, d],
+        data: TensorData::F32(vec![0.0; d]),
+    });
+    let r = Ref::new(&cfg, &tensors);
+    let model = Model::from_bytes(&bytes, &OpenOptions::default()).unwrap();
+    // Long enough that distances reach the log-spaced buckets and past 128.
+    let seqs: Vec<Vec<u32>> =
+        [5usize, 17, 40, 150].iter().map(|&n| random_ids(n, n as u64 + 3, cfg.vocab_size)).collect();
+    let outs = check(&model, &r, &rules, &seqs, "mpnet");
+    for (i, (ids, out)) in seqs.iter().zip(&outs).enumerate() {
+        assert!(out.kept[0].1.len() < ids.len(), "seq {i}: nothing pruned");
+        let want = reference(&r, ids, &rules);
+        let mut mid = r.linear(&want.final_states[..d], 1, d, "classifier.dense");
+        mid.iter_mut().for_each(|x| *x = x.tanh());
+        let logits = r.linear(&mid, 1, d, "classifier.out_proj");
+        let e = rel_err(out.logits.as_ref().unwrap(), &logits);
+        assert!(e <= LOGITS_REL, "seq {i}: logits rel err {e:e}");
     }
 }
