@@ -34,29 +34,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// f32, bf16 (on whichever path this CPU takes: bf16 GEMMs with the workspace's bf16
+/// buffer, or weights widened at session creation) and int8 with outlier channels
+/// (quantised rows and gathered outliers live in the workspace). One test: the counter
+/// is process-wide, and the test harness allocates when it starts a test's thread, so a
+/// second test in this binary could be counted in this one's window.
 #[test]
 fn forward_pass_allocates_nothing() {
-    check_no_alloc(Precision::F32);
-}
-
-/// The same for a bf16 model, on whichever path this CPU takes (bf16 GEMMs with the
-/// workspace's bf16 buffer, or weights widened at session creation).
-#[test]
-fn bf16_forward_pass_allocates_nothing() {
-    check_no_alloc(Precision::Bf16);
-}
-
-/// The same for an int8 model with outlier channels (quantised rows and gathered
-/// outliers live in the workspace).
-#[test]
-fn int8_forward_pass_allocates_nothing() {
-    check_no_alloc(Precision::Int8);
+    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
+        check_no_alloc(precision);
+    }
 }
 
 fn check_no_alloc(precision: Precision) {
-    // The counter is process-wide: one test at a time, or the other's set-up counts.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = toprt_format::ModelConfig {
         vocab_size: 300,
         hidden_size: 64,
@@ -101,7 +91,7 @@ fn check_no_alloc(precision: Precision) {
             s.forward(&batch, want, ctl).unwrap();
         }
         let n = ALLOCS.load(Ordering::SeqCst) - before;
-        assert_eq!(n, 0, "{n} heap allocations in 3 forward passes ({want:?}, {ctl:?})");
+        assert_eq!(n, 0, "{precision}: {n} heap allocations in 3 forward passes ({want:?}, {ctl:?})");
     }
     // The results are there and pruning happened.
     assert_eq!(s.logits(2).unwrap().len(), 2);
