@@ -61,6 +61,10 @@ SEED_ELECTRA_DISC = 20240607
 SEED_MPNET = 20240608
 SEED_IDS = 1234
 
+# The tiny encoders' sizes and their three labels (each config adds its own fields).
+TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, hidden_act="gelu")
+THREE_LABELS = dict(num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"}, label2id={"neg": 0, "neu": 1, "pos": 2})
+
 # ---------------------------------------------------------------------------
 # data
 
@@ -118,9 +122,11 @@ def write_json(path: Path, obj, indent=2) -> None:
         f.write("\n")
 
 
-def save_pair(model, st_dir: Path, pt_dir: Path, tokenizer_files: dict[str, object]) -> None:
-    """Save `model` as model.safetensors in st_dir and pytorch_model.bin in pt_dir."""
-    for d in (st_dir, pt_dir):
+def save_pair(model, st_dir: Path, pt_dir: Path | None, tokenizer_files: dict[str, object]) -> None:
+    """Save `model` as model.safetensors in st_dir and pytorch_model.bin in pt_dir (if
+    given)."""
+    dirs = [d for d in (st_dir, pt_dir) if d is not None]
+    for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
         for stale in ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt"):
             if (d / stale).exists():
@@ -133,10 +139,11 @@ def save_pair(model, st_dir: Path, pt_dir: Path, tokenizer_files: dict[str, obje
                 write_json(d / fname, content)
     model.save_pretrained(st_dir, safe_serialization=True)
     (st_dir / "model.safetensors").chmod(0o644)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    torch.save(state, pt_dir / "pytorch_model.bin")
+    if pt_dir is not None:
+        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        torch.save(state, pt_dir / "pytorch_model.bin")
     # save_pretrained may add files we do not want to ship (nothing else is expected).
-    for d in (st_dir, pt_dir):
+    for d in dirs:
         extra = sorted(
             p.name for p in d.iterdir()
             if p.name not in {"config.json", "model.safetensors", "pytorch_model.bin", *tokenizer_files}
@@ -188,21 +195,8 @@ def build_tiny_bert():
         vocab = make_tiny_bert_vocab(MINILM_DIR / "vocab.txt")
     else:  # --skip-minilm without the fetched model: reuse the committed vocab
         vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        hidden_act="gelu",
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        layer_norm_eps=1e-12,
-        pad_token_id=0,
-        num_labels=3,
-        id2label={0: "neg", 1: "neu", 2: "pos"},
-        label2id={"neg": 0, "neu": 1, "pos": 2},
-    )
+    cfg = BertConfig(vocab_size=len(vocab), **TINY_SIZES, max_position_embeddings=512, type_vocab_size=2,
+                     layer_norm_eps=1e-12, pad_token_id=0, **THREE_LABELS)
     torch.manual_seed(SEED_BERT)
     model = BertForSequenceClassification(cfg).eval()
     randomize_all(model, SEED_BERT)
@@ -226,9 +220,7 @@ def build_tiny_distilbert():
         max_position_embeddings=512,
         sinusoidal_pos_embds=False,
         pad_token_id=0,
-        num_labels=3,
-        id2label={0: "neg", 1: "neu", 2: "pos"},
-        label2id={"neg": 0, "neu": 1, "pos": 2},
+        **THREE_LABELS,
     )
     torch.manual_seed(SEED_DISTILBERT)
     model = DistilBertForSequenceClassification(cfg).eval()
@@ -241,20 +233,8 @@ def build_tiny_distilbert():
 def electra_config(vocab_size: int, **kw):
     from transformers import ElectraConfig
 
-    return ElectraConfig(
-        vocab_size=vocab_size,
-        embedding_size=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        hidden_act="gelu",
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        layer_norm_eps=1e-12,
-        pad_token_id=0,
-        **kw,
-    )
+    return ElectraConfig(vocab_size=vocab_size, embedding_size=16, **TINY_SIZES, max_position_embeddings=512,
+                         type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0, **kw)
 
 
 def build_tiny_electra():
@@ -266,8 +246,7 @@ def build_tiny_electra():
     vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     tok_config = wordpiece_tokenizer_config("ElectraTokenizer")
     files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
-    cfg = electra_config(len(vocab), num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"},
-                         label2id={"neg": 0, "neu": 1, "pos": 2})
+    cfg = electra_config(len(vocab), **THREE_LABELS)
     torch.manual_seed(SEED_ELECTRA)
     model = ElectraForSequenceClassification(cfg).eval()
     randomize_all(model, SEED_ELECTRA)
@@ -275,19 +254,7 @@ def build_tiny_electra():
     torch.manual_seed(SEED_ELECTRA_DISC)
     disc = ElectraForPreTraining(electra_config(len(vocab))).eval()
     randomize_all(disc, SEED_ELECTRA_DISC)
-    d = FIXTURES / "tiny-electra-disc-st"
-    d.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.safetensors", "vocab.txt"):
-        if (d / stale).exists():
-            (d / stale).unlink()
-    disc.config.save_pretrained(d)
-    for fname, content in files.items():
-        if isinstance(content, str):
-            (d / fname).write_text(content, encoding="utf-8")
-        else:
-            write_json(d / fname, content)
-    disc.save_pretrained(d, safe_serialization=True)
-    (d / "model.safetensors").chmod(0o644)
+    save_pair(disc, FIXTURES / "tiny-electra-disc-st", None, files)
 
 
 def build_tiny_mpnet():
@@ -306,23 +273,9 @@ def build_tiny_mpnet():
         tok.save_pretrained(tmp)
         tokenizer_json = json.loads((Path(tmp) / "tokenizer.json").read_text(encoding="utf-8"))
     assert len(tok) == len(vocab), "every special token is in the vocabulary"
-    cfg = MPNetConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        hidden_act="gelu",
-        max_position_embeddings=514,
-        relative_attention_num_buckets=32,
-        layer_norm_eps=1e-5,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=3,
-        id2label={0: "neg", 1: "neu", 2: "pos"},
-        label2id={"neg": 0, "neu": 1, "pos": 2},
-    )
+    cfg = MPNetConfig(vocab_size=len(vocab), **TINY_SIZES, max_position_embeddings=514,
+                      relative_attention_num_buckets=32, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0,
+                      eos_token_id=2, **THREE_LABELS)
     torch.manual_seed(SEED_MPNET)
     model = MPNetForSequenceClassification(cfg).eval()
     randomize_all(model, SEED_MPNET)
@@ -571,15 +524,16 @@ def run_classifier(model, ids, tt, roberta: bool) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def run_distilbert(model, ids) -> dict[str, torch.Tensor]:
-    """One sequence alone. DistilBERT takes no token types (the tokenizer's BERT-style
-    type ids are recorded in the case, and ignored by the model, as here)."""
+def run_untyped(model, ids, base: str) -> dict[str, torch.Tensor]:
+    """One sequence alone, for models without token types (DistilBERT, MPNet; the
+    tokenizer's type ids are recorded in the case, and ignored by the model, as here).
+    `base` names the encoder attribute, whose output must equal the classifier's."""
     input_ids = torch.tensor([ids], dtype=torch.long)
     mask = torch.ones_like(input_ids)
     out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
     res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
-    base = model.distilbert(input_ids=input_ids, attention_mask=mask)
-    assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
+    enc = getattr(model, base)(input_ids=input_ids, attention_mask=mask)
+    assert torch.equal(enc.last_hidden_state[0], res["last_hidden_state"])
     return res
 
 
@@ -623,64 +577,47 @@ def golden_tiny_electra(sst2_dev, bbc) -> None:
     write_golden("tiny-electra-disc", cases, outs, "tests/fixtures/tiny-electra-disc-st")
 
 
-@torch.no_grad()
-def run_mpnet(model, ids) -> dict[str, torch.Tensor]:
-    """One sequence alone. MPNet takes no token types."""
-    input_ids = torch.tensor([ids], dtype=torch.long)
-    mask = torch.ones_like(input_ids)
-    out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-    res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
-    base = model.mpnet(input_ids=input_ids, attention_mask=mask)
-    assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
-    return res
+def golden_untyped(name: str, cls, base: str, roberta: bool, sst2_dev, bbc, extra=None) -> None:
+    """The golden of a model without token types (`cls` its classifier class, `base` its
+    encoder attribute), from both weight files, which must agree bit for bit. `extra`
+    adds tensors to the first case's outputs."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(FIXTURES / f"{name}-st"))
+    fam = Family(tok, roberta=roberta)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+
+    def load(d):
+        return own_memory(cls.from_pretrained(str(d), attn_implementation="eager", dtype=torch.float32).eval())
+
+    m_st, m_pt = load(FIXTURES / f"{name}-st"), load(FIXTURES / f"{name}-pt")
+    outs = []
+    for c in cases:
+        o = run_untyped(m_st, c["input_ids"], base)
+        o_pt = run_untyped(m_pt, c["input_ids"], base)
+        for k in o:
+            assert torch.equal(o[k], o_pt[k]), f"{name}: safetensors vs .bin differ on {c['name']}.{k}"
+        outs.append(o)
+    outs[0].update(extra or {})
+    write_golden(name, cases, outs, f"tests/fixtures/{name}-st")
 
 
 def golden_tiny_mpnet(sst2_dev, bbc) -> None:
-    from transformers import AutoTokenizer, MPNetForSequenceClassification
+    from transformers import MPNetForSequenceClassification
     from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 
-    def load(d):
-        return own_memory(MPNetForSequenceClassification.from_pretrained(
-            str(d), attn_implementation="eager", dtype=torch.float32).eval())
-
-    tok = AutoTokenizer.from_pretrained(str(FIXTURES / "tiny-mpnet-st"))
-    fam = Family(tok, roberta=True)
-    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
-    m_st, m_pt = load(FIXTURES / "tiny-mpnet-st"), load(FIXTURES / "tiny-mpnet-pt")
-    outs = []
-    for c in cases:
-        o = run_mpnet(m_st, c["input_ids"])
-        o_pt = run_mpnet(m_pt, c["input_ids"])
-        for k in o:
-            assert torch.equal(o[k], o_pt[k]), f"tiny-mpnet: safetensors vs .bin differ on {c['name']}.{k}"
-        outs.append(o)
     # The bucket of every relative position j - i a 512-token sequence has, as MPNet
     # computes it (a log-spaced, float32 formula): the engine must agree on each.
     rel = torch.arange(-511, 512, dtype=torch.long)
     buckets = MPNetEncoder.relative_position_bucket(rel[None, :], num_buckets=32)[0].to(torch.float32)
-    outs[0]["relative_position_bucket"] = buckets
-    write_golden("tiny-mpnet", cases, outs, "tests/fixtures/tiny-mpnet-st")
+    golden_untyped("tiny-mpnet", MPNetForSequenceClassification, "mpnet", True, sst2_dev, bbc,
+                   {"relative_position_bucket": buckets})
 
 
 def golden_tiny_distilbert(sst2_dev, bbc) -> None:
-    from transformers import AutoTokenizer, DistilBertForSequenceClassification
+    from transformers import DistilBertForSequenceClassification
 
-    name = "tiny-distilbert"
-    tok = AutoTokenizer.from_pretrained(str(FIXTURES / f"{name}-st"))
-    fam = Family(tok, roberta=False)
-    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
-    load = lambda d: own_memory(  # noqa: E731
-        DistilBertForSequenceClassification.from_pretrained(str(d), attn_implementation="eager",
-                                                            dtype=torch.float32).eval())
-    m_st, m_pt = load(FIXTURES / f"{name}-st"), load(FIXTURES / f"{name}-pt")
-    outs = []
-    for c in cases:
-        o = run_distilbert(m_st, c["input_ids"])
-        o_pt = run_distilbert(m_pt, c["input_ids"])
-        for k in o:
-            assert torch.equal(o[k], o_pt[k]), f"{name}: safetensors vs .bin differ on {c['name']}.{k}"
-        outs.append(o)
-    write_golden(name, cases, outs, f"tests/fixtures/{name}-st")
+    golden_untyped("tiny-distilbert", DistilBertForSequenceClassification, "distilbert", False, sst2_dev, bbc)
 
 
 @torch.no_grad()

@@ -13,57 +13,37 @@ and the onnxruntime.transformers fusion) are timed and the faster is the baselin
 outputs are compared first: mean-pooled embeddings, cosine >= 0.99999.
 """
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from common import log
-from encoder_compare import compare
+from encoder_compare import RandomCheckpoint, main
 
 SEED = 20240604
 CFG = dict(vocab_size=30522, dim=768, n_layers=6, n_heads=12, hidden_dim=3072, max_position_embeddings=512)
 
 
 def make_checkpoint(folder: Path):
-    from safetensors.numpy import save_file
-
-    marker = folder / ".generated"
-    if marker.is_file() and marker.read_text() == f"seed={SEED}":
+    c = RandomCheckpoint(folder, SEED, "DistilBERT-base")
+    if not c.needed():
         return
-    log(f"generating a random DistilBERT-base checkpoint in {folder} (seed {SEED}) ...")
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
     D, F = CFG["dim"], CFG["hidden_dim"]
-
-    def normal(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)).astype(np.float32)
-
-    t = {}
     p = "distilbert."
-    t[p + "embeddings.word_embeddings.weight"] = normal(CFG["vocab_size"], D)
-    t[p + "embeddings.position_embeddings.weight"] = normal(CFG["max_position_embeddings"], D)
+    c.t[p + "embeddings.word_embeddings.weight"] = c.normal(CFG["vocab_size"], D)
+    c.t[p + "embeddings.position_embeddings.weight"] = c.normal(CFG["max_position_embeddings"], D)
     for name in [p + "embeddings.LayerNorm"] + [f"{p}transformer.layer.{l}.{n}" for l in range(CFG["n_layers"])
                                                for n in ("sa_layer_norm", "output_layer_norm")]:
-        t[name + ".weight"], t[name + ".bias"] = np.ones(D, np.float32), np.zeros(D, np.float32)
-
-    def linear(name, n_out, n_in):
-        t[name + ".weight"], t[name + ".bias"] = normal(n_out, n_in), normal(n_out)
-
+        c.norm(name, D)
     for l in range(CFG["n_layers"]):
         q = f"{p}transformer.layer.{l}."
         for part in ("q_lin", "k_lin", "v_lin", "out_lin"):
-            linear(q + "attention." + part, D, D)
-        linear(q + "ffn.lin1", F, D)
-        linear(q + "ffn.lin2", D, F)
-    linear("pre_classifier", D, D)
-    linear("classifier", 2, D)
-    save_file(t, str(folder / "model.safetensors"))
-    cfg = dict(CFG, model_type="distilbert", architectures=["DistilBertForSequenceClassification"],
-               activation="gelu", sinusoidal_pos_embds=False, pad_token_id=0, num_labels=2)
-    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
-    marker.write_text(f"seed={SEED}")
+            c.linear(q + "attention." + part, D, D)
+        c.linear(q + "ffn.lin1", F, D)
+        c.linear(q + "ffn.lin2", D, F)
+    c.linear("pre_classifier", D, D)
+    c.linear("classifier", 2, D)
+    c.save(dict(CFG, model_type="distilbert", architectures=["DistilBertForSequenceClassification"],
+                activation="gelu", sinusoidal_pos_embds=False, pad_token_id=0, num_labels=2))
 
 
 def bert_terms(folder: Path):
@@ -87,13 +67,5 @@ def bert_terms(folder: Path):
     return w, cfg
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    compare("distilbert", "DistilBERT-base", make_checkpoint, bert_terms, "1,2,3,4,5", args.rounds, args.threads)
-
-
 if __name__ == "__main__":
-    main()
+    main("distilbert", "DistilBERT-base", __doc__, make_checkpoint, bert_terms, "1,2,3,4,5")

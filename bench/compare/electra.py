@@ -14,14 +14,9 @@ small models' embedding projection, 128 to 256, is checked against Hugging Face 
 golden tests; at base size there is none.)
 """
 
-import argparse
-import json
 from pathlib import Path
 
-import numpy as np
-
-from common import log
-from encoder_compare import compare
+from encoder_compare import RandomCheckpoint, main
 
 SEED = 20240606
 CFG = dict(vocab_size=30522, embedding_size=768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -29,45 +24,27 @@ CFG = dict(vocab_size=30522, embedding_size=768, hidden_size=768, num_hidden_lay
 
 
 def make_checkpoint(folder: Path):
-    from safetensors.numpy import save_file
-
-    marker = folder / ".generated"
-    if marker.is_file() and marker.read_text() == f"seed={SEED}":
+    c = RandomCheckpoint(folder, SEED, "ELECTRA-base")
+    if not c.needed():
         return
-    log(f"generating a random ELECTRA-base checkpoint in {folder} (seed {SEED}) ...")
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
     E, D, F = CFG["embedding_size"], CFG["hidden_size"], CFG["intermediate_size"]
-
-    def normal(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)).astype(np.float32)
-
-    t = {}
     p = "electra."
-    t[p + "embeddings.word_embeddings.weight"] = normal(CFG["vocab_size"], E)
-    t[p + "embeddings.position_embeddings.weight"] = normal(CFG["max_position_embeddings"], E)
-    t[p + "embeddings.token_type_embeddings.weight"] = normal(CFG["type_vocab_size"], E)
-    t[p + "embeddings.LayerNorm.weight"], t[p + "embeddings.LayerNorm.bias"] = np.ones(E, np.float32), np.zeros(
-        E, np.float32)
-
-    def linear(name, n_out, n_in):
-        t[name + ".weight"], t[name + ".bias"] = normal(n_out, n_in), normal(n_out)
-
+    c.t[p + "embeddings.word_embeddings.weight"] = c.normal(CFG["vocab_size"], E)
+    c.t[p + "embeddings.position_embeddings.weight"] = c.normal(CFG["max_position_embeddings"], E)
+    c.t[p + "embeddings.token_type_embeddings.weight"] = c.normal(CFG["type_vocab_size"], E)
+    c.norm(p + "embeddings.LayerNorm", E)
     for l in range(CFG["num_hidden_layers"]):
         q = f"{p}encoder.layer.{l}."
         for part in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
-            linear(q + part, D, D)
-        linear(q + "intermediate.dense", F, D)
-        linear(q + "output.dense", D, F)
+            c.linear(q + part, D, D)
+        c.linear(q + "intermediate.dense", F, D)
+        c.linear(q + "output.dense", D, F)
         for n in ("attention.output.LayerNorm", "output.LayerNorm"):
-            t[q + n + ".weight"], t[q + n + ".bias"] = np.ones(D, np.float32), np.zeros(D, np.float32)
-    linear("classifier.dense", D, D)
-    linear("classifier.out_proj", 2, D)
-    save_file(t, str(folder / "model.safetensors"))
-    cfg = dict(CFG, model_type="electra", architectures=["ElectraForSequenceClassification"], hidden_act="gelu",
-               layer_norm_eps=1e-12, pad_token_id=0, num_labels=2)
-    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
-    marker.write_text(f"seed={SEED}")
+            c.norm(q + n, D)
+    c.linear("classifier.dense", D, D)
+    c.linear("classifier.out_proj", 2, D)
+    c.save(dict(CFG, model_type="electra", architectures=["ElectraForSequenceClassification"], hidden_act="gelu",
+                layer_norm_eps=1e-12, pad_token_id=0, num_labels=2))
 
 
 def bert_terms(folder: Path):
@@ -79,13 +56,5 @@ def bert_terms(folder: Path):
     return w, dict(cfg, layer_norm_eps=1e-12)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    compare("electra", "ELECTRA-base", make_checkpoint, bert_terms, "3,5,7,9", args.rounds, args.threads)
-
-
 if __name__ == "__main__":
-    main()
+    main("electra", "ELECTRA-base", __doc__, make_checkpoint, bert_terms, "3,5,7,9")

@@ -3,6 +3,8 @@ BERT-base-sized checkpoint of one type, converted dense and pruned (top-k), agai
 Runtime fp32 on the same arrays (in BERT's terms), 1 x 128 tokens, interleaved in one
 process. The outputs are compared first: mean-pooled embeddings, cosine >= 0.99999."""
 
+import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -14,6 +16,51 @@ from onnx_graph import build_onnx
 from ort_side import feeds_for, ort_fused, ort_session
 from timing import interleave, paired_ratio, summary
 from toprt_ctypes import OUTPUT_EMBEDDING, Batch, Lib
+
+
+class RandomCheckpoint:
+    """A random checkpoint written by numpy: N(0, 0.02) weights and biases, LayerNorm
+    (1, 0), from a fixed seed. `needed()` is False when `folder` already holds the one of
+    this seed; otherwise fill `t` (with `normal`, `norm`, `linear`) and `save(config)`."""
+
+    def __init__(self, folder: Path, seed: int, what: str):
+        self.folder, self.seed, self.what = folder, seed, what
+        self.marker = folder / ".generated"
+        self.rng = np.random.default_rng(seed)
+        self.t = {}
+
+    def needed(self) -> bool:
+        if self.marker.is_file() and self.marker.read_text() == f"seed={self.seed}":
+            return False
+        log(f"generating a random {self.what} checkpoint in {self.folder} (seed {self.seed}) ...")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return True
+
+    def normal(self, *shape):
+        return (self.rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)).astype(np.float32)
+
+    def norm(self, name: str, width: int):
+        self.t[name + ".weight"], self.t[name + ".bias"] = np.ones(width, np.float32), np.zeros(width, np.float32)
+
+    def linear(self, name: str, n_out: int, n_in: int):
+        self.t[name + ".weight"] = self.normal(n_out, n_in)
+        self.t[name + ".bias"] = self.normal(n_out)
+
+    def save(self, config: dict):
+        from safetensors.numpy import save_file
+
+        save_file(self.t, str(self.folder / "model.safetensors"))
+        (self.folder / "config.json").write_text(json.dumps(config, indent=2))
+        self.marker.write_text(f"seed={self.seed}")
+
+
+def main(name: str, title: str, doc: str, make_checkpoint, bert_terms, prune_layers: str):
+    """The command line of one encoder type's script."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    compare(name, title, make_checkpoint, bert_terms, prune_layers, args.rounds, args.threads)
 
 
 def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: str, rounds: int, threads: int):

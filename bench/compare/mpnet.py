@@ -14,15 +14,12 @@ MPNet's layer is BERT's with renamed tensors, a zero token-type row, position id
 in float32 as Hugging Face computes it) added to the scores of every layer.
 """
 
-import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from common import log
-from encoder_compare import compare
+from encoder_compare import RandomCheckpoint, main
 
 SEED = 20240608
 CFG = dict(vocab_size=30527, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
@@ -33,46 +30,27 @@ RENAME = {"attention.attn.q.": "attention.self.query.", "attention.attn.k.": "at
 
 
 def make_checkpoint(folder: Path):
-    from safetensors.numpy import save_file
-
-    marker = folder / ".generated"
-    if marker.is_file() and marker.read_text() == f"seed={SEED}":
+    c = RandomCheckpoint(folder, SEED, "MPNet-base")
+    if not c.needed():
         return
-    log(f"generating a random MPNet-base checkpoint in {folder} (seed {SEED}) ...")
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
     D, F, H = CFG["hidden_size"], CFG["intermediate_size"], CFG["num_attention_heads"]
-
-    def normal(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)).astype(np.float32)
-
-    def norm(name, width):
-        t[name + ".weight"], t[name + ".bias"] = np.ones(width, np.float32), np.zeros(width, np.float32)
-
-    def linear(name, n_out, n_in):
-        t[name + ".weight"], t[name + ".bias"] = normal(n_out, n_in), normal(n_out)
-
-    t = {}
     p = "mpnet."
-    t[p + "embeddings.word_embeddings.weight"] = normal(CFG["vocab_size"], D)
-    t[p + "embeddings.position_embeddings.weight"] = normal(CFG["max_position_embeddings"], D)
-    norm(p + "embeddings.LayerNorm", D)
-    t[p + "encoder.relative_attention_bias.weight"] = normal(CFG["relative_attention_num_buckets"], H)
+    c.t[p + "embeddings.word_embeddings.weight"] = c.normal(CFG["vocab_size"], D)
+    c.t[p + "embeddings.position_embeddings.weight"] = c.normal(CFG["max_position_embeddings"], D)
+    c.norm(p + "embeddings.LayerNorm", D)
+    c.t[p + "encoder.relative_attention_bias.weight"] = c.normal(CFG["relative_attention_num_buckets"], H)
     for l in range(CFG["num_hidden_layers"]):
         q = f"{p}encoder.layer.{l}."
         for part in ("q", "k", "v", "o"):
-            linear(q + "attention.attn." + part, D, D)
-        norm(q + "attention.LayerNorm", D)
-        linear(q + "intermediate.dense", F, D)
-        linear(q + "output.dense", D, F)
-        norm(q + "output.LayerNorm", D)
-    linear("classifier.dense", D, D)
-    linear("classifier.out_proj", 2, D)
-    save_file(t, str(folder / "model.safetensors"))
-    cfg = dict(CFG, model_type="mpnet", architectures=["MPNetForSequenceClassification"], hidden_act="gelu",
-               layer_norm_eps=1e-5, pad_token_id=1, num_labels=2)
-    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
-    marker.write_text(f"seed={SEED}")
+            c.linear(q + "attention.attn." + part, D, D)
+        c.norm(q + "attention.LayerNorm", D)
+        c.linear(q + "intermediate.dense", F, D)
+        c.linear(q + "output.dense", D, F)
+        c.norm(q + "output.LayerNorm", D)
+    c.linear("classifier.dense", D, D)
+    c.linear("classifier.out_proj", 2, D)
+    c.save(dict(CFG, model_type="mpnet", architectures=["MPNetForSequenceClassification"], hidden_act="gelu",
+                layer_norm_eps=1e-5, pad_token_id=1, num_labels=2))
 
 
 def buckets(rel):
@@ -111,13 +89,5 @@ def bert_terms(folder: Path):
     return w, cfg
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    compare("mpnet", "MPNet-base", make_checkpoint, bert_terms, "3,5,7,9", args.rounds, args.threads)
-
-
 if __name__ == "__main__":
-    main()
+    main("mpnet", "MPNet-base", __doc__, make_checkpoint, bert_terms, "3,5,7,9")
