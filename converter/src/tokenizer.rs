@@ -55,6 +55,13 @@ pub fn find(dir: &Path, arch: Arch) -> Result<FoundTokenizer> {
     let (tok, source) = if tj.is_file() {
         let t = Tokenizer::from_file(&tj).map_err(tok_err)?;
         (t, "tokenizer.json")
+    } else if arch == Arch::Mpnet {
+        // Its vocab.txt is WordPiece, but its pair template (<s> A </s></s> B </s>) is
+        // not BERT's: only its tokenizer.json says it.
+        return Err(ConvertError::Tokenizer(format!(
+            "no tokenizer.json in {} (MPNet's tokenizer is read from tokenizer.json only); pass --tokenizer DIR or --no-tokenizer",
+            dir.display()
+        )));
     } else if dir.join("vocab.txt").is_file() {
         let vocab = dir.join("vocab.txt");
         let lower = cfg.get("do_lower_case").and_then(|b| b.as_bool()).unwrap_or(true);

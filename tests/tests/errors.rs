@@ -244,6 +244,12 @@ fn mpnet_missing_and_misshapen_tensors_use_its_names() {
     });
     let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
     assert!(msg.contains("relative_attention_bias.weight") && msg.contains("[32, 4]"), "{msg}");
+    // A vocab.txt alone would give BERT's pair template, not MPNet's: refused.
+    let dir = copy_fixture("tiny-mpnet-st", "mpnet-vocab");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    std::fs::copy(fixture("tiny-bert-st").join("vocab.txt"), dir.join("vocab.txt")).unwrap();
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("tokenizer.json"), "{msg}");
 }
 
 #[test]
