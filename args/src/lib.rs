@@ -33,6 +33,30 @@ where
     }
 }
 
+/// The whole of a command's `main`: parses `args` as [`parse`] does, runs `run`, and
+/// turns its error into `program: error: <first line>` on stderr (any further lines
+/// follow as they are) and exit status 1. Never exits the process.
+pub fn main<P, I, T>(program: &str, args: I, run: impl FnOnce(P) -> Result<(), String>) -> ExitCode
+where
+    P: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let p = match parse(program, args) {
+        Ok(p) => p,
+        Err(status) => return status,
+    };
+    match run(p) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut lines = e.lines();
+            eprintln!("{program}: error: {}", lines.next().unwrap_or("failed"));
+            lines.for_each(|l| eprintln!("{l}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// A command-line mistake of `program` (whose parser is `cmd`) as one line: clap's
 /// message and its tip (a similar name) if it has one; for a bad value, the option
 /// followed by its parser's reason; for a missing or unknown subcommand, the ones

@@ -548,15 +548,5 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let a: Args = match toprt_args::parse("engine-bench", args) {
-        Ok(a) => a,
-        Err(status) => return status,
-    };
-    match run(a) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("engine-bench: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    toprt_args::main("engine-bench", args, run)
 }

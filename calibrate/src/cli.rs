@@ -303,22 +303,5 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match Cli::try_parse_from(args) {
-        Ok(cli) => match run(cli) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("toprt-calibrate: error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Err(e) if !e.use_stderr() => {
-            print!("{e}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            eprintln!("toprt-calibrate: error: {}", msg.lines().next().unwrap_or("").trim_start_matches("error: "));
-            ExitCode::FAILURE
-        }
-    }
+    toprt_args::main("toprt-calibrate", args, run)
 }

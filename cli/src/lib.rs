@@ -559,22 +559,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli: Cli = match toprt_args::parse("toprt", args) {
-        Ok(cli) => cli,
-        Err(status) => return status,
-    };
-    let r = match cli.command {
-        Command::Run(a) => cmd_run(a),
-        Command::Inspect(a) => cmd_inspect(a),
-    };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: the reason (usage text is shown by --help).
-            eprintln!("toprt: error: {}", e.lines().next().unwrap_or("failed"));
-            ExitCode::FAILURE
-        }
-    }
+    toprt_args::main("toprt", args, |cli: Cli| {
+        let r = match cli.command {
+            Command::Run(a) => cmd_run(a),
+            Command::Inspect(a) => cmd_inspect(a),
+        };
+        // One line: the reason (usage text is shown by --help).
+        r.map_err(|e| e.lines().next().unwrap_or("failed").to_string())
+    })
 }
 
 /// One line on how `toprt-calibrate` searched the keep-rules (the manifest's

@@ -195,18 +195,5 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli: Cli = match toprt_args::parse("toprt-convert", args) {
-        Ok(cli) => cli,
-        Err(status) => return status,
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("toprt-convert: error: {}", e.lines().next().unwrap_or(""));
-            for l in e.lines().skip(1) {
-                eprintln!("{l}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    toprt_args::main("toprt-convert", args, run)
 }
