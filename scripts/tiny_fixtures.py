@@ -1,0 +1,346 @@
+"""The tiny test checkpoints of toprt's correctness tests: random Hugging Face models of
+each supported type, saved as model.safetensors (and pytorch_model.bin) with their
+tokenizer files under tests/fixtures/, and the data readers both scripts use.
+scripts/make_golden.py builds them and writes their goldens; see its docstring for the
+folders and for how to regenerate them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+MINILM_DIR = REPO_ROOT / "target" / "test-models" / "all-MiniLM-L6-v2"
+
+SEED_BERT = 20240601
+SEED_ROBERTA = 20240602
+SEED_DISTILBERT = 20240603
+SEED_XLMR = 20240605
+SEED_ELECTRA = 20240606
+SEED_ELECTRA_DISC = 20240607
+SEED_MPNET = 20240608
+
+# The tiny encoders' sizes and their three labels (each config adds its own fields).
+TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, hidden_act="gelu")
+THREE_LABELS = dict(num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"}, label2id={"neg": 0, "neu": 1, "pos": 2})
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def rel(p: Path) -> str:
+    """Path relative to the repository root, for messages and committed files."""
+    try:
+        return str(Path(p).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def read_sst2(data: Path, split: str) -> list[str]:
+    path = data / "sst2" / f"{split}.tsv"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0].startswith("text\t"), f"unexpected header in {path}"
+    return [ln.split("\t")[0].strip() for ln in lines[1:] if ln.strip()]
+
+
+def read_bbc(data: Path) -> list[str]:
+    path = data / "bbcnews" / "bbcnews.tsv"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0].startswith("label\t"), f"unexpected header in {path}"
+    return [ln.split("\t", 1)[1].strip() for ln in lines[1:] if "\t" in ln]
+
+# ---------------------------------------------------------------------------
+# tiny checkpoints
+
+
+def randomize_all(model: torch.nn.Module, seed: int) -> None:
+    """Overwrite every parameter with non-trivial random values.
+
+    transformers' own init leaves biases at 0 and LayerNorm at (1, 0), which would let
+    an implementation that ignores them pass. Here every tensor matters: weights,
+    biases and embeddings ~ N(0, 0.1^2), LayerNorm weight ~ 1 + N(0, 0.1^2).
+    Parameters are visited in sorted-name order so the result depends only on the seed.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in sorted(params):
+            p = params[name]
+            noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+            if name.endswith("LayerNorm.weight") or name.endswith("layer_norm.weight"):
+                p.copy_(1.0 + 0.1 * noise)
+            else:
+                p.copy_(0.1 * noise)
+
+
+def write_json(path: Path, obj, indent=2) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=indent, ensure_ascii=False)
+        f.write("\n")
+
+
+def save_pair(model, st_dir: Path, pt_dir: Path | None, tokenizer_files: dict[str, object]) -> None:
+    """Save `model` as model.safetensors in st_dir and pytorch_model.bin in pt_dir (if
+    given)."""
+    dirs = [d for d in (st_dir, pt_dir) if d is not None]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        for stale in ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt"):
+            if (d / stale).exists():
+                (d / stale).unlink()
+        model.config.save_pretrained(d)
+        for fname, content in tokenizer_files.items():
+            if isinstance(content, str):
+                (d / fname).write_text(content, encoding="utf-8")
+            else:
+                write_json(d / fname, content)
+    model.save_pretrained(st_dir, safe_serialization=True)
+    (st_dir / "model.safetensors").chmod(0o644)
+    if pt_dir is not None:
+        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        torch.save(state, pt_dir / "pytorch_model.bin")
+    # save_pretrained may add files we do not want to ship (nothing else is expected).
+    for d in dirs:
+        extra = sorted(
+            p.name for p in d.iterdir()
+            if p.name not in {"config.json", "model.safetensors", "pytorch_model.bin", *tokenizer_files}
+        )
+        assert not extra, f"unexpected files in {rel(d)}: {extra}"
+
+
+def make_tiny_bert_vocab(minilm_vocab: Path) -> list[str]:
+    """A 2,999-entry WordPiece vocab cut from MiniLM's (bert-base-uncased) vocab.
+
+    [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0-4, deliberately not BERT's 0/100/101/102/103,
+    so special ids must be looked up by name), then every single character, every '##c'
+    continuation, then the 1,000 most frequent remaining entries. Any word made of
+    known characters still tokenizes (into short wordpieces), so real text works.
+    """
+    src = minilm_vocab.read_text(encoding="utf-8").split("\n")
+    if src and src[-1] == "":
+        src = src[:-1]
+    assert len(src) == 30522 and src[1996] == "the", "unexpected MiniLM vocab.txt"
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    singles = src[999:1996]
+    conts = [t for t in src if t.startswith("##") and len(t) == 3]
+    rest = [t for t in src[1996:] if not (t.startswith("##") and len(t) == 3)]
+    vocab = specials + singles + conts + rest[:1000]
+    assert len(set(vocab)) == len(vocab)
+    return vocab
+
+
+def wordpiece_tokenizer_config(tokenizer_class: str) -> dict:
+    """tokenizer_config.json of the tiny WordPiece (vocab.txt) models."""
+    return {
+        "tokenizer_class": tokenizer_class,
+        "do_lower_case": True,
+        "tokenize_chinese_chars": True,
+        "strip_accents": None,
+        "model_max_length": 512,
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+
+
+def angle_tokenizer_config(tokenizer_class: str, unk: str = "<unk>", **extra) -> dict:
+    """tokenizer_config.json of the tiny models with RoBERTa's special tokens (<s>, </s>,
+    <pad>, <mask>; `unk` for the unknown token), `extra` settings after the class."""
+    return {"tokenizer_class": tokenizer_class, **extra, "model_max_length": 512, "bos_token": "<s>",
+            "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>", "unk_token": unk, "pad_token": "<pad>",
+            "mask_token": "<mask>"}
+
+
+def build_tiny_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    if (MINILM_DIR / "vocab.txt").is_file():
+        vocab = make_tiny_bert_vocab(MINILM_DIR / "vocab.txt")
+    else:  # --skip-minilm without the fetched model: reuse the committed vocab
+        vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    cfg = BertConfig(vocab_size=len(vocab), **TINY_SIZES, max_position_embeddings=512, type_vocab_size=2,
+                     layer_norm_eps=1e-12, pad_token_id=0, **THREE_LABELS)
+    torch.manual_seed(SEED_BERT)
+    model = BertForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_BERT)
+    tok_config = wordpiece_tokenizer_config("BertTokenizer")
+    files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-bert-st", FIXTURES / "tiny-bert-pt", files)
+
+
+def build_tiny_distilbert():
+    """A DistilBERT classifier with the tiny BERT vocabulary (WordPiece, vocab.txt)."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    cfg = DistilBertConfig(
+        vocab_size=len(vocab),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=64,
+        activation="gelu",
+        max_position_embeddings=512,
+        sinusoidal_pos_embds=False,
+        pad_token_id=0,
+        **THREE_LABELS,
+    )
+    torch.manual_seed(SEED_DISTILBERT)
+    model = DistilBertForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_DISTILBERT)
+    tok_config = wordpiece_tokenizer_config("DistilBertTokenizer")
+    files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-distilbert-st", FIXTURES / "tiny-distilbert-pt", files)
+
+
+def electra_config(vocab_size: int, **kw):
+    from transformers import ElectraConfig
+
+    return ElectraConfig(vocab_size=vocab_size, embedding_size=16, **TINY_SIZES, max_position_embeddings=512,
+                         type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0, **kw)
+
+
+def build_tiny_electra():
+    """ELECTRA with the tiny BERT vocabulary (WordPiece, vocab.txt) and embeddings
+    narrower than the encoder, so the embedding projection is exercised: a sequence
+    classifier (safetensors and .bin) and a discriminator (safetensors)."""
+    from transformers import ElectraForPreTraining, ElectraForSequenceClassification
+
+    vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    tok_config = wordpiece_tokenizer_config("ElectraTokenizer")
+    files = {"vocab.txt": "\n".join(vocab) + "\n", "tokenizer_config.json": tok_config}
+    cfg = electra_config(len(vocab), **THREE_LABELS)
+    torch.manual_seed(SEED_ELECTRA)
+    model = ElectraForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_ELECTRA)
+    save_pair(model, FIXTURES / "tiny-electra-st", FIXTURES / "tiny-electra-pt", files)
+    torch.manual_seed(SEED_ELECTRA_DISC)
+    disc = ElectraForPreTraining(electra_config(len(vocab))).eval()
+    randomize_all(disc, SEED_ELECTRA_DISC)
+    save_pair(disc, FIXTURES / "tiny-electra-disc-st", None, files)
+
+
+def build_tiny_mpnet():
+    """An MPNet classifier: the tiny BERT vocabulary with MPNet's special tokens in the
+    first five ids (<s> 0, <pad> 1, </s> 2, [UNK] 3, <mask> 4), as an MPNet fast
+    tokenizer's tokenizer.json; relative attention bias over 32 buckets."""
+    import tempfile
+
+    from transformers import MPNetConfig, MPNetForSequenceClassification, MPNetTokenizerFast
+
+    vocab = (FIXTURES / "tiny-bert-st" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"] + vocab[5:]
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = MPNetTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=512)
+        tok.save_pretrained(tmp)
+        tokenizer_json = json.loads((Path(tmp) / "tokenizer.json").read_text(encoding="utf-8"))
+    assert len(tok) == len(vocab), "every special token is in the vocabulary"
+    cfg = MPNetConfig(vocab_size=len(vocab), **TINY_SIZES, max_position_embeddings=514,
+                      relative_attention_num_buckets=32, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0,
+                      eos_token_id=2, **THREE_LABELS)
+    torch.manual_seed(SEED_MPNET)
+    model = MPNetForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_MPNET)
+    tok_config = angle_tokenizer_config("MPNetTokenizer", unk="[UNK]", do_lower_case=True)
+    files = {"tokenizer.json": tokenizer_json, "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-mpnet-st", FIXTURES / "tiny-mpnet-pt", files)
+
+
+def train_roberta_tokenizer(texts: list[str]):
+    """Byte-level BPE (vocab 1,000) trained on SST-2 train rows, RoBERTa special tokens
+    and post-processor: `<s> A </s>` and `<s> A </s></s> B </s>`."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        min_frequency=2,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True)],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(texts, trainer)
+    ids = {t: tk.token_to_id(t) for t in ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]}
+    assert ids == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}, ids
+    tk.post_processor = processors.RobertaProcessing(
+        ("</s>", ids["</s>"]), ("<s>", ids["<s>"]), trim_offsets=True, add_prefix_space=False
+    )
+    return tk
+
+
+def train_unigram_tokenizer(texts: list[str]):
+    """A SentencePiece-style Unigram vocabulary (1,000 pieces, Metaspace, NFKC) trained on
+    SST-2 train rows, with XLM-RoBERTa's special tokens and post-processor:
+    `<s> A </s>` and `<s> A </s></s> B </s>`, all type ids 0."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import trainers
+
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKC(),
+                                          normalizers.Replace(" {2,}", " ")])
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=1000,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True)],
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    tk.train_from_iterator(texts, trainer)
+    ids = {t: tk.token_to_id(t) for t in ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]}
+    assert ids == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}, ids
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return tk
+
+
+def build_tiny_xlmr(data: Path):
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    tk = train_unigram_tokenizer(read_sst2(data, "train")[:2000])
+    cfg = XLMRobertaConfig(
+        vocab_size=tk.get_vocab_size(), **TINY_SIZES, max_position_embeddings=514, type_vocab_size=1,
+        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=2,
+    )
+    torch.manual_seed(SEED_XLMR)
+    model = XLMRobertaForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_XLMR)
+    tok_config = angle_tokenizer_config("XLMRobertaTokenizer")
+    files = {"tokenizer.json": tk.to_str(pretty=True), "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-xlmr-st", FIXTURES / "tiny-xlmr-pt", files)
+
+
+def build_tiny_roberta(data: Path):
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    train = read_sst2(data, "train")[:2000]
+    tk = train_roberta_tokenizer(train)
+    cfg = RobertaConfig(
+        vocab_size=tk.get_vocab_size(),
+        **TINY_SIZES,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        # RoBERTa checkpoints use 1e-5 (BERT's default is 1e-12): the runtime must
+        # read eps from config.json.
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=2,
+    )
+    torch.manual_seed(SEED_ROBERTA)
+    model = RobertaForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_ROBERTA)
+    tok_config = angle_tokenizer_config("RobertaTokenizer", add_prefix_space=False, trim_offsets=True)
+    files = {"tokenizer.json": tk.to_str(pretty=True), "tokenizer_config.json": tok_config}
+    save_pair(model, FIXTURES / "tiny-roberta-st", FIXTURES / "tiny-roberta-pt", files)
