@@ -46,14 +46,15 @@ impl Model {
         Model { inner, threads, idle: Mutex::new(Vec::new()) }
     }
 
-    /// Runs `texts` in batches of `batch_size` on a pooled session and stacks `pick`'s
-    /// vector of each input into `[n, width]`.
+    /// Runs `texts` in batches of `batch_size` on a pooled session (the Python arguments
+    /// `batch_size`, `prune` and `keep_scale` of `encode` and `predict`, checked here) and
+    /// stacks `pick`'s vector of each input into `[n, width]`, or with
+    /// [`Shape::PerToken`] gives one `[len, width]` array per input.
     fn batched<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-        batch_size: usize,
-        ctl: toprt::PruneControl,
+        (batch_size, prune, keep_scale): (i64, bool, f32),
         shape: Shape,
         pick: fn(&toprt::SequenceOutput) -> Option<&Vec<f32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -61,6 +62,7 @@ impl Model {
             Shape::Rows(w) => (w, false),
             Shape::PerToken(w) => (w, true),
         };
+        let (batch_size, ctl) = (count("batch_size", batch_size)?, control(prune, keep_scale)?);
         if batch_size == 0 {
             return Err(errors::input("batch_size must be at least 1"));
         }
@@ -207,14 +209,8 @@ impl Model {
                 head.task
             )));
         }
-        self.batched(
-            py,
-            texts,
-            count("batch_size", batch_size)?,
-            control(prune, keep_scale)?,
-            Shape::Rows(self.inner.hidden_size()),
-            |o| o.embedding.as_ref(),
-        )
+        let shape = Shape::Rows(self.inner.hidden_size());
+        self.batched(py, texts, (batch_size, prune, keep_scale), shape, |o| o.embedding.as_ref())
     }
 
     /// Logits `float32 [n, num_labels]` of a classifier, `batch_size` inputs at a time;
@@ -240,8 +236,7 @@ impl Model {
                 )))
             }
         };
-        let (batch, ctl) = (count("batch_size", batch_size)?, control(prune, keep_scale)?);
-        self.batched(py, texts, batch, ctl, shape, |o| o.logits.as_ref())
+        self.batched(py, texts, (batch_size, prune, keep_scale), shape, |o| o.logits.as_ref())
     }
 
     /// The file's path (None for a model opened from bytes).
