@@ -191,73 +191,97 @@ struct Source<'a> {
     arch: Arch,
 }
 
-/// DistilBERT's names for the parts of a layer, against BERT's (the names baking uses).
-const DISTILBERT_LAYER: [(&str, &str); 8] = [
-    ("attention.q_lin.", "attention.self.query."),
-    ("attention.k_lin.", "attention.self.key."),
-    ("attention.v_lin.", "attention.self.value."),
-    ("attention.out_lin.", "attention.output.dense."),
-    ("sa_layer_norm.", "attention.output.LayerNorm."),
-    ("ffn.lin1.", "intermediate.dense."),
-    ("ffn.lin2.", "output.dense."),
-    ("output_layer_norm.", "output.LayerNorm."),
-];
-
-/// MPNet's names for the parts of a layer that differ from BERT's.
-const MPNET_LAYER: [(&str, &str); 5] = [
-    ("attention.attn.q.", "attention.self.query."),
-    ("attention.attn.k.", "attention.self.key."),
-    ("attention.attn.v.", "attention.self.value."),
-    ("attention.attn.o.", "attention.output.dense."),
-    ("attention.LayerNorm.", "attention.output.LayerNorm."),
-];
-
-/// A layer tensor name (`encoder.layer.N.<part>`) with its part renamed by `table`.
-fn rename_layer(n: &str, table: &[(&str, &str)], from_first: bool) -> Option<String> {
-    let rest = n.strip_prefix("encoder.layer.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let (from, to) =
-        table.iter().map(|&(a, b)| if from_first { (a, b) } else { (b, a) }).find(|(f, _)| part.starts_with(f))?;
-    Some(format!("encoder.layer.{layer}.{to}{}", &part[from.len()..]))
+/// How an architecture's checkpoint names its tensors where they differ from BERT's
+/// (the names baking uses), after the architecture's prefix.
+struct Naming {
+    /// The checkpoint's prefix of a layer's tensors (`encoder.layer.` for BERT).
+    layers: &'static str,
+    /// A layer's parts: (checkpoint, BERT).
+    layer: &'static [(&'static str, &'static str)],
+    /// Head tensors: (checkpoint, BERT or RoBERTa).
+    head: &'static [(&'static str, &'static str)],
+    /// Put before the names of missing tensors in messages (but the head's).
+    message_prefix: &'static str,
 }
 
-/// DistilBERT's head, against the RoBERTa names its classifier is stored under.
-const DISTILBERT_HEAD: [(&str, &str); 2] =
-    [("pre_classifier.", "classifier.dense."), ("classifier.", "classifier.out_proj.")];
+const AS_BERT: Naming = Naming { layers: "encoder.layer.", layer: &[], head: &[], message_prefix: "" };
 
-/// A DistilBERT tensor name in BERT's terms (`None`: not a name it maps).
-fn from_distilbert(n: &str) -> Option<String> {
-    if let Some(rest) = n.strip_prefix("transformer.layer.") {
-        let (layer, part) = rest.split_once('.')?;
-        let (from, to) = DISTILBERT_LAYER.iter().find(|(from, _)| part.starts_with(from))?;
-        return Some(format!("encoder.layer.{layer}.{to}{}", &part[from.len()..]));
+/// DistilBERT's layer and head; its classifier is stored under RoBERTa's names.
+const DISTILBERT: Naming = Naming {
+    layers: "transformer.layer.",
+    layer: &[
+        ("attention.q_lin.", "attention.self.query."),
+        ("attention.k_lin.", "attention.self.key."),
+        ("attention.v_lin.", "attention.self.value."),
+        ("attention.out_lin.", "attention.output.dense."),
+        ("sa_layer_norm.", "attention.output.LayerNorm."),
+        ("ffn.lin1.", "intermediate.dense."),
+        ("ffn.lin2.", "output.dense."),
+        ("output_layer_norm.", "output.LayerNorm."),
+    ],
+    head: &[("pre_classifier.", "classifier.dense."), ("classifier.", "classifier.out_proj.")],
+    message_prefix: "distilbert.",
+};
+
+/// MPNet's layer parts that differ from BERT's.
+const MPNET: Naming = Naming {
+    layers: "encoder.layer.",
+    layer: &[
+        ("attention.attn.q.", "attention.self.query."),
+        ("attention.attn.k.", "attention.self.key."),
+        ("attention.attn.v.", "attention.self.value."),
+        ("attention.attn.o.", "attention.output.dense."),
+        ("attention.LayerNorm.", "attention.output.LayerNorm."),
+    ],
+    head: &[],
+    message_prefix: "",
+};
+
+fn naming(arch: Arch) -> &'static Naming {
+    match arch {
+        Arch::Distilbert => &DISTILBERT,
+        Arch::Mpnet => &MPNET,
+        Arch::Bert | Arch::Roberta | Arch::Electra => &AS_BERT,
     }
-    let (from, to) = DISTILBERT_HEAD.iter().find(|(from, _)| n.starts_with(from))?;
-    Some(format!("{to}{}", &n[from.len()..]))
+}
+
+/// `name` with its longest prefix among the `pairs` (`.0` when `forward`, else `.1`)
+/// replaced by its partner.
+fn swap_prefix(name: &str, pairs: &[(&str, &str)], forward: bool) -> Option<String> {
+    pairs
+        .iter()
+        .map(|&(a, b)| if forward { (a, b) } else { (b, a) })
+        .filter(|(from, _)| name.starts_with(from))
+        .max_by_key(|(from, _)| from.len())
+        .map(|(from, to)| format!("{to}{}", &name[from.len()..]))
+}
+
+impl Naming {
+    /// A checkpoint name (prefix stripped) in BERT's terms; `None`: not one it renames.
+    fn bert_name(&self, n: &str) -> Option<String> {
+        if let Some((layer, part)) = n.strip_prefix(self.layers).and_then(|rest| rest.split_once('.')) {
+            return Some(format!("encoder.layer.{layer}.{}", swap_prefix(part, self.layer, true)?));
+        }
+        swap_prefix(n, self.head, true)
+    }
+
+    /// The checkpoint's own name for a BERT name (for messages about missing tensors).
+    fn checkpoint_name(&self, canonical: &str) -> String {
+        if let Some(head) = swap_prefix(canonical, self.head, false) {
+            return head;
+        }
+        let layer = canonical.strip_prefix("encoder.layer.").and_then(|rest| rest.split_once('.'));
+        let name = match layer.and_then(|(layer, part)| Some((layer, swap_prefix(part, self.layer, false)?))) {
+            Some((layer, part)) => format!("{}{layer}.{part}", self.layers),
+            None => canonical.to_string(),
+        };
+        format!("{}{name}", self.message_prefix)
+    }
 }
 
 /// The checkpoint's own name for a canonical name (for messages about missing tensors).
 fn checkpoint_name(canonical: &str, arch: Arch) -> String {
-    if arch == Arch::Mpnet {
-        return rename_layer(canonical, &MPNET_LAYER, false).unwrap_or_else(|| canonical.to_string());
-    }
-    if arch != Arch::Distilbert {
-        return canonical.to_string();
-    }
-    if let Some(rest) = canonical.strip_prefix("encoder.layer.") {
-        if let Some((layer, part)) = rest.split_once('.') {
-            if let Some((from, to)) = DISTILBERT_LAYER.iter().find(|(_, to)| part.starts_with(to)) {
-                return format!("distilbert.transformer.layer.{layer}.{from}{}", &part[to.len()..]);
-            }
-        }
-    }
-    // Longest match first: "classifier.out_proj." before "classifier.dense.".
-    for (from, to) in DISTILBERT_HEAD.iter().rev() {
-        if let Some(rest) = canonical.strip_prefix(to) {
-            return format!("{from}{rest}");
-        }
-    }
-    format!("distilbert.{canonical}")
+    naming(arch).checkpoint_name(canonical)
 }
 
 fn canonical(name: &str, arch: Arch) -> String {
@@ -269,15 +293,8 @@ fn canonical(name: &str, arch: Arch) -> String {
         Arch::Mpnet => "mpnet.",
     };
     let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
-    if arch == Arch::Distilbert {
-        if let Some(mapped) = from_distilbert(n) {
-            return mapped;
-        }
-    }
-    if arch == Arch::Mpnet {
-        if let Some(mapped) = rename_layer(n, &MPNET_LAYER, true) {
-            return mapped;
-        }
+    if let Some(mapped) = naming(arch).bert_name(n) {
+        return mapped;
     }
     if let Some(base) = n.strip_suffix("LayerNorm.gamma") {
         format!("{base}LayerNorm.weight")
