@@ -84,10 +84,19 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
     }
     let pad = u32::try_from(pad)
         .map_err(|_| ConvertError::Config(format!("\"pad_token_id\" {pad} does not fit a 32-bit token id")))?;
+    let hidden_size = get_usize(&v, key("hidden_size", "dim"), None)?;
+    // ELECTRA's small models embed at 128 and project up to the encoder's width.
+    let embedding_size = match arch {
+        Arch::Electra => match get_usize(&v, "embedding_size", Some(hidden_size))? {
+            0 => return Err(ConvertError::Config("\"embedding_size\" must be positive".into())),
+            e => (e != hidden_size).then_some(e),
+        },
+        _ => None,
+    };
     let model = ModelConfig {
         arch,
         vocab_size: get_usize(&v, "vocab_size", None)?,
-        hidden_size: get_usize(&v, key("hidden_size", "dim"), None)?,
+        hidden_size,
         num_layers: get_usize(&v, key("num_hidden_layers", "n_layers"), None)?,
         num_heads: get_usize(&v, key("num_attention_heads", "n_heads"), None)?,
         intermediate_size: get_usize(&v, key("intermediate_size", "hidden_dim"), None)?,
@@ -109,22 +118,13 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         hidden_act: "gelu".into(),
         pad_token_id: pad,
         position_offset: if matches!(arch, Arch::Roberta | Arch::Mpnet) { pad as usize + 1 } else { 0 },
-        embedding_size: None,
+        embedding_size,
         relative_attention_buckets: if arch == Arch::Mpnet {
             Some(get_usize(&v, "relative_attention_num_buckets", Some(32))?)
         } else {
             None
         },
     };
-    let mut model = model;
-    if arch == Arch::Electra {
-        // ELECTRA's small models embed at 128 and project up to the encoder's width.
-        let e = get_usize(&v, "embedding_size", Some(model.hidden_size))?;
-        if e == 0 {
-            return Err(ConvertError::Config("\"embedding_size\" must be positive".into()));
-        }
-        model.embedding_size = (e != model.hidden_size).then_some(e);
-    }
     model.validate().map_err(|e| ConvertError::Config(e.to_string()))?;
     let architectures: Vec<String> = v
         .get("architectures")

@@ -1,5 +1,5 @@
 //! The head after the encoder: the pooler / classifier GEMMs on each sequence's first
-//! row ([`pooler`]), and the sentence embedding of one sequence ([`embedding`]): mean,
+//! row, or a token classifier's on every token ([`dense_layers`]), and the sentence embedding of one sequence ([`embedding`]): mean,
 //! first-token or pooler pooling, then L2 normalisation when the model asks for it.
 
 use crate::model::ModelInner;
@@ -32,7 +32,7 @@ fn params<'a>(
 /// classification, or `ws.head_mid` (`[S, d]`) with the pooler output; for a token
 /// classifier, `ws.head_out` (`[T, labels]`, original rows) from `ws.final_states`
 /// (which the pass must have filled: token outputs).
-pub(crate) fn pooler(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace) -> bool {
+pub(crate) fn dense_layers(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace) -> bool {
     let d = model.manifest.model.hidden_size;
     let Some((pw, pb)) = &model.weights.pooler else { return false };
     let classifier = model.manifest.head.classifier;

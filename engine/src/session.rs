@@ -554,7 +554,7 @@ impl Session {
         let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs, linear: self.linear };
         let _pass = self.pool.hold();
         forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing, None);
-        head::pooler(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
+        head::dense_layers(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
     }
 
     /// Runs sequences (checked as [`Session::run_encoded`] checks them, in passes within
