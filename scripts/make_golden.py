@@ -20,6 +20,12 @@ Writes (all paths relative to the repository root):
   tests/fixtures/tiny-mpnet-pt/      the same weights as pytorch_model.bin
   tests/fixtures/tiny-electra-disc-st/  ElectraForPreTraining (the discriminator: a logit per
                                      token), model.safetensors
+  tests/fixtures/tiny-modernbert-st/ ModernBertForSequenceClassification (RoPE, global and
+                                     sliding-window layers, mean pooling, no biases) with a
+                                     byte-level BPE tokenizer.json, model.safetensors
+  tests/fixtures/tiny-modernbert-pt/ the same weights as pytorch_model.bin
+  tests/fixtures/tiny-modernbert-bias-st/  ModernBERT with every optional bias and [CLS]
+                                     pooling, model.safetensors
   tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
   tests/golden/<model>/outputs.safetensors   fp32 outputs, `case{i}.<output>`
   tests/golden/tokenization/*.json   tokenizer goldens (transformers fast tokenizers)
@@ -49,8 +55,8 @@ import numpy as np
 import torch
 
 from tiny_fixtures import (FIXTURES, MINILM_DIR, REPO_ROOT, build_tiny_bert, build_tiny_distilbert,
-                           build_tiny_electra, build_tiny_mpnet, build_tiny_roberta, build_tiny_xlmr, read_bbc,
-                           read_sst2, write_json)
+                           build_tiny_electra, build_tiny_modernbert, build_tiny_mpnet, build_tiny_roberta,
+                           build_tiny_xlmr, read_bbc, read_sst2, write_json)
 
 GOLDEN = REPO_ROOT / "tests" / "golden"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -175,8 +181,8 @@ def run_classifier(model, ids, tt, roberta: bool) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def run_untyped(model, ids, base: str) -> dict[str, torch.Tensor]:
-    """One sequence alone, for models without token types (DistilBERT, MPNet; the
-    tokenizer's type ids are recorded in the case, and ignored by the model, as here).
+    """One sequence alone, for models without token types (DistilBERT, MPNet, ModernBERT;
+    the tokenizer's type ids are recorded in the case, and ignored by the model, as here).
     `base` names the encoder attribute, whose output must equal the classifier's."""
     input_ids = torch.tensor([ids], dtype=torch.long)
     mask = torch.ones_like(input_ids)
@@ -227,10 +233,11 @@ def golden_tiny_electra(sst2_dev, bbc) -> None:
     write_golden("tiny-electra-disc", cases, outs, "tests/fixtures/tiny-electra-disc-st")
 
 
-def golden_untyped(name: str, cls, base: str, roberta: bool, sst2_dev, bbc, extra=None) -> None:
+def golden_untyped(name: str, cls, base: str, roberta: bool, sst2_dev, bbc, extra=None, pt=True) -> None:
     """The golden of a model without token types (`cls` its classifier class, `base` its
-    encoder attribute), from both weight files, which must agree bit for bit. `extra`
-    adds tensors to the first case's outputs."""
+    encoder attribute), from both weight files, which must agree bit for bit (from
+    `{name}-st` alone where `pt` is false). `extra` adds tensors to the first case's
+    outputs."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(FIXTURES / f"{name}-st"))
@@ -240,11 +247,12 @@ def golden_untyped(name: str, cls, base: str, roberta: bool, sst2_dev, bbc, extr
     def load(d):
         return own_memory(cls.from_pretrained(str(d), attn_implementation="eager", dtype=torch.float32).eval())
 
-    m_st, m_pt = load(FIXTURES / f"{name}-st"), load(FIXTURES / f"{name}-pt")
+    m_st = load(FIXTURES / f"{name}-st")
+    m_pt = load(FIXTURES / f"{name}-pt") if pt else None
     outs = []
     for c in cases:
         o = run_untyped(m_st, c["input_ids"], base)
-        o_pt = run_untyped(m_pt, c["input_ids"], base)
+        o_pt = run_untyped(m_pt, c["input_ids"], base) if pt else o
         for k in o:
             assert torch.equal(o[k], o_pt[k]), f"{name}: safetensors vs .bin differ on {c['name']}.{k}"
         outs.append(o)
@@ -262,6 +270,16 @@ def golden_tiny_mpnet(sst2_dev, bbc) -> None:
     buckets = MPNetEncoder.relative_position_bucket(rel[None, :], num_buckets=32)[0].to(torch.float32)
     golden_untyped("tiny-mpnet", MPNetForSequenceClassification, "mpnet", True, sst2_dev, bbc,
                    {"relative_position_bucket": buckets})
+
+
+def golden_tiny_modernbert(sst2_dev, bbc) -> None:
+    """Both ModernBERT fixtures share the tokenizer, so their cases are the same; the
+    tokenizer's pair type ids (0 then 1) are recorded and, as everywhere, unused."""
+    from transformers import ModernBertForSequenceClassification
+
+    golden_untyped("tiny-modernbert", ModernBertForSequenceClassification, "model", False, sst2_dev, bbc)
+    golden_untyped("tiny-modernbert-bias", ModernBertForSequenceClassification, "model", False, sst2_dev, bbc,
+                   pt=False)
 
 
 def golden_tiny_distilbert(sst2_dev, bbc) -> None:
@@ -487,7 +505,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
     ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
-    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra", "mpnet"],
+    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra", "mpnet", "modernbert"],
                     help="write only this model's fixture and golden, leaving the others as they are")
     args = ap.parse_args()
 
@@ -523,6 +541,11 @@ def main() -> int:
         build_tiny_mpnet()
         golden_tiny_mpnet(sst2_dev, bbc)
         return 0
+    if args.only == "modernbert":
+        print("building tiny-modernbert")
+        build_tiny_modernbert(args.data)
+        golden_tiny_modernbert(sst2_dev, bbc)
+        return 0
     if args.only == "electra":
         print("building tiny-electra")
         build_tiny_electra()
@@ -541,6 +564,7 @@ def main() -> int:
     build_tiny_xlmr(args.data)
     build_tiny_electra()
     build_tiny_mpnet()
+    build_tiny_modernbert(args.data)
 
     print("model goldens")
     golden_tiny("tiny-bert", False, sst2_dev, bbc)
@@ -549,6 +573,7 @@ def main() -> int:
     golden_tiny("tiny-xlmr", True, sst2_dev, bbc)
     golden_tiny_electra(sst2_dev, bbc)
     golden_tiny_mpnet(sst2_dev, bbc)
+    golden_tiny_modernbert(sst2_dev, bbc)
     if not args.skip_minilm:
         golden_minilm(sst2_dev, bbc)
 

@@ -22,6 +22,8 @@ SEED_XLMR = 20240605
 SEED_ELECTRA = 20240606
 SEED_ELECTRA_DISC = 20240607
 SEED_MPNET = 20240608
+SEED_MODERNBERT = 20240609
+SEED_MODERNBERT_BIAS = 20240610
 
 # The tiny encoders' sizes and their three labels (each config adds its own fields).
 TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, hidden_act="gelu")
@@ -61,7 +63,8 @@ def randomize_all(model: torch.nn.Module, seed: int) -> None:
 
     transformers' own init leaves biases at 0 and LayerNorm at (1, 0), which would let
     an implementation that ignores them pass. Here every tensor matters: weights,
-    biases and embeddings ~ N(0, 0.1^2), LayerNorm weight ~ 1 + N(0, 0.1^2).
+    biases and embeddings ~ N(0, 0.1^2), LayerNorm weight ~ 1 + N(0, 0.1^2) (BERT's
+    `LayerNorm`, DistilBERT's `*_layer_norm`, ModernBERT's `norm`, `attn_norm`, ...).
     Parameters are visited in sorted-name order so the result depends only on the seed.
     """
     gen = torch.Generator().manual_seed(seed)
@@ -70,7 +73,7 @@ def randomize_all(model: torch.nn.Module, seed: int) -> None:
         for name in sorted(params):
             p = params[name]
             noise = torch.randn(p.shape, generator=gen, dtype=torch.float32)
-            if name.endswith("LayerNorm.weight") or name.endswith("layer_norm.weight"):
+            if name.endswith(("LayerNorm.weight", "norm.weight")):
                 p.copy_(1.0 + 0.1 * noise)
             else:
                 p.copy_(0.1 * noise)
@@ -344,3 +347,77 @@ def build_tiny_roberta(data: Path):
     tok_config = angle_tokenizer_config("RobertaTokenizer", add_prefix_space=False, trim_offsets=True)
     files = {"tokenizer.json": tk.to_str(pretty=True), "tokenizer_config.json": tok_config}
     save_pair(model, FIXTURES / "tiny-roberta-st", FIXTURES / "tiny-roberta-pt", files)
+
+
+MODERNBERT_SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+
+
+def train_modernbert_tokenizer(texts: list[str]):
+    """Byte-level BPE (vocab 1,000) trained on SST-2 train rows, with ModernBERT's special
+    tokens (in its order, at ids 0-4: [UNK] [CLS] [SEP] [PAD] [MASK], mask lstrip) and its
+    template post-processor: `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]`, type ids 0 for
+    the first segment and 1 for the second (ModernBERT itself ignores them)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        min_frequency=2,
+        special_tokens=MODERNBERT_SPECIALS[:4] + [AddedToken("[MASK]", lstrip=True)],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(texts, trainer)
+    ids = [tk.token_to_id(t) for t in MODERNBERT_SPECIALS]
+    assert ids == [0, 1, 2, 3, 4], ids
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 1), ("[SEP]", 2)],
+    )
+    return tk
+
+
+def modernbert_config(vocab_size: int, **kw):
+    """ModernBERT-base's settings at tiny size: 4 layers (full attention every
+    `global_attn_every_n_layers`, else a window of `local_attention` tokens), GeGLU
+    FFN 64 (Wi is [128, 32]), RoPE thetas 160,000 (global) and 10,000 (local); `kw`
+    overrides the bias and pooling switches."""
+    from transformers import ModernBertConfig
+
+    base = dict(global_attn_every_n_layers=3, local_attention=16, norm_bias=False, attention_bias=False,
+                mlp_bias=False, classifier_bias=False, classifier_pooling="mean")
+    return ModernBertConfig(
+        vocab_size=vocab_size, hidden_size=32, num_attention_heads=4, num_hidden_layers=4, intermediate_size=64,
+        hidden_activation="gelu", classifier_activation="gelu", max_position_embeddings=512,
+        global_rope_theta=160000.0, local_rope_theta=10000.0, norm_eps=1e-5, unk_token_id=0, cls_token_id=1,
+        sep_token_id=2, pad_token_id=3, mask_token_id=4, bos_token_id=1, eos_token_id=2, **THREE_LABELS,
+        **{**base, **kw},
+    )
+
+
+def build_tiny_modernbert(data: Path):
+    """ModernBERT classifiers (RoPE, global and sliding-window layers, GeGLU) with a
+    byte-level BPE tokenizer.json: tiny-modernbert (ModernBERT-base's switches: no biases,
+    here mean pooling; safetensors and .bin) and tiny-modernbert-bias (every optional bias
+    on, [CLS] pooling, global every 2nd layer, window 8; safetensors), so each switch is
+    exercised both ways."""
+    from transformers import ModernBertForSequenceClassification
+
+    tk = train_modernbert_tokenizer(read_sst2(data, "train")[:4000])
+    tok_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512,
+                  "model_input_names": ["input_ids", "attention_mask"], "clean_up_tokenization_spaces": True,
+                  "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                  "mask_token": "[MASK]"}
+    files = {"tokenizer.json": tk.to_str(pretty=True), "tokenizer_config.json": tok_config}
+    torch.manual_seed(SEED_MODERNBERT)
+    model = ModernBertForSequenceClassification(modernbert_config(tk.get_vocab_size())).eval()
+    randomize_all(model, SEED_MODERNBERT)
+    save_pair(model, FIXTURES / "tiny-modernbert-st", FIXTURES / "tiny-modernbert-pt", files)
+    cfg = modernbert_config(tk.get_vocab_size(), global_attn_every_n_layers=2, local_attention=8, norm_bias=True,
+                            attention_bias=True, mlp_bias=True, classifier_bias=True, classifier_pooling="cls")
+    torch.manual_seed(SEED_MODERNBERT_BIAS)
+    model = ModernBertForSequenceClassification(cfg).eval()
+    randomize_all(model, SEED_MODERNBERT_BIAS)
+    save_pair(model, FIXTURES / "tiny-modernbert-bias-st", None, files)
