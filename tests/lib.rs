@@ -120,3 +120,4 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 pub mod harness;
+pub mod masking;

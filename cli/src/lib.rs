@@ -462,6 +462,16 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
         c.type_vocab_size,
         c.layer_norm_eps
     );
+    if let Some(r) = c.rotary {
+        let window = c.local_attention.as_ref().map_or(String::new(), |l| {
+            format!("; sliding window {} (|i - j| <= {}) on layers {:?}", l.window, l.window / 2, l.layers)
+        });
+        println!("rotary:      theta {} global, {} local{window}", r.theta, r.local_theta);
+    }
+    if c.norm_first || c.gated_ffn {
+        let parts = [(c.norm_first, "pre-norm layers"), (c.gated_ffn, "gated GELU FFN")];
+        println!("layers:      {}", parts.iter().filter(|p| p.0).map(|p| p.1).collect::<Vec<_>>().join(", "));
+    }
     let h = &m.head;
     println!(
         "head:        {:?}, pooling {:?}{}{}",

@@ -185,7 +185,7 @@ pub fn to_int8(tensors: &mut Vec<OutTensor>, plan: &dyn Fn(&str) -> LinearPlan) 
 
 /// Checkpoint tensors by canonical name (architecture prefix stripped, old
 /// `gamma`/`beta` LayerNorm names mapped to `weight`/`bias`).
-struct Source<'a> {
+pub(crate) struct Source<'a> {
     by_name: BTreeMap<String, &'a Tensor>,
     used: BTreeSet<String>,
     arch: Arch,
@@ -237,10 +237,33 @@ const MPNET: Naming = Naming {
     message_prefix: "",
 };
 
+/// ModernBERT's names. Its pre-norm layer's norms are stored where the post-norm
+/// pass reads them (`ModelConfig::norm_first`): `mlp_norm` as
+/// `attention.output.LayerNorm`, and layer `l + 1`'s `attn_norm` (`final_norm` after
+/// the last layer) as layer `l`'s `output.LayerNorm`.
+const MODERNBERT: Naming = Naming {
+    layers: "layers.",
+    layer: &[
+        ("attn.Wqkv.", "attention.self.qkv."),
+        ("attn.Wo.", "attention.output.dense."),
+        ("attn_norm.", "attention.input_norm."),
+        ("mlp_norm.", "attention.output.LayerNorm."),
+        ("mlp.Wi.", "intermediate.dense."),
+        ("mlp.Wo.", "output.dense."),
+    ],
+    head: &[
+        ("embeddings.tok_embeddings.", "embeddings.word_embeddings."),
+        ("embeddings.norm.", "embeddings.LayerNorm."),
+        ("final_norm.", "encoder.final_norm."),
+    ],
+    message_prefix: "model.",
+};
+
 fn naming(arch: Arch) -> &'static Naming {
     match arch {
         Arch::Distilbert => &DISTILBERT,
         Arch::Mpnet => &MPNET,
+        Arch::Modernbert => &MODERNBERT,
         Arch::Bert | Arch::Roberta | Arch::Electra => &AS_BERT,
     }
 }
@@ -291,6 +314,7 @@ fn canonical(name: &str, arch: Arch) -> String {
         Arch::Distilbert => "distilbert.",
         Arch::Electra => "electra.",
         Arch::Mpnet => "mpnet.",
+        Arch::Modernbert => "model.",
     };
     let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
     if let Some(mapped) = naming(arch).bert_name(n) {
@@ -306,7 +330,7 @@ fn canonical(name: &str, arch: Arch) -> String {
 }
 
 impl<'a> Source<'a> {
-    fn take(&mut self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
+    pub(crate) fn take(&mut self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
         let t = self.by_name.get(name).ok_or_else(|| ConvertError::MissingTensor {
             name: checkpoint_name(name, self.arch),
             expected: shape.to_vec(),
@@ -339,6 +363,16 @@ impl<'a> Source<'a> {
     fn has(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
     }
+
+    /// `out` with the checkpoint's tensors left unused.
+    fn finish(&self, tensors: &[Tensor], out: Vec<OutTensor>) -> Baked {
+        let ignored = tensors
+            .iter()
+            .filter(|t| !self.used.contains(&canonical(&t.name, self.arch)))
+            .map(|t| t.name.clone())
+            .collect();
+        Baked { tensors: out, ignored }
+    }
 }
 
 /// Which head tensors the checkpoint has.
@@ -347,6 +381,7 @@ pub fn head_tensors(tensors: &[Tensor], arch: Arch) -> crate::config::HeadTensor
     let classifier = match arch {
         Arch::Bert => has("classifier.weight"),
         Arch::Roberta | Arch::Distilbert | Arch::Electra | Arch::Mpnet => has("classifier.out_proj.weight"),
+        Arch::Modernbert => has("classifier.weight") && has("head.dense.weight"),
     };
     crate::config::HeadTensors {
         pooler: has("pooler.dense.weight"),
@@ -365,7 +400,7 @@ pub struct Baked {
 ///
 /// # Errors
 /// A missing or misshapen tensor, named with the expected shape; duplicate names.
-pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<Baked> {
+pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig, raw: &serde_json::Value) -> Result<Baked> {
     let mut by_name = BTreeMap::new();
     for t in tensors {
         if by_name.insert(canonical(&t.name, cfg.arch), t).is_some() {
@@ -376,8 +411,12 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
         }
     }
     let mut src = Source { by_name, used: BTreeSet::new(), arch: cfg.arch };
-    let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
     let mut out = Vec::new();
+    if cfg.arch == Arch::Modernbert {
+        crate::modernbert::bake(&mut src, &mut out, cfg, head, crate::config::ModernbertBiases::of(raw))?;
+        return Ok(src.finish(tensors, out));
+    }
+    let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
     let row = |out: &mut Vec<OutTensor>, src: &mut Source, name: &str, shape: &[usize]| -> Result<()> {
         let data = src.take(name, shape)?.to_vec();
         out.push(OutTensor {
@@ -484,6 +523,9 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
             linear(&mut out, &mut src, "classifier.dense", "classifier.dense", d, d)?;
             linear(&mut out, &mut src, "classifier.out_proj", "classifier.out_proj", labels, d)?;
         }
+        Some(Classifier::Modernbert | Classifier::ModernbertMean) => {
+            return Err(ConvertError::Config(format!("a ModernBERT head on a {:?} model", cfg.arch)));
+        }
         Some(Classifier::ElectraDiscriminator) => {
             let p = "discriminator_predictions";
             linear(&mut out, &mut src, &format!("{p}.dense"), &format!("{p}.dense"), d, d)?;
@@ -497,7 +539,5 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig) -> Result<
         }
         None => {}
     }
-    let ignored =
-        tensors.iter().filter(|t| !src.used.contains(&canonical(&t.name, cfg.arch))).map(|t| t.name.clone()).collect();
-    Ok(Baked { tensors: out, ignored })
+    Ok(src.finish(tensors, out))
 }

@@ -58,6 +58,7 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         "distilbert" => Arch::Distilbert,
         "electra" => Arch::Electra,
         "mpnet" => Arch::Mpnet,
+        "modernbert" => return parse_modernbert(v),
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };
     // DistilBERT names its sizes differently and has no token types.
@@ -124,7 +125,16 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         } else {
             None
         },
+        norm_first: false,
+        gated_ffn: false,
+        rotary: None,
+        local_attention: None,
     };
+    finish(model, v)
+}
+
+/// The labels and architectures of a mapped config.
+fn finish(model: ModelConfig, v: Value) -> Result<HfConfig> {
     model.validate().map_err(|e| ConvertError::Config(e.to_string()))?;
     let architectures: Vec<String> = v
         .get("architectures")
@@ -148,6 +158,137 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         Vec::new()
     };
     Ok(HfConfig { model, architectures, num_labels, id2label, raw: v })
+}
+
+/// The biases a ModernBERT config turns on (`*_bias`; all off in ModernBERT's own
+/// models): absent ones are stored as zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModernbertBiases {
+    pub attention: bool,
+    pub mlp: bool,
+    pub norm: bool,
+    pub classifier: bool,
+}
+
+impl ModernbertBiases {
+    /// Read from the raw `config.json` (`false` when absent, as in Hugging Face).
+    pub fn of(raw: &Value) -> ModernbertBiases {
+        let flag = |k: &str| raw.get(k).and_then(Value::as_bool).unwrap_or(false);
+        ModernbertBiases {
+            attention: flag("attention_bias"),
+            mlp: flag("mlp_bias"),
+            norm: flag("norm_bias"),
+            classifier: flag("classifier_bias"),
+        }
+    }
+}
+
+/// ModernBERT's `config.json`: both the older keys (`global_attn_every_n_layers`,
+/// `global_rope_theta`, `local_rope_theta`) and the newer `layer_types` /
+/// `rope_parameters` that transformers 5 writes.
+fn parse_modernbert(v: Value) -> Result<HfConfig> {
+    for key in ["hidden_activation", "classifier_activation"] {
+        match v.get(key).and_then(Value::as_str).unwrap_or("gelu") {
+            "gelu" => {}
+            other => {
+                return Err(ConvertError::Config(format!(
+                    "\"{key}\" \"{other}\" is not supported (toprt implements the exact erf \"gelu\")"
+                )))
+            }
+        }
+    }
+    match v.get("classifier_pooling").and_then(Value::as_str).unwrap_or("cls") {
+        "cls" | "mean" => {}
+        other => {
+            return Err(ConvertError::Config(format!(
+                "\"classifier_pooling\" \"{other}\" is not supported (only \"cls\" or \"mean\")"
+            )))
+        }
+    }
+    let num_layers = get_usize(&v, "num_hidden_layers", None)?;
+    // Which layers slide: `layer_types`, else every layer but each n-th.
+    let local: Vec<usize> = match v.get("layer_types").filter(|t| !t.is_null()) {
+        Some(types) => {
+            let types =
+                types.as_array().ok_or_else(|| ConvertError::Config("\"layer_types\" must be a list".into()))?;
+            if types.len() != num_layers {
+                return Err(ConvertError::Config(format!(
+                    "\"layer_types\" has {} entries for {num_layers} layers",
+                    types.len()
+                )));
+            }
+            let mut local = Vec::new();
+            for (i, t) in types.iter().enumerate() {
+                match t.as_str() {
+                    Some("full_attention") => {}
+                    Some("sliding_attention") => local.push(i),
+                    _ => {
+                        return Err(ConvertError::Config(format!("layer_types[{i}] {t} is not a known attention type")))
+                    }
+                }
+            }
+            local
+        }
+        None => match get_usize(&v, "global_attn_every_n_layers", Some(3))? {
+            0 => return Err(ConvertError::Config("\"global_attn_every_n_layers\" must be positive".into())),
+            n => (0..num_layers).filter(|i| i % n != 0).collect(),
+        },
+    };
+    // Rotary bases: `rope_parameters[type].rope_theta`, else the older keys.
+    let theta = |kind: &str, old: &str, default: f64| -> Result<f64> {
+        let params = v.get("rope_parameters").and_then(|p| p.get(kind)).filter(|p| !p.is_null());
+        if let Some(p) = params {
+            let ty = p.get("rope_type").and_then(Value::as_str).unwrap_or("default");
+            if ty != "default" {
+                return Err(ConvertError::Config(format!(
+                    "rope_parameters.{kind}.rope_type \"{ty}\" is not supported (only \"default\")"
+                )));
+            }
+            if let Some(t) = p.get("rope_theta") {
+                return t
+                    .as_f64()
+                    .ok_or_else(|| ConvertError::Config(format!("rope_parameters.{kind}.rope_theta {t}")));
+            }
+        }
+        match v.get(old) {
+            Some(t) => t.as_f64().ok_or_else(|| ConvertError::Config(format!("\"{old}\" must be a number, found {t}"))),
+            None => Ok(default),
+        }
+    };
+    let rotary = toprt_format::Rotary {
+        theta: theta("full_attention", "global_rope_theta", 160_000.0)?,
+        local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0)?,
+    };
+    let pad = get_usize(&v, "pad_token_id", Some(50283))?;
+    let pad = u32::try_from(pad)
+        .map_err(|_| ConvertError::Config(format!("\"pad_token_id\" {pad} does not fit a 32-bit token id")))?;
+    let model = ModelConfig {
+        arch: Arch::Modernbert,
+        vocab_size: get_usize(&v, "vocab_size", None)?,
+        hidden_size: get_usize(&v, "hidden_size", None)?,
+        num_layers,
+        num_heads: get_usize(&v, "num_attention_heads", None)?,
+        intermediate_size: get_usize(&v, "intermediate_size", None)?,
+        max_position_embeddings: get_usize(&v, "max_position_embeddings", Some(8192))?,
+        // No token types: two zero rows (bake.rs), so pair type ids change nothing.
+        type_vocab_size: 2,
+        layer_norm_eps: v.get("norm_eps").and_then(Value::as_f64).unwrap_or(1e-5) as f32,
+        hidden_act: "gelu".into(),
+        pad_token_id: pad,
+        position_offset: 0,
+        embedding_size: None,
+        relative_attention_buckets: None,
+        norm_first: true,
+        gated_ffn: true,
+        rotary: Some(rotary),
+        local_attention: (!local.is_empty())
+            .then(|| {
+                get_usize(&v, "local_attention", Some(128))
+                    .map(|window| toprt_format::LocalAttention { window, layers: local })
+            })
+            .transpose()?,
+    };
+    finish(model, v)
 }
 
 /// Sentence-transformers pipeline facts of a folder, if it is one.
@@ -263,6 +404,10 @@ pub fn choose_head(
             Arch::Roberta | Arch::Mpnet => Classifier::Roberta,
             Arch::Distilbert => Classifier::Distilbert,
             Arch::Electra => Classifier::Electra,
+            Arch::Modernbert if cfg.raw.get("classifier_pooling").and_then(Value::as_str) == Some("mean") => {
+                Classifier::ModernbertMean
+            }
+            Arch::Modernbert => Classifier::Modernbert,
         };
         return HeadConfig {
             task: Task::Classification,

@@ -10,7 +10,7 @@ pub enum ConvertError {
     #[error("{path}: {msg}")]
     Parse { path: PathBuf, msg: String },
     #[error(
-        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta', 'xlm-roberta', 'camembert', 'distilbert', 'electra' and 'mpnet' checkpoints)"
+        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta', 'xlm-roberta', 'camembert', 'distilbert', 'electra', 'mpnet' and 'modernbert' checkpoints)"
     )]
     UnsupportedModelType(String),
     #[error("config.json: {0}")]

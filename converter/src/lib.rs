@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod error;
+mod modernbert;
 pub mod schedule;
 pub mod synthetic;
 pub mod tokenizer;
@@ -92,7 +93,7 @@ pub fn convert_to_bytes(dir: &Path, opts: &ConvertOptions) -> Result<(Vec<u8>, R
     let loaded = checkpoint::load(dir)?;
     let found = bake::head_tensors(&loaded.tensors, cfg.model.arch);
     let head = config::choose_head(&cfg, st.as_ref(), opts.pooling, found);
-    let mut baked = bake::bake(&loaded.tensors, &cfg.model, &head)?;
+    let mut baked = bake::bake(&loaded.tensors, &cfg.model, &head, &cfg.raw)?;
     let mut notes = Vec::new();
     let mut quantization = None;
     if opts.dtype == Precision::Int8 {

@@ -46,6 +46,10 @@ pub fn bert_base_config() -> ModelConfig {
         position_offset: 0,
         embedding_size: None,
         relative_attention_buckets: None,
+        norm_first: false,
+        gated_ffn: false,
+        rotary: None,
+        local_attention: None,
     }
 }
 
@@ -168,7 +172,7 @@ pub fn file_from_tensors(
             id2label: Vec::new(),
         }
     };
-    let baked = crate::bake::bake(tensors, cfg, &head)?;
+    let baked = crate::bake::bake(tensors, cfg, &head, &serde_json::Value::Null)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         producer: format!("toprt-convert {} ({what})", env!("CARGO_PKG_VERSION")),

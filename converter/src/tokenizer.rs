@@ -55,11 +55,11 @@ pub fn find(dir: &Path, arch: Arch) -> Result<FoundTokenizer> {
     let (tok, source) = if tj.is_file() {
         let t = Tokenizer::from_file(&tj).map_err(tok_err)?;
         (t, "tokenizer.json")
-    } else if arch == Arch::Mpnet {
-        // Its vocab.txt is WordPiece, but its pair template (<s> A </s></s> B </s>) is
-        // not BERT's: only its tokenizer.json says it.
+    } else if matches!(arch, Arch::Mpnet | Arch::Modernbert) {
+        // MPNet's vocab.txt is WordPiece, but its pair template (<s> A </s></s> B </s>)
+        // is not BERT's; ModernBERT ships only tokenizer.json: only it says either.
         return Err(ConvertError::Tokenizer(format!(
-            "no tokenizer.json in {} (MPNet's tokenizer is read from tokenizer.json only); pass --tokenizer DIR or --no-tokenizer",
+            "no tokenizer.json in {} ({arch:?}'s tokenizer is read from tokenizer.json only); pass --tokenizer DIR or --no-tokenizer",
             dir.display()
         )));
     } else if dir.join("vocab.txt").is_file() {

@@ -50,6 +50,38 @@ pub(crate) struct HeadTask<'a> {
     pub operands: Operands,
     /// MPNet: the relative position bias added to the scores before the softmax.
     pub bias: Option<HeadBias<'a>>,
+    /// Sliding-window layers (ModernBERT): keys outside the query's window get no
+    /// probability.
+    pub window: Option<HeadWindow<'a>>,
+}
+
+/// A sliding window over original positions: query `i` sees key `j` only when
+/// `|pos_i - pos_j| <= half` (`positions`: the segment's alive rows, ascending), so the
+/// window is the same with pruning and packing.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadWindow<'a> {
+    pub half: usize,
+    pub positions: &'a [u32],
+}
+
+impl HeadWindow<'_> {
+    /// Masks query row `i`'s scores outside its window (`-inf`, zero after the
+    /// softmax). The keys inside are one run of rows, as positions ascend.
+    fn mask(&self, i: usize, scores: &mut [f32]) {
+        let p = self.positions[i] as usize;
+        let lo = self.positions.partition_point(|&q| (q as usize) + self.half < p);
+        let hi = self.positions.partition_point(|&q| q as usize <= p + self.half);
+        scores[..lo].fill(f32::NEG_INFINITY);
+        scores[hi..].fill(f32::NEG_INFINITY);
+    }
+}
+
+/// The sliding window of a layer for the whole pass: its half-width and every alive
+/// row's original position (`ws.positions`).
+#[derive(Clone, Copy)]
+pub(crate) struct Window<'a> {
+    pub half: usize,
+    pub positions: &'a [u32],
 }
 
 /// The relative position bias of one head: `row[center + pos_j - pos_i]` is added to
@@ -100,6 +132,7 @@ pub(crate) fn run(
     colsum: Option<&mut [f32]>,
     stride_cs: usize,
     bias: Option<Bias>,
+    window: Option<Window>,
 ) {
     let d = nh * dh;
     let ctx_ptr = SharedMut::new(ctx.as_mut_ptr());
@@ -132,7 +165,9 @@ pub(crate) fn run(
             let (row, center) = b.table.head(h);
             HeadBias { row, center, positions: &b.positions[seg.offset..seg.offset + seg.len] }
         });
-        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands, bias };
+        let window =
+            window.map(|w| HeadWindow { half: w.half, positions: &w.positions[seg.offset..seg.offset + seg.len] });
+        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands, bias, window };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.
@@ -239,6 +274,9 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
             if let Some(b) = &t.bias {
                 b.add(q0 + i, row);
             }
+            if let Some(w) = &t.window {
+                w.mask(q0 + i, row);
+            }
             t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
                 for (c, &p) in c.iter_mut().zip(row.iter()) {
@@ -336,6 +374,9 @@ unsafe fn head_bf16(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut
             if let Some(b) = &t.bias {
                 b.add(q0 + i, row);
             }
+            if let Some(w) = &t.window {
+                w.mask(q0 + i, row);
+            }
             t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
                 for (c, &p) in c.iter_mut().zip(row.iter()) {
@@ -428,6 +469,7 @@ mod tests {
                             kernels: &k,
                             operands: Operands::F32,
                             bias: None,
+                            window: None,
                         };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
@@ -496,6 +538,7 @@ mod tests {
                             kernels: &k,
                             operands: Operands::Bf16,
                             bias: None,
+                            window: None,
                         };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };

@@ -78,6 +78,8 @@ pub(crate) enum Buf {
     /// int8 sessions: the quantised copy of `hidden` (`qa`), when it feeds the next
     /// layer's int8 QKV.
     HiddenQuantized,
+    /// Pre-norm models: the next linear's normalised input rows.
+    Normed,
 }
 
 /// Removes the rows with `keep == false` from the named buffers, from `positions`, and
@@ -93,6 +95,7 @@ pub(crate) fn compact_rows(ws: &mut Workspace, t: usize, bufs: &mut [Buf], d: us
                 match b {
                     Buf::Ctx => ws.ctx.copy_within(r * d..r * d + d, w * d),
                     Buf::Hidden => ws.hidden.copy_within(r * d..r * d + d, w * d),
+                    Buf::Normed => ws.normed.copy_within(r * d..r * d + d, w * d),
                     Buf::HiddenQuantized => {
                         let s = ws.q_stride;
                         ws.qa.copy_within(r * s..(r + 1) * s, w * s);
@@ -116,9 +119,13 @@ pub(crate) fn compact_rows(ws: &mut Workspace, t: usize, bufs: &mut [Buf], d: us
     w
 }
 
+/// Work done on one row in place.
+pub(crate) type RowOp<'a> = dyn Fn(&mut [f32]) + 'a;
+
 /// Copies rows of `hidden` to their original rows of `final_states`: only the rows being
-/// dropped (`dropped_only`), or every alive row (end of the pass).
-pub(crate) fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only: bool) {
+/// dropped (`dropped_only`), or every alive row (end of the pass); `finish` then runs
+/// on each copied row (pre-norm models: the final norm).
+pub(crate) fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only: bool, finish: Option<&RowOp>) {
     for (seg, orig) in ws.segments.iter().zip(&ws.orig_segments) {
         for r in seg.offset..seg.offset + seg.len {
             if dropped_only && ws.keep[r] {
@@ -126,6 +133,9 @@ pub(crate) fn scatter_final(ws: &mut Workspace, t: usize, d: usize, dropped_only
             }
             let dst = (orig.offset + ws.positions[r] as usize) * d;
             ws.final_states[dst..dst + d].copy_from_slice(&ws.hidden[r * d..r * d + d]);
+            if let Some(f) = finish {
+                f(&mut ws.final_states[dst..dst + d]);
+            }
         }
     }
     debug_assert!(t <= ws.max_tokens);

@@ -10,7 +10,7 @@
 
 use crate::attention;
 use crate::compact::{self, Buf};
-use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, Then};
+use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, RowsMut, Then};
 use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
@@ -53,7 +53,12 @@ pub(crate) fn encode(
 ) {
     let cfg = &model.manifest.model;
     let (d, nh, dh, eps) = (cfg.hidden_size, cfg.num_heads, cfg.head_dim(), cfg.layer_norm_eps);
-    let (df, fff, hf) = (d as f64, cfg.intermediate_size as f64, nh as f64);
+    // Pre-norm layers (ModernBERT) keep the residual stream in `hidden` and `h1` and
+    // give each linear its normalised input in `normed`; a gated FFN's `[a, g]` rows
+    // go to `glu` and `gelu(a) · g` to `inter`.
+    let (pre, gated, layers) = (cfg.norm_first, cfg.gated_ffn, model.weights.layers.len());
+    let window = |li: usize| cfg.local_attention.as_ref().and_then(|w| w.half_window(li));
+    let (df, fff, hf) = (d as f64, cfg.ffn_mac_width(), nh as f64);
     let linears = Linears { model, kernels: k, pool, path: plan.linear };
     // int8 sessions: whether linear `kind` of layer `li` runs on the int8 GEMM (its
     // producer then quantises its input rows).
@@ -93,13 +98,20 @@ pub(crate) fn encode(
         };
 
         // ---- attention ----
-        // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh))
+        // qkv: [t, 3d] = hidden · Wqkv + b   (Q pre-scaled by 1/sqrt(dh); pre-norm:
+        // normed · Wqkv + b, but layer 0 has no input norm)
         let qa = Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs };
-        let (x, out) = ((&ws.hidden[..], Some(qa)), &mut ws.qkv);
+        let input = if pre && li > 0 { &ws.normed[..] } else { &ws.hidden[..] };
+        let (x, out) = ((input, Some(qa)), &mut ws.qkv);
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Qkv, &x.0[..t * d]);
         }
         linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None);
+        // Rotary embeddings: Q and K rotated by each row's original position.
+        if let Some(rotary) = &model.weights.rotary {
+            let (positions, local) = (&ws.positions, window(li).is_some());
+            par::rows(pool, &mut ws.qkv, t, 3 * d, &|r, row| rotary.rotate(row, d, positions[r] as usize, local));
+        }
         let tq = Instant::now();
         // ctx: [t, d] = per (sequence, head): softmax(q kᵀ) v
         // colsum: [nh, max_tokens] = Σ_q p[h, q, j]   (only before a keep-rule)
@@ -117,6 +129,7 @@ pub(crate) fn encode(
             score.then_some(&mut ws.colsum[..]),
             ws.max_tokens,
             model.weights.relative_bias.as_ref().map(|table| attention::Bias { table, positions: &ws.positions[..t] }),
+            window(li).map(|half| attention::Window { half, positions: &ws.positions[..t] }),
         );
         let t1 = Instant::now();
 
@@ -144,7 +157,13 @@ pub(crate) fn encode(
         // Each linear's output rows are quantised by it for the next linear when that
         // one is int8 (h1 → qa, inter → qb, hidden → qa).
         // h1: [t, d] = LN(hidden + ctx · Wo + bo)
-        let norm = Then::ResidualLayerNorm { residual: &ws.hidden, norm: &layer.attention_norm, eps };
+        // (pre-norm: h1 = hidden + ctx · Wo + bo, normed = LN(h1))
+        let norm = if pre {
+            let into = RowsMut::new(&mut ws.normed, d);
+            Then::ResidualNormInto { residual: &ws.hidden, norm: &layer.attention_norm, eps, into }
+        } else {
+            Then::ResidualLayerNorm { residual: &ws.hidden, norm: &layer.attention_norm, eps }
+        };
         let (xq, to) = (
             Quantized { words: &ws.qb, scales: &ws.qb_scale, stride, outliers: &ws.xb, x_stride: xs },
             QuantizeTo::when(&mut ws.qa, &mut ws.qa_scale, stride, int8(li, LinearKind::Intermediate))
@@ -158,20 +177,33 @@ pub(crate) fn encode(
         linears.run(li, LinearKind::AttentionOut, x, t, &mut ws.a16, out, norm, to);
         let mut ffn_linears = tl.elapsed();
         // inter: [t, d_ff] = gelu(h1 · W1 + b1)
+        // (pre-norm: of normed; gated: glu = [a, g] = · W1 + b1, inter = gelu(a) · g)
         let (xq, to) = (
             Quantized { words: &ws.qa, scales: &ws.qa_scale, stride, outliers: &ws.xa, x_stride: xs },
             QuantizeTo::when(&mut ws.qb, &mut ws.qb_scale, stride, int8(li, LinearKind::Output))
                 .map(|q| q.with_outliers(outliers(li, LinearKind::Output), &mut ws.xb, xs)),
         );
-        let (x, out) = ((&ws.h1[..], Some(xq)), &mut ws.inter);
+        let input = if pre { &ws.normed[..] } else { &ws.h1[..] };
+        let (out, then) = match gated {
+            true => (&mut ws.glu, Then::GeGlu { into: RowsMut::new(&mut ws.inter, cfg.intermediate_size) }),
+            false => (&mut ws.inter, Then::Gelu),
+        };
+        let x = (input, Some(xq));
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Intermediate, &x.0[..t * d]);
         }
         let tl = Instant::now();
-        linears.run(li, LinearKind::Intermediate, x, t, &mut ws.a16, out, Then::Gelu, to);
+        linears.run(li, LinearKind::Intermediate, x, t, &mut ws.a16, out, then, to);
         ffn_linears += tl.elapsed();
         // hidden: [t, d] = LN(h1 + inter · W2 + b2)
-        let norm = Then::ResidualLayerNorm { residual: &ws.h1, norm: &layer.output_norm, eps };
+        // (pre-norm: hidden = h1 + inter · W2 + b2, normed = LN(hidden) with the next
+        // layer's input norm; after the last layer, hidden = LN(...) with the final one)
+        let norm = if pre && li + 1 < layers {
+            let into = RowsMut::new(&mut ws.normed, d);
+            Then::ResidualNormInto { residual: &ws.h1, norm: &layer.output_norm, eps, into }
+        } else {
+            Then::ResidualLayerNorm { residual: &ws.h1, norm: &layer.output_norm, eps }
+        };
         let next_qkv_int8 = int8(li + 1, LinearKind::Qkv);
         let (xq, to) = (
             Quantized { words: &ws.qb, scales: &ws.qb_scale, stride, outliers: &ws.xb, x_stride: xs },
@@ -194,12 +226,19 @@ pub(crate) fn encode(
         let mut late_prune = Duration::ZERO;
         if pruned && plan.token_outputs {
             let tp = Instant::now();
-            compact::scatter_final(ws, t, d, true);
-            t = if next_qkv_int8 {
-                compact::compact_rows(ws, t, &mut [Buf::Hidden, Buf::HiddenQuantized], d)
-            } else {
-                compact::compact_rows(ws, t, &mut [Buf::Hidden], d)
-            };
+            // Pre-norm: they leave with the final norm of their residual stream.
+            let last = &model.weights.layers[layers - 1].output_norm;
+            let (w, b) = (model.f32s(&last.weight), model.f32s(&last.bias));
+            let final_norm = |row: &mut [f32]| k.layernorm(row, w, b, eps);
+            compact::scatter_final(ws, t, d, true, pre.then_some(&final_norm));
+            let (mut bufs, mut n) = ([Buf::Hidden, Buf::Hidden, Buf::Hidden], 1);
+            for (yes, b) in [(pre, Buf::Normed), (next_qkv_int8, Buf::HiddenQuantized)] {
+                if yes {
+                    bufs[n] = b;
+                    n += 1;
+                }
+            }
+            t = compact::compact_rows(ws, t, &mut bufs[..n], d);
             late_prune = tp.elapsed();
         }
 
@@ -212,7 +251,7 @@ pub(crate) fn encode(
         }
     }
     if plan.token_outputs {
-        compact::scatter_final(ws, t, d, false);
+        compact::scatter_final(ws, t, d, false, None);
     }
 }
 
@@ -223,7 +262,9 @@ pub(crate) fn encode(
 fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: usize, quantize: Option<&[u32]>) {
     let (w, d, eps) = (&model.weights, model.manifest.model.hidden_size, model.manifest.model.layer_norm_eps);
     let e = model.manifest.model.embedding_width();
-    let (word, pos, typ) = (model.f32s(&w.word), model.f32s(&w.position), model.f32s(&w.token_type));
+    // (Rotary models have no position table: a zero row stands for it.)
+    let (word, typ) = (model.f32s(&w.word), model.f32s(&w.token_type));
+    let pos = w.position.as_ref().map_or(&[][..], |p| model.f32s(p));
     let (lw, lb) = (model.f32s(&w.embedding_norm.weight), model.f32s(&w.embedding_norm.bias));
     let (ids, types, pos_ids) = (&ws.ids, &ws.type_ids, &ws.pos_ids);
     let q = quantize.map(|outliers| {
@@ -233,7 +274,8 @@ fn embed(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mut Workspace, t: us
     let table = if project.is_some() { &mut ws.embed } else { &mut ws.hidden };
     par::rows(pool, table, t, e, &|r, row| {
         let (id, ty, p) = (ids[r] as usize, types[r] as usize, pos_ids[r] as usize);
-        let (we, pe, te) = (&word[id * e..id * e + e], &pos[p * e..p * e + e], &typ[ty * e..ty * e + e]);
+        let pe = if pos.is_empty() { &w.zero_row[..] } else { &pos[p * e..p * e + e] };
+        let (we, te) = (&word[id * e..id * e + e], &typ[ty * e..ty * e + e]);
         k.embed_add_layernorm(row, we, pe, te, lw, lb, eps);
         if let (Some(q), None) = (&q, project) {
             // SAFETY: par::rows hands each row to one task.

@@ -36,14 +36,35 @@ pub(crate) fn dense_layers(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mu
     let d = model.manifest.model.hidden_size;
     let Some((pw, pb)) = &model.weights.pooler else { return false };
     let classifier = model.manifest.head.classifier;
-    let gelu = matches!(classifier, Some(Classifier::Electra | Classifier::ElectraDiscriminator));
+    let gelu = matches!(
+        classifier,
+        Some(
+            Classifier::Electra
+                | Classifier::ElectraDiscriminator
+                | Classifier::Modernbert
+                | Classifier::ModernbertMean
+        )
+    );
     let (rows, input) = if model.manifest.head.task == Task::TokenClassification {
         let t = ws.orig_segments.last().map_or(0, |s| s.offset + s.len);
         (t, &ws.final_states[..t * d])
     } else {
         let s = ws.segments.len();
+        let mean = classifier == Some(Classifier::ModernbertMean);
         for (i, seg) in ws.segments.iter().enumerate() {
-            ws.head_in[i * d..i * d + d].copy_from_slice(&ws.hidden[seg.offset * d..seg.offset * d + d]);
+            let dst = &mut ws.head_in[i * d..i * d + d];
+            let rows = &ws.hidden[seg.offset * d..(seg.offset + seg.len) * d];
+            if mean {
+                // The mean of the tokens that reach the end, as embedding pooling.
+                dst.fill(0.0);
+                for r in rows.chunks_exact(d) {
+                    dst.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
+                }
+                let n = seg.len as f32;
+                dst.iter_mut().for_each(|a| *a /= n);
+            } else {
+                dst.copy_from_slice(&rows[..d]);
+            }
         }
         (s, &ws.head_in[..s * d])
     };
@@ -54,6 +75,12 @@ pub(crate) fn dense_layers(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mu
         Some(Classifier::Distilbert) => ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.max(0.0)),
         // GELU came with the GEMM.
         Some(Classifier::Electra | Classifier::ElectraDiscriminator) => {}
+        // GELU came with the GEMM; then `head.norm`.
+        Some(Classifier::Modernbert | Classifier::ModernbertMean) => {
+            let norm = model.weights.head_norm.as_ref().expect("bound with the ModernBERT head");
+            let (w, b, eps) = (model.f32s(&norm.weight), model.f32s(&norm.bias), model.manifest.model.layer_norm_eps);
+            ws.head_mid[..s * d].chunks_exact_mut(d).for_each(|r| k.layernorm(r, w, b, eps));
+        }
         Some(Classifier::Bert | Classifier::Roberta) | None => {
             ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.tanh())
         }

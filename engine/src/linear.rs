@@ -86,6 +86,38 @@ pub(crate) enum Then<'a> {
     Gelu,
     /// `out = LayerNorm(x · W + b + residual)`, `residual: [t, n]`.
     ResidualLayerNorm { residual: &'a [f32], norm: &'a Norm, eps: f32 },
+    /// Pre-norm: `out = x · W + b + residual` (the residual stream), and each row's
+    /// LayerNorm into `into` (`[t, n]`, the next linear's input).
+    ResidualNormInto { residual: &'a [f32], norm: &'a Norm, eps: f32, into: RowsMut<'a> },
+    /// Gated FFN: `out = x · W + b` (`[t, 2f]`, halves `[a, g]`), and
+    /// `into[.., f] = gelu(a) · g`.
+    GeGlu { into: RowsMut<'a> },
+}
+
+/// A `[rows, width]` buffer that the rows' post-processing writes, one row per task.
+#[derive(Clone, Copy)]
+pub(crate) struct RowsMut<'a> {
+    ptr: SharedMut<f32>,
+    len: usize,
+    width: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> RowsMut<'a> {
+    pub fn new(buf: &'a mut [f32], width: usize) -> RowsMut<'a> {
+        RowsMut { ptr: SharedMut::new(buf.as_mut_ptr()), len: buf.len(), width, _borrow: std::marker::PhantomData }
+    }
+
+    /// Row `i`.
+    ///
+    /// # Safety
+    /// No one else reads or writes row `i` meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, i: usize) -> &mut [f32] {
+        assert!((i + 1) * self.width <= self.len, "row {i} outside the buffer");
+        // SAFETY: in bounds (asserted); the row is the caller's alone (contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.get().add(i * self.width), self.width) }
+    }
 }
 
 /// Rows quantised for an int8 linear (`Kernels::quantize_row`): row `i` is
@@ -212,9 +244,10 @@ impl Linears<'_> {
         let epilogue = match then {
             Then::Bias => Epilogue::Bias(bias),
             Then::Gelu => Epilogue::BiasGelu(bias),
-            Then::ResidualLayerNorm { residual, .. } => {
+            Then::ResidualLayerNorm { residual, .. } | Then::ResidualNormInto { residual, .. } => {
                 Epilogue::BiasResidual { bias, residual: &residual[..t * n], ldr: n }
             }
+            Then::GeGlu { .. } => Epilogue::Bias(bias),
         };
         let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
         let out = &mut out[..t * n];
@@ -260,16 +293,38 @@ impl Linears<'_> {
             }
         }
         .unwrap_or_else(|e| shape(e));
-        // What each finished row needs: its LayerNorm, then its quantisation.
-        let norm = match then {
-            Then::ResidualLayerNorm { norm, eps, .. } => Some((m.f32s(&norm.weight), m.f32s(&norm.bias), eps)),
-            Then::Bias | Then::Gelu => None,
+        // What each finished row needs: its LayerNorm or gating (in place, or into the
+        // next linear's input rows), then the quantisation of the next linear's input.
+        let ln = |norm: &Norm, eps: f32| (m.f32s(&norm.weight), m.f32s(&norm.bias), eps);
+        let (norm, into) = match then {
+            Then::ResidualLayerNorm { norm, eps, .. } => (Some(ln(norm, eps)), None),
+            Then::ResidualNormInto { norm, eps, into, .. } => (Some(ln(norm, eps)), Some(into)),
+            Then::GeGlu { into } => (None, Some(into)),
+            Then::Bias | Then::Gelu => (None, None),
         };
-        if norm.is_none() && quantize_to.is_none() {
+        let gated = matches!(then, Then::GeGlu { .. });
+        if norm.is_none() && into.is_none() && quantize_to.is_none() {
             par::gemm(k, pool, &mut p);
             return;
         }
         let post = |i: usize, row: &mut [f32]| {
+            // SAFETY: every split hands each row to one task.
+            let row = match &into {
+                None => row,
+                Some(into) if gated => {
+                    let dst = unsafe { into.row(i) };
+                    let (a, g) = row.split_at(dst.len());
+                    dst.copy_from_slice(a);
+                    k.gelu(dst);
+                    dst.iter_mut().zip(g).for_each(|(x, &g)| *x *= g);
+                    dst
+                }
+                Some(into) => {
+                    let dst = unsafe { into.row(i) };
+                    dst.copy_from_slice(row);
+                    dst
+                }
+            };
             if let Some((lnw, lnb, eps)) = norm {
                 k.layernorm(row, lnw, lnb, eps);
             }

@@ -231,9 +231,7 @@ pub fn encoder_macs(m: &toprt_format::Manifest, lengths: &[(usize, usize)]) -> f
     let c = &m.model;
     lengths
         .iter()
-        .map(|&(n, f)| {
-            layer_macs(n as f64, f as f64, c.hidden_size as f64, c.intermediate_size as f64, c.num_heads as f64)
-        })
+        .map(|&(n, f)| layer_macs(n as f64, f as f64, c.hidden_size as f64, c.ffn_mac_width(), c.num_heads as f64))
         .sum()
 }
 

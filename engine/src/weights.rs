@@ -99,8 +99,12 @@ pub(crate) struct Weights {
     /// (all of them), or int8 (at least one; an int8 file may keep some in `f32`).
     pub precision: Precision,
     pub word: TRange,
-    pub position: TRange,
+    /// The absolute position table; `None` with rotary embeddings (ModernBERT).
+    pub position: Option<TRange>,
     pub token_type: TRange,
+    /// A row of zeros at the embedding width: the position row of models without a
+    /// position table.
+    pub zero_row: Vec<f32>,
     /// `embeddings.LayerNorm` (at the embedding width).
     pub embedding_norm: Norm,
     /// `(w packed [e, d], b)`: ELECTRA's `embeddings_project`, when the embedding width
@@ -114,6 +118,78 @@ pub(crate) struct Weights {
     pub classifier: Option<(TRange, TRange)>,
     /// MPNet's relative position bias, expanded per head and distance.
     pub relative_bias: Option<RelativeBias>,
+    /// ModernBERT's `head.norm`, after the head's dense layer and GELU.
+    pub head_norm: Option<Norm>,
+    /// ModernBERT's rotary tables.
+    pub rotary: Option<RotaryTables>,
+}
+
+/// Rotary embeddings' `cos` and `sin` per original position and frequency, for the
+/// global and the sliding-window layers' bases: row `p` of a table holds
+/// `cos(p · f_i)` (or `sin`) for `i < dh/2`, `f_i = 1 / theta^(2i/dh)`, computed in `f32`
+/// as Hugging Face does.
+/// Positions past the tables (a file may claim any `max_position_embeddings`, and
+/// nothing else vouches for it) get their angles computed on the fly.
+pub(crate) struct RotaryTables {
+    pub half: usize,
+    /// `[global, local]` inverse frequencies `f_i`.
+    inv: [Vec<f32>; 2],
+    /// `[global, local]`, each `(cos, sin)` of `[rows, half]`.
+    tables: [(Vec<f32>, Vec<f32>); 2],
+    rows: usize,
+}
+
+/// Positions the rotary tables hold (ModernBERT's own limit): 4 MiB for head size 64.
+const ROTARY_TABLE_ROWS: usize = 8192;
+
+impl RotaryTables {
+    fn new(r: format::Rotary, dh: usize, max_len: usize) -> RotaryTables {
+        let half = dh / 2;
+        let rows = max_len.min(ROTARY_TABLE_ROWS);
+        let inv = |theta: f64| -> Vec<f32> {
+            (0..half).map(|i| 1.0f32 / (theta as f32).powf((2 * i) as f32 / dh as f32)).collect()
+        };
+        let inv = [inv(r.theta), inv(r.local_theta)];
+        let table = |inv: &[f32]| {
+            let (mut cos, mut sin) = (Vec::with_capacity(rows * half), Vec::with_capacity(rows * half));
+            for p in 0..rows {
+                for &f in inv {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+            (cos, sin)
+        };
+        let tables = [table(&inv[0]), table(&inv[1])];
+        RotaryTables { half, inv, tables, rows }
+    }
+
+    /// Rotates the query and key parts of one `[3d]` QKV row, at original position
+    /// `pos`, with the local layers' base when `local`: each head's pair
+    /// `(x_i, x_{i+half})` becomes `(x_i c - x_{i+half} s, x_{i+half} c + x_i s)`.
+    pub fn rotate(&self, row: &mut [f32], d: usize, pos: usize, local: bool) {
+        let h = self.half;
+        let (cos, sin) = &self.tables[usize::from(local)];
+        let (mut far_c, mut far_s) = (Vec::new(), Vec::new());
+        let (c, s) = if pos < self.rows {
+            (&cos[pos * h..pos * h + h], &sin[pos * h..pos * h + h])
+        } else {
+            for &f in &self.inv[usize::from(local)] {
+                far_c.push((pos as f32 * f).cos());
+                far_s.push((pos as f32 * f).sin());
+            }
+            (&far_c[..], &far_s[..])
+        };
+        for head in row[..2 * d].chunks_exact_mut(2 * h) {
+            let (lo, hi) = head.split_at_mut(h);
+            for i in 0..h {
+                let (a, b) = (lo[i], hi[i]);
+                lo[i] = a * c[i] + -b * s[i];
+                hi[i] = b * c[i] + a * s[i];
+            }
+        }
+    }
 }
 
 /// MPNet's relative position bias, expanded at open to one value per head and signed
@@ -290,7 +366,7 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
             qkv: linear("attention.self.qkv", d, d3)?,
             attention_out: linear("attention.output.dense", d, d)?,
             attention_norm: norm("attention.output.LayerNorm")?,
-            intermediate: linear("intermediate.dense", d, ff)?,
+            intermediate: linear("intermediate.dense", d, if c.gated_ffn { 2 * ff } else { ff })?,
             output: linear("output.dense", ff, d)?,
             output_norm: norm("output.LayerNorm")?,
         });
@@ -305,6 +381,10 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
         (Task::Classification, Some(Classifier::Roberta | Classifier::Distilbert | Classifier::Electra)) => (
             Some((packed("classifier.dense.weight", d, d)?, row("classifier.dense.bias", &[d])?)),
             Some((packed("classifier.out_proj.weight", d, labels)?, row("classifier.out_proj.bias", &[labels])?)),
+        ),
+        (Task::Classification, Some(Classifier::Modernbert | Classifier::ModernbertMean)) => (
+            Some((packed("head.dense.weight", d, d)?, row("head.dense.bias", &[d])?)),
+            Some((packed("classifier.weight", d, labels)?, row("classifier.bias", &[labels])?)),
         ),
         (Task::TokenClassification, Some(Classifier::ElectraDiscriminator)) => {
             let p = "discriminator_predictions";
@@ -345,6 +425,10 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     if (c.arch == Arch::Distilbert) != (h.classifier == Some(Classifier::Distilbert)) && h.classifier.is_some() {
         return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
     }
+    let modern_head = matches!(h.classifier, Some(Classifier::Modernbert | Classifier::ModernbertMean));
+    if (c.arch == Arch::Modernbert) != modern_head && h.classifier.is_some() {
+        return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
+    }
     let electra_head = matches!(h.classifier, Some(Classifier::Electra | Classifier::ElectraDiscriminator));
     if (c.arch == Arch::Electra) != electra_head && h.classifier.is_some() {
         return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
@@ -378,11 +462,23 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
             Some(RelativeBias { table, max_len })
         }
     };
+    let head_norm = match modern_head {
+        true => Some(Norm { weight: row("head.norm.weight", &[d])?, bias: row("head.norm.bias", &[d])? }),
+        false => None,
+    };
+    // The position table, or rotary embeddings in its place.
+    let (position, rotary) = match c.rotary {
+        Some(r) => (None, Some(RotaryTables::new(r, c.head_dim(), c.max_len()))),
+        None => (Some(row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, e])?), None),
+    };
     Ok(Weights {
         relative_bias,
+        head_norm,
+        rotary,
         precision,
         word: row("embeddings.word_embeddings.weight", &[c.vocab_size, e])?,
-        position: row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, e])?,
+        position,
+        zero_row: vec![0.0; e],
         token_type: row("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, e])?,
         embedding_norm: Norm {
             weight: row("embeddings.LayerNorm.weight", &[e])?,

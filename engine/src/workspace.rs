@@ -88,6 +88,10 @@ pub(crate) struct Workspace {
     pub ctx: AVec<f32>,
     // h1: [tokens, d]
     pub h1: AVec<f32>,
+    /// Pre-norm models: the normalised input rows of the next linear, `[tokens, d]`.
+    pub normed: AVec<f32>,
+    /// Gated FFN: the `[a, g]` rows of the intermediate linear, `[tokens, 2 · d_ff]`.
+    pub glu: AVec<f32>,
     // inter: [tokens, d_ff]
     pub inter: AVec<f32>,
     /// The input of a bf16 GEMM rounded to bf16 pairs: `[tokens, max(d, d_ff) / 2]`
@@ -170,6 +174,8 @@ impl Workspace {
             qkv: AVec::zeroed(max_tokens * 3 * d),
             ctx: AVec::zeroed(max_tokens * d),
             h1: AVec::zeroed(max_tokens * d),
+            normed: AVec::zeroed(if c.norm_first { max_tokens * d } else { 0 }),
+            glu: AVec::zeroed(if c.gated_ffn { max_tokens * 2 * ff } else { 0 }),
             inter: AVec::zeroed(max_tokens * ff),
             a16: match path {
                 LinearPath::Bf16 => AVec::zeroed(max_tokens * bf16_row_words(d.max(ff))),
@@ -213,6 +219,7 @@ impl Workspace {
     /// Bytes held by the workspace.
     pub fn bytes(&self) -> usize {
         let f = self.hidden.len() + self.qkv.len() + self.ctx.len() + self.h1.len() + self.inter.len() + self.a16.len();
+        let f = f + self.normed.len() + self.glu.len() + self.embed.len();
         let q = self.qa.len() + self.qb.len() + self.qa_scale.len() + self.qb_scale.len();
         let q = q + self.xa.len() + self.xb.len();
         let g = self.final_states.len() + self.scores.len() + self.colsum.len() + self.importance.len();
@@ -237,7 +244,7 @@ impl Workspace {
                 self.type_ids.push(ty);
                 self.positions.push(p as u32);
                 let pos_id = match cfg.arch {
-                    Arch::Bert | Arch::Distilbert | Arch::Electra => p as u32,
+                    Arch::Bert | Arch::Distilbert | Arch::Electra | Arch::Modernbert => p as u32,
                     // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
                     // (MPNet numbers its positions the same way.)
                     Arch::Roberta | Arch::Mpnet if id == cfg.pad_token_id => cfg.pad_token_id,

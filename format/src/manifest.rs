@@ -21,6 +21,39 @@ pub enum Arch {
     /// relative position bias added to every layer's attention scores
     /// (`relative_attention_buckets`).
     Mpnet,
+    /// ModernBERT: pre-norm layers (`norm_first`), a gated GELU feed-forward
+    /// (`gated_ffn`), rotary position embeddings instead of a position table
+    /// (`rotary`), sliding-window attention on some layers (`local_attention`), and no
+    /// token types.
+    Modernbert,
+}
+
+/// Rotary position embeddings (ModernBERT): query and key pairs `(x_i, x_{i + dh/2})`
+/// of each head are rotated by `pos · theta^(-2i/dh)`, `pos` the token's original
+/// position, so they hold after pruning.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rotary {
+    /// Base of the global-attention layers.
+    pub theta: f64,
+    /// Base of the sliding-window layers (`local_attention`).
+    pub local_theta: f64,
+}
+
+/// Sliding-window attention (ModernBERT's local layers): on the listed layers, query
+/// `i` sees key `j` only when `|pos_i - pos_j| <= window / 2`, by original positions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalAttention {
+    /// The whole window (`local_attention`): `window / 2` positions on each side.
+    pub window: usize,
+    /// The layers that use it, ascending.
+    pub layers: Vec<usize>,
+}
+
+impl LocalAttention {
+    /// Half-width of layer `layer`'s window, if it is a local layer.
+    pub fn half_window(&self, layer: usize) -> Option<usize> {
+        self.layers.binary_search(&layer).is_ok().then_some(self.window / 2)
+    }
 }
 
 /// The number of log-spaced relative-position buckets MPNet's attention bias uses
@@ -56,6 +89,23 @@ pub struct ModelConfig {
     /// used are the first [`MPNET_BUCKETS`]. Absent for every other architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_attention_buckets: Option<usize>,
+    /// Pre-norm layers: each layer normalises its input for the attention (layer 0:
+    /// no norm) and the attention's residual sum for the FFN, and keeps the sums as
+    /// the residual stream. Stored as the post-norm names would be:
+    /// `attention.output.LayerNorm` is the FFN's input norm, `output.LayerNorm` of layer
+    /// `l` the next layer's attention input norm (the final norm after the last).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub norm_first: bool,
+    /// Gated FFN: `intermediate.dense` is `[d, 2 · d_ff]`, and the FFN's inner rows are
+    /// `gelu(a) · g` of its halves `[a, g]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gated_ffn: bool,
+    /// Rotary position embeddings, instead of a position table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotary: Option<Rotary>,
+    /// Sliding-window attention on some layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_attention: Option<LocalAttention>,
 }
 
 impl ModelConfig {
@@ -66,6 +116,18 @@ impl ModelConfig {
     /// Width of the embedding tables (`embedding_size`, else `hidden_size`).
     pub fn embedding_width(&self) -> usize {
         self.embedding_size.unwrap_or(self.hidden_size)
+    }
+
+    /// The FFN width `w` for which `2 · d · w` is its multiply-adds per token:
+    /// `intermediate_size`, or 1.5 times it for a gated FFN (`[d, 2 · d_ff]` in,
+    /// `[d_ff, d]` out).
+    pub fn ffn_mac_width(&self) -> f64 {
+        let ff = self.intermediate_size as f64;
+        if self.gated_ffn {
+            1.5 * ff
+        } else {
+            ff
+        }
     }
 
     /// Longest sequence the position table allows.
@@ -100,6 +162,33 @@ impl ModelConfig {
                 )));
             }
         }
+        let modern = c.arch == Arch::Modernbert;
+        if modern != (c.norm_first && c.gated_ffn && c.rotary.is_some()) || (!modern && c.local_attention.is_some()) {
+            return Err(Error::Format(
+                "norm_first, gated_ffn, rotary and local_attention are ModernBERT's, and it needs the first three"
+                    .into(),
+            ));
+        }
+        if let Some(r) = c.rotary {
+            let ok = |t: f64| t.is_finite() && t > 1.0;
+            if !(ok(r.theta) && ok(r.local_theta) && c.head_dim().is_multiple_of(2)) {
+                return Err(Error::Format(format!(
+                    "rotary embeddings need bases above 1 (found {} and {}) and an even head size (found {})",
+                    r.theta,
+                    r.local_theta,
+                    c.head_dim()
+                )));
+            }
+        }
+        if let Some(l) = &c.local_attention {
+            let ascending = l.layers.windows(2).all(|p| p[0] < p[1]);
+            if l.window < 2 || !ascending || l.layers.last().is_some_and(|&x| x >= c.num_layers) {
+                return Err(Error::Format(format!(
+                    "local_attention needs a window of at least 2 (found {}) and ascending layers below {} (found {:?})",
+                    l.window, c.num_layers, l.layers
+                )));
+            }
+        }
         match (c.arch, c.relative_attention_buckets) {
             (Arch::Mpnet, Some(n)) if n >= MPNET_BUCKETS => {}
             (Arch::Mpnet, n) => {
@@ -113,7 +202,7 @@ impl ModelConfig {
             (_, None) => {}
         }
         let offset = match c.arch {
-            Arch::Bert | Arch::Distilbert | Arch::Electra => 0,
+            Arch::Bert | Arch::Distilbert | Arch::Electra | Arch::Modernbert => 0,
             Arch::Roberta | Arch::Mpnet => c.pad_token_id as usize + 1,
         };
         if c.position_offset != offset {
@@ -171,6 +260,12 @@ pub enum Classifier {
     Distilbert,
     /// `out_proj(gelu(dense(h[CLS])))` — ELECTRA, under RoBERTa's names.
     Electra,
+    /// `classifier(LN(gelu(head.dense(h[CLS]))))` — ModernBERT (`head.dense`,
+    /// `head.norm`, `classifier`), applied to the final-normed states.
+    Modernbert,
+    /// [`Classifier::Modernbert`] on the mean of the sequence's final states (its
+    /// `classifier_pooling: "mean"`; with pruning, of the tokens reaching the end).
+    ModernbertMean,
     /// Per token: `dense_prediction(gelu(dense(h)))` — ELECTRA's replaced-token
     /// discriminator (`discriminator_predictions.*`, one label), a
     /// [`Task::TokenClassification`] head.

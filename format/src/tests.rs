@@ -19,6 +19,10 @@ fn config() -> ModelConfig {
         position_offset: 0,
         embedding_size: None,
         relative_attention_buckets: None,
+        norm_first: false,
+        gated_ffn: false,
+        rotary: None,
+        local_attention: None,
     }
 }
 

@@ -33,6 +33,7 @@ pub fn config_json(data: &[u8]) -> bool {
                             Arch::Roberta | Arch::Mpnet => Classifier::Roberta,
                             Arch::Distilbert => Classifier::Distilbert,
                             Arch::Electra => Classifier::Electra,
+                            Arch::Modernbert => Classifier::Modernbert,
                         };
                         assert_eq!(h.classifier, Some(want));
                         assert!(h.num_labels >= 1, "a classification head with {} labels", h.num_labels);

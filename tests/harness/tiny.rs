@@ -88,6 +88,10 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         position_offset: if roberta { 2 } else { 0 },
         embedding_size: None,
         relative_attention_buckets: None,
+        norm_first: false,
+        gated_ffn: false,
+        rotary: None,
+        local_attention: None,
     };
     let head = |task, pooling, normalize, classifier, num_labels: usize| HeadConfig {
         task,
@@ -134,7 +138,7 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         push("classifier.out_proj.weight", vec![2, 4]);
         push("classifier.out_proj.bias", vec![2]);
     }
-    let baked = toprt_convert::bake::bake(&tensors, &cfg, &head).expect("tiny model bakes");
+    let baked = toprt_convert::bake::bake(&tensors, &cfg, &head, &serde_json::Value::Null).expect("tiny model bakes");
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         producer: "toprt-tests tiny model".into(),

@@ -88,6 +88,8 @@ fn tiny_bert_and_roberta_bf16_match_hf() {
     check_against_hf(&open(&convert_bf16(&fixture("tiny-xlmr-st"))), "tiny-xlmr", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-electra-st"))), "tiny-electra", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-mpnet-st"))), "tiny-mpnet", None);
+    check_against_hf(&open(&convert_bf16(&fixture("tiny-modernbert-st"))), "tiny-modernbert", None);
+    check_against_hf(&open(&convert_bf16(&fixture("tiny-modernbert-bias-st"))), "tiny-modernbert-bias", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-electra-disc-st"))), "tiny-electra-disc", None);
 }
 

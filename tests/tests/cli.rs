@@ -169,6 +169,24 @@ fn convert_cli_errors() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unknown dtype 'f16'"));
 }
 
+/// ModernBERT from the command line: `inspect` names the architecture and its
+/// attention, and `run` scores a text pair through the embedded tokenizer.
+#[test]
+fn convert_inspect_run_modernbert() {
+    let out = tmp("cli-modernbert.toprt");
+    let o =
+        run(Command::new(bin("toprt-convert")).arg(fixture("tiny-modernbert-st")).args(["--force", "-o"]).arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(Command::new(bin("toprt")).arg("inspect").arg(&out));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("model:       Modernbert (ModernBertForSequenceClassification)"), "{text}");
+    assert!(text.contains("sliding window 16 (|i - j| <= 8) on layers [1, 2]"), "{text}");
+    assert!(text.contains("pre-norm layers, gated GELU FFN"), "{text}");
+    let (o, res) = run_jsonl(&out, &[serde_json::json!({"text": "a fine film", "text_pair": "it is"})], &[]);
+    assert!(o.status.success() && res[0]["logits"].as_array().is_some_and(|e| e.len() == 3), "{res:?}");
+    assert_eq!(res[0]["token_type_ids"], serde_json::json!([0, 0, 0, 0, 0, 0, 1, 1, 1]), "{res:?}");
+}
+
 #[test]
 fn convert_bf16_and_inspect() {
     let out = tmp("cli-bf16.toprt");

@@ -252,6 +252,67 @@ fn mpnet_missing_and_misshapen_tensors_use_its_names() {
     assert!(msg.contains("tokenizer.json"), "{msg}");
 }
 
+/// ModernBERT's tensors are named in its own terms, including the norms the converter
+/// stores under post-norm names; a config that lies about a size or asks for a bias the
+/// checkpoint lacks is refused naming the tensor; settings toprt does not implement are
+/// refused before any tensor is read.
+#[test]
+fn modernbert_missing_misshapen_and_unsupported() {
+    let dir = copy_fixture("tiny-modernbert-st", "modernbert-missing");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "model.layers.2.attn_norm.weight"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("model.layers.2.attn_norm.weight") && msg.contains("[32]"), "{msg}");
+    let dir = copy_fixture("tiny-modernbert-st", "modernbert-wi");
+    edit_safetensors(&dir, |l| {
+        let t = l.iter_mut().find(|(n, _, _)| n == "model.layers.0.mlp.Wi.weight").unwrap();
+        t.1 = vec![64, 64];
+    });
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("mlp.Wi.weight") && msg.contains("[128, 32]"), "{msg}");
+    let edit = |name: &str, from: &str, to: &str| {
+        let dir = copy_fixture("tiny-modernbert-st", name);
+        let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        assert!(cfg.contains(from), "{cfg}");
+        std::fs::write(dir.join("config.json"), cfg.replace(from, to)).unwrap();
+        toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string()
+    };
+    let msg = edit("modernbert-ff", "\"intermediate_size\": 64", "\"intermediate_size\": 48");
+    assert!(msg.contains("mlp.Wi.weight") && msg.contains("[96, 32]"), "{msg}");
+    let msg = edit("modernbert-bias", "\"mlp_bias\": false", "\"mlp_bias\": true");
+    assert!(msg.contains("model.layers.0.mlp.Wi.bias"), "{msg}");
+    let msg = edit("modernbert-rope", "\"rope_type\": \"default\"", "\"rope_type\": \"yarn\"");
+    assert!(msg.contains("rope_type") && msg.contains("yarn"), "{msg}");
+    let msg = edit("modernbert-act", "\"hidden_activation\": \"gelu\"", "\"hidden_activation\": \"gelu_new\"");
+    assert!(msg.contains("hidden_activation") && msg.contains("gelu_new"), "{msg}");
+    let msg = edit("modernbert-heads", "\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
+    assert!(msg.contains("num_heads 5"), "{msg}");
+    let msg = edit("modernbert-pool", "\"classifier_pooling\": \"mean\"", "\"classifier_pooling\": \"max\"");
+    assert!(msg.contains("classifier_pooling"), "{msg}");
+    // Its tokenizer comes from tokenizer.json only.
+    let dir = copy_fixture("tiny-modernbert-st", "modernbert-notok");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("tokenizer.json"), "{msg}");
+}
+
+/// The config keys of ModernBERT's own releases (before transformers 5 wrote
+/// `layer_types` and `rope_parameters`) give the same model.
+#[test]
+fn modernbert_older_config_keys() {
+    let dir = copy_fixture("tiny-modernbert-st", "modernbert-old-keys");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let o = cfg.as_object_mut().unwrap();
+    o.remove("layer_types");
+    o.remove("rope_parameters");
+    o.insert("global_rope_theta".into(), 160000.0.into());
+    o.insert("local_rope_theta".into(), 10000.0.into());
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let old = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap().1.manifest.model;
+    let new = toprt_convert::convert_to_bytes(&fixture("tiny-modernbert-st"), &Default::default()).unwrap().1.manifest;
+    assert_eq!(old, new.model);
+}
+
 #[test]
 fn checkpoint_with_misshapen_tensor() {
     let dir = copy_fixture("tiny-bert-st", "shape");
@@ -282,6 +343,7 @@ fn unsupported_model_type_is_named() {
     assert!(e.to_string().contains("'distilbert'"), "the message lists what is supported: {e}");
     assert!(e.to_string().contains("'electra'"), "the message lists what is supported: {e}");
     assert!(e.to_string().contains("'mpnet'"), "the message lists what is supported: {e}");
+    assert!(e.to_string().contains("'modernbert'"), "the message lists what is supported: {e}");
 }
 
 #[test]

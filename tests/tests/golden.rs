@@ -107,6 +107,30 @@ fn tiny_bert_pytorch_bin_matches_hf() {
 }
 
 #[test]
+fn tiny_modernbert_safetensors_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-modernbert-st"));
+    let m = model.manifest();
+    assert_eq!(m.model.arch, toprt::format::Arch::Modernbert);
+    assert_eq!(m.head.classifier, Some(toprt::format::Classifier::ModernbertMean));
+    let local = m.model.local_attention.as_ref().expect("sliding-window layers");
+    assert_eq!((local.window, &local.layers[..]), (16, &[1, 2][..]));
+    check_model(&model, "tiny-modernbert");
+}
+
+#[test]
+fn tiny_modernbert_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-modernbert-pt")), "tiny-modernbert");
+}
+
+/// Every optional bias on, first-token pooling, sliding windows of ±4 every other layer.
+#[test]
+fn tiny_modernbert_with_biases_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-modernbert-bias-st"));
+    assert_eq!(model.manifest().head.classifier, Some(toprt::format::Classifier::Modernbert));
+    check_model(&model, "tiny-modernbert-bias");
+}
+
+#[test]
 fn tiny_distilbert_safetensors_matches_hf() {
     let model = convert_and_open(&fixture("tiny-distilbert-st"));
     assert_eq!(model.manifest().model.arch, toprt::format::Arch::Distilbert);

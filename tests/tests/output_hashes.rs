@@ -125,6 +125,8 @@ fn compute() -> Vec<(String, String, u64)> {
         ("tiny-electra-st", "tiny-electra"),
         ("tiny-electra-disc-st", "tiny-electra-disc"),
         ("tiny-mpnet-st", "tiny-mpnet"),
+        ("tiny-modernbert-st", "tiny-modernbert"),
+        ("tiny-modernbert-bias-st", "tiny-modernbert-bias"),
     ] {
         push(&format!("golden/{fx}"), hash_golden(&convert_and_open(&fixture(fx)), golden));
     }
@@ -161,7 +163,7 @@ fn compute() -> Vec<(String, String, u64)> {
     for fx in
         ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st", "tiny-xlmr-st"]
             .into_iter()
-            .chain(["tiny-electra-st", "tiny-electra-disc-st", "tiny-mpnet-st"])
+            .chain(["tiny-electra-st", "tiny-electra-disc-st", "tiny-mpnet-st", "tiny-modernbert-st"])
     {
         push(&format!("file/{fx}"), h(&convert_bytes(&fixture(fx))));
     }
