@@ -1,7 +1,8 @@
-"""The new-encoder-types check, shared by distilbert.py and electra.py: a random
-BERT-base-sized checkpoint of one type, converted dense and pruned (top-k), against ONNX
-Runtime fp32 on the same arrays (in BERT's terms), 1 x 128 tokens, interleaved in one
-process. The outputs are compared first: mean-pooled embeddings, cosine >= 0.99999."""
+"""The new-encoder-types check, shared by distilbert.py, electra.py, mpnet.py and
+modernbert.py: a random base-sized checkpoint of one type, converted dense and pruned
+(top-k), against ONNX Runtime fp32 on the same arrays (in BERT's terms, or the type's own
+graph), 1 x 128 tokens, interleaved in one process. The outputs are compared first:
+mean-pooled embeddings, cosine >= 0.99999."""
 
 import argparse
 import json
@@ -54,18 +55,20 @@ class RandomCheckpoint:
         self.marker.write_text(f"seed={self.seed}")
 
 
-def main(name: str, title: str, doc: str, make_checkpoint, bert_terms, prune_layers: str):
+def main(name: str, title: str, doc: str, make_checkpoint, bert_terms, prune_layers: str, build_graph=build_onnx):
     """The command line of one encoder type's script."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    compare(name, title, make_checkpoint, bert_terms, prune_layers, args.rounds, args.threads)
+    compare(name, title, make_checkpoint, bert_terms, prune_layers, args.rounds, args.threads, build_graph)
 
 
-def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: str, rounds: int, threads: int):
+def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: str, rounds: int, threads: int,
+            build_graph=build_onnx):
     """`make_checkpoint(folder)` writes the checkpoint; `bert_terms(folder)` gives its
-    arrays under BERT's names and the config build_onnx reads."""
+    arrays under BERT's names and the config build_onnx reads (or, with `build_graph`,
+    whatever that builder reads: `build_graph(arrays, config, "embedding", path)`)."""
     import os
 
     os.chdir(REPO)
@@ -80,7 +83,7 @@ def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: st
     w, cfg = bert_terms(ckpt)
     plain, fused = out / f"{name}-plain.onnx", out / f"{name}-fused.onnx"
     if not plain.is_file():
-        build_onnx(w, cfg, "embedding", plain)
+        build_graph(w, cfg, "embedding", plain)
     if not fused.is_file():
         log(f"fusion: {ort_fused(plain, fused, cfg)}")
     lib = Lib(bins / "libtoprt.so")
@@ -88,21 +91,23 @@ def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: st
     psess = lib.model(pruned_m).session(threads)
     rows = random_ids(1, 128)
     batch = Batch(rows)
-    feeds = feeds_for(rows)
     osess = {n: ort_session(path, threads) for n, path in (("plain", plain), ("fused", fused)) if path.is_file()}
+    # Each graph's own inputs (a type without token types has no token_type_ids).
+    all_feeds = feeds_for(rows)
+    feeds = {n: {i.name: all_feeds[i.name] for i in s.get_inputs()} for n, s in osess.items()}
 
     # The same answers first: mean-pooled embeddings (toprt's unnormalised, ORT's
     # normalised: the cosine does not care).
     t_emb = np.asarray(tsess.floats(batch, False, "embedding")[0], np.float64)
     for n, s in osess.items():
-        o = s.run(["embedding"], feeds)[0][0].astype(np.float64)
+        o = s.run(["embedding"], feeds[n])[0][0].astype(np.float64)
         cos = float(t_emb @ o / np.linalg.norm(t_emb) / np.linalg.norm(o))
         log(f"toprt dense vs ORT {n}: embedding cosine {cos:.7f}")
         assert cos >= 0.99999, f"ORT {n} and toprt disagree: cosine {cos}"
 
     cands = [("toprt dense", lambda: tsess.time_run(batch, False, OUTPUT_EMBEDDING)),
              ("toprt pruned", lambda: psess.time_run(batch, True, OUTPUT_EMBEDDING))]
-    cands += [(f"ORT fp32 {n}", lambda s=s: s.run(["embedding"], feeds)) for n, s in osess.items()]
+    cands += [(f"ORT fp32 {n}", lambda s=s, f=feeds[n]: s.run(["embedding"], f)) for n, s in osess.items()]
     times = interleave(cands, rounds, warmup=2, pause=0.05)
     ort_name = min((k for k in times if k.startswith("ORT")), key=lambda k: statistics.median(times[k]))
     log(f"\n{title} (random weights), 1 x 128 tokens, {threads} thread(s), {rounds} rounds; "
