@@ -185,7 +185,7 @@ pub fn to_int8(tensors: &mut Vec<OutTensor>, plan: &dyn Fn(&str) -> LinearPlan) 
 
 /// Checkpoint tensors by canonical name (architecture prefix stripped, old
 /// `gamma`/`beta` LayerNorm names mapped to `weight`/`bias`).
-pub(crate) struct Source<'a> {
+struct Source<'a> {
     by_name: BTreeMap<String, &'a Tensor>,
     used: BTreeSet<String>,
     arch: Arch,
@@ -330,7 +330,7 @@ fn canonical(name: &str, arch: Arch) -> String {
 }
 
 impl<'a> Source<'a> {
-    pub(crate) fn take(&mut self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
         let t = self.by_name.get(name).ok_or_else(|| ConvertError::MissingTensor {
             name: checkpoint_name(name, self.arch),
             expected: shape.to_vec(),
@@ -413,8 +413,15 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig, raw: &serd
     let mut src = Source { by_name, used: BTreeSet::new(), arch: cfg.arch };
     let mut out = Vec::new();
     if cfg.arch == Arch::Modernbert {
-        crate::modernbert::bake(&mut src, &mut out, cfg, head, crate::config::ModernbertBiases::of(raw))?;
-        return Ok(src.finish(tensors, out));
+        let biases = crate::config::ModernbertBiases::of(raw);
+        let parts = crate::modernbert::bake(&mut |name, shape| src.take(name, shape), cfg, head, biases)?;
+        let out = parts.into_iter().map(|p| OutTensor {
+            name: p.name,
+            layout: p.layout,
+            shape: p.shape,
+            data: Blob::F32(p.data),
+        });
+        return Ok(src.finish(tensors, out.collect()));
     }
     let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
     let row = |out: &mut Vec<OutTensor>, src: &mut Source, name: &str, shape: &[usize]| -> Result<()> {

@@ -4,73 +4,79 @@
 //! (`[d, 2 · d_ff]`), and every bias the config turns off stored as zeros, so the
 //! engine runs one kind of linear and LayerNorm.
 
-use crate::bake::{Blob, OutTensor, Source};
 use crate::config::ModernbertBiases;
 use crate::error::Result;
 use toprt_format::{Classifier, HeadConfig, Layout, ModelConfig};
 use toprt_kernels::pack::pack_linear_weight;
 
-/// Appends every tensor of a ModernBERT model to `out`.
+/// One baked `f32` tensor.
+pub(crate) struct Part {
+    pub name: String,
+    pub layout: Layout,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Reads a checkpoint tensor by canonical name, checking its shape (`bake.rs`'s source).
+pub(crate) type Take<'a, 'b> = dyn FnMut(&str, &[usize]) -> Result<&'b [f32]> + 'a;
+
+/// Every tensor of a ModernBERT model, in file order.
 ///
 /// # Errors
 /// A missing or misshapen tensor (named as the checkpoint names it).
 pub(crate) fn bake(
-    src: &mut Source,
-    out: &mut Vec<OutTensor>,
+    src: &mut Take,
     cfg: &ModelConfig,
     head: &HeadConfig,
     biases: ModernbertBiases,
-) -> Result<()> {
+) -> Result<Vec<Part>> {
+    let mut parts = Vec::new();
+    let out = &mut parts;
     let (d, ff, l) = (cfg.hidden_size, cfg.intermediate_size, cfg.num_layers);
-    let row = |out: &mut Vec<OutTensor>, name: &str, data: Vec<f32>, shape: &[usize]| {
-        out.push(OutTensor {
-            name: name.into(),
-            layout: Layout::RowMajor,
-            shape: shape.to_vec(),
-            data: Blob::F32(data),
-        })
+    let row = |out: &mut Vec<Part>, name: &str, data: Vec<f32>, shape: &[usize]| {
+        out.push(Part { name: name.into(), layout: Layout::RowMajor, shape: shape.to_vec(), data })
     };
     // A bias the config has, or zeros.
-    let bias = |src: &mut Source, name: &str, n: usize, present: bool| -> Result<Vec<f32>> {
+    let bias = |src: &mut Take, name: &str, n: usize, present: bool| -> Result<Vec<f32>> {
         if present {
-            Ok(src.take(name, &[n])?.to_vec())
+            Ok(src(name, &[n])?.to_vec())
         } else {
             Ok(vec![0.0; n])
         }
     };
-    let norm = |src: &mut Source, out: &mut Vec<OutTensor>, from: &str, to: &str| -> Result<()> {
-        let w = src.take(&format!("{from}.weight"), &[d])?.to_vec();
+    let norm = |src: &mut Take, out: &mut Vec<Part>, from: &str, to: &str| -> Result<()> {
+        let w = src(&format!("{from}.weight"), &[d])?.to_vec();
         let b = bias(src, &format!("{from}.bias"), d, biases.norm)?;
         row(out, &format!("{to}.weight"), w, &[d]);
         row(out, &format!("{to}.bias"), b, &[d]);
         Ok(())
     };
     // nn.Linear [n, k] → packed logical [k, n], rows scaled by `scale(row)`.
-    let linear = |src: &mut Source,
-                  out: &mut Vec<OutTensor>,
+    let linear = |src: &mut Take,
+                  out: &mut Vec<Part>,
                   from: &str,
                   to: &str,
                   (n, k): (usize, usize),
                   has_bias: bool,
                   scale: &dyn Fn(usize) -> f32|
      -> Result<()> {
-        let w = src.take(&format!("{from}.weight"), &[n, k])?;
+        let w = src(&format!("{from}.weight"), &[n, k])?;
         let w: Vec<f32> =
             w.chunks_exact(k).enumerate().flat_map(|(o, r)| r.iter().map(move |x| x * scale(o))).collect();
         let b = bias(src, &format!("{from}.bias"), n, has_bias)?;
         let b = b.iter().enumerate().map(|(o, x)| x * scale(o)).collect();
-        out.push(OutTensor {
+        out.push(Part {
             name: format!("{to}.weight"),
             layout: Layout::Panel32,
             shape: vec![k, n],
-            data: Blob::F32(pack_linear_weight(&w, n, k)),
+            data: pack_linear_weight(&w, n, k),
         });
         row(out, &format!("{to}.bias"), b, &[n]);
         Ok(())
     };
     let one = |_: usize| 1.0f32;
 
-    let word = src.take("embeddings.word_embeddings.weight", &[cfg.vocab_size, d])?.to_vec();
+    let word = src("embeddings.word_embeddings.weight", &[cfg.vocab_size, d])?.to_vec();
     row(out, "embeddings.word_embeddings.weight", word, &[cfg.vocab_size, d]);
     // No token types: zero rows add nothing (pair type ids change nothing, as in HF).
     let types = cfg.type_vocab_size;
@@ -108,5 +114,5 @@ pub(crate) fn bake(
         norm(src, out, "head.norm", "head.norm")?;
         linear(src, out, "classifier", "classifier", (head.num_labels, d), true, &one)?;
     }
-    Ok(())
+    Ok(parts)
 }
