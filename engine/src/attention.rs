@@ -27,6 +27,7 @@
 use crate::par::SharedMut;
 use crate::pool::Pool;
 use crate::workspace::Segment;
+use std::ops::Range;
 use toprt_kernels::gemm::{Epilogue, GemmParams, Operands};
 use toprt_kernels::pack::{self, NR};
 use toprt_kernels::Kernels;
@@ -65,12 +66,19 @@ pub(crate) struct HeadWindow<'a> {
 }
 
 impl HeadWindow<'_> {
+    /// The keys (rows) that query rows `rows` see together: the union of their windows,
+    /// one run of rows, as positions ascend.
+    fn keys(&self, rows: Range<usize>) -> Range<usize> {
+        let (first, last) = (self.positions[rows.start] as usize, self.positions[rows.end - 1] as usize);
+        let lo = self.positions.partition_point(|&q| (q as usize) + self.half < first);
+        lo..self.positions.partition_point(|&q| q as usize <= last + self.half)
+    }
+
     /// Masks query row `i`'s scores outside its window (`-inf`, zero after the
-    /// softmax). The keys inside are one run of rows, as positions ascend.
-    fn mask(&self, i: usize, scores: &mut [f32]) {
-        let p = self.positions[i] as usize;
-        let lo = self.positions.partition_point(|&q| (q as usize) + self.half < p);
-        let hi = self.positions.partition_point(|&q| q as usize <= p + self.half);
+    /// softmax); `scores` are those of keys `from..`.
+    fn mask(&self, i: usize, scores: &mut [f32], from: usize) {
+        let keys = self.keys(i..i + 1);
+        let (lo, hi) = (keys.start.saturating_sub(from).min(scores.len()), (keys.end - from).min(scores.len()));
         scores[..lo].fill(f32::NEG_INFINITY);
         scores[hi..].fill(f32::NEG_INFINITY);
     }
@@ -95,10 +103,11 @@ pub(crate) struct HeadBias<'a> {
 }
 
 impl HeadBias<'_> {
-    /// Adds the bias of query row `i` (of the segment) to its scores.
-    fn add(&self, i: usize, scores: &mut [f32]) {
+    /// Adds the bias of query row `i` (of the segment) to its scores, those of keys
+    /// `from..`.
+    fn add(&self, i: usize, scores: &mut [f32], from: usize) {
         let base = self.center - self.positions[i] as usize;
-        for (s, &pj) in scores.iter_mut().zip(self.positions) {
+        for (s, &pj) in scores.iter_mut().zip(&self.positions[from..]) {
             *s += self.row[base + pj as usize];
         }
     }
@@ -244,16 +253,25 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
             panel[e * NR + j % NR] = 0.0;
         }
     }
-    // V: element (j, e) = V[j, e]; panel e / NR.
-    for p in 0..pack::panels(dh) {
-        let (e0, w) = (p * NR, NR.min(dh - p * NR));
-        let panel = &mut vp[p * n * NR..(p + 1) * n * NR];
-        for (j, row) in rows.chunks_exact(ld).enumerate() {
-            panel[j * NR..j * NR + w].copy_from_slice(&row[vc + e0..vc + e0 + w]);
-            panel[j * NR + w..(j + 1) * NR].fill(0.0);
+    // V of keys `keys`: element (j, e) = V[keys.start + j, e]; panel e / NR.
+    let pack_v = |vp: &mut [f32], keys: Range<usize>| {
+        let kn = keys.len();
+        for p in 0..pack::panels(dh) {
+            let (e0, w) = (p * NR, NR.min(dh - p * NR));
+            let panel = &mut vp[p * kn * NR..(p + 1) * kn * NR];
+            for (j, row) in rows[keys.start * ld..keys.end * ld].chunks_exact(ld).enumerate() {
+                panel[j * NR..j * NR + w].copy_from_slice(&row[vc + e0..vc + e0 + w]);
+                panel[j * NR + w..(j + 1) * NR].fill(0.0);
+            }
         }
+    };
+    // Without a window every block sees every key: V is packed once. With one, each
+    // block computes only the keys its rows' windows cover (from a panel boundary of
+    // kᵀ), and packs their V.
+    if t.window.is_none() {
+        pack_v(vp, 0..n);
     }
-    let (kt, vp) = (&*kt, &*vp);
+    let kt = &*kt;
 
     let mut cs = if colsum.is_null() {
         None
@@ -266,29 +284,62 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
     let mut q0 = 0;
     while q0 < n {
         let m = QUERY_BLOCK.min(n - q0);
-        let s = &mut rest[..m * n];
+        let keys = match &t.window {
+            Some(w) => {
+                let keys = w.keys(q0..q0 + m);
+                let keys = keys.start / NR * NR..keys.end;
+                pack_v(vp, keys.clone());
+                keys
+            }
+            None => 0..n,
+        };
+        let (from, kn) = (keys.start, keys.len());
+        let s = &mut rest[..m * kn];
         let q = &rows[q0 * ld + qc..];
-        let mut p = GemmParams::new(q, ld, m, dh, kt, n, s, n, Epilogue::None).expect("attention score shapes");
+        // (`from` is a multiple of NR: its panels of kᵀ start at from · dh.)
+        let mut p = GemmParams::new(
+            q,
+            ld,
+            m,
+            dh,
+            &kt[from * dh..from * dh + pack::packed_len(dh, kn)],
+            kn,
+            s,
+            kn,
+            Epilogue::None,
+        )
+        .expect("attention score shapes");
         t.kernels.gemm(&mut p);
-        for (i, row) in s.chunks_exact_mut(n).enumerate() {
+        for (i, row) in s.chunks_exact_mut(kn).enumerate() {
             if let Some(b) = &t.bias {
-                b.add(q0 + i, row);
+                b.add(q0 + i, row, from);
             }
             if let Some(w) = &t.window {
-                w.mask(q0 + i, row);
+                w.mask(q0 + i, row, from);
             }
             t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
-                for (c, &p) in c.iter_mut().zip(row.iter()) {
+                for (c, &p) in c[from..].iter_mut().zip(row.iter()) {
                     *c += p;
                 }
             }
         }
         // SAFETY: rows offset+q0.., columns head*dh..+dh of `out` belong to this call
         // (contract); `(m-1)*d + dh` floats from there lie inside the `[rows, d]` buffer.
-        let mut p =
-            unsafe { GemmParams::with_raw_c(s, n, m, n, vp, dh, out.add((t.offset + q0) * d + qc), d, Epilogue::None) }
-                .expect("attention output shapes");
+        let mut p = unsafe {
+            GemmParams::with_raw_c(
+                s,
+                kn,
+                m,
+                kn,
+                &vp[..pack::packed_len(kn, dh)],
+                dh,
+                out.add((t.offset + q0) * d + qc),
+                d,
+                Epilogue::None,
+            )
+        }
+        .expect("attention output shapes");
         t.kernels.gemm(&mut p);
         q0 += m;
     }
@@ -372,10 +423,10 @@ unsafe fn head_bf16(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut
         t.kernels.gemm(&mut p);
         for (i, row) in sb.chunks_exact_mut(n).enumerate() {
             if let Some(b) = &t.bias {
-                b.add(q0 + i, row);
+                b.add(q0 + i, row, 0);
             }
             if let Some(w) = &t.window {
-                w.mask(q0 + i, row);
+                w.mask(q0 + i, row, 0);
             }
             t.kernels.softmax(row);
             if let Some(c) = cs.as_deref_mut() {
