@@ -2,7 +2,7 @@
 //! written from the spec (docs/PRUNING.md) in f64: the keep decision of each rule, and
 //! erf for the exact GELU.
 
-use toprt_format::KeepRule;
+use toprt_format::{KeepRule, LayerKeepRule};
 
 /// erf by its Maclaurin series (|x| < 5; beyond, ±1 to 1e-12).
 pub fn erf(x: f64) -> f64 {
@@ -68,4 +68,22 @@ pub fn ref_decide(rule: &KeepRule, cand: &[(usize, f64)], heads: usize) -> Vec<u
 pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     let scale = b.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-6);
     a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max) / scale
+}
+
+/// The keep decision at `location`, if a rule is there: the alive non-CLS tokens scored by
+/// `colsum`, the kept set recorded in `kept`; returns the tokens it drops.
+pub fn ref_prune(
+    rules: &[LayerKeepRule],
+    location: usize,
+    colsum: &[f64],
+    alive: &[bool],
+    heads: usize,
+    kept: &mut Vec<(usize, Vec<u32>)>,
+) -> Vec<usize> {
+    let Some(r) = rules.iter().find(|r| r.layer == location) else { return Vec::new() };
+    let n = alive.len();
+    let cand: Vec<(usize, f64)> = (1..n).filter(|&j| alive[j]).map(|j| (j, colsum[j])).collect();
+    let keep = ref_decide(&r.rule, &cand, heads);
+    kept.push((location, keep.iter().map(|&x| x as u32).collect()));
+    (0..n).filter(|j| alive[*j] && !keep.contains(j)).collect()
 }

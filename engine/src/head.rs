@@ -56,12 +56,7 @@ pub(crate) fn dense_layers(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mu
             let rows = &ws.hidden[seg.offset * d..(seg.offset + seg.len) * d];
             if mean {
                 // The mean of the tokens that reach the end, as embedding pooling.
-                dst.fill(0.0);
-                for r in rows.chunks_exact(d) {
-                    dst.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
-                }
-                let n = seg.len as f32;
-                dst.iter_mut().for_each(|a| *a /= n);
+                mean_rows(rows, seg.len, dst);
             } else {
                 dst.copy_from_slice(&rows[..d]);
             }
@@ -111,11 +106,7 @@ pub(crate) fn embedding(model: &ModelInner, ws: &Workspace, i: usize, rows: &[f3
     let mut v = match h.pooling {
         Pooling::Mean => {
             let mut acc = vec![0.0f32; d];
-            for r in rows.chunks_exact(d) {
-                acc.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
-            }
-            let n = len as f32;
-            acc.iter_mut().for_each(|a| *a /= n);
+            mean_rows(rows, len, &mut acc);
             acc
         }
         Pooling::Cls => rows[..d].to_vec(),
@@ -127,4 +118,14 @@ pub(crate) fn embedding(model: &ModelInner, ws: &Workspace, i: usize, rows: &[f3
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v
+}
+
+/// `out` = the sum of the `out.len()`-wide `rows`, divided by `len`.
+fn mean_rows(rows: &[f32], len: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for r in rows.chunks_exact(out.len()) {
+        out.iter_mut().zip(r).for_each(|(a, &x)| *a += x);
+    }
+    let n = len as f32;
+    out.iter_mut().for_each(|a| *a /= n);
 }

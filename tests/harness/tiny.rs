@@ -86,12 +86,7 @@ pub fn tiny_model(which: TinyModel) -> Vec<u8> {
         hidden_act: "gelu".into(),
         pad_token_id: if roberta { 1 } else { 0 },
         position_offset: if roberta { 2 } else { 0 },
-        embedding_size: None,
-        relative_attention_buckets: None,
-        norm_first: false,
-        gated_ffn: false,
-        rotary: None,
-        local_attention: None,
+        ..toprt_convert::synthetic::bert_base_config()
     };
     let head = |task, pooling, normalize, classifier, num_labels: usize| HeadConfig {
         task,

@@ -12,7 +12,7 @@ use toprt::{Input, Model, OpenOptions, Outputs, PruneControl, SequenceOutput, Se
 use toprt_convert::checkpoint::{Tensor, TensorData};
 use toprt_convert::synthetic;
 use toprt_format::{KeepRule, LayerKeepRule, ModelConfig};
-use toprt_tests::masking::{erf, ref_decide, rel_err};
+use toprt_tests::masking::{erf, ref_prune, rel_err};
 use toprt_tests::*;
 
 /// Logits: relative error bound of the issue (f32 engine vs f64 reference).
@@ -137,13 +137,7 @@ fn reference(m: &Ref, ids: &[u32], rules: &[LayerKeepRule]) -> RefOut {
                 }
             }
         }
-        let mut dropped = Vec::new();
-        if let Some(r) = rules.iter().find(|r| r.layer == l + 1) {
-            let cand: Vec<(usize, f64)> = (1..n).filter(|&j| alive[j]).map(|j| (j, colsum[j])).collect();
-            let keep = ref_decide(&r.rule, &cand, nh);
-            dropped = (0..n).filter(|j| alive[*j] && !keep.contains(j)).collect();
-            kept.push((l + 1, keep.iter().map(|&x| x as u32).collect()));
-        }
+        let dropped = ref_prune(rules, l + 1, &colsum, &alive, nh, &mut kept);
         let a = m.linear(&ctx, n, d, &format!("{p}.attention.output.dense"));
         let mut h1: Vec<f64> = a.iter().zip(&h).map(|(x, y)| x + y).collect();
         m.layernorm(&mut h1, d, &format!("{p}.attention.output.LayerNorm"));

@@ -11,7 +11,7 @@ use toprt::{Input, Model, OpenOptions, Outputs, Session, SessionOptions};
 use toprt_convert::checkpoint::TensorData;
 use toprt_convert::synthetic;
 use toprt_format::{LayerKeepRule, ModelConfig};
-use toprt_tests::masking::{erf, ref_decide, rel_err};
+use toprt_tests::masking::{erf, ref_prune, rel_err};
 use toprt_tests::*;
 
 /// f32 engine against the f64 reference: logits relative, final states absolute (O(1)).
@@ -148,13 +148,7 @@ fn reference(m: &Ref, ids: &[u32], rules: &[LayerKeepRule]) -> RefOut {
                 }
             }
         }
-        let mut dropped = Vec::new();
-        if let Some(r) = rules.iter().find(|r| r.layer == l + 1) {
-            let cand: Vec<(usize, f64)> = (1..n).filter(|&j| alive[j]).map(|j| (j, colsum[j])).collect();
-            let keep = ref_decide(&r.rule, &cand, nh);
-            dropped = (0..n).filter(|j| alive[*j] && !keep.contains(j)).collect();
-            kept.push((l + 1, keep.iter().map(|&x| x as u32).collect()));
-        }
+        let dropped = ref_prune(rules, l + 1, &colsum, &alive, nh, &mut kept);
         let o = m.linear(&ctx, n, d, &format!("{p}.attn.Wo"));
         let x: Vec<f64> = h.iter().zip(&o).map(|(a, b)| a + b).collect();
         let mut normed = x.clone();
