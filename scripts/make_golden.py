@@ -26,6 +26,17 @@ Writes (all paths relative to the repository root):
   tests/fixtures/tiny-modernbert-pt/ the same weights as pytorch_model.bin
   tests/fixtures/tiny-modernbert-bias-st/  ModernBERT with every optional bias and [CLS]
                                      pooling, model.safetensors
+  tests/fixtures/tiny-deberta-st/    DebertaV2ForSequenceClassification, DeBERTa-v3 style
+                                     (disentangled attention with share_att_key, 16 log
+                                     buckets up to 64, layer-normed relative embeddings, no
+                                     absolute positions, no token types) with a SentencePiece-
+                                     style Unigram tokenizer.json, model.safetensors
+  tests/fixtures/tiny-deberta-pt/    the same weights as pytorch_model.bin
+  tests/fixtures/tiny-deberta-v2-st/ DeBERTa-v2 style (pos_key_proj / pos_query_proj, no
+                                     buckets, distances clamped at 24, absolute positions, 2
+                                     token types, pos_att_type "p2c|c2p"), model.safetensors
+  tests/fixtures/deberta-buckets.json  transformers' make_log_bucket_position for distances
+                                     0..=8192 at four (bucket_size, max_position) settings
   tests/golden/<model>/cases.json    inputs (ids, token types, where they came from)
   tests/golden/<model>/outputs.safetensors   fp32 outputs, `case{i}.<output>`
   tests/golden/tokenization/*.json   tokenizer goldens (transformers fast tokenizers)
@@ -40,6 +51,7 @@ rows, one thread; two runs on one AMD Zen 5 still differed in tiny-xlmr's traine
 Unigram tokenizer (a few piece ids) and in the last bits of some outputs (at most
 1.5e-6, far under the tests' 1e-4), so a regeneration rewrites those files.
 Regenerate with:  bash scripts/fetch-test-models.sh && python3 scripts/make_golden.py
+One model family alone:  python3 scripts/make_golden.py --skip-minilm --only deberta
 See tests/golden/README.md for the file formats.
 """
 
@@ -54,9 +66,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tiny_fixtures import (FIXTURES, MINILM_DIR, REPO_ROOT, build_tiny_bert, build_tiny_distilbert,
-                           build_tiny_electra, build_tiny_modernbert, build_tiny_mpnet, build_tiny_roberta,
-                           build_tiny_xlmr, read_bbc, read_sst2, write_json)
+from tiny_fixtures import (FIXTURES, MINILM_DIR, REPO_ROOT, build_tiny_bert, build_tiny_deberta,
+                           build_tiny_distilbert, build_tiny_electra, build_tiny_modernbert, build_tiny_mpnet,
+                           build_tiny_roberta, build_tiny_xlmr, read_bbc, read_sst2, write_json)
+from tiny_fixtures import rel as rel_path
 
 GOLDEN = REPO_ROOT / "tests" / "golden"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -282,6 +295,167 @@ def golden_tiny_modernbert(sst2_dev, bbc) -> None:
                    pt=False)
 
 
+@torch.no_grad()
+def run_deberta(model, ids, tt) -> dict[str, torch.Tensor]:
+    """One sequence alone. The pooled output is ContextPooler's: the first token's
+    hidden state -> dense -> pooler_hidden_act; the classifier reads it."""
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    token_type = torch.tensor([tt], dtype=torch.long)
+    mask = torch.ones_like(input_ids)
+    out = model(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask, output_hidden_states=True)
+    res = {"last_hidden_state": out.hidden_states[-1][0], "logits": out.logits[0]}
+    base = model.deberta(input_ids=input_ids, token_type_ids=token_type, attention_mask=mask)
+    assert torch.equal(base.last_hidden_state[0], res["last_hidden_state"])
+    pooled = model.pooler(base.last_hidden_state)
+    res["pooler_output"] = pooled[0]
+    assert torch.equal(model.classifier(pooled)[0], res["logits"])
+    return res
+
+
+@torch.no_grad()
+def batched_vs_alone(model, cases, outs, pad_id: int) -> float:
+    """All cases in one right-padded batch (pad id, attention mask 0 on the padding), as
+    Hugging Face runs a batch: the largest abs difference from the cases run alone, over
+    the real tokens' hidden states and the logits."""
+    n = max(c["seq_len"] for c in cases)
+    ids = torch.full((len(cases), n), pad_id, dtype=torch.long)
+    tt = torch.zeros((len(cases), n), dtype=torch.long)
+    mask = torch.zeros((len(cases), n), dtype=torch.long)
+    for b, c in enumerate(cases):
+        ids[b, :c["seq_len"]] = torch.tensor(c["input_ids"])
+        tt[b, :c["seq_len"]] = torch.tensor(c["token_type_ids"])
+        mask[b, :c["seq_len"]] = 1
+    out = model(input_ids=ids, token_type_ids=tt, attention_mask=mask, output_hidden_states=True)
+    worst = 0.0
+    for b, (c, o) in enumerate(zip(cases, outs)):
+        h = out.hidden_states[-1][b, :c["seq_len"]]
+        worst = max(worst, (h - o["last_hidden_state"]).abs().max().item(),
+                    (out.logits[b] - o["logits"]).abs().max().item())
+    return worst
+
+
+@torch.no_grad()
+def disentangled_effect(model, cases) -> tuple[float, float, float]:
+    """How much the relative-position terms move the logits, over `cases`: (largest
+    |logit|, largest logit change with c2p and p2c dropped from every layer, largest
+    change with encoder.rel_embeddings zeroed)."""
+    import copy
+
+    from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
+
+    def logits(m):
+        return [run_deberta(m, c["input_ids"], c["token_type_ids"])["logits"] for c in cases]
+
+    base = logits(model)
+    keep = DisentangledSelfAttention.disentangled_attention_bias
+    DisentangledSelfAttention.disentangled_attention_bias = lambda self, q, *a: torch.zeros(())
+    try:
+        no_rel = logits(model)
+    finally:
+        DisentangledSelfAttention.disentangled_attention_bias = keep
+    zeroed = copy.deepcopy(model)
+    zeroed.deberta.encoder.rel_embeddings.weight.zero_()
+    no_emb = logits(zeroed)
+
+    def diff(xs):
+        return max((a - b).abs().max().item() for a, b in zip(base, xs))
+
+    return max(x.abs().max().item() for x in base), diff(no_rel), diff(no_emb)
+
+
+def golden_tiny_deberta(sst2_dev, bbc) -> None:
+    """tiny-deberta (from both weight files, which must agree bit for bit) and
+    tiny-deberta-v2 share the tokenizer, so their cases are the same; the pair type ids
+    (1 for the second text) are used by tiny-deberta-v2 (2 token types) and ignored by
+    tiny-deberta (type_vocab_size 0). Checks, for each: the tokenizer as loaded by
+    AutoTokenizer (DebertaV2Tokenizer), as PreTrainedTokenizerFast and as the raw
+    tokenizers pipeline give the same ids; all cases in one padded batch agree with the
+    cases alone; dropping the disentangled terms, or zeroing the relative embeddings,
+    moves the logits by a good share of their size."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, DebertaV2ForSequenceClassification, PreTrainedTokenizerFast
+
+    st = FIXTURES / "tiny-deberta-st"
+    tok = AutoTokenizer.from_pretrained(str(st))
+    assert type(tok).__name__ == "DebertaV2Tokenizer", type(tok).__name__
+    fam = Family(tok, roberta=False)
+    assert (fam.pad, fam.cls, fam.sep, tok.unk_token_id, tok.mask_token_id) == (0, 1, 2, 3, 4)
+    cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(st / "tokenizer.json"))
+    raw = Tokenizer.from_file(str(st / "tokenizer.json"))
+    for c in cases:
+        if c["kind"] == "ids":
+            continue
+        kw = dict(truncation=c["truncation"]["strategy"], max_length=c["truncation"]["max_length"]) \
+            if c["truncation"] else {}
+        enc = fast(c["text"], c["text_pair"], return_token_type_ids=True, **kw)
+        assert (list(enc["input_ids"]), list(enc["token_type_ids"])) == (c["input_ids"], c["token_type_ids"]), \
+            f"tiny-deberta {c['name']}: PreTrainedTokenizerFast != DebertaV2Tokenizer"
+        if kw:
+            raw.enable_truncation(kw["max_length"], strategy=kw["truncation"])
+        r = raw.encode(c["text"], c["text_pair"])
+        raw.no_truncation()
+        assert (r.ids, r.type_ids) == (c["input_ids"], c["token_type_ids"]), \
+            f"tiny-deberta {c['name']}: tokenizers != transformers"
+
+    def load(d):
+        return own_memory(DebertaV2ForSequenceClassification.from_pretrained(
+            str(d), attn_implementation="eager", dtype=torch.float32).eval())
+
+    for name, pt in (("tiny-deberta", True), ("tiny-deberta-v2", False)):
+        cases = build_cases(fam, sst2_dev, bbc, long_pair=True, extra_ids=[65, 257, 511])
+        m_st = load(FIXTURES / f"{name}-st")
+        m_pt = load(FIXTURES / f"{name}-pt") if pt else None
+        outs = []
+        for c in cases:
+            o = run_deberta(m_st, c["input_ids"], c["token_type_ids"])
+            o_pt = run_deberta(m_pt, c["input_ids"], c["token_type_ids"]) if pt else o
+            for k in o:
+                assert torch.equal(o[k], o_pt[k]), f"{name}: safetensors vs .bin differ on {c['name']}.{k}"
+            outs.append(o)
+        worst = batched_vs_alone(m_st, cases, outs, fam.pad)
+        assert worst < 1e-5, f"{name}: HF batched vs alone differ by {worst:e}"
+        big, no_rel, no_emb = disentangled_effect(m_st, cases)
+        assert min(no_rel, no_emb) > 0.1 * big, (big, no_rel, no_emb)
+        print(f"  {name}: HF batched (padded) vs alone max abs diff {worst:.2e}; largest |logit| {big:.3f}, "
+              f"moved by {no_rel:.3f} without c2p/p2c, by {no_emb:.3f} with rel_embeddings zeroed")
+        write_golden(name, cases, outs, f"tests/fixtures/{name}-st")
+
+
+def golden_deberta_buckets() -> None:
+    """tests/fixtures/deberta-buckets.json: DeBERTa's log-bucketed relative position of
+    every distance 0..=8192 for a few (bucket_size, max_position) settings, from
+    transformers' own make_log_bucket_position, called as build_relative_position calls
+    it (on a long tensor of q - k, then .to(torch.long); its log is float32).
+
+    The function is odd, bucket(-x) = -bucket(x): |x| < bucket_size / 2 gives x itself,
+    otherwise sign(x) times a value computed from |x|. This is checked here, exactly (as
+    integers), for -8192..=8192, so the file holds the non-negative half only. Also
+    checked: build_relative_position's [q, k] table for 1,025 positions is this one at
+    q - k."""
+    from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position, make_log_bucket_position
+
+    rel = torch.arange(0, 8193, dtype=torch.long)
+    out = []
+    for bucket_size, max_position in [(256, 512), (16, 64), (256, 1024), (128, 512)]:
+        pos = make_log_bucket_position(rel, bucket_size, max_position).to(torch.long)
+        neg = make_log_bucket_position(-rel, bucket_size, max_position).to(torch.long)
+        assert torch.equal(neg, -pos), f"bucket({bucket_size}, {max_position}) is not odd"
+        both = torch.cat([-pos.flip(0), pos[1:]])  # bucket of -8192..=8192
+        x = torch.empty(1, 1025, 1)
+        grid = build_relative_position(x, x, bucket_size=bucket_size, max_position=max_position)[0]
+        d = torch.arange(1025)[:, None] - torch.arange(1025)[None, :]
+        assert torch.equal(grid, both[d + 8192]), f"bucket({bucket_size}, {max_position}): 2-D table differs"
+        out.append(dict(bucket_size=bucket_size, max_position=max_position, buckets=pos.tolist()))
+    path = FIXTURES / "deberta-buckets.json"
+    with open(path, "w", encoding="utf-8") as f:
+        # One case per line: a small file, still diffable.
+        f.write('{"cases": [\n')
+        f.write(",\n".join(json.dumps(c, separators=(",", ":")) for c in out))
+        f.write("\n]}\n")
+    print(f"  {rel_path(path)}: {len(out)} settings, distances 0..=8192; bucket(-x) == -bucket(x) exactly")
+
+
 def golden_tiny_distilbert(sst2_dev, bbc) -> None:
     from transformers import DistilBertForSequenceClassification
 
@@ -505,7 +679,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="folder holding sst2/ and bbcnews/ (default: ../shared/data from the repo root)")
     ap.add_argument("--skip-minilm", action="store_true", help="do not (re)write the MiniLM goldens")
-    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra", "mpnet", "modernbert"],
+    ap.add_argument("--only", choices=["distilbert", "xlmr", "electra", "mpnet", "modernbert", "deberta"],
                     help="write only this model's fixture and golden, leaving the others as they are")
     args = ap.parse_args()
 
@@ -546,6 +720,12 @@ def main() -> int:
         build_tiny_modernbert(args.data)
         golden_tiny_modernbert(sst2_dev, bbc)
         return 0
+    if args.only == "deberta":
+        print("building tiny-deberta")
+        build_tiny_deberta(args.data)
+        golden_tiny_deberta(sst2_dev, bbc)
+        golden_deberta_buckets()
+        return 0
     if args.only == "electra":
         print("building tiny-electra")
         build_tiny_electra()
@@ -565,6 +745,7 @@ def main() -> int:
     build_tiny_electra()
     build_tiny_mpnet()
     build_tiny_modernbert(args.data)
+    build_tiny_deberta(args.data)
 
     print("model goldens")
     golden_tiny("tiny-bert", False, sst2_dev, bbc)
@@ -574,6 +755,8 @@ def main() -> int:
     golden_tiny_electra(sst2_dev, bbc)
     golden_tiny_mpnet(sst2_dev, bbc)
     golden_tiny_modernbert(sst2_dev, bbc)
+    golden_tiny_deberta(sst2_dev, bbc)
+    golden_deberta_buckets()
     if not args.skip_minilm:
         golden_minilm(sst2_dev, bbc)
 

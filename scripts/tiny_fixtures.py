@@ -24,6 +24,8 @@ SEED_ELECTRA_DISC = 20240607
 SEED_MPNET = 20240608
 SEED_MODERNBERT = 20240609
 SEED_MODERNBERT_BIAS = 20240610
+SEED_DEBERTA = 20240611
+SEED_DEBERTA_V2 = 20240613
 
 # The tiny encoders' sizes and their three labels (each config adds its own fields).
 TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, hidden_act="gelu")
@@ -421,3 +423,129 @@ def build_tiny_modernbert(data: Path):
     model = ModernBertForSequenceClassification(cfg).eval()
     randomize_all(model, SEED_MODERNBERT_BIAS)
     save_pair(model, FIXTURES / "tiny-modernbert-bias-st", None, files)
+
+
+DEBERTA_SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+
+
+def train_deberta_tokenizer(texts: list[str]) -> str:
+    """A SentencePiece-style Unigram vocabulary (1,000 pieces) trained on SST-2 train rows,
+    with DeBERTa-v2/v3's special tokens at ids 0-4 ([PAD] [CLS] [SEP] [UNK] [MASK]), as
+    the tokenizer.json of transformers' DebertaV2Tokenizer (no lower-casing): normalizer
+    whitespace runs, tabs and newlines -> " ", NFC, strip on the right; Metaspace (prefix
+    always); template `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]`, type ids 0 for the
+    first segment and 1 for the second.
+
+    The Unigram trainer is not repeatable: its scores differ in their last bits from run
+    to run (sums in hash-map order), and the characters it must keep but did not learn
+    get the lowest score plus 1e-4 steps in hash-set order. So the scores are rounded to
+    6 decimals, every single character within 0.05 of the lowest score gets the lowest
+    score, and the pieces are sorted by (score, piece): the file is the same on every
+    run."""
+    import tempfile
+
+    from tokenizers import Tokenizer, models, trainers
+    from transformers import DebertaV2Tokenizer
+
+    # The trainer splits its text as DebertaV2Tokenizer's pipeline does, so the pieces fit.
+    template = DebertaV2Tokenizer(vocab=[(t, 0.0) for t in DEBERTA_SPECIALS] + [("\u2581", -1.0)])
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = template.backend_tokenizer.normalizer
+    tk.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
+    # SST-2 is lower-cased: capitals (and digits) enter as single-character pieces, so
+    # mixed-case text is not all [UNK].
+    alphabet = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + [str(d) for d in range(10)]
+    trainer = trainers.UnigramTrainer(vocab_size=1000, special_tokens=DEBERTA_SPECIALS, unk_token="[UNK]",
+                                      initial_alphabet=alphabet, show_progress=False)
+    tk.train_from_iterator(texts, trainer)
+    trained = json.loads(tk.to_str())["model"]["vocab"]
+    specials = [(t, 0.0) for t in DEBERTA_SPECIALS]
+    low = min(s for _, s in trained)
+
+    def canon(piece: str, score: float) -> float:
+        return round(low, 6) if len(piece) == 1 and score < low + 0.05 else round(score, 6)
+
+    rest = sorted(((p, canon(p, s)) for p, s in trained if p not in DEBERTA_SPECIALS), key=lambda x: (-x[1], x[0]))
+    vocab = specials + rest
+    assert len(vocab) == len(trained) == 1000, len(trained)
+    tok = DebertaV2Tokenizer(vocab=vocab, do_lower_case=False, split_by_punct=False, model_max_length=512)
+    assert [tok.convert_tokens_to_ids(t) for t in DEBERTA_SPECIALS] == [0, 1, 2, 3, 4]
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        return (Path(tmp) / "tokenizer.json").read_text(encoding="utf-8")
+
+
+def deberta_tokenizer_config() -> dict:
+    """tokenizer_config.json of the tiny DeBERTa models: DeBERTa-v3's own settings."""
+    return {"tokenizer_class": "DebertaV2Tokenizer", "model_max_length": 512, "do_lower_case": False,
+            "split_by_punct": False, "vocab_type": "spm", "bos_token": "[CLS]", "eos_token": "[SEP]",
+            "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+            "mask_token": "[MASK]"}
+
+
+def randomize_deberta(model, seed: int) -> None:
+    """randomize_all, then the attention's weight matrices (query, key, value, the
+    position projections, the output dense) times 3, to N(0, 0.3^2), and the
+    relative-position embeddings ~ N(0, 1). At randomize_all's 0.1 the attention is near
+    uniform and adds little to the residual stream, so the disentangled (c2p, p2c) terms
+    would move the outputs by a few hundredths only; here they move the hidden states
+    by about 0.2-0.6 on average and the logits by a large share of their size."""
+    randomize_all(model, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    rel_emb = model.deberta.encoder.rel_embeddings.weight
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if ".attention." in name and name.endswith(("proj.weight", "output.dense.weight")):
+                p.mul_(3.0)
+        rel_emb.copy_(torch.randn(rel_emb.shape, generator=gen, dtype=torch.float32))
+
+
+def build_tiny_deberta(data: Path):
+    """DeBERTa classifiers (disentangled attention, ContextPooler head) with a
+    SentencePiece-style Unigram tokenizer.json:
+
+    tiny-deberta (DeBERTa-v3's switches: share_att_key, log-bucketed relative positions
+    (16 buckets, max 64), the relative embeddings layer-normed, no absolute positions, no
+    token types; 3 layers, 4 heads of 8; safetensors and .bin) and tiny-deberta-v2
+    (DeBERTa-v2-style: separate pos_key_proj / pos_query_proj, no buckets, relative
+    distances clamped at 24, raw relative embeddings, absolute positions added to the
+    input, 2 token types; pos_att_type written as the string "p2c|c2p"; 2 layers, 2 heads
+    of 16; safetensors), so each switch is exercised both ways."""
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    tokenizer_json = train_deberta_tokenizer(read_sst2(data, "train")[:4000])
+    vocab_size = len(json.loads(tokenizer_json)["model"]["vocab"])
+    files = {"tokenizer.json": tokenizer_json, "tokenizer_config.json": deberta_tokenizer_config()}
+    common = dict(vocab_size=vocab_size, hidden_size=32, hidden_act="gelu", max_position_embeddings=512,
+                  layer_norm_eps=1e-7, relative_attention=True, pooler_hidden_act="gelu", pooler_hidden_size=32,
+                  pooler_dropout=0.0, pad_token_id=0)
+    cfg = DebertaV2Config(
+        **common, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64, type_vocab_size=0,
+        position_biased_input=False, share_att_key=True, pos_att_type=["p2c", "c2p"], position_buckets=16,
+        max_relative_positions=64, norm_rel_ebd="layer_norm", **THREE_LABELS,
+    )
+    torch.manual_seed(SEED_DEBERTA)
+    model = DebertaV2ForSequenceClassification(cfg).eval()
+    randomize_deberta(model, SEED_DEBERTA)
+    save_pair(model, FIXTURES / "tiny-deberta-st", FIXTURES / "tiny-deberta-pt", files)
+
+    cfg = DebertaV2Config(
+        **common, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, type_vocab_size=2,
+        position_biased_input=True, share_att_key=False, pos_att_type="p2c|c2p", position_buckets=-1,
+        max_relative_positions=24, norm_rel_ebd="none", num_labels=2,
+    )
+    torch.manual_seed(SEED_DEBERTA_V2)
+    model = DebertaV2ForSequenceClassification(cfg).eval()
+    randomize_deberta(model, SEED_DEBERTA_V2)
+    names = dict(model.named_parameters())
+    assert "deberta.encoder.layer.0.attention.self.pos_key_proj.weight" in names
+    assert "deberta.encoder.layer.0.attention.self.pos_query_proj.weight" in names
+    assert "deberta.encoder.LayerNorm.weight" not in names
+    d = FIXTURES / "tiny-deberta-v2-st"
+    save_pair(model, d, None, files)
+    # DebertaV2Config turns the string into ["p2c", "c2p"] and saves the list; DeBERTa-v2
+    # and v3 checkpoints on the Hub write the string, which transformers reads back.
+    config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    assert config["pos_att_type"] == ["p2c", "c2p"], config["pos_att_type"]
+    config["pos_att_type"] = "p2c|c2p"
+    (d / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
