@@ -468,6 +468,18 @@ fn cmd_inspect(a: InspectArgs) -> Result<(), String> {
         });
         println!("rotary:      theta {} global, {} local{window}", r.theta, r.local_theta);
     }
+    if let Some(r) = c.disentangled {
+        let terms = [(r.c2p, "c2p"), (r.p2c, "p2c")].iter().filter(|t| t.0).map(|t| t.1).collect::<Vec<_>>();
+        let buckets = r.buckets.map_or("distances as they are".into(), |b| {
+            format!("{b} buckets, log-spaced past distance {} up to {}", b / 2, r.max_relative_positions)
+        });
+        println!(
+            "relative:    disentangled attention ({}), span {}, {buckets}{}",
+            terms.join(" + "),
+            r.span,
+            if r.position_table { "; absolute position table too" } else { "; no absolute position table" }
+        );
+    }
     if c.norm_first || c.gated_ffn {
         let parts = [(c.norm_first, "pre-norm layers"), (c.gated_ffn, "gated GELU FFN")];
         println!("layers:      {}", parts.iter().filter(|p| p.0).map(|p| p.1).collect::<Vec<_>>().join(", "));

@@ -259,8 +259,17 @@ const MODERNBERT: Naming = Naming {
     message_prefix: "model.",
 };
 
+/// DeBERTa's encoder keeps BERT's names (under `deberta.`); its head sits outside it.
+const DEBERTA: Naming = Naming {
+    layers: "encoder.layer.",
+    layer: &[],
+    head: &[("pooler.", "pooler."), ("classifier.", "classifier.")],
+    message_prefix: "deberta.",
+};
+
 fn naming(arch: Arch) -> &'static Naming {
     match arch {
+        Arch::DebertaV2 => &DEBERTA,
         Arch::Distilbert => &DISTILBERT,
         Arch::Mpnet => &MPNET,
         Arch::Modernbert => &MODERNBERT,
@@ -315,6 +324,7 @@ fn canonical(name: &str, arch: Arch) -> String {
         Arch::Electra => "electra.",
         Arch::Mpnet => "mpnet.",
         Arch::Modernbert => "model.",
+        Arch::DebertaV2 => "deberta.",
     };
     let n = name.strip_prefix(prefix).or_else(|| name.strip_prefix("ibert.")).unwrap_or(name);
     if let Some(mapped) = naming(arch).bert_name(n) {
@@ -382,6 +392,7 @@ pub fn head_tensors(tensors: &[Tensor], arch: Arch) -> crate::config::HeadTensor
         Arch::Bert => has("classifier.weight"),
         Arch::Roberta | Arch::Distilbert | Arch::Electra | Arch::Mpnet => has("classifier.out_proj.weight"),
         Arch::Modernbert => has("classifier.weight") && has("head.dense.weight"),
+        Arch::DebertaV2 => has("classifier.weight") && has("pooler.dense.weight"),
     };
     crate::config::HeadTensors {
         pooler: has("pooler.dense.weight"),
@@ -412,9 +423,13 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig, raw: &serd
     }
     let mut src = Source { by_name, used: BTreeSet::new(), arch: cfg.arch };
     let mut out = Vec::new();
-    if cfg.arch == Arch::Modernbert {
-        let biases = crate::config::ModernbertBiases::of(raw);
-        let parts = crate::modernbert::bake(&mut |name, shape| src.take(name, shape), cfg, head, biases)?;
+    if matches!(cfg.arch, Arch::Modernbert | Arch::DebertaV2) {
+        let take = &mut |name: &str, shape: &[usize]| src.take(name, shape);
+        let parts = if cfg.arch == Arch::Modernbert {
+            crate::modernbert::bake(take, cfg, head, crate::config::ModernbertBiases::of(raw))?
+        } else {
+            crate::deberta::bake(take, cfg, head, crate::config::DebertaFacts::of(raw)?)?
+        };
         let out = parts.into_iter().map(|p| OutTensor {
             name: p.name,
             layout: p.layout,
@@ -530,8 +545,8 @@ pub fn bake(tensors: &[Tensor], cfg: &ModelConfig, head: &HeadConfig, raw: &serd
             linear(&mut out, &mut src, "classifier.dense", "classifier.dense", d, d)?;
             linear(&mut out, &mut src, "classifier.out_proj", "classifier.out_proj", labels, d)?;
         }
-        Some(Classifier::Modernbert | Classifier::ModernbertMean) => {
-            return Err(ConvertError::Config(format!("a ModernBERT head on a {:?} model", cfg.arch)));
+        Some(Classifier::Modernbert | Classifier::ModernbertMean | Classifier::Deberta) => {
+            return Err(ConvertError::Config(format!("a {:?} head on a {:?} model", head.classifier, cfg.arch)));
         }
         Some(Classifier::ElectraDiscriminator) => {
             let p = "discriminator_predictions";

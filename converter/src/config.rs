@@ -59,6 +59,7 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         "electra" => Arch::Electra,
         "mpnet" => Arch::Mpnet,
         "modernbert" => return parse_modernbert(v),
+        "deberta-v2" => return parse_deberta(v),
         other => return Err(ConvertError::UnsupportedModelType(other.to_string())),
     };
     // DistilBERT names its sizes differently and has no token types.
@@ -129,6 +130,7 @@ pub fn parse_config(v: Value) -> Result<HfConfig> {
         gated_ffn: false,
         rotary: None,
         local_attention: None,
+        disentangled: None,
     };
     finish(model, v)
 }
@@ -287,6 +289,150 @@ fn parse_modernbert(v: Value) -> Result<HfConfig> {
                     .map(|window| toprt_format::LocalAttention { window, layers: local })
             })
             .transpose()?,
+        disentangled: None,
+    };
+    finish(model, v)
+}
+
+fn get_i64(v: &Value, key: &str, default: i64) -> Result<i64> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x.as_i64().ok_or_else(|| ConvertError::Config(format!("\"{key}\" must be an integer, found {x}"))),
+    }
+}
+
+/// What a DeBERTa-v2 `config.json` says beyond [`ModelConfig`], for baking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebertaFacts {
+    /// The position tables come from the content projections (`share_att_key`), not
+    /// from `pos_key_proj` / `pos_query_proj`.
+    pub share_att_key: bool,
+    /// `encoder.LayerNorm` normalises the relative embeddings (`norm_rel_ebd`).
+    pub norm_rel: bool,
+    /// The checkpoint has a token-type table (`type_vocab_size > 0`).
+    pub token_types: bool,
+    /// `1 + ` the position terms in `pos_att_type`: q·kᵀ and both terms are divided by
+    /// `sqrt(head_dim · scale_factor)`.
+    pub scale_factor: usize,
+}
+
+impl DebertaFacts {
+    /// # Errors
+    /// An unknown `pos_att_type` entry.
+    pub fn of(raw: &Value) -> Result<DebertaFacts> {
+        let (c2p, p2c) = pos_att_type(raw)?;
+        Ok(DebertaFacts {
+            share_att_key: raw.get("share_att_key").and_then(Value::as_bool).unwrap_or(false),
+            norm_rel: raw.get("norm_rel_ebd").and_then(Value::as_str).is_some_and(|n| n.contains("layer_norm")),
+            token_types: get_usize(raw, "type_vocab_size", Some(0))? > 0,
+            scale_factor: 1 + usize::from(c2p) + usize::from(p2c),
+        })
+    }
+}
+
+/// DeBERTa's `pos_att_type` (a list, or `"p2c|c2p"` as older configs write it):
+/// whether it has `c2p` and `p2c`.
+fn pos_att_type(v: &Value) -> Result<(bool, bool)> {
+    let items: Vec<String> = match v.get("pos_att_type") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.to_lowercase().split('|').map(|x| x.trim().to_string()).collect(),
+        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().unwrap_or("?").to_string()).collect(),
+        Some(other) => return Err(ConvertError::Config(format!("\"pos_att_type\" must be a list, found {other}"))),
+    };
+    if let Some(bad) = items.iter().find(|x| !matches!(x.as_str(), "c2p" | "p2c" | "")) {
+        return Err(ConvertError::Config(format!(
+            "\"pos_att_type\" entry \"{bad}\" is not supported (only \"c2p\" and \"p2c\")"
+        )));
+    }
+    Ok((items.iter().any(|x| x == "c2p"), items.iter().any(|x| x == "p2c")))
+}
+
+/// DeBERTa-v2 and v3's `config.json` (`model_type` "deberta-v2").
+fn parse_deberta(v: Value) -> Result<HfConfig> {
+    for key in ["hidden_act", "pooler_hidden_act"] {
+        match v.get(key).and_then(Value::as_str).unwrap_or("gelu") {
+            "gelu" => {}
+            other => {
+                return Err(ConvertError::Config(format!(
+                    "\"{key}\" \"{other}\" is not supported (toprt implements the exact erf \"gelu\")"
+                )))
+            }
+        }
+    }
+    let hidden_size = get_usize(&v, "hidden_size", None)?;
+    let num_heads = get_usize(&v, "num_attention_heads", None)?;
+    if get_usize(&v, "conv_kernel_size", Some(0))? > 0 {
+        return Err(ConvertError::Config("DeBERTa's convolution layer (\"conv_kernel_size\") is not supported".into()));
+    }
+    for (key, want) in [
+        ("embedding_size", hidden_size),
+        ("pooler_hidden_size", hidden_size),
+        ("attention_head_size", hidden_size / num_heads.max(1)),
+    ] {
+        if let Some(x) = v.get(key).filter(|x| !x.is_null()) {
+            if x.as_u64() != Some(want as u64) {
+                return Err(ConvertError::Config(format!(
+                    "\"{key}\" {x} is not supported (toprt runs DeBERTa with it equal to {want})"
+                )));
+            }
+        }
+    }
+    let max_position_embeddings = get_usize(&v, "max_position_embeddings", Some(512))?;
+    let position_table = v.get("position_biased_input").and_then(Value::as_bool).unwrap_or(true);
+    let (c2p, p2c) = pos_att_type(&v)?;
+    let relative = v.get("relative_attention").and_then(Value::as_bool).unwrap_or(false) && (c2p || p2c);
+    let disentangled = if relative {
+        let buckets = get_i64(&v, "position_buckets", -1)?;
+        let max_rel = match get_i64(&v, "max_relative_positions", -1)? {
+            m if m < 1 => max_position_embeddings,
+            m => m as usize,
+        };
+        let buckets = (buckets > 0).then_some(buckets as usize);
+        Some(toprt_format::Disentangled {
+            span: buckets.unwrap_or(max_rel),
+            buckets,
+            max_relative_positions: max_rel,
+            c2p,
+            p2c,
+            position_table,
+        })
+    } else if !position_table {
+        return Err(ConvertError::Config(
+            "a DeBERTa config with neither relative attention nor \"position_biased_input\" gives the model no \
+             positions"
+                .into(),
+        ));
+    } else {
+        None
+    };
+    let pad = get_usize(&v, "pad_token_id", Some(0))?;
+    let pad = u32::try_from(pad)
+        .map_err(|_| ConvertError::Config(format!("\"pad_token_id\" {pad} does not fit a 32-bit token id")))?;
+    let model = ModelConfig {
+        arch: Arch::DebertaV2,
+        vocab_size: get_usize(&v, "vocab_size", None)?,
+        hidden_size,
+        num_layers: get_usize(&v, "num_hidden_layers", None)?,
+        num_heads,
+        intermediate_size: get_usize(&v, "intermediate_size", None)?,
+        max_position_embeddings,
+        // No token types (v3): two zero rows (deberta.rs), so pair type ids change
+        // nothing, as in Hugging Face.
+        type_vocab_size: match get_usize(&v, "type_vocab_size", Some(0))? {
+            0 => 2,
+            n => n,
+        },
+        layer_norm_eps: v.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(1e-7) as f32,
+        hidden_act: "gelu".into(),
+        pad_token_id: pad,
+        position_offset: 0,
+        embedding_size: None,
+        relative_attention_buckets: None,
+        norm_first: false,
+        gated_ffn: false,
+        rotary: None,
+        local_attention: None,
+        disentangled,
     };
     finish(model, v)
 }
@@ -379,7 +525,8 @@ pub fn choose_head(
     pooling_override: Option<Pooling>,
     found: HeadTensors,
 ) -> HeadConfig {
-    let has_pooler = found.pooler;
+    // (DeBERTa's pooler is its classifier's first layer, GELU, not BERT's tanh pooler.)
+    let has_pooler = found.pooler && cfg.model.arch != Arch::DebertaV2;
     let named = |suffix: &str| cfg.architectures.iter().any(|a| a.ends_with(suffix));
     let (is_cls, is_disc) = if cfg.architectures.is_empty() {
         (found.classifier, !found.classifier && found.discriminator)
@@ -408,6 +555,7 @@ pub fn choose_head(
                 Classifier::ModernbertMean
             }
             Arch::Modernbert => Classifier::Modernbert,
+            Arch::DebertaV2 => Classifier::Deberta,
         };
         return HeadConfig {
             task: Task::Classification,

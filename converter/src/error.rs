@@ -10,7 +10,7 @@ pub enum ConvertError {
     #[error("{path}: {msg}")]
     Parse { path: PathBuf, msg: String },
     #[error(
-        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta', 'xlm-roberta', 'camembert', 'distilbert', 'electra', 'mpnet' and 'modernbert' checkpoints)"
+        "unsupported model_type '{0}' (toprt converts 'bert' (incl. MiniLM), 'roberta', 'xlm-roberta', 'camembert', 'distilbert', 'electra', 'mpnet', 'modernbert' and 'deberta-v2' (DeBERTa-v2 and v3) checkpoints)"
     )]
     UnsupportedModelType(String),
     #[error("config.json: {0}")]

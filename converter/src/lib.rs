@@ -11,6 +11,7 @@ pub mod bake;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+mod deberta;
 pub mod error;
 mod modernbert;
 pub mod schedule;

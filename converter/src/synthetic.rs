@@ -50,6 +50,7 @@ pub fn bert_base_config() -> ModelConfig {
         gated_ffn: false,
         rotary: None,
         local_attention: None,
+        disentangled: None,
     }
 }
 

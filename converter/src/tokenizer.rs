@@ -55,9 +55,10 @@ pub fn find(dir: &Path, arch: Arch) -> Result<FoundTokenizer> {
     let (tok, source) = if tj.is_file() {
         let t = Tokenizer::from_file(&tj).map_err(tok_err)?;
         (t, "tokenizer.json")
-    } else if matches!(arch, Arch::Mpnet | Arch::Modernbert) {
+    } else if matches!(arch, Arch::Mpnet | Arch::Modernbert | Arch::DebertaV2) {
         // MPNet's vocab.txt is WordPiece, but its pair template (<s> A </s></s> B </s>)
-        // is not BERT's; ModernBERT ships only tokenizer.json: only it says either.
+        // is not BERT's; ModernBERT ships only tokenizer.json; DeBERTa's spm.model is
+        // read through its tokenizer.json: only it says either.
         return Err(ConvertError::Tokenizer(format!(
             "no tokenizer.json in {} ({arch:?}'s tokenizer is read from tokenizer.json only); pass --tokenizer DIR or --no-tokenizer",
             dir.display()

@@ -24,6 +24,7 @@
 //! scores, softmax, column sums and outputs stay f32. On AMX that made a head 1.5× faster
 //! at 128 tokens and 1.9× at 512 (one thread, in isolation).
 
+use crate::disentangled::{HeadRel, RelTables, Terms};
 use crate::par::SharedMut;
 use crate::pool::Pool;
 use crate::workspace::Segment;
@@ -54,6 +55,8 @@ pub(crate) struct HeadTask<'a> {
     /// Sliding-window layers (ModernBERT): keys outside the query's window get no
     /// probability.
     pub window: Option<HeadWindow<'a>>,
+    /// DeBERTa: the disentangled attention terms' tables.
+    pub rel: Option<HeadRel<'a>>,
 }
 
 /// A sliding window over original positions: query `i` sees key `j` only when
@@ -121,6 +124,15 @@ pub(crate) struct Bias<'a> {
     pub positions: &'a [u32],
 }
 
+/// DeBERTa's disentangled attention for one layer of the whole pass: the tables and
+/// every alive row's original position (`ws.positions`).
+#[derive(Clone, Copy)]
+pub(crate) struct Rel<'a> {
+    pub tables: &'a RelTables,
+    pub layer: usize,
+    pub positions: &'a [u32],
+}
+
 /// Scaled-dot-product attention per (sequence, head) over the packed `qkv` rows, one
 /// pool task per (sequence, head). A segment only attends to itself, so no mask exists
 /// anywhere. With `colsum`, the column sums of the probabilities (the pruning
@@ -142,8 +154,10 @@ pub(crate) fn run(
     stride_cs: usize,
     bias: Option<Bias>,
     window: Option<Window>,
+    rel: Option<Rel>,
 ) {
     let d = nh * dh;
+    let rel_rows = rel.map_or(0, |r| r.tables.rows());
     let ctx_ptr = SharedMut::new(ctx.as_mut_ptr());
     let ctx_len = ctx.len();
     let sc_ptr = SharedMut::new(scratch.as_mut_ptr());
@@ -156,7 +170,7 @@ pub(crate) fn run(
         let (seg, h) = (segs[task / nh], task % nh);
         assert!(
             (worker + 1) * stride <= sc_len
-                && scratch_len(seg.len, dh) <= stride
+                && scratch_len(seg.len, dh, rel_rows) <= stride
                 && (seg.offset + seg.len) * d <= ctx_len
                 && (seg.offset + seg.len) * 3 * d <= qkv.len()
         );
@@ -176,7 +190,9 @@ pub(crate) fn run(
         });
         let window =
             window.map(|w| HeadWindow { half: w.half, positions: &w.positions[seg.offset..seg.offset + seg.len] });
-        let t = HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands, bias, window };
+        let rel = rel.map(|r| r.tables.head(r.layer, h, &r.positions[seg.offset..seg.offset + seg.len]));
+        let t =
+            HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands, bias, window, rel };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.
@@ -201,8 +217,15 @@ fn q_row_words(dh: usize) -> usize {
 
 /// Scratch floats one worker needs for sequences up to `max_len`, for either path
 /// (f32: packed `kᵀ`, packed `V`, one score block; bf16 adds the `Q` and `P` pairs),
-/// every region on whole 64-byte lines.
-pub(crate) fn scratch_len(max_len: usize, dh: usize) -> usize {
+/// every region on whole 64-byte lines, after the disentangled terms' blocks when
+/// their tables have `rel_rows` rows (0: none).
+pub(crate) fn scratch_len(max_len: usize, dh: usize, rel_rows: usize) -> usize {
+    let rel = if rel_rows > 0 { RelTables::scratch_len(max_len, rel_rows) } else { 0 };
+    rel + paths_len(max_len, dh)
+}
+
+/// [`scratch_len`] without the disentangled terms.
+fn paths_len(max_len: usize, dh: usize) -> usize {
     let block = QUERY_BLOCK.min(max_len);
     let f32_path = lines(pack::packed_len(dh, max_len)) + lines(pack::packed_len(max_len, dh)) + lines(block * max_len);
     let np = n_pad(max_len);
@@ -219,18 +242,37 @@ pub(crate) fn scratch_len(max_len: usize, dh: usize) -> usize {
 /// # Safety
 /// `out` must point to a `[rows, d]` buffer in which rows `offset..offset+len`, columns
 /// `head*dh..(head+1)*dh` belong to this call alone; `colsum`, when non-null, to `len`
-/// floats owned by this call. `scratch` holds at least `scratch_len(len, dh)` floats,
-/// and `qkv` covers the sequence's rows.
+/// floats owned by this call. `scratch` holds at least `scratch_len(len, dh, rows)`
+/// floats (`rows` those of `t.rel`'s tables), and `qkv` covers the sequence's rows.
 pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
     let (n, dh, d) = (t.len, t.dh, t.d);
     if n == 0 {
         return;
     }
+    let (terms, scratch) = match &t.rel {
+        Some(rel) => {
+            let (buf, rest) = scratch.split_at_mut(RelTables::scratch_len(n, rel.rows()));
+            let rows = &t.qkv[t.offset * 3 * d..];
+            let (q, kx) = (&rows[t.head * dh..], &rows[d + t.head * dh..]);
+            (Some(rel.terms(t.kernels, q, kx, 3 * d, buf)), rest)
+        }
+        None => (None, scratch),
+    };
     // (The bf16 path keeps a few per-key rows on the stack: head sizes up to 512.)
     if t.operands == Operands::Bf16 && dh <= 512 {
         // SAFETY: forwarded contract.
-        return unsafe { head_bf16(t, out, colsum, scratch) };
+        return unsafe { head_bf16(t, terms.as_ref(), out, colsum, scratch) };
     }
+    // SAFETY: forwarded contract.
+    unsafe { head_f32(t, terms.as_ref(), out, colsum, scratch) }
+}
+
+/// [`head`] on f32 operands, with the disentangled `terms` computed.
+///
+/// # Safety
+/// As [`head`].
+unsafe fn head_f32(t: &HeadTask, terms: Option<&Terms>, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
+    let (n, dh, d) = (t.len, t.dh, t.d);
     let ld = 3 * d;
     let (kt, rest) = scratch.split_at_mut(lines(pack::packed_len(dh, n)));
     let (vp, rest) = rest.split_at_mut(lines(pack::packed_len(n, dh)));
@@ -314,6 +356,9 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
             if let Some(b) = &t.bias {
                 b.add(q0 + i, row, from);
             }
+            if let Some(r) = terms {
+                r.add(q0 + i, row, from);
+            }
             if let Some(w) = &t.window {
                 w.mask(q0 + i, row, from);
             }
@@ -355,7 +400,7 @@ pub(crate) unsafe fn head(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch
 ///
 /// # Safety
 /// As [`head`].
-unsafe fn head_bf16(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
+unsafe fn head_bf16(t: &HeadTask, terms: Option<&Terms>, out: *mut f32, colsum: *mut f32, scratch: &mut [f32]) {
     let (n, dh, d) = (t.len, t.dh, t.d);
     let (ld, np, ldq) = (3 * d, n_pad(n), q_row_words(dh));
     let (pairs_dh, pairs_n) = (dh.div_ceil(2), np / 2);
@@ -424,6 +469,9 @@ unsafe fn head_bf16(t: &HeadTask, out: *mut f32, colsum: *mut f32, scratch: &mut
         for (i, row) in sb.chunks_exact_mut(n).enumerate() {
             if let Some(b) = &t.bias {
                 b.add(q0 + i, row, 0);
+            }
+            if let Some(r) = terms {
+                r.add(q0 + i, row, 0);
             }
             if let Some(w) = &t.window {
                 w.mask(q0 + i, row, 0);
@@ -508,7 +556,7 @@ mod tests {
                     let qkv: Vec<f32> = (0..rows * 3 * d).map(|_| rnd()).collect();
                     let mut out = vec![f32::NAN; rows * d];
                     let mut cs = vec![f32::NAN; n];
-                    let mut scratch = vec![f32::NAN; scratch_len(n, dh)];
+                    let mut scratch = vec![f32::NAN; scratch_len(n, dh, 0)];
                     for h in 0..nh {
                         let t = HeadTask {
                             qkv: &qkv,
@@ -521,6 +569,7 @@ mod tests {
                             operands: Operands::F32,
                             bias: None,
                             window: None,
+                            rel: None,
                         };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };
@@ -577,7 +626,7 @@ mod tests {
                     let rounded: Vec<f32> = qkv.iter().map(|&x| round(x)).collect();
                     let mut out = vec![f32::NAN; rows * d];
                     let mut cs = vec![f32::NAN; n];
-                    let mut scratch = vec![f32::NAN; scratch_len(n, dh)];
+                    let mut scratch = vec![f32::NAN; scratch_len(n, dh, 0)];
                     for h in 0..nh {
                         let t = HeadTask {
                             qkv: &qkv,
@@ -590,6 +639,7 @@ mod tests {
                             operands: Operands::Bf16,
                             bias: None,
                             window: None,
+                            rel: None,
                         };
                         // SAFETY: out is [rows, d]; cs has n floats; scratch is sized.
                         unsafe { head(&t, out.as_mut_ptr(), cs.as_mut_ptr(), &mut scratch) };

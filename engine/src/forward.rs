@@ -130,6 +130,11 @@ pub(crate) fn encode(
             ws.max_tokens,
             model.weights.relative_bias.as_ref().map(|table| attention::Bias { table, positions: &ws.positions[..t] }),
             window(li).map(|half| attention::Window { half, positions: &ws.positions[..t] }),
+            model.weights.disentangled.as_ref().map(|tables| attention::Rel {
+                tables,
+                layer: li,
+                positions: &ws.positions[..t],
+            }),
         );
         let t1 = Instant::now();
 

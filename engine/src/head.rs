@@ -40,6 +40,7 @@ pub(crate) fn dense_layers(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mu
         classifier,
         Some(
             Classifier::Electra
+                | Classifier::Deberta
                 | Classifier::ElectraDiscriminator
                 | Classifier::Modernbert
                 | Classifier::ModernbertMean
@@ -69,7 +70,7 @@ pub(crate) fn dense_layers(model: &ModelInner, k: &Kernels, pool: &Pool, ws: &mu
     match classifier {
         Some(Classifier::Distilbert) => ws.head_mid[..s * d].iter_mut().for_each(|v| *v = v.max(0.0)),
         // GELU came with the GEMM.
-        Some(Classifier::Electra | Classifier::ElectraDiscriminator) => {}
+        Some(Classifier::Electra | Classifier::Deberta | Classifier::ElectraDiscriminator) => {}
         // GELU came with the GEMM; then `head.norm`.
         Some(Classifier::Modernbert | Classifier::ModernbertMean) => {
             let norm = model.weights.head_norm.as_ref().expect("bound with the ModernBERT head");

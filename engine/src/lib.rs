@@ -24,6 +24,7 @@ mod attention;
 pub mod capi;
 pub mod cli_input;
 mod compact;
+mod disentangled;
 pub mod error;
 mod forward;
 mod head;

@@ -198,7 +198,8 @@ impl Session {
             // Once per model, before any pass (the forward pass allocates nothing).
             model.inner.widen();
         }
-        let scratch = attention::scratch_len(max_len, model.inner.manifest.model.head_dim());
+        let rel_rows = model.inner.weights.disentangled.as_ref().map_or(0, |r| r.rows());
+        let scratch = attention::scratch_len(max_len, model.inner.manifest.model.head_dim(), rel_rows);
         let ws = Workspace::new(&model.inner, max_tokens, scratch, pool.threads(), linear);
         let layers = model.inner.manifest.model.num_layers;
         let mut rule_after = vec![None; layers];

@@ -122,6 +122,8 @@ pub(crate) struct Weights {
     pub head_norm: Option<Norm>,
     /// ModernBERT's rotary tables.
     pub rotary: Option<RotaryTables>,
+    /// DeBERTa's disentangled attention tables.
+    pub disentangled: Option<crate::disentangled::RelTables>,
 }
 
 /// Rotary embeddings' `cos` and `sin` per original position and frequency, for the
@@ -378,7 +380,10 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
             Some((packed("pooler.dense.weight", d, d)?, row("pooler.dense.bias", &[d])?)),
             Some((packed("classifier.weight", d, labels)?, row("classifier.bias", &[labels])?)),
         ),
-        (Task::Classification, Some(Classifier::Roberta | Classifier::Distilbert | Classifier::Electra)) => (
+        (
+            Task::Classification,
+            Some(Classifier::Roberta | Classifier::Distilbert | Classifier::Electra | Classifier::Deberta),
+        ) => (
             Some((packed("classifier.dense.weight", d, d)?, row("classifier.dense.bias", &[d])?)),
             Some((packed("classifier.out_proj.weight", d, labels)?, row("classifier.out_proj.bias", &[labels])?)),
         ),
@@ -433,6 +438,9 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
     if (c.arch == Arch::Electra) != electra_head && h.classifier.is_some() {
         return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
     }
+    if (c.arch == Arch::DebertaV2) != (h.classifier == Some(Classifier::Deberta)) && h.classifier.is_some() {
+        return Err(Error::Format(format!("{:?} model with a {:?} classifier head", c.arch, h.classifier)));
+    }
     let e = c.embedding_width();
     let embedding_project = match c.embedding_size {
         Some(_) => Some((packed("embeddings_project.weight", e, d)?, row("embeddings_project.bias", &[d])?)),
@@ -466,12 +474,30 @@ pub(crate) fn bind_weights(m: &Manifest, bytes: &[u8], data_offset: usize) -> Re
         true => Some(Norm { weight: row("head.norm.weight", &[d])?, bias: row("head.norm.bias", &[d])? }),
         false => None,
     };
-    // The position table, or rotary embeddings in its place.
-    let (position, rotary) = match c.rotary {
-        Some(r) => (None, Some(RotaryTables::new(r, c.head_dim(), c.max_len()))),
-        None => (Some(row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, e])?), None),
+    // The position table (not with rotary embeddings or relative-only DeBERTa).
+    let rotary = c.rotary.map(|r| RotaryTables::new(r, c.head_dim(), c.max_len()));
+    let position = match c.has_position_table() {
+        true => Some(row("embeddings.position_embeddings.weight", &[c.max_position_embeddings, e])?),
+        false => None,
+    };
+    let disentangled = match c.disentangled {
+        None => None,
+        Some(r) => {
+            let shape = [2 * r.span, d];
+            let table = |on: bool, name: &str| -> Result<Vec<Option<&[f32]>>> {
+                (0..l)
+                    .map(|i| {
+                        let p = format!("encoder.layer.{i}.attention.self.{name}");
+                        on.then(|| row(&p, &shape).map(|t| f32s(&t))).transpose()
+                    })
+                    .collect()
+            };
+            let (keys, queries) = (table(r.c2p, "pos_key")?, table(r.p2c, "pos_query")?);
+            Some(crate::disentangled::RelTables::new(r, c.num_heads, c.head_dim(), c.max_len(), &keys, &queries)?)
+        }
     };
     Ok(Weights {
+        disentangled,
         relative_bias,
         head_norm,
         rotary,

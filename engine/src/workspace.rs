@@ -244,7 +244,7 @@ impl Workspace {
                 self.type_ids.push(ty);
                 self.positions.push(p as u32);
                 let pos_id = match cfg.arch {
-                    Arch::Bert | Arch::Distilbert | Arch::Electra | Arch::Modernbert => p as u32,
+                    Arch::Bert | Arch::Distilbert | Arch::Electra | Arch::Modernbert | Arch::DebertaV2 => p as u32,
                     // Hugging Face RoBERTa: cumulative count of non-pad tokens + pad id.
                     // (MPNet numbers its positions the same way.)
                     Arch::Roberta | Arch::Mpnet if id == cfg.pad_token_id => cfg.pad_token_id,

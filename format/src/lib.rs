@@ -25,7 +25,7 @@ mod tests;
 pub use error::{Error, Result};
 pub use header::{Header, ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use manifest::{
-    Arch, Classifier, HeadConfig, KeepRule, LayerKeepRule, LocalAttention, Manifest, ModelConfig, Pooling,
-    Quantization, Rotary, Task, TokenizerSpec, MPNET_BUCKETS, MPNET_MAX_DISTANCE,
+    Arch, Classifier, Disentangled, HeadConfig, KeepRule, LayerKeepRule, LocalAttention, Manifest, ModelConfig,
+    Pooling, Quantization, Rotary, Task, TokenizerSpec, MPNET_BUCKETS, MPNET_MAX_DISTANCE,
 };
 pub use tensor::{Layout, PackedBytes, Precision, TensorEntry, UnknownPrecision};

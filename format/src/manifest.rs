@@ -26,6 +26,58 @@ pub enum Arch {
     /// (`rotary`), sliding-window attention on some layers (`local_attention`), and no
     /// token types.
     Modernbert,
+    /// DeBERTa-v2 and v3: BERT's post-norm layer with disentangled attention
+    /// (`disentangled`: content-to-position and position-to-content scores over
+    /// bucketed relative positions), an optional absolute position table, and
+    /// `Classifier::Deberta`.
+    #[serde(rename = "deberta-v2")]
+    DebertaV2,
+}
+
+/// DeBERTa's disentangled attention. With `idx(i, j) = clamp(bucket(pos_i - pos_j) +
+/// span, 0, 2·span - 1)` over original positions (so it holds after pruning), the score
+/// of query `i` and key `j` gains `q_i · pos_key[idx]` (c2p) and `k_j · pos_query[idx]`
+/// (p2c), each layer's `attention.self.pos_key` / `pos_query` (`[2·span, d]`, f32) being
+/// its key and query projections of the normalised relative embeddings, baked by the
+/// converter (the 1/sqrt(dh · (1 + terms)) scale folded into Wq and `pos_query`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disentangled {
+    /// Rows on each side of distance 0 in the position tables (`att_span`).
+    pub span: usize,
+    /// `position_buckets`: distances past `buckets / 2` are log-bucketed up to
+    /// `max_relative_positions`; absent: distances are used as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<usize>,
+    pub max_relative_positions: usize,
+    /// Content-to-position term (`pos_key`).
+    pub c2p: bool,
+    /// Position-to-content term (`pos_query`).
+    pub p2c: bool,
+    /// The absolute position table is added to the embeddings too
+    /// (`position_biased_input`).
+    pub position_table: bool,
+}
+
+impl Disentangled {
+    /// `bucket(delta)` as Hugging Face's `make_log_bucket_position` computes it, in
+    /// `f32`: distances within `buckets / 2` as they are, longer ones on a log scale
+    /// reaching `buckets / 2 - 1` more steps at `max_relative_positions`.
+    pub fn bucket(&self, delta: i64) -> i64 {
+        let Some(size) = self.buckets else { return delta };
+        let mid = (size / 2) as i64;
+        let abs = if delta < mid && delta > -mid { mid - 1 } else { delta.abs() };
+        if abs <= mid {
+            return delta;
+        }
+        let ratio = ((self.max_relative_positions - 1) as f64 / mid as f64) as f32;
+        let log = ((abs as f32 / mid as f32).ln() / ratio.ln() * (mid - 1) as f32).ceil() + mid as f32;
+        log as i64 * delta.signum()
+    }
+
+    /// The position-table row of distance `delta = pos_i - pos_j`.
+    pub fn index(&self, delta: i64) -> usize {
+        (self.bucket(delta) + self.span as i64).clamp(0, 2 * self.span as i64 - 1) as usize
+    }
 }
 
 /// Rotary position embeddings (ModernBERT): query and key pairs `(x_i, x_{i + dh/2})`
@@ -106,6 +158,9 @@ pub struct ModelConfig {
     /// Sliding-window attention on some layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_attention: Option<LocalAttention>,
+    /// DeBERTa's disentangled attention (`relative_attention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disentangled: Option<Disentangled>,
 }
 
 impl ModelConfig {
@@ -128,6 +183,12 @@ impl ModelConfig {
         } else {
             ff
         }
+    }
+
+    /// Whether the embeddings add an absolute position table (not with rotary
+    /// embeddings, nor DeBERTa's relative-only models).
+    pub fn has_position_table(&self) -> bool {
+        self.rotary.is_none() && self.disentangled.is_none_or(|r| r.position_table)
     }
 
     /// Longest sequence the position table allows.
@@ -189,6 +250,16 @@ impl ModelConfig {
                 )));
             }
         }
+        if let Some(r) = c.disentangled {
+            let buckets_ok = r.buckets.is_none_or(|b| b >= 2 && r.max_relative_positions > b / 2 + 1);
+            let span_ok = r.span >= 1 && r.span == r.buckets.unwrap_or(r.max_relative_positions);
+            if c.arch != Arch::DebertaV2 || !(r.c2p || r.p2c) || !buckets_ok || !span_ok {
+                return Err(Error::Format(format!(
+                    "disentangled attention is DeBERTa's, needs c2p or p2c, a span equal to its buckets (else to \
+                     max_relative_positions) and max_relative_positions above buckets / 2 + 1 (found {r:?})"
+                )));
+            }
+        }
         match (c.arch, c.relative_attention_buckets) {
             (Arch::Mpnet, Some(n)) if n >= MPNET_BUCKETS => {}
             (Arch::Mpnet, n) => {
@@ -202,7 +273,7 @@ impl ModelConfig {
             (_, None) => {}
         }
         let offset = match c.arch {
-            Arch::Bert | Arch::Distilbert | Arch::Electra | Arch::Modernbert => 0,
+            Arch::Bert | Arch::Distilbert | Arch::Electra | Arch::Modernbert | Arch::DebertaV2 => 0,
             Arch::Roberta | Arch::Mpnet => c.pad_token_id as usize + 1,
         };
         if c.position_offset != offset {
@@ -266,6 +337,10 @@ pub enum Classifier {
     /// [`Classifier::Modernbert`] on the mean of the sequence's final states (its
     /// `classifier_pooling: "mean"`; with pruning, of the tokens reaching the end).
     ModernbertMean,
+    /// `classifier(gelu(pooler.dense(h[CLS])))` — DeBERTa's `ContextPooler` and
+    /// classifier, stored under RoBERTa's names (`classifier.dense`,
+    /// `classifier.out_proj`).
+    Deberta,
     /// Per token: `dense_prediction(gelu(dense(h)))` — ELECTRA's replaced-token
     /// discriminator (`discriminator_predictions.*`, one label), a
     /// [`Task::TokenClassification`] head.

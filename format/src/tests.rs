@@ -23,6 +23,7 @@ fn config() -> ModelConfig {
         gated_ffn: false,
         rotary: None,
         local_attention: None,
+        disentangled: None,
     }
 }
 

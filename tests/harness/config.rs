@@ -34,6 +34,7 @@ pub fn config_json(data: &[u8]) -> bool {
                             Arch::Distilbert => Classifier::Distilbert,
                             Arch::Electra => Classifier::Electra,
                             Arch::Modernbert => Classifier::Modernbert,
+                            Arch::DebertaV2 => Classifier::Deberta,
                         };
                         assert_eq!(h.classifier, Some(want));
                         assert!(h.num_labels >= 1, "a classification head with {} labels", h.num_labels);

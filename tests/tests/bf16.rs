@@ -90,6 +90,8 @@ fn tiny_bert_and_roberta_bf16_match_hf() {
     check_against_hf(&open(&convert_bf16(&fixture("tiny-mpnet-st"))), "tiny-mpnet", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-modernbert-st"))), "tiny-modernbert", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-modernbert-bias-st"))), "tiny-modernbert-bias", None);
+    check_against_hf(&open(&convert_bf16(&fixture("tiny-deberta-st"))), "tiny-deberta", None);
+    check_against_hf(&open(&convert_bf16(&fixture("tiny-deberta-v2-st"))), "tiny-deberta-v2", None);
     check_against_hf(&open(&convert_bf16(&fixture("tiny-electra-disc-st"))), "tiny-electra-disc", None);
 }
 

@@ -187,6 +187,25 @@ fn convert_inspect_run_modernbert() {
     assert_eq!(res[0]["token_type_ids"], serde_json::json!([0, 0, 0, 0, 0, 0, 1, 1, 1]), "{res:?}");
 }
 
+/// DeBERTa from the command line: `inspect` names the architecture and its
+/// disentangled attention, and `run` scores a text pair through the embedded tokenizer.
+#[test]
+fn convert_inspect_run_deberta() {
+    let out = tmp("cli-deberta.toprt");
+    let o = run(Command::new(bin("toprt-convert")).arg(fixture("tiny-deberta-st")).args(["--force", "-o"]).arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(Command::new(bin("toprt")).arg("inspect").arg(&out));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("model:       DebertaV2 (DebertaV2ForSequenceClassification)"), "{text}");
+    assert!(text.contains("disentangled attention (c2p + p2c), span 16, 16 buckets"), "{text}");
+    assert!(text.contains("no absolute position table"), "{text}");
+    assert!(text.contains("Deberta classifier"), "{text}");
+    let (o, res) = run_jsonl(&out, &[serde_json::json!({"text": "a fine film", "text_pair": "it is"})], &[]);
+    assert!(o.status.success() && res[0]["logits"].as_array().is_some_and(|e| e.len() == 3), "{res:?}");
+    let types = res[0]["token_type_ids"].as_array().unwrap();
+    assert!(types.first() == Some(&0.into()) && types.last() == Some(&1.into()), "{res:?}");
+}
+
 #[test]
 fn convert_bf16_and_inspect() {
     let out = tmp("cli-bf16.toprt");

@@ -295,6 +295,56 @@ fn modernbert_missing_misshapen_and_unsupported() {
     assert!(msg.contains("tokenizer.json"), "{msg}");
 }
 
+/// DeBERTa's tensors are named as its checkpoint names them, including the position
+/// projections only DeBERTa-v2 has; a config that lies about a size is refused naming
+/// the tensor; settings toprt does not implement are refused before any tensor is read.
+#[test]
+fn deberta_missing_misshapen_and_unsupported() {
+    let dir = copy_fixture("tiny-deberta-v2-st", "deberta-missing");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "deberta.encoder.layer.1.attention.self.pos_query_proj.bias"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(
+        msg.contains("deberta.encoder.layer.1.attention.self.pos_query_proj.bias") && msg.contains("[32]"),
+        "{msg}"
+    );
+    let dir = copy_fixture("tiny-deberta-st", "deberta-rel");
+    edit_safetensors(&dir, |l| {
+        let t = l.iter_mut().find(|(n, _, _)| n == "deberta.encoder.rel_embeddings.weight").unwrap();
+        t.1 = vec![16, 32];
+        t.2.truncate(16 * 32);
+    });
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("rel_embeddings.weight") && msg.contains("[32, 32]"), "{msg}");
+    let dir = copy_fixture("tiny-deberta-st", "deberta-pooler");
+    edit_safetensors(&dir, |l| l.retain(|(n, _, _)| n != "pooler.dense.weight"));
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("'pooler.dense.weight'") || msg.contains(" pooler.dense.weight"), "{msg}");
+    let edit = |name: &str, from: &str, to: &str| {
+        let dir = copy_fixture("tiny-deberta-st", name);
+        let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        assert!(cfg.contains(from), "{cfg}");
+        std::fs::write(dir.join("config.json"), cfg.replace(from, to)).unwrap();
+        toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string()
+    };
+    let msg = edit("deberta-buckets", "\"position_buckets\": 16", "\"position_buckets\": 8");
+    assert!(msg.contains("rel_embeddings.weight") && msg.contains("[16, 32]"), "{msg}");
+    let msg = edit("deberta-ff", "\"intermediate_size\": 64", "\"intermediate_size\": 48");
+    assert!(msg.contains("intermediate.dense.weight") && msg.contains("[48, 32]"), "{msg}");
+    let msg = edit("deberta-act", "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu_new\"");
+    assert!(msg.contains("hidden_act") && msg.contains("gelu_new"), "{msg}");
+    let msg = edit("deberta-conv", "\"hidden_act\"", "\"conv_kernel_size\": 3, \"hidden_act\"");
+    assert!(msg.contains("conv_kernel_size"), "{msg}");
+    let msg = edit("deberta-emb", "\"hidden_act\"", "\"embedding_size\": 16, \"hidden_act\"");
+    assert!(msg.contains("embedding_size"), "{msg}");
+    let msg = edit("deberta-p2p", "\"c2p\"", "\"p2p\"");
+    assert!(msg.contains("pos_att_type") && msg.contains("p2p"), "{msg}");
+    // Its tokenizer comes from tokenizer.json only.
+    let dir = copy_fixture("tiny-deberta-st", "deberta-notok");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    let msg = toprt_convert::convert_to_bytes(&dir, &Default::default()).unwrap_err().to_string();
+    assert!(msg.contains("tokenizer.json"), "{msg}");
+}
+
 /// The config keys of ModernBERT's own releases (before transformers 5 wrote
 /// `layer_types` and `rope_parameters`) give the same model.
 #[test]
@@ -344,6 +394,7 @@ fn unsupported_model_type_is_named() {
     assert!(e.to_string().contains("'electra'"), "the message lists what is supported: {e}");
     assert!(e.to_string().contains("'mpnet'"), "the message lists what is supported: {e}");
     assert!(e.to_string().contains("'modernbert'"), "the message lists what is supported: {e}");
+    assert!(e.to_string().contains("'deberta-v2'"), "the message lists what is supported: {e}");
 }
 
 #[test]

@@ -130,6 +130,35 @@ fn tiny_modernbert_with_biases_matches_hf() {
     check_model(&model, "tiny-modernbert-bias");
 }
 
+/// DeBERTa-v3's settings: shared position keys, c2p and p2c, 16 log buckets up to 64,
+/// no absolute positions and no token types.
+#[test]
+fn tiny_deberta_safetensors_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-deberta-st"));
+    let m = model.manifest();
+    assert_eq!(m.model.arch, toprt::format::Arch::DebertaV2);
+    assert_eq!(m.head.classifier, Some(toprt::format::Classifier::Deberta));
+    let r = m.model.disentangled.expect("disentangled attention");
+    assert_eq!((r.span, r.buckets, r.c2p, r.p2c, r.position_table), (16, Some(16), true, true, false));
+    check_model(&model, "tiny-deberta");
+}
+
+#[test]
+fn tiny_deberta_pytorch_bin_matches_hf() {
+    check_model(&convert_and_open(&fixture("tiny-deberta-pt")), "tiny-deberta");
+}
+
+/// DeBERTa-v2's settings: its own position projections (`pos_key_proj`,
+/// `pos_query_proj`), distances clamped at 24 without buckets, absolute positions and
+/// token types too.
+#[test]
+fn tiny_deberta_v2_matches_hf() {
+    let model = convert_and_open(&fixture("tiny-deberta-v2-st"));
+    let r = model.manifest().model.disentangled.expect("disentangled attention");
+    assert_eq!((r.span, r.buckets, r.position_table), (24, None, true));
+    check_model(&model, "tiny-deberta-v2");
+}
+
 #[test]
 fn tiny_distilbert_safetensors_matches_hf() {
     let model = convert_and_open(&fixture("tiny-distilbert-st"));

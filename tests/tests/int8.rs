@@ -130,6 +130,8 @@ fn tiny_models_int8_match_hf() {
         ("tiny-mpnet-st", "tiny-mpnet"),
         ("tiny-modernbert-st", "tiny-modernbert"),
         ("tiny-modernbert-bias-st", "tiny-modernbert-bias"),
+        ("tiny-deberta-st", "tiny-deberta"),
+        ("tiny-deberta-v2-st", "tiny-deberta-v2"),
     ] {
         let (_, _, worst_row) = against_hf(&open(&int8_of(&convert_bytes(&fixture(fx)))), golden);
         assert!(worst_row >= 0.99, "{golden}: worst hidden-row cosine {worst_row}");

@@ -127,6 +127,8 @@ fn compute() -> Vec<(String, String, u64)> {
         ("tiny-mpnet-st", "tiny-mpnet"),
         ("tiny-modernbert-st", "tiny-modernbert"),
         ("tiny-modernbert-bias-st", "tiny-modernbert-bias"),
+        ("tiny-deberta-st", "tiny-deberta"),
+        ("tiny-deberta-v2-st", "tiny-deberta-v2"),
     ] {
         push(&format!("golden/{fx}"), hash_golden(&convert_and_open(&fixture(fx)), golden));
     }
@@ -163,7 +165,13 @@ fn compute() -> Vec<(String, String, u64)> {
     for fx in
         ["tiny-bert-st", "tiny-bert-pt", "tiny-roberta-st", "tiny-roberta-pt", "tiny-distilbert-st", "tiny-xlmr-st"]
             .into_iter()
-            .chain(["tiny-electra-st", "tiny-electra-disc-st", "tiny-mpnet-st", "tiny-modernbert-st"])
+            .chain([
+                "tiny-electra-st",
+                "tiny-electra-disc-st",
+                "tiny-mpnet-st",
+                "tiny-modernbert-st",
+                "tiny-deberta-st",
+            ])
     {
         push(&format!("file/{fx}"), h(&convert_bytes(&fixture(fx))));
     }
