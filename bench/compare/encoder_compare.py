@@ -1,8 +1,10 @@
-"""The new-encoder-types check, shared by distilbert.py, electra.py, mpnet.py and
-modernbert.py: a random base-sized checkpoint of one type, converted dense and pruned
-(top-k), against ONNX Runtime fp32 on the same arrays (in BERT's terms, or the type's own
-graph), 1 x 128 tokens, interleaved in one process. The outputs are compared first:
-mean-pooled embeddings, cosine >= 0.99999."""
+"""The new-encoder-types check, shared by distilbert.py, electra.py, mpnet.py,
+modernbert.py and deberta.py: a random base-sized checkpoint of one type, converted dense
+and pruned (top-k; dense only where a script gives no prune locations), against ONNX
+Runtime fp32 on the same arrays (in BERT's terms, or the type's own graph), 1 x 128
+tokens, interleaved in one process. The outputs are compared first: mean-pooled
+embeddings, cosine >= 0.99999; or, with head "classifier", the logits of the
+checkpoint's own head, max |difference| <= LOGITS_TOL."""
 
 import argparse
 import json
@@ -16,7 +18,9 @@ from models import random_ids
 from onnx_graph import build_onnx
 from ort_side import feeds_for, ort_fused, ort_session
 from timing import interleave, paired_ratio, summary
-from toprt_ctypes import OUTPUT_EMBEDDING, Batch, Lib
+from toprt_ctypes import OUTPUT_EMBEDDING, OUTPUT_LOGITS, Batch, Lib
+
+LOGITS_TOL = 1e-4  # max |toprt - ORT| of a logit (f32 against f32: ~1e-6 expected)
 
 
 class RandomCheckpoint:
@@ -55,20 +59,25 @@ class RandomCheckpoint:
         self.marker.write_text(f"seed={self.seed}")
 
 
-def main(name: str, title: str, doc: str, make_checkpoint, bert_terms, prune_layers: str, build_graph=build_onnx):
+def main(name: str, title: str, doc: str, make_checkpoint, bert_terms, prune_layers, build_graph=build_onnx,
+         head="embedding"):
     """The command line of one encoder type's script."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    compare(name, title, make_checkpoint, bert_terms, prune_layers, args.rounds, args.threads, build_graph)
+    compare(name, title, make_checkpoint, bert_terms, prune_layers, args.rounds, args.threads, build_graph, head)
 
 
-def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: str, rounds: int, threads: int,
-            build_graph=build_onnx):
+def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers, rounds: int, threads: int,
+            build_graph=build_onnx, head="embedding"):
     """`make_checkpoint(folder)` writes the checkpoint; `bert_terms(folder)` gives its
     arrays under BERT's names and the config build_onnx reads (or, with `build_graph`,
-    whatever that builder reads: `build_graph(arrays, config, "embedding", path)`)."""
+    whatever that builder reads: `build_graph(arrays, config, head, path)`).
+    `prune_layers` (e.g. "3,5,7,9", or None: no pruned model) are the top-k rule's
+    locations. `head`: "embedding" (converted with mean pooling; the mean-pooled
+    embeddings are compared and timed) or "classifier" (the checkpoint's own head; its
+    logits are compared and timed)."""
     import os
 
     os.chdir(REPO)
@@ -77,18 +86,22 @@ def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: st
     make_checkpoint(ckpt)
     bins = Path("target/release")
     dense_m, pruned_m = out / "dense.toprt", out / "pruned.toprt"
-    for m, extra in ((dense_m, []), (pruned_m, ["--keep-ratio", "0.7", "--prune-layers", prune_layers])):
+    pooling = ["--pooling", "mean"] if head == "embedding" else []
+    todo = [(dense_m, [])]
+    if prune_layers:
+        todo.append((pruned_m, ["--keep-ratio", "0.7", "--prune-layers", prune_layers]))
+    for m, extra in todo:
         if not m.is_file():
-            run([bins / "toprt-convert", ckpt, "-o", m, "--no-tokenizer", "--pooling", "mean", *extra])
+            run([bins / "toprt-convert", ckpt, "-o", m, "--no-tokenizer", *pooling, *extra])
     w, cfg = bert_terms(ckpt)
     plain, fused = out / f"{name}-plain.onnx", out / f"{name}-fused.onnx"
     if not plain.is_file():
-        build_graph(w, cfg, "embedding", plain)
+        build_graph(w, cfg, head, plain)
     if not fused.is_file():
         log(f"fusion: {ort_fused(plain, fused, cfg)}")
     lib = Lib(bins / "libtoprt.so")
     tsess = lib.model(dense_m).session(threads)
-    psess = lib.model(pruned_m).session(threads)
+    psess = lib.model(pruned_m).session(threads) if prune_layers else None
     rows = random_ids(1, 128)
     batch = Batch(rows)
     osess = {n: ort_session(path, threads) for n, path in (("plain", plain), ("fused", fused)) if path.is_file()}
@@ -96,18 +109,17 @@ def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: st
     all_feeds = feeds_for(rows)
     feeds = {n: {i.name: all_feeds[i.name] for i in s.get_inputs()} for n, s in osess.items()}
 
-    # The same answers first: mean-pooled embeddings (toprt's unnormalised, ORT's
-    # normalised: the cosine does not care).
-    t_emb = np.asarray(tsess.floats(batch, False, "embedding")[0], np.float64)
-    for n, s in osess.items():
-        o = s.run(["embedding"], feeds[n])[0][0].astype(np.float64)
-        cos = float(t_emb @ o / np.linalg.norm(t_emb) / np.linalg.norm(o))
-        log(f"toprt dense vs ORT {n}: embedding cosine {cos:.7f}")
-        assert cos >= 0.99999, f"ORT {n} and toprt disagree: cosine {cos}"
+    if head == "embedding":
+        check_embeddings(tsess, batch, osess, feeds)
+        out_name, out_flag = "embedding", OUTPUT_EMBEDDING
+    else:
+        check_logits(tsess, batch, osess, feeds)
+        out_name, out_flag = "logits", OUTPUT_LOGITS
 
-    cands = [("toprt dense", lambda: tsess.time_run(batch, False, OUTPUT_EMBEDDING)),
-             ("toprt pruned", lambda: psess.time_run(batch, True, OUTPUT_EMBEDDING))]
-    cands += [(f"ORT fp32 {n}", lambda s=s, f=feeds[n]: s.run(["embedding"], f)) for n, s in osess.items()]
+    cands = [("toprt dense", lambda: tsess.time_run(batch, False, out_flag))]
+    if psess is not None:
+        cands.append(("toprt pruned", lambda: psess.time_run(batch, True, out_flag)))
+    cands += [(f"ORT fp32 {n}", lambda s=s, f=feeds[n]: s.run([out_name], f)) for n, s in osess.items()]
     times = interleave(cands, rounds, warmup=2, pause=0.05)
     ort_name = min((k for k in times if k.startswith("ORT")), key=lambda k: statistics.median(times[k]))
     log(f"\n{title} (random weights), 1 x 128 tokens, {threads} thread(s), {rounds} rounds; "
@@ -118,6 +130,29 @@ def compare(name: str, title: str, make_checkpoint, bert_terms, prune_layers: st
     log(f"  ORT baseline: {ort_name} (the faster graph)")
     log(f"  toprt dense / ORT fp32 : {paired_ratio(times['toprt dense'], times[ort_name]):.3f} "
         f"(median of per-round ratios; goal <= 0.95)")
-    log(f"  toprt pruned / ORT fp32: {paired_ratio(times['toprt pruned'], times[ort_name]):.3f}")
-    log(f"  pruned speedup over dense: {paired_ratio(times['toprt dense'], times['toprt pruned']):.2f}x")
-    log(f"  engine-bench on the pruned file: ./target/release/engine-bench --model {pruned_m} --threads {threads}")
+    if psess is not None:
+        log(f"  toprt pruned / ORT fp32: {paired_ratio(times['toprt pruned'], times[ort_name]):.3f}")
+        log(f"  pruned speedup over dense: {paired_ratio(times['toprt dense'], times['toprt pruned']):.2f}x")
+        log(f"  engine-bench on the pruned file: ./target/release/engine-bench --model {pruned_m} --threads {threads}")
+
+
+def check_embeddings(tsess, batch, osess, feeds):
+    """Mean-pooled embeddings (toprt's unnormalised, ORT's normalised: the cosine does not
+    care), cosine >= 0.99999 against every graph."""
+    t_emb = np.asarray(tsess.floats(batch, False, "embedding")[0], np.float64)
+    for n, s in osess.items():
+        o = s.run(["embedding"], feeds[n])[0][0].astype(np.float64)
+        cos = float(t_emb @ o / np.linalg.norm(t_emb) / np.linalg.norm(o))
+        log(f"toprt dense vs ORT {n}: embedding cosine {cos:.7f}")
+        assert cos >= 0.99999, f"ORT {n} and toprt disagree: cosine {cos}"
+
+
+def check_logits(tsess, batch, osess, feeds):
+    """The head's logits, max |toprt - ORT| <= LOGITS_TOL against every graph."""
+    t = np.asarray(tsess.floats(batch, False, "logits"), np.float64)
+    for n, s in osess.items():
+        o = s.run(["logits"], feeds[n])[0].astype(np.float64)
+        diff = float(np.abs(t - o).max())
+        log(f"toprt dense vs ORT {n}: logits {np.round(t[0], 5).tolist()} vs {np.round(o[0], 5).tolist()}, "
+            f"max |difference| {diff:.2e}")
+        assert diff <= LOGITS_TOL, f"ORT {n} and toprt disagree: max |logit difference| {diff}"
