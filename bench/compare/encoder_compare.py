@@ -1,8 +1,8 @@
 """The new-encoder-types check, shared by distilbert.py, electra.py, mpnet.py,
-modernbert.py and deberta.py: a random base-sized checkpoint of one type, converted dense
-and pruned (top-k; dense only where a script gives no prune locations), against ONNX
-Runtime fp32 on the same arrays (in BERT's terms, or the type's own graph), 1 x 128
-tokens, interleaved in one process. The outputs are compared first: mean-pooled
+modernbert.py, deberta.py and xlmr.py: a random base-sized checkpoint of one type,
+converted dense and pruned (top-k; dense only where a script gives no prune locations),
+against ONNX Runtime fp32 on the same arrays (in BERT's terms, or the type's own graph),
+1 x 128 tokens, interleaved in one process. The outputs are compared first: mean-pooled
 embeddings, cosine >= 0.99999; or, with head "classifier", the logits of the
 checkpoint's own head, max |difference| <= LOGITS_TOL."""
 
