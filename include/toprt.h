@@ -107,7 +107,8 @@ enum {
     TOPRT_ISA_AUTO = 0, /* TOPRT_ISA in the environment, else the best tier of this CPU */
     TOPRT_ISA_SCALAR = 1,
     TOPRT_ISA_AVX2 = 2,
-    TOPRT_ISA_AVX512 = 3
+    TOPRT_ISA_AVX512 = 3,
+    TOPRT_ISA_PORTABLE = 4 /* portable vector code (any CPU; the tier non-x86 CPUs run) */
 };
 
 /* Precision of a model's encoder weights (toprt_model_info.precision), and of the
@@ -149,7 +150,7 @@ typedef struct toprt_session_info {
     size_t threads;
     size_t max_length;
     size_t max_tokens;
-    int32_t isa; /* TOPRT_ISA_SCALAR, _AVX2 or _AVX512: the tier in use */
+    int32_t isa; /* TOPRT_ISA_SCALAR, _PORTABLE, _AVX2 or _AVX512: the tier in use */
     int32_t prune_enabled;
     float keep_scale;
     int32_t linear_precision; /* TOPRT_PRECISION_*: what the linears multiply in on this CPU

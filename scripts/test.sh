@@ -42,7 +42,7 @@ target/pyenv/bin/python -m pytest -q -p no:cacheprovider python/tests
 
 # The tiers this CPU supports, from the kernels' one CPU probe.
 tiers=$(./target/release/toprt inspect --cpu | sed -n 's/^tiers: //p')
-for isa in scalar avx2 avx512; do
+for isa in scalar portable avx2 avx512; do
     if [[ " $tiers " == *" $isa "* ]]; then
         echo "== kernel tier $isa (TOPRT_ISA=$isa): kernels, engine and golden tests"
         TOPRT_ISA=$isa cargo test --release -p toprt-kernels -p toprt -p toprt-tests

@@ -16,7 +16,7 @@ use std::time::Duration;
 use toprt_kernels::{peak_probe, Isa};
 
 fn peaks() {
-    for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
+    for isa in Isa::ALL {
         if isa.supported() {
             println!("FMA peak probe {isa:>6}: {:6.1} GFLOP/s (single thread)", peak_probe(isa));
         } else {

@@ -147,7 +147,7 @@ struct RunArgs {
     )]
     keep_scale: f32,
 
-    /// Force a kernel tier: scalar, avx2 or avx512.
+    /// Force a kernel tier: scalar, portable, avx2 or avx512.
     ///
     /// Default: the TOPRT_ISA environment variable, else the best tier this CPU has.
     /// A tier this CPU lacks is an error.

@@ -546,7 +546,7 @@ mod tests {
     #[test]
     fn every_tier_matches_the_f64_definition() {
         let mut rnd = rng(0x1234_5678);
-        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
+        for isa in Isa::ALL {
             let Ok(k) = Kernels::for_isa(isa) else { continue };
             for &(nh, dh) in &[(2usize, 8usize), (2, 64), (1, 40)] {
                 let d = nh * dh;

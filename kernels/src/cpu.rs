@@ -33,8 +33,12 @@ use std::sync::OnceLock;
 /// An instruction-set tier: a set of kernels and the CPU features they need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
-    /// Portable code only (the scalar twins).
+    /// The scalar twins only: the references every other tier is tested against.
     Scalar,
+    /// Portable vector code on any CPU: the generic kernel bodies on plain `[f32; 4]`
+    /// vectors, which the compiler maps to the baseline vector set (SSE2 on x86-64,
+    /// NEON on AArch64); the tier non-x86 CPUs run.
+    Portable,
     /// AVX2 and FMA.
     Avx2,
     /// AVX-512 F, BW, VL and DQ.
@@ -43,13 +47,14 @@ pub enum Isa {
 
 impl Isa {
     /// Every tier, slowest first.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Portable, Isa::Avx2, Isa::Avx512];
 }
 
 impl fmt::Display for Isa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Isa::Scalar => "scalar",
+            Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
         })
@@ -173,7 +178,7 @@ impl Cpu {
     pub fn supports(&self, isa: Isa) -> bool {
         let f = &self.features;
         match isa {
-            Isa::Scalar => true,
+            Isa::Scalar | Isa::Portable => true,
             Isa::Avx2 => f.avx2 && f.fma,
             Isa::Avx512 => f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq,
         }

@@ -7,8 +7,8 @@ use std::fmt;
 /// Everything the kernels refuse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// A tier name that is none of `scalar`, `avx2`, `avx512` (e.g. in `TOPRT_ISA`).
-    #[error("unknown instruction set '{0}' (expected scalar, avx2 or avx512)")]
+    /// A tier name that is none of `scalar`, `portable`, `avx2`, `avx512` (e.g. in `TOPRT_ISA`).
+    #[error("unknown instruction set '{0}' (expected scalar, portable, avx2 or avx512)")]
     UnknownIsa(String),
     /// A tier this CPU cannot run.
     #[error("instruction set {0} was requested but this CPU does not support it")]

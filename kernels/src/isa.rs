@@ -4,13 +4,12 @@
 //! requested one run in order ([`PLUGS`]), and each overwrites only the slots its
 //! tier implements better, after checking the CPU itself (tract's `plug_fma`,
 //! `plug_avx512f`). This file names no kernel: the tier files do.
-//! `TOPRT_ISA=scalar|avx2|avx512` forces a tier so every tier can be tested on one
+//! `TOPRT_ISA=scalar|portable|avx2|avx512` forces a tier so every tier can be tested on one
 //! machine; asking for a tier the CPU lacks is an error, not a silent fallback.
 
 use crate::cpu::{Cpu, Isa};
 use crate::error::Error;
 use crate::Kernels;
-#[cfg(target_arch = "x86_64")]
 use crate::{gemm, ops};
 
 impl std::str::FromStr for Isa {
@@ -18,6 +17,7 @@ impl std::str::FromStr for Isa {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Ok(Isa::Scalar),
+            "portable" => Ok(Isa::Portable),
             "avx2" => Ok(Isa::Avx2),
             "avx512" | "avx-512" => Ok(Isa::Avx512),
             other => Err(Error::UnknownIsa(other.to_string())),
@@ -63,7 +63,9 @@ type Plug = fn(&mut Kernels, &Cpu);
 /// plug overwrites what an earlier one installed (the AMX bf16 GEMM replaces the
 /// AVX512_BF16 one).
 #[cfg(target_arch = "x86_64")]
-const PLUGS: [(Isa, Plug); 5] = [
+const PLUGS: [(Isa, Plug); 7] = [
+    (Isa::Portable, gemm::portable::plug),
+    (Isa::Portable, ops::portable::plug),
     (Isa::Avx2, gemm::avx2::plug),
     (Isa::Avx2, ops::avx2::plug),
     (Isa::Avx512, gemm::avx512::plug),
@@ -71,7 +73,7 @@ const PLUGS: [(Isa, Plug); 5] = [
     (Isa::Avx512, gemm::amx::plug),
 ];
 #[cfg(not(target_arch = "x86_64"))]
-const PLUGS: [(Isa, Plug); 0] = [];
+const PLUGS: [(Isa, Plug); 2] = [(Isa::Portable, gemm::portable::plug), (Isa::Portable, ops::portable::plug)];
 
 impl Kernels {
     /// The table for tier `isa` on this CPU ([`Kernels::for_cpu`] of [`Cpu::detected`]).
@@ -96,7 +98,9 @@ impl Kernels {
         let mut k = Kernels::scalar();
         k.isa = isa;
         for (tier, plug) in PLUGS {
-            if tier <= isa {
+            // The portable kernels make the portable table only: the x86 tiers start
+            // from the scalar twins, as they always have.
+            if tier <= isa && (tier != Isa::Portable || isa == Isa::Portable) {
                 plug(&mut k, cpu);
             }
         }

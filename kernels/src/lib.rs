@@ -4,7 +4,7 @@
 //!   grant, cache sizes, and the tiers ([`Isa`]) they allow. Everything else asks it;
 //!   `build.rs` includes the same file.
 //! * [`Kernels`] is the dispatch table of one tier, built once per session from the
-//!   scalar table by the plugs of each tier file (`isa.rs`); `TOPRT_ISA=scalar|avx2|avx512`
+//!   scalar table by the plugs of each tier file (`isa.rs`); `TOPRT_ISA=scalar|portable|avx2|avx512`
 //!   forces a tier. A table is a capability: it only holds kernels this CPU runs, its
 //!   methods are the only way to reach a SIMD kernel, and they are safe.
 //! * [`gemm`] multiplies activations by packed weights, with fused epilogues: the call

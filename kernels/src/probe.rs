@@ -9,7 +9,8 @@ use crate::cpu::{Cpu, Isa};
 /// independent register-only FMA chains for about 50 ms (best of ten 5 ms runs, so an
 /// interrupt or a busy sibling core does not drag it down). Each FMA lane counts 2
 /// FLOPs. The scalar tier runs the same chains as plain `a*x + y` (no FMA, so 2 FLOPs
-/// per multiply-add pair; the compiler may vectorise it with the baseline SSE2).
+/// per multiply-add pair; the compiler may vectorise it with the baseline SSE2); the
+/// portable tier runs them on its 4-lane vectors, also unfused.
 /// Returns 0 for a tier this CPU lacks.
 pub fn peak_probe(isa: Isa) -> f64 {
     if !Cpu::detected().supports(isa) {
@@ -17,6 +18,7 @@ pub fn peak_probe(isa: Isa) -> f64 {
     }
     let lanes = match isa {
         Isa::Scalar => 1,
+        Isa::Portable => 4,
         Isa::Avx2 => 8,
         Isa::Avx512 => 16,
     };
@@ -30,6 +32,7 @@ pub fn peak_probe(isa: Isa) -> f64 {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: support checked above.
             Isa::Avx512 => unsafe { crate::simd::avx512::avx512_fma_probe(iters, x, y) },
+            Isa::Portable => portable_probe(iters, x, y),
             _ => scalar_probe(iters, x, y),
         };
         std::hint::black_box(r);
@@ -140,6 +143,15 @@ fn scalar_probe(iters: usize, x: f32, y: f32) -> f32 {
         }
     }
     acc.iter().sum()
+}
+
+/// The portable tier's probe: [`crate::simd::fma_chains`] on its 4-lane vectors. Their
+/// multiply-add is unfused (a multiply, then an add: twice an FMA's latency), so the
+/// chains are latency-bound and the number is a floor: the tier's GEMM, whose tile
+/// interleaves more independent sums, runs above it.
+fn portable_probe(iters: usize, x: f32, y: f32) -> f32 {
+    // SAFETY: the portable vectors run on every CPU.
+    unsafe { crate::simd::fma_chains::<crate::simd::emu::Emu<4>>(iters, x, y) }
 }
 
 /// The AMX tile peak (`tdpbf16ps`, each instruction 16 × 16 × 32 multiply-adds = 16384

@@ -323,6 +323,11 @@ static void session_option_checks(toprt_model *m) {
     } else {
         EXPECT_MSG(st, TOPRT_ERR_UNSUPPORTED, "avx512");
     }
+    /* The portable tier runs on every CPU. */
+    toprt_session_options portable = o;
+    portable.isa = TOPRT_ISA_PORTABLE;
+    EXPECT(toprt_session_create(m, &portable, &s), TOPRT_OK);
+    EXPECT(toprt_session_free(s), TOPRT_OK);
 }
 
 static void session_checks(toprt_model *m, toprt_session *s) {
@@ -333,7 +338,7 @@ static void session_checks(toprt_model *m, toprt_session *s) {
                "is a toprt_model handle, not a toprt_session");
     EXPECT(toprt_session_get_info(s, &si), TOPRT_OK);
     CHECK(si.threads == 2 && si.max_length == 512 && si.prune_enabled == 1 && si.keep_scale == 1.0f);
-    CHECK(si.isa >= TOPRT_ISA_SCALAR && si.isa <= TOPRT_ISA_AVX512);
+    CHECK(si.isa >= TOPRT_ISA_SCALAR && si.isa <= TOPRT_ISA_PORTABLE);
     CHECK(si.linear_precision == TOPRT_PRECISION_F32);
 
     /* The kernel description: the (buf, cap, len) protocol. */

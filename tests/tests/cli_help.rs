@@ -54,7 +54,7 @@ const CLIS: &[Cli] = &[
             "`-` reads stdin",
             "`-` writes stdout",
             "one per logical CPU",
-            "scalar, avx2 or avx512",
+            "scalar, portable, avx2 or avx512",
             "last_hidden_state",
             "exit status is 1",
         ],

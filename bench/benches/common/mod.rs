@@ -23,7 +23,7 @@ pub const SHAPES: [(usize, usize, usize); 10] = [
 
 /// The tiers this CPU runs, best last.
 pub fn tiers() -> Vec<Kernels> {
-    [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter_map(|i| Kernels::for_isa(i).ok()).collect()
+    Isa::ALL.into_iter().filter_map(|i| Kernels::for_isa(i).ok()).collect()
 }
 
 /// Deterministic values in [-0.5, 0.5).

@@ -31,7 +31,8 @@ fn isa_of(code: i32) -> CResult<Option<Isa>> {
         TOPRT_ISA_SCALAR => Ok(Some(Isa::Scalar)),
         TOPRT_ISA_AVX2 => Ok(Some(Isa::Avx2)),
         TOPRT_ISA_AVX512 => Ok(Some(Isa::Avx512)),
-        other => Err(invalid(format!("options->isa is {other}: expected a TOPRT_ISA_* value (0 to 3)"))),
+        TOPRT_ISA_PORTABLE => Ok(Some(Isa::Portable)),
+        other => Err(invalid(format!("options->isa is {other}: expected a TOPRT_ISA_* value (0 to 4)"))),
     }
 }
 
@@ -40,6 +41,7 @@ fn code_of(isa: Isa) -> i32 {
         Isa::Scalar => TOPRT_ISA_SCALAR,
         Isa::Avx2 => TOPRT_ISA_AVX2,
         Isa::Avx512 => TOPRT_ISA_AVX512,
+        Isa::Portable => TOPRT_ISA_PORTABLE,
     }
 }
 

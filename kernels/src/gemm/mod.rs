@@ -47,6 +47,7 @@ pub(crate) mod driver;
 pub(crate) mod microkernel;
 mod operands;
 mod params;
+pub(crate) mod portable;
 mod rows;
 pub(crate) mod scalar;
 

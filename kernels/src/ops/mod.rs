@@ -86,6 +86,7 @@ macro_rules! tier_entries {
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+pub(crate) mod portable;
 pub mod scalar;
 
 pub use scalar::{

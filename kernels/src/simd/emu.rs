@@ -1,7 +1,8 @@
-//! A portable [`Simd`] over `[f32; L]` (tests only): runs the generic kernel bodies with
-//! the 16-lane AVX-512 geometry (tile shape, masks, tails) on hosts without AVX-512.
-//! `fma` is an unfused `a*b + c` so it stays fast without hardware FMA; tests compare it
-//! with the scalar twin under the same tolerances as the real tiers.
+//! A portable [`Simd`] over `[f32; L]`: the portable tier's vectors (`L = 4`, which the
+//! compiler maps to SSE2 or NEON registers), and in the tests the 16-lane AVX-512
+//! geometry (tile shape, masks, tails) on hosts without AVX-512. `fma` is an unfused
+//! `a*b + c` so it stays fast without hardware FMA (the scalar twin's rounding); tests
+//! compare it with the scalar twin under the same tolerances as the real tiers.
 
 use super::Simd;
 

@@ -8,9 +8,9 @@
 //! intrinsics are inlined into an entry function that has the features enabled (the
 //! pattern of memchr's `arch/generic` and pulp).
 //!
-//! A test-only portable implementation (`emu::Emu`) runs the same bodies with any lane
-//! count on any host, so the 16-lane AVX-512 geometry is exercised even where the CPU
-//! has no AVX-512.
+//! A portable implementation (`emu::Emu`) runs the same bodies with any lane count on
+//! any host: the portable tier's 4-lane vectors, and in the tests the 16-lane AVX-512
+//! geometry even where the CPU has no AVX-512.
 //!
 //! ## Vector math
 //!
@@ -29,7 +29,6 @@
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
-#[cfg(test)]
 pub(crate) mod emu;
 
 /// A SIMD instruction set seen through a small vocabulary of `f32` vector operations.

@@ -61,6 +61,7 @@ macro_rules! tier_tests {
 }
 
 tier_tests!(scalar, Tier::native(crate::Isa::Scalar), all(), "never skipped");
+tier_tests!(portable, Tier::native(crate::Isa::Portable), all(), "never skipped");
 tier_tests!(avx2, Tier::native(crate::Isa::Avx2), toprt_host_avx2, "skipped: avx2 not supported");
 tier_tests!(avx512, Tier::native(crate::Isa::Avx512), toprt_host_avx512, "skipped: avx512 not supported");
 tier_tests!(emu_avx512_geometry, Tier::emulated_avx512(), all(), "never skipped");
@@ -112,7 +113,7 @@ fn dispatch_tables() {
                     let f = cpu.features();
                     let avx2_i8 = if f.avx_vnni { "avxvnni_gemm_i8_6x16" } else { "avx2_gemm_i8_6x16" };
                     let int8 = match isa {
-                        Isa::Scalar => "scalar_gemm_i8",
+                        Isa::Scalar | Isa::Portable => "scalar_gemm_i8",
                         Isa::Avx2 => avx2_i8,
                         Isa::Avx512 if cpu.has_amx_int8() && f.avx512_vnni => "amx_int8_gemm_32x32",
                         Isa::Avx512 if f.avx512_vnni => "avx512vnni_gemm_i8_8x32",

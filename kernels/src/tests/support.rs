@@ -24,6 +24,7 @@ impl Tier {
         let kernels = Kernels::for_isa(isa).unwrap_or_else(|e| panic!("skipped: {isa} not supported ({e})"));
         let mr = match isa {
             Isa::Scalar => 4,
+            Isa::Portable => gemm::portable::MR,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => gemm::avx2::MR,
             #[cfg(target_arch = "x86_64")]
