@@ -79,7 +79,9 @@ impl RunResult {
     fn core(&self, l: usize) -> f64 {
         median(&self.core_runs[l])
     }
-    /// GFLOP of layer `l`'s four linears: `2 · (4·d² · attention rows + 2·d·d_ff · FFN rows)`.
+    /// GFLOP of layer `l`'s four linears: `2 · (4·d² · attention rows + 2·d·d_ff · FFN rows)`, with
+    /// `d_ff` the FFN's MAC width (1.5 × the intermediate size for a gated FFN, whose
+    /// first linear is twice as wide).
     fn linear_gflop(&self, l: usize, d: f64, dff: f64) -> f64 {
         let s = &self.stats[l];
         2.0 * (4.0 * d * d * s.attention_tokens as f64 + 2.0 * d * dff * s.ffn_tokens as f64) / 1e9
@@ -281,7 +283,7 @@ pub fn print(ctx: &Context, dense: &RunResult, pruned: Option<&RunResult>, agree
     }
     // Where a layer's time goes: its GEMMs (rate against this precision's peak), the
     // attention core, and the rest (pruning, compaction, quantising the context).
-    let (d, dff) = (c.hidden_size as f64, c.intermediate_size as f64);
+    let (d, dff) = (c.hidden_size as f64, c.ffn_mac_width());
     // Weight bytes a layer's four linears stream, once per pass.
     let weight_gb = (4.0 * d * d + 2.0 * d * dff) * ctx.weight_bytes / 1e9;
     println!(

@@ -6,13 +6,15 @@ use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Scales};
 use toprt_kernels::{pack, Isa, Kernels};
 
 /// (M, K, N): BERT-base projections at 128 tokens (QKV, attention output, FFN in,
-/// FFN out), a 512-token FFN in, small M (few surviving tokens) on FFN in, and MiniLM's
-/// FFN in and out on a 512-row block of a 32 × 128 batch.
-pub const SHAPES: [(usize, usize, usize); 10] = [
+/// FFN out), ModernBERT-base's FFN out (its gated FFN's 1152 wide half), a 512-token FFN
+/// in, small M (few surviving tokens) on FFN in, and MiniLM's FFN in and out on a
+/// 512-row block of a 32 × 128 batch.
+pub const SHAPES: [(usize, usize, usize); 11] = [
     (128, 768, 2304),
     (128, 768, 768),
     (128, 768, 3072),
     (128, 3072, 768),
+    (128, 1152, 768),
     (512, 768, 3072),
     (1, 768, 3072),
     (8, 768, 3072),
