@@ -546,16 +546,26 @@ fn print_mac_table(m: &toprt::format::Manifest, lengths: &Option<Vec<usize>>, pa
     let lengths = lengths.clone().unwrap_or(default);
     let pad = pad_to.unwrap_or(max_len.min(128));
     println!("expected MACs (FLOPs model of docs/PRUNING.md; vs unpadded input, and vs input padded to {pad}):");
+    // The head's default outputs read only the first token: toprt's runs, dense and
+    // pruned, give the last layer's FFN that token alone; the padded peer computes all.
+    let first = toprt::Outputs::default().first_token_only(m);
+    if first {
+        println!("  (the head reads only the first token: the last layer's FFN runs on it alone)");
+    }
     println!(
         "  {:>6}  {:>9}  {:>9}  {:>12}  {:>12}  tokens per layer",
         "tokens", "GMAC", "pruned", "vs unpadded", "vs padded"
     );
     for n in lengths {
-        let Some(pruned) = schedule_lengths(m, n) else {
+        let Some(pruned) = schedule_lengths(m, n, first) else {
             println!("  {n:>6}  data-dependent (threshold rules): measure with engine-bench --input");
             continue;
         };
-        let dense = encoder_macs(m, &vec![(n, n); m.model.num_layers]);
+        let mut dense = vec![(n, n); m.model.num_layers];
+        if let (true, Some(last)) = (first, dense.last_mut()) {
+            last.1 = n.min(1);
+        }
+        let dense = encoder_macs(m, &dense);
         let padded = encoder_macs(m, &vec![(pad.max(n), pad.max(n)); m.model.num_layers]);
         let p = encoder_macs(m, &pruned);
         let per_layer: Vec<String> = pruned.iter().map(|(a, _)| a.to_string()).collect();

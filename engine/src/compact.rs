@@ -71,6 +71,18 @@ pub(crate) fn decide(
     kept_total < t
 }
 
+/// Marks the first row of every sequence kept and the others dropped (no kept set is
+/// recorded: this is not a prune location); returns whether any row is dropped.
+pub(crate) fn keep_first_only(ws: &mut Workspace, t: usize) -> bool {
+    ws.keep[..t].fill(false);
+    for seg in &ws.segments {
+        if seg.len > 0 {
+            ws.keep[seg.offset] = true;
+        }
+    }
+    ws.segments.iter().any(|s| s.len > 1)
+}
+
 #[derive(Clone, Copy)]
 pub(crate) enum Buf {
     Ctx,

@@ -36,6 +36,12 @@ pub(crate) struct Plan<'a> {
     /// tokens that reach the last layer): pruned tokens then run the FFN of the layer
     /// where they are dropped, and their output is kept at their original position.
     pub token_outputs: bool,
+    /// Only the first token's final state is read ([`crate::Outputs::first_token_only`]):
+    /// after the last layer's attention every other row is dropped, so that layer's
+    /// output projection and FFN run on one row per sequence. The first token's row
+    /// comes out bit-identical (every kernel computes a row the same whatever the other
+    /// rows of the call).
+    pub first_token_only: bool,
     /// How the encoder's linear layers run.
     pub linear: LinearPath,
 }
@@ -143,6 +149,12 @@ pub(crate) fn encode(
         // the FFN, unless token outputs need this layer's FFN for the dropped tokens.
         let pruned = rule.is_some_and(|rule| compact::decide(ws, rule, plan.ctl, nh, t, li + 1, score));
         if pruned && !plan.token_outputs {
+            t = compact::compact_rows(ws, t, &mut [Buf::Ctx, Buf::Hidden], d);
+            ws.layer_stats[li].ffn_tokens = t;
+        }
+        // The last layer, when only the first token's state is read: the other rows'
+        // output projection and FFN would be thrown away.
+        if plan.first_token_only && li + 1 == layers && compact::keep_first_only(ws, t) {
             t = compact::compact_rows(ws, t, &mut [Buf::Ctx, Buf::Hidden], d);
             ws.layer_stats[li].ffn_tokens = t;
         }

@@ -211,8 +211,10 @@ pub fn layer_macs(n: f64, m: f64, d: f64, d_ff: f64, heads: f64) -> f64 {
 }
 
 /// Per-layer `(attention length, FFN length)` of one sequence of `n` tokens under the
-/// model's keep-rules, when they do not depend on the data; `None` otherwise.
-pub fn schedule_lengths(m: &toprt_format::Manifest, n: usize) -> Option<Vec<(usize, usize)>> {
+/// model's keep-rules, when they do not depend on the data; `None` otherwise. With
+/// `first_token_only` (outputs that read only the first token's state,
+/// [`crate::Outputs::first_token_only`]) the last layer's FFN runs on that token alone.
+pub fn schedule_lengths(m: &toprt_format::Manifest, n: usize, first_token_only: bool) -> Option<Vec<(usize, usize)>> {
     let layers = m.model.num_layers;
     let mut out = Vec::with_capacity(layers);
     let mut alive = n;
@@ -222,6 +224,9 @@ pub fn schedule_lengths(m: &toprt_format::Manifest, n: usize) -> Option<Vec<(usi
             alive = kept_count(&r.rule, alive)?;
         }
         out.push((attn, alive));
+    }
+    if let (true, Some(last)) = (first_token_only, out.last_mut()) {
+        last.1 = last.1.min(1);
     }
     Some(out)
 }

@@ -97,6 +97,20 @@ impl Default for Outputs {
     }
 }
 
+impl Outputs {
+    /// Whether these outputs of a model with manifest `m` read only the final state of
+    /// each sequence's first token ([CLS], `<s>`): no token states, a sequence-level
+    /// head that reads the first token (every classifier but ModernBERT's mean-pooling
+    /// one), and an embedding, if asked, pooled from it. The last layer then runs its
+    /// output projection and FFN on the first token alone (`docs/PRUNING.md`).
+    pub fn first_token_only(self, m: &toprt_format::Manifest) -> bool {
+        !self.hidden_states
+            && m.head.task != Task::TokenClassification
+            && m.head.classifier != Some(toprt_format::Classifier::ModernbertMean)
+            && (!self.embedding || m.head.pooling != Pooling::Mean)
+    }
+}
+
 /// The result for one input sequence.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SequenceOutput {
@@ -552,7 +566,8 @@ impl Session {
     fn forward_loaded(&mut self, want: Outputs, ctl: PruneControl) {
         let token_outputs = self.token_outputs(want);
         let timing = if self.timing_on { Some(self.timing.as_mut_slice()) } else { None };
-        let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs, linear: self.linear };
+        let first_token_only = want.first_token_only(&self.model.inner.manifest);
+        let plan = Plan { rule_after: &self.rule_after, ctl, token_outputs, first_token_only, linear: self.linear };
         let _pass = self.pool.hold();
         forward::encode(&self.model.inner, &self.kernels, &self.pool, &mut self.ws, &plan, timing, None);
         head::dense_layers(&self.model.inner, &self.kernels, &self.pool, &mut self.ws);
@@ -583,6 +598,7 @@ impl Session {
                 rule_after: &self.rule_after,
                 ctl: PruneControl::DENSE,
                 token_outputs: false,
+                first_token_only: false,
                 linear: self.linear,
             };
             let _pass = self.pool.hold();

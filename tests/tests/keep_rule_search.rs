@@ -93,7 +93,14 @@ fn mac_reduction_from_kept(image: &[u8], seqs: &[Encoded]) -> f64 {
             .unwrap()
             .remove(0);
         let n = e.input_ids.len();
-        dense += toprt::prune::encoder_macs(m, &[(n, n); LAYERS]);
+        // The classifier reads only [CLS]: the last layer's FFN runs on it alone, dense
+        // or pruned.
+        let first = Outputs::default().first_token_only(m);
+        let mut full = [(n, n); LAYERS];
+        if first {
+            full[LAYERS - 1].1 = 1;
+        }
+        dense += toprt::prune::encoder_macs(m, &full);
         let mut alive = n;
         let mut lengths = Vec::new();
         for l in 0..LAYERS {
@@ -102,6 +109,9 @@ fn mac_reduction_from_kept(image: &[u8], seqs: &[Encoded]) -> f64 {
                 alive = kept.len();
             }
             lengths.push((attn, alive));
+        }
+        if first {
+            lengths[LAYERS - 1].1 = 1;
         }
         pruned += toprt::prune::encoder_macs(m, &lengths);
     }
