@@ -76,7 +76,7 @@ pub fn svg(outcome: &SearchOutcome) -> String {
         py(y_of(c))
     );
     s += &format!(
-        "<text x=\"{x}\" y=\"{t}\" fill=\"#1f77b4\">searched (greedy)</text>\n<text x=\"{x}\" y=\"{t2}\" fill=\"#d62728\">uniform top-k</text>\n<text x=\"{x}\" y=\"{t3}\">o chosen: {:.2}x</text>\n</svg>\n",
+        "<text x=\"{x}\" y=\"{t}\" fill=\"#1f77b4\">searched (best measured)</text>\n<text x=\"{x}\" y=\"{t2}\" fill=\"#d62728\">uniform top-k</text>\n<text x=\"{x}\" y=\"{t3}\">o chosen: {:.2}x</text>\n</svg>\n",
         c.mac_reduction,
         x = w - r - 150.0,
         t = t + 14.0,

@@ -22,10 +22,15 @@
 //!    that it keeps its kind: a ratio `step` lower, or a threshold `step` higher) and
 //!    takes the move that loses the least fidelity per MAC saved, until the MAC
 //!    reduction reaches the target, or (a speedup target) until the schedule, timed
-//!    against dense on the calibration batches on this CPU, is that much faster. The path it walks is the
-//!    front reported; uniform top-k (the same ratio everywhere) is measured on the same
-//!    text for comparison. Everything is deterministic: the same inputs give the same
-//!    schedule.
+//!    against dense on the calibration batches on this CPU, is that much faster.
+//! 6. **Refinement**: a local search from where the greedy walk stopped. Each round tries
+//!    giving one location a step back, alone or while another location takes a step
+//!    more, and keeps the move that lowers the loss most within the target, until no
+//!    move does. Uniform top-k (the same ratio everywhere) is measured on the same text.
+//!    With a MAC target the schedule written is the best of every schedule measured
+//!    (greedy candidates, refinement moves, uniform) that reaches it; the front reported
+//!    is the Pareto set of all of them (MAC reduction against loss). Everything is
+//!    deterministic: the same inputs give the same schedule.
 
 use crate::data::{self, Text};
 
@@ -79,6 +84,8 @@ pub struct SearchOptions {
     /// Classifiers: add the accuracy lost on the labelled texts (against the dense
     /// model's) to the objective.
     pub labels: bool,
+    /// Rounds of local search after the greedy walk (0: none).
+    pub refine_rounds: usize,
 }
 
 impl Default for SearchOptions {
@@ -92,6 +99,7 @@ impl Default for SearchOptions {
             threshold_step: 0.1,
             max_threshold: 2.0,
             labels: false,
+            refine_rounds: 12,
         }
     }
 }
@@ -196,7 +204,8 @@ pub struct SearchOutcome {
     pub objective: Objective,
     /// The schedule written.
     pub chosen: Point,
-    /// The greedy path, dense first: the front found.
+    /// The front found: dense first, then the Pareto set (MAC reduction against loss) of
+    /// every schedule measured, by rising reduction.
     pub front: Vec<Point>,
     /// Uniform top-k at every ratio step, for comparison.
     pub uniform: Vec<Point>,
@@ -317,6 +326,27 @@ impl Evaluator {
             cosine: (self.objective == Objective::Embedding).then_some(cos / n),
         })
     }
+}
+
+/// The dense schedule (`path[0]`), then the schedules of `seen` that no other one
+/// matches or beats on both MAC reduction and loss, by rising MAC reduction.
+fn pareto(mut seen: Vec<Point>, path: &[Point]) -> Vec<Point> {
+    let dense = path[0].clone();
+    seen.retain(|p| p.mac_reduction > dense.mac_reduction);
+    // By rising reduction, the lower loss first at a tie; then keep each point whose loss
+    // is below every point's of higher or equal reduction.
+    seen.sort_by(|a, b| a.mac_reduction.total_cmp(&b.mac_reduction).then(a.loss.total_cmp(&b.loss)));
+    let mut front: Vec<Point> = Vec::new();
+    let mut best = f64::INFINITY;
+    for p in seen.into_iter().rev() {
+        if p.loss < best {
+            best = p.loss;
+            front.push(p);
+        }
+    }
+    front.push(dense);
+    front.reverse();
+    front
 }
 
 fn softmax(logits: &[f32]) -> Vec<f64> {
@@ -475,8 +505,26 @@ pub fn search_encoded(
         2 => Choice::Threshold(theta(s)),
         _ => Choice::None,
     };
+    // One step more pruning at a location: a location without a rule may start either
+    // kind; after that it keeps its kind.
+    let more = |st: (u8, u32)| -> Vec<(u8, u32)> {
+        match st {
+            (0, _) => {
+                let mut m = vec![(1, 1)];
+                if threshold_steps > 0 {
+                    m.push((2, 1));
+                }
+                m
+            }
+            (1, s) if s < ratio_steps => vec![(1, s + 1)],
+            (2, s) if s < threshold_steps => vec![(2, s + 1)],
+            _ => Vec::new(),
+        }
+    };
     let mut cur = ev.eval(&vec![Choice::None; locations])?;
     let mut front = vec![cur.clone()];
+    // Every schedule measured: the front reported is the best of them.
+    let mut seen = vec![cur.clone()];
     // With a speedup target, each accepted schedule is timed against dense (the speedup
     // can only come from saved MACs, so a schedule is timed once it saves some).
     let mut speedup = 1.0;
@@ -487,23 +535,12 @@ pub fn search_encoded(
     while !reached(&cur, speedup) {
         let mut best: Option<(f64, usize, (u8, u32), Point)> = None;
         for l in 0..locations {
-            let moves: Vec<(u8, u32)> = match state[l] {
-                (0, _) => {
-                    let mut m = vec![(1, 1)];
-                    if threshold_steps > 0 {
-                        m.push((2, 1));
-                    }
-                    m
-                }
-                (1, s) if s < ratio_steps => vec![(1, s + 1)],
-                (2, s) if s < threshold_steps => vec![(2, s + 1)],
-                _ => Vec::new(),
-            };
-            for mv in moves {
+            for mv in more(state[l]) {
                 let mut next = state.clone();
                 next[l] = mv;
                 let schedule: Vec<Choice> = next.iter().map(|&st| choice(st)).collect();
                 let p = ev.eval(&schedule)?;
+                seen.push(p.clone());
                 let saved = (1.0 / cur.mac_reduction) - (1.0 / p.mac_reduction);
                 if saved <= 0.0 {
                     continue; // no MAC saved on this text (e.g. sequences too short to lose a token)
@@ -554,6 +591,65 @@ pub fn search_encoded(
         cur = p;
         front.push(cur.clone());
     }
+    // Local search from where the greedy walk stopped: it commits to one location per
+    // step, so its last steps may spend MACs where an earlier choice would now do
+    // better. Each round tries giving one location a step back, alone or while another
+    // takes a step more, and keeps the move that lowers the loss most within the target
+    // (a speedup target: within the MACs of the schedule it measured), until none does.
+    let floor = match opts.target {
+        Target::MacReduction(x) => x,
+        Target::Speedup(_) => cur.mac_reduction,
+    };
+    let greedy = cur.clone();
+    let fewer = |(kind, s): (u8, u32)| match (kind, s) {
+        (0, _) => None,
+        (_, 1) => Some((0, 0)),
+        (k, s) => Some((k, s - 1)),
+    };
+    for round in 0..opts.refine_rounds {
+        let mut best: Option<(Vec<(u8, u32)>, Point)> = None;
+        for l in 0..locations {
+            let Some(back) = fewer(state[l]) else { continue };
+            let mut tries = vec![None];
+            tries.extend(
+                (0..locations).filter(|&j| j != l).flat_map(|j| more(state[j]).into_iter().map(move |m| Some((j, m)))),
+            );
+            for t in tries {
+                let mut next = state.clone();
+                next[l] = back;
+                if let Some((j, m)) = t {
+                    next[j] = m;
+                }
+                let p = ev.eval(&next.iter().map(|&st| choice(st)).collect::<Vec<_>>())?;
+                seen.push(p.clone());
+                let better = best.as_ref().map_or(cur.loss, |(_, b)| b.loss);
+                if p.mac_reduction >= floor && p.loss < better {
+                    best = Some((next, p));
+                }
+            }
+        }
+        let Some((next, p)) = best else { break };
+        progress(&format!(
+            "keep-rules: refine {}: {}: MAC reduction {:.3}x, {loss_name} {:.5} (was {:.5})",
+            round + 1,
+            p.schedule.iter().map(|c| c.describe()).collect::<Vec<_>>().join(", "),
+            p.mac_reduction,
+            p.loss,
+            cur.loss
+        ));
+        (state, cur) = (next, p);
+    }
+    // A speedup target holds only as measured: a refined schedule is timed, and the
+    // greedy one kept if it falls short.
+    if let (Target::Speedup(_), false) = (opts.target, cur == greedy) {
+        let measured = ev.speedup(&cur.schedule)?;
+        if measured >= goal {
+            speedup = measured;
+        } else {
+            progress(&format!("keep-rules: the refined schedule measured {measured:.3}x: keeping the greedy one"));
+            cur = greedy;
+        }
+    }
     let mut uniform = Vec::new();
     for s in 1..=ratio_steps {
         let p = ev.eval(&vec![Choice::TopK(ratio(s)); locations])?;
@@ -564,9 +660,28 @@ pub fn search_encoded(
         }
     }
     progress(&format!("keep-rules: uniform top-k measured at {} ratios for comparison", uniform.len()));
+    // With a MAC target, the schedule written is the best of every one measured that
+    // reaches it (uniform top-k included): the least loss, then the most reduction.
+    if let Target::MacReduction(x) = opts.target {
+        let best = seen
+            .iter()
+            .chain(&uniform)
+            .filter(|p| p.mac_reduction >= x)
+            .min_by(|a, b| a.loss.total_cmp(&b.loss).then(b.mac_reduction.total_cmp(&a.mac_reduction)));
+        if let Some(b) = best.filter(|b| b.loss < cur.loss || b.loss == cur.loss && b.mac_reduction > cur.mac_reduction)
+        {
+            progress(&format!(
+                "keep-rules: a schedule measured on the way loses less: {}",
+                b.schedule.iter().map(|c| c.describe()).collect::<Vec<_>>().join(", ")
+            ));
+            cur = b.clone();
+        }
+    }
+    seen.extend(uniform.iter().cloned());
+    let front = pareto(seen, &front);
     let chosen = cur;
     let mut record = json!({
-        "method": "greedy search of top-k ratios and thresholds against the dense teacher",
+        "method": "greedy search of top-k ratios and thresholds against the dense teacher, then local search",
         "texts": encoded.len(),
         "tokens": tokens,
         "teacher": format!("dense, {}", model.precision()),
