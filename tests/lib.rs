@@ -24,6 +24,17 @@ pub fn minilm_dir() -> PathBuf {
     d
 }
 
+/// all-mpnet-base-v2 as `scripts/fetch-test-models.sh` fetches it.
+pub fn mpnet_dir() -> PathBuf {
+    let d = root().join("target/test-models/all-mpnet-base-v2");
+    assert!(
+        d.join("model.safetensors").is_file(),
+        "all-mpnet-base-v2 is not at {}; run `bash scripts/fetch-test-models.sh` (or `bash scripts/test.sh`)",
+        d.display()
+    );
+    d
+}
+
 /// A binary of the workspace (`toprt`, `toprt-convert`, `engine-bench`) next to the
 /// running test's own folder. Panics with instructions when it was not built.
 pub fn workspace_bin(name: &str) -> PathBuf {
