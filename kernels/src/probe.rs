@@ -10,12 +10,16 @@ use crate::cpu::{Cpu, Isa};
 /// interrupt or a busy sibling core does not drag it down). Each FMA lane counts 2
 /// FLOPs. The scalar tier runs the same chains as plain `a*x + y` (no FMA, so 2 FLOPs
 /// per multiply-add pair; the compiler may vectorise it with the baseline SSE2); the
-/// portable tier runs them on its 4-lane vectors, also unfused.
+/// portable tier's GEMM is the `gemm` crate's, which on an x86-64 CPU with AVX2 and FMA
+/// runs 8-lane FMAs, so there its probe is the AVX2 one; elsewhere it runs the chains on
+/// its 4-lane vectors, unfused (a floor: see `portable_probe`).
 /// Returns 0 for a tier this CPU lacks.
 pub fn peak_probe(isa: Isa) -> f64 {
-    if !Cpu::detected().supports(isa) {
+    let cpu = Cpu::detected();
+    if !cpu.supports(isa) {
         return 0.0;
     }
+    let isa = if isa == Isa::Portable && cpu.supports(Isa::Avx2) { Isa::Avx2 } else { isa };
     let lanes = match isa {
         Isa::Scalar => 1,
         Isa::Portable => 4,
@@ -145,10 +149,10 @@ fn scalar_probe(iters: usize, x: f32, y: f32) -> f32 {
     acc.iter().sum()
 }
 
-/// The portable tier's probe: [`crate::simd::fma_chains`] on its 4-lane vectors. Their
-/// multiply-add is unfused (a multiply, then an add: twice an FMA's latency), so the
-/// chains are latency-bound and the number is a floor: the tier's GEMM, whose tile
-/// interleaves more independent sums, runs above it.
+/// The portable tier's probe off x86-64 AVX2: [`crate::simd::fma_chains`] on its 4-lane
+/// vectors. Their multiply-add is unfused (a multiply, then an add: twice an FMA's
+/// latency), so the chains are latency-bound and the number is a floor: the tier's GEMM
+/// (the `gemm` crate's fused NEON kernels) runs above it.
 fn portable_probe(iters: usize, x: f32, y: f32) -> f32 {
     // SAFETY: the portable vectors run on every CPU.
     unsafe { crate::simd::fma_chains::<crate::simd::emu::Emu<4>>(iters, x, y) }

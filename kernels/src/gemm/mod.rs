@@ -23,18 +23,21 @@
 //! * **Accumulation order.** Every output element is one chain of fused multiply-adds
 //!   over `k` ascending, starting from 0, in every SIMD tier (the scalar twin: one chain
 //!   of multiply-then-add). K-blocking only parks the running sum in `C` at full f32
-//!   precision and picks it up again, so it does not change a single bit. Nothing in the
-//!   order depends on `m`, on a row's place in its register tile, or on the panel split:
-//!   a sequence gives bit-identical outputs alone and inside any batch, on any number of
-//!   threads (tested).
+//!   precision and picks it up again, so it does not change a single bit. The portable
+//!   tier (the `gemm` crate's kernels, `portable.rs`) is the exception to the single
+//!   chain: it sums fixed chunks of 512 `k` and adds each chunk's sum to `C`. Nothing in
+//!   the order depends on `m`, on a row's place in its register tile, or on the panel
+//!   split: a sequence gives bit-identical outputs alone and inside any batch, on any
+//!   number of threads (tested).
 //!
 //! ## Files
 //! The frame is four subjects, four files: [`GemmParams`] and its checks
 //! (`params.rs`), the cache blocking ([`Blocking`], `blocking.rs`), the driver that
 //! walks the blocks and hands register tiles to a microkernel (`driver.rs`), and the
 //! GEMM over whole rows then a per-row op such as LayerNorm (`rows.rs`). Beneath it the generic tile body
-//! (`microkernel.rs`), the scalar twin (`scalar.rs`) and one file per instruction set
-//! (`avx2.rs`, `avx512.rs`, `amx.rs`).
+//! (`microkernel.rs`), the scalar twin (`scalar.rs`), one file per instruction set
+//! (`avx2.rs`, `avx512.rs`, `amx.rs`) and the portable tier on the `gemm` crate
+//! (`portable.rs`).
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod amx;

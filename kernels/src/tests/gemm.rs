@@ -267,9 +267,10 @@ pub fn bert_shapes_within_tolerance(t: &Tier) {
 /// More rows than one row block and more k than one k block (balanced splits of both).
 pub fn many_row_and_k_blocks(t: &Tier) {
     let mut rng = Rng::new(9);
-    // k = 2·KC + 5 gives three balanced k blocks; m = 2·MC + 7 three row blocks.
+    // k = 2·KC + 5 gives three balanced k blocks; m = 2·MC + 7 three row blocks. Without
+    // a blocking of ours: three of the portable tier's fixed k chunks, over 64 rows.
     let (m, k) = match t.blocking {
-        None => (70, 300),
+        None => (70, 2 * crate::gemm::portable::KC + 5),
         Some(b) => {
             let k = 2 * b.kc + 5;
             (2 * t.blocks(k).map_or(0, |(mc, _)| mc) + 7, k)
@@ -289,7 +290,7 @@ pub fn blocking_never_changes_bits(t: &Tier) {
     use crate::cpu::CacheSizes;
     use crate::gemm::Blocking;
     if t.blocking.is_none() {
-        println!("{}: no blocking (the scalar twin)", t.name);
+        println!("{}: no blocking of ours to vary (the scalar twin, or the portable tier's crate)", t.name);
         return;
     }
     let blockings = [
@@ -333,12 +334,14 @@ pub fn nan_in_c_is_overwritten(t: &Tier) {
     }
 }
 
-/// Each row of an m = 37 call is bit-identical to the same row computed alone (m = 1),
-/// for every epilogue: the engine's "same output alone and in any batch" invariant.
+/// Each row of an m = 37 or m = 130 call is bit-identical to the same row computed alone
+/// (m = 1), for every epilogue: the engine's "same output alone and in any batch"
+/// invariant. (37 and 130 rows sit on either side of the 64 rows where the `gemm` crate
+/// under the portable tier changes its blocking; 1100 is more than two of its `k` chunks.)
 pub fn row_invariance_bit_exact(t: &Tier) {
     let mut rng = Rng::new(11);
-    for (k, n) in [(384, 3 * NR + 5), (768, 768)] {
-        let case = Case::new(&mut rng, 37, k, n, false, 1);
+    for (m, k, n) in [(37, 384, 3 * NR + 5), (37, 768, 768), (130, 1100, 2 * NR + 7)] {
+        let case = Case::new(&mut rng, m, k, n, false, 1);
         for ep in ALL_EPS {
             let all = valid(&case, &case.run(&t.kernels, ep));
             for i in 0..case.m {

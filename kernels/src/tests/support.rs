@@ -13,7 +13,8 @@ pub struct Tier {
     pub kernels: Kernels,
     /// Full register tile rows.
     pub mr: usize,
-    /// The blocking its GEMM runs with (`None`: the scalar twin, which has none).
+    /// The blocking its GEMM runs with (`None`: the scalar twin, which has none, and the
+    /// portable tier, whose `gemm` crate chooses its own).
     pub blocking: Option<Blocking>,
 }
 
@@ -32,7 +33,8 @@ impl Tier {
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!(),
         };
-        let blocking = (isa != Isa::Scalar).then(Blocking::detected);
+        // The scalar twin has no blocking, and the portable tier's crate blocks by itself.
+        let blocking = (!matches!(isa, Isa::Scalar | Isa::Portable)).then(Blocking::detected);
         Tier { name: isa.to_string(), kernels, mr, blocking }
     }
 
