@@ -23,7 +23,7 @@
 //! scalar twin.
 
 use super::microkernel::finish_rows;
-use super::{Epilogue, GemmParams, Operands};
+use super::{GemmParams, Operands};
 use crate::cpu::{Cpu, Isa};
 use crate::gemm::driver::Finish;
 use crate::pack::NR;
@@ -35,9 +35,9 @@ use std::ops::Range;
 const LANES: usize = 4;
 /// The fixed `k` chunk: the crate computes each in one block whatever the row count.
 pub(crate) const KC: usize = 512;
-#[cfg(test)]
 /// Rows the tier tests treat as its register tile (the crate's f32 tile is 4 rows of
 /// broadcasts on x86-64), for their edge shapes.
+#[cfg(test)]
 pub(crate) const MR: usize = 4;
 
 /// The portable [`super::GemmFn`].
@@ -72,13 +72,10 @@ pub(crate) unsafe fn portable_sgemm_gemm(p: &GemmParams, panels: Range<usize>) {
         let cols = NR.min(n - col0);
         // SAFETY: C and the epilogue operands cover [m, n] (GemmParams::new); Emu is
         // plain Rust.
-        unsafe { finish_rows::<Emu<LANES>, { NR / LANES }>(p.c.add(col0), p.ldc, m, cols, finish(&p.epilogue, col0)) };
+        unsafe {
+            finish_rows::<Emu<LANES>, { NR / LANES }>(p.c.add(col0), p.ldc, m, cols, Finish::at(&p.epilogue, 0, col0))
+        };
     }
-}
-
-/// The finish of the block of columns from `col0`, all rows.
-fn finish(epilogue: &Epilogue, col0: usize) -> Finish {
-    Finish::at(epilogue, 0, col0)
 }
 
 /// `C[0..m, panels] = A · B` without the epilogue: one crate call per panel and `k`
@@ -118,30 +115,49 @@ unsafe fn panels_into(p: &GemmParams, a: &[f32], lda: usize, m: usize, c: *mut f
             // stride, column stride lda); Cᵀ is C's [m, cols] block at col0 (unit row
             // stride, column stride ldc). The first chunk never reads C.
             unsafe {
-                gemm::gemm(
-                    cols,
-                    m,
-                    kc,
-                    c.add(col0),
-                    ldc as isize,
-                    1,
-                    k0 > 0,
-                    b.add(k0 * NR),
-                    NR as isize,
-                    1,
-                    a.as_ptr().add(k0),
-                    lda as isize,
-                    1,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+                crate_gemm([cols, m, kc], (c.add(col0), ldc), k0 > 0, (b.add(k0 * NR), NR), (a.as_ptr().add(k0), lda))
+            };
             k0 += kc;
         }
+    }
+}
+
+/// The crate's `dst[r, c] (+)= Σ lhs[r, k] · rhs[k, c]` over `[rows, cols, k]`, every
+/// operand given as (pointer, column stride) with unit row stride, single-threaded:
+/// `accumulate` adds to `dst`, else `dst` is never read.
+///
+/// # Safety
+/// Each pointer covers its matrix at that column stride.
+unsafe fn crate_gemm(
+    [rows, cols, k]: [usize; 3],
+    (dst, dst_cs): (*mut f32, usize),
+    accumulate: bool,
+    (lhs, lhs_cs): (*const f32, usize),
+    (rhs, rhs_cs): (*const f32, usize),
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            k,
+            dst,
+            dst_cs as isize,
+            1,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            1,
+            rhs,
+            rhs_cs as isize,
+            1,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
@@ -170,29 +186,7 @@ fn warm_up() {
         let (a, b) = ([1.0f32; 8 * 8], [1.0f32; 8 * 8]);
         let mut c = [0.0f32; 8 * 8];
         // SAFETY: three 8 × 8 matrices with unit row stride and column stride 8.
-        unsafe {
-            gemm::gemm(
-                8,
-                8,
-                8,
-                c.as_mut_ptr(),
-                8,
-                1,
-                false,
-                a.as_ptr(),
-                8,
-                1,
-                b.as_ptr(),
-                8,
-                1,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        unsafe { crate_gemm([8, 8, 8], (c.as_mut_ptr(), 8), false, (a.as_ptr(), 8), (b.as_ptr(), 8)) };
         assert_eq!(c[0], 8.0, "the gemm crate's warm-up product");
     });
 }
