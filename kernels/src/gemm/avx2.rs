@@ -27,7 +27,7 @@ const COLS: usize = NV * 8;
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_sgemm_6x16_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx2, microkernel::Fma, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx2, microkernel::Fma, R, NV>(t, None) }
 }
 
 static TILES: [TileFn; MR] = [
@@ -76,7 +76,7 @@ impl microkernel::Mac<Avx2> for MaddubsSign {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_gemm_i8_6x16_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx2, MaddubsSign, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx2, MaddubsSign, R, NV>(t, None) }
 }
 
 static TILES_I8: [TileFn; MR] = [
@@ -128,7 +128,7 @@ impl microkernel::Mac<Avx2> for DpbusdVex {
 #[target_feature(enable = "avx2,fma,avxvnni")]
 unsafe fn avxvnni_gemm_i8_6x16_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx2, DpbusdVex, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx2, DpbusdVex, R, NV>(t, None) }
 }
 
 static TILES_VNNI: [TileFn; MR] = [
@@ -182,7 +182,7 @@ impl microkernel::Mac<Avx2> for DpbusdEvex256 {
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
 unsafe fn evex256vnni_gemm_i8_6x16_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx2, DpbusdEvex256, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx2, DpbusdEvex256, R, NV>(t, None) }
 }
 
 #[cfg(test)]

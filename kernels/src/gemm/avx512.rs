@@ -31,6 +31,14 @@ pub(crate) const MR: usize = 10;
 const NV: usize = 2;
 const COLS: usize = NV * 16;
 
+microkernel::steps_fn!(
+    avx512_sgemm_10x32_steps,
+    Avx512,
+    microkernel::Fma,
+    NV,
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
+);
+
 /// The microkernel for `R` rows (`R` in `1..=MR`).
 ///
 /// # Safety
@@ -38,7 +46,7 @@ const COLS: usize = NV * 16;
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
 unsafe fn avx512_sgemm_10x32_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx512, microkernel::Fma, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx512, microkernel::Fma, R, NV>(t, Some(avx512_sgemm_10x32_steps::<R>)) }
 }
 
 static TILES: [TileFn; MR] = [
@@ -76,6 +84,14 @@ impl microkernel::Mac<Avx512> for Dpbf16 {
     }
 }
 
+microkernel::steps_fn!(
+    avx512bf16_gemm_10x32_steps,
+    Avx512,
+    Dpbf16,
+    NV,
+    "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma"
+);
+
 /// The bf16 microkernel for `R` rows (`R` in `1..=MR`): the same 10 × 32 tile, one pair
 /// of `k` rows per step.
 ///
@@ -84,7 +100,7 @@ impl microkernel::Mac<Avx512> for Dpbf16 {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")]
 unsafe fn avx512bf16_gemm_10x32_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx512, Dpbf16, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx512, Dpbf16, R, NV>(t, Some(avx512bf16_gemm_10x32_steps::<R>)) }
 }
 
 static TILES_BF16: [TileFn; MR] = [
@@ -151,7 +167,7 @@ impl microkernel::Mac<Avx512> for Dpbusd {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")]
 unsafe fn avx512vnni_gemm_i8_8x32_tile<const R: usize>(t: &TileJob) {
     // SAFETY: forwarded contract; the features are enabled on this function.
-    unsafe { microkernel::tile::<Avx512, Dpbusd, R, NV>(t) }
+    unsafe { microkernel::tile::<Avx512, Dpbusd, R, NV>(t, None) }
 }
 
 /// Rows of the int8 tile: the broadcast activation quads must sit in registers (the

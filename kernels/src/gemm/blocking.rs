@@ -7,14 +7,14 @@
 //! [`Blocking::for_caches`]:
 //!
 //! ```text
-//!   KC  = L2 / 16 / (NR · 4 B)   B micro-panel (KC × 32 floats) takes 1/16 of L2
-//!   MC  = L2 / 2  / (KC · 4 B)   A block (MC × KC floats) takes half of L2
-//!   grp = L2 / 8  / (rows · NR · 4 B) panels whose parked C tiles take 1/8 of L2
+//!   KC  = min(L2 / 8 / (NR · 4 B), 1024)   B micro-panel (KC × 32 floats) takes 1/8 of L2
+//!   MC  = L2 / 2  / (KC · 4 B)             A block (MC × KC floats) takes half of L2
+//!   grp = L2 / 8  / (rows · NR · 4 B)      panels whose parked C tiles take 1/8 of L2
 //!
 //!   L2 per core               KC     MC at a full KC block
 //!   2 MiB (Sapphire Rapids)   1024   256   (k = 768: one block of 768, MC 341)
-//!   1 MiB (Zen 4)              512   256
-//!   512 KiB (Zen 2/3)          256   256
+//!   1 MiB (Zen 4, Zen 5)      1024   128   (k = 768: one block of 768, MC 170)
+//!   512 KiB (Zen 2/3)          512   128
 //! ```
 //!
 //! * `KC`: a tile streams its `KC × 32` micro-panel of `B` from L2 for every row tile
@@ -23,8 +23,14 @@
 //!   buys is fewer `k` blocks: each one costs every tile a round trip of its sums
 //!   through `C` and a fresh pipeline start. Measured on a Sapphire Rapids core (2 MiB
 //!   L2), 128 × 768 × 2304 went from 85 % of the FMA peak at `KC` = 128 (a micro-panel
-//!   in half of a 32 KiB L1D, the previous rule) to 93–95 % at 768–1024. `k` is split
-//!   into *balanced* blocks (`k` = 1536 with `KC` = 1024 gives two of 768).
+//!   in half of a 32 KiB L1D, the previous rule) to 93–95 % at 768–1024. On a Zen 5
+//!   core (1 MiB L2), `KC` = 512 (a sixteenth of L2, the previous rule) split every
+//!   768-wide input in two and cost most where rows are few: with the weights streamed
+//!   from memory (`gemm_table --cold`), 24 × 768 × 3072 ran at 66 % of the peak at 512
+//!   and 81 % at 1024, the 128-row shapes 86–90 % and 90–92 %; engine-bench's pruned
+//!   29-row layer went from 59 % to 84 %. Past 1024 nothing more was measured, so `KC`
+//!   stops there. `k` is split into *balanced* blocks (`k` = 3072 with `KC` = 1024
+//!   gives three of 1024).
 //! * `MC`: the `A` block is re-read from L2, not L3, for every panel. BERT's 128-token
 //!   batches are one row block, so every weight panel is read from memory once per
 //!   call; rows are split into balanced blocks too.
@@ -62,9 +68,15 @@ pub struct Blocking {
 impl Blocking {
     /// The blocking for a core with these caches (the rules of the module docs).
     pub const fn for_caches(c: CacheSizes) -> Blocking {
-        let kc = c.l2 / 16 / (NR * 4);
+        let kc = c.l2 / 8 / (NR * 4);
         Blocking {
-            kc: if kc < 16 { 16 } else { kc / 8 * 8 },
+            kc: if kc < 16 {
+                16
+            } else if kc > 1024 {
+                1024
+            } else {
+                kc / 8 * 8
+            },
             a_block_bytes: c.l2 / 2,
             c_group_bytes: c.l2 / 8,
             c_into_l1: c.l1d >= 48 << 10,
@@ -110,10 +122,10 @@ mod tests {
     fn documented_sizes() {
         let l1 = |l1d: usize| Blocking::for_caches(CacheSizes { l1d, l2: 1 << 20 }).c_into_l1;
         assert!(l1(48 << 10) && !l1(32 << 10), "C prefetched into L1 from 48 KiB of L1D up");
-        for (l2, kc, mc_768) in [(2 << 20, 1024, 341), (1 << 20, 512, 341), (512 << 10, 256, 256)] {
+        for (l2, kc, mc, mc_768) in [(2 << 20, 1024, 256, 341), (1 << 20, 1024, 128, 170), (512 << 10, 512, 128, 170)] {
             let b = Blocking::for_caches(CacheSizes { l1d: 32 << 10, l2 });
             assert_eq!(b.kc, kc, "KC for L2 {l2}");
-            assert_eq!(b.mc(b.kc, 10), 256, "MC at a full KC block for L2 {l2}");
+            assert_eq!(b.mc(b.kc, 10), mc, "MC at a full KC block for L2 {l2}");
             let (kc768, _) = b.k_blocks(768);
             assert_eq!(b.mc(kc768, 10), mc_768, "MC at k = 768 for L2 {l2}");
         }

@@ -14,6 +14,9 @@
 //! directly was tried: LLVM then hoists the ~15 GELU constants above the `k` loop and,
 //! in the 20-accumulator AVX-512 tile, spills accumulators inside the hot loop (seen in
 //! the generated assembly).
+//!
+//! The `k` loop ([`steps`]) runs inline or, for the 10-row AVX-512 tiles, in a function
+//! of its own ([`StepsFn`]), where LLVM keeps every `A` row pointer in a register.
 
 use super::driver::{self, Dequant, Finish, TileJob};
 use crate::pack::NR;
@@ -38,6 +41,134 @@ impl<S: Simd> Mac<S> for Fma {
     }
 }
 
+/// What a tile's `k` loop reads: the `A` row pointers (at the block's first `k`), the
+/// `B` block (row stride `NR`), its steps, and the tile's share of the next `B` block to
+/// prefetch into L2 (`pf_lines` lines from `pf`).
+pub(crate) struct Steps<const R: usize> {
+    pub ap: [*const f32; R],
+    pub b: *const f32,
+    pub kc: usize,
+    pub pf: *const f32,
+    pub pf_lines: usize,
+}
+
+/// A tier's `k` loop for `R` rows: [`steps`] instantiated in a function of its own
+/// (`#[inline(never)]`, the tier's target features), the accumulators passed in and out.
+///
+/// Why apart from the tile: compiled inside [`tile`], LLVM allocated registers for the
+/// loop together with the epilogue, the int8 dequantisation and the tile's bookkeeping,
+/// and in the 20-accumulator AVX-512 tiles it kept `A` row pointers on the stack and
+/// shuffled accumulators through spare registers inside the hot loop (seen in the
+/// generated assembly: 13-91 stack accesses per 80 FMAs; 0-1 alone). On a Zen 5 core
+/// that took `avx512_sgemm_10x32` from 82-90 % of the FMA peak to 91-95 % on the BERT
+/// shapes (`gemm_table`, hot and `--cold`). The price is a round trip of the
+/// accumulators through the stack and a call per tile: tiles with fewer registers in
+/// use (the 6 × 16 AVX2 tiles, the 8-row int8 tile) were clean inline already and lost
+/// 2-5 % to that price on short `k` (the int8 tile), so they pass `None` and keep the
+/// loop inline.
+///
+/// # Safety
+/// As [`steps`].
+pub(crate) type StepsFn<V, const R: usize, const NV: usize> = unsafe fn(&mut [[V; NV]; R], &Steps<R>);
+
+/// Defines a tier's [`StepsFn`]: `$name::<R>` runs [`steps`] for `$simd` and `$mac`
+/// with `$features` enabled, never inlined.
+macro_rules! steps_fn {
+    ($name:ident, $simd:ty, $mac:ty, $nv:expr, $features:literal) => {
+        /// The tile's `k` loop, compiled apart ([`$crate::gemm::microkernel::StepsFn`]).
+        ///
+        /// # Safety
+        /// As [`$crate::gemm::microkernel::steps`]; the CPU has the features enabled here.
+        #[target_feature(enable = $features)]
+        #[inline(never)]
+        unsafe fn $name<const R: usize>(
+            acc: &mut [[<$simd as $crate::simd::Simd>::V; $nv]; R],
+            s: &$crate::gemm::microkernel::Steps<R>,
+        ) {
+            // SAFETY: forwarded contract; the features are enabled on this function.
+            unsafe { $crate::gemm::microkernel::steps::<$simd, $mac, R, $nv>(acc, s) }
+        }
+    };
+}
+pub(crate) use steps_fn;
+
+/// The `k` loop of a tile: per `k`, `NV` loads of `B`, `R` broadcasts of `A`, `R·NV`
+/// multiply-accumulates; no branches. Unrolled by 4 so the pointer updates are
+/// amortised; `acc` is copied into a local array only ever indexed by constants, so it
+/// lives in registers.
+///
+/// # Safety
+/// The CPU supports `S` and `M`; `s.ap[r]` covers `s.kc` words, `s.b` covers `s.kc`
+/// rows of `NV·LANES` floats (stride `NR`). Prefetches never fault.
+#[inline(always)]
+pub(crate) unsafe fn steps<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(
+    acc_io: &mut [[S::V; NV]; R],
+    s: &Steps<R>,
+) {
+    let mut acc = *acc_io;
+    // The next B block's lines go out `PF` at a time, one batch per unrolled step (1 a
+    // step unless the tile's share has more lines than the tile has steps), so they
+    // trickle out instead of queueing up in front of the tile's own loads. `PF` is a
+    // constant of the loop: a count read at run time made LLVM wrap the prefetches in a
+    // loop of their own that shuffled the row pointers through registers every step.
+    let per = s.pf_lines.div_ceil((s.kc / 4).max(1));
+    // SAFETY (all arms): forwarded contract.
+    unsafe {
+        match per {
+            0 => steps_pf::<S, M, R, NV, 0>(&mut acc, s),
+            1 => steps_pf::<S, M, R, NV, 1>(&mut acc, s),
+            2 => steps_pf::<S, M, R, NV, 2>(&mut acc, s),
+            3 | 4 => steps_pf::<S, M, R, NV, 4>(&mut acc, s),
+            _ => steps_pf::<S, M, R, NV, 8>(&mut acc, s),
+        }
+    }
+    *acc_io = acc;
+}
+
+/// [`steps`] with `PF` prefetches per unrolled step while the tile's share lasts; what
+/// is left of it (fewer than `PF` lines, or lines the steps ran out for) goes out after
+/// the last step.
+///
+/// # Safety
+/// As [`steps`].
+#[inline(always)]
+unsafe fn steps_pf<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const PF: usize>(
+    acc: &mut [[S::V; NV]; R],
+    s: &Steps<R>,
+) {
+    let ap = s.ap;
+    let mut b = s.b;
+    let mut kk = 0;
+    let (mut pf, mut left) = (s.pf, s.pf_lines);
+    // SAFETY (block): forwarded contract; every `k` and row read is inside the block.
+    unsafe {
+        if PF > 0 {
+            while left >= PF && kk + 4 <= s.kc {
+                prefetch_lines(&mut pf, PF);
+                left -= PF;
+                for u in 0..4 {
+                    step::<S, M, R, NV>(acc, &ap, b.add(u * NR), kk + u);
+                }
+                b = b.add(4 * NR);
+                kk += 4;
+            }
+        }
+        while kk + 4 <= s.kc {
+            for u in 0..4 {
+                step::<S, M, R, NV>(acc, &ap, b.add(u * NR), kk + u);
+            }
+            b = b.add(4 * NR);
+            kk += 4;
+        }
+        while kk < s.kc {
+            step::<S, M, R, NV>(acc, &ap, b, kk);
+            b = b.add(NR);
+            kk += 1;
+        }
+    }
+    prefetch_lines(&mut pf, left);
+}
+
 /// Lanes of vector `j` that hold valid columns: all of them in a full tile, else what
 /// is left of `cols` (possibly 0).
 #[inline(always)]
@@ -55,13 +186,17 @@ fn lanes<S: Simd, const FULL: bool>(cols: usize, j: usize) -> usize {
 /// The CPU supports `S`; the job's pointers cover what it names: `A` rows `0..R` ×
 /// `0..kc` (stride `lda`), `B` rows `0..kc` × `NV·LANES` columns (stride `NR`), `C` and
 /// the epilogue operands `R` rows × `cols` columns. Only those `C` elements are written.
+/// `k_loop`: the tier's [`StepsFn`] for `R` rows, or `None` to run [`steps`] inline.
 #[inline(always)]
-pub(crate) unsafe fn tile<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(t: &TileJob) {
+pub(crate) unsafe fn tile<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(
+    t: &TileJob,
+    k_loop: Option<StepsFn<S::V, R, NV>>,
+) {
     debug_assert!(t.cols >= 1 && t.cols <= NV * S::LANES);
     if t.cols == NV * S::LANES {
-        tile_body::<S, M, R, NV, true>(t)
+        tile_body::<S, M, R, NV, true>(t, k_loop)
     } else {
-        tile_body::<S, M, R, NV, false>(t)
+        tile_body::<S, M, R, NV, false>(t, k_loop)
     }
 }
 
@@ -70,7 +205,10 @@ pub(crate) unsafe fn tile<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(t
 /// # Safety
 /// As [`tile`].
 #[inline(always)]
-unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const FULL: bool>(t: &TileJob) {
+unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const FULL: bool>(
+    t: &TileJob,
+    k_loop: Option<StepsFn<S::V, R, NV>>,
+) {
     let l = S::LANES;
     let mut acc = [[S::zero(); NV]; R];
     if !t.first {
@@ -84,40 +222,12 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
         }
     }
 
-    // The hot loop: per k, NV loads of B, R broadcasts of A, R·NV FMAs; no branches.
-    // Unrolled by 4 so the pointer updates are amortised; `acc` is only ever indexed
-    // by constants, so it lives in registers.
     let ap: [*const f32; R] = std::array::from_fn(|r| t.a.add(r * t.lda));
-    let mut b = t.b;
-    let mut kk = 0;
-    // The next B block's lines go out `per` at a time, one batch per unrolled step (1 a
-    // step unless the tile's share has more lines than the tile has steps), so they
-    // trickle out instead of queueing up in front of the tile's own loads.
-    let per = t.pf_lines.div_ceil((t.kc / 4).max(1));
-    let (mut pf, mut left) = (t.pf, t.pf_lines);
-    while left > 0 && kk + 4 <= t.kc {
-        prefetch_lines(&mut pf, per.min(left));
-        left -= per.min(left);
-        for u in 0..4 {
-            step::<S, M, R, NV>(&mut acc, &ap, b.add(u * NR), kk + u);
-        }
-        b = b.add(4 * NR);
-        kk += 4;
+    let job = Steps { ap, b: t.b, kc: t.kc, pf: t.pf, pf_lines: t.pf_lines };
+    match k_loop {
+        Some(f) => f(&mut acc, &job),
+        None => steps::<S, M, R, NV>(&mut acc, &job),
     }
-    while kk + 4 <= t.kc {
-        for u in 0..4 {
-            step::<S, M, R, NV>(&mut acc, &ap, b.add(u * NR), kk + u);
-        }
-        b = b.add(4 * NR);
-        kk += 4;
-    }
-    while kk < t.kc {
-        step::<S, M, R, NV>(&mut acc, &ap, b, kk);
-        b = b.add(NR);
-        kk += 1;
-    }
-    // A block shorter than 4 steps had no step to spread its lines over.
-    prefetch_lines(&mut pf, left);
 
     // int8, last block: the exact i32 sums become f32 (see `Dequant`), one column
     // vector at a time so its scale and correction are loaded once.

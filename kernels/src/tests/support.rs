@@ -82,7 +82,11 @@ impl Tier {
 
 // SAFETY (all `unsafe` below): Emu is plain Rust; the driver's contract is forwarded.
 unsafe fn emu_tile<const R: usize>(t: &TileJob) {
-    unsafe { microkernel::tile::<Emu<16>, microkernel::Fma, R, 2>(t) }
+    unsafe { microkernel::tile::<Emu<16>, microkernel::Fma, R, 2>(t, Some(emu_steps::<R>)) }
+}
+
+unsafe fn emu_steps<const R: usize>(acc: &mut [[<Emu<16> as crate::simd::Simd>::V; 2]; R], s: &microkernel::Steps<R>) {
+    unsafe { microkernel::steps::<Emu<16>, microkernel::Fma, R, 2>(acc, s) }
 }
 
 static EMU_TILES: [TileFn; 10] = [
