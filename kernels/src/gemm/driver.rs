@@ -26,15 +26,17 @@
 //! The loop nest and its block sizes are those of [`super::Blocking`] (`blocking.rs`).
 //!
 //! * Prefetch: while a panel computes, each tile call prefetches its share of the
-//!   *next* `B` block into L2 (the first row tile of a micro-panel would otherwise wait
-//!   on memory for every line), and the `C` (and residual) lines of the *next* tile
-//!   into L1 or L2 by the core's L1D size (`Blocking::c_into_l1`; a store that misses
-//!   holds up the store queue; measured ~15 % on 128×768×2304). The `B` lines go out from inside the microkernel's `k` loop, one
-//!   per 4 `k` steps, or as many per step as it takes to fit the tile's share into its
-//!   steps. Issued as a burst before the tile, they queued up in front of the tile's
-//!   own loads: with few rows (pruned layers) a job's share is 50–130 lines, and 8–40-row
-//!   GEMMs on weights streamed from memory ran 15–45 % slower that way (128 rows: no
-//!   difference). Prefetch is a hint: it never faults and changes no result.
+//!   *next* `B` block (the first row tile of a micro-panel would otherwise wait on
+//!   memory for every line) into L1 or L2 by the core's L1D size
+//!   (`Blocking::b_into_l1`), and the `C` (and residual) lines of the *next* tile into
+//!   L1 or L2 likewise (`Blocking::c_into_l1`; a store that misses holds up the store
+//!   queue; measured ~15 % on 128×768×2304). The `B` lines go out from inside the
+//!   microkernel's `k` loop, 1, 2, 4 or 8 per 4 `k` steps, as many as it takes to fit
+//!   the tile's share into its steps. Issued as a burst before the tile, they queued up
+//!   in front of the tile's own loads: with few rows (pruned layers) a job's share is
+//!   50–130 lines, and 8–40-row GEMMs on weights streamed from memory ran 15–45 %
+//!   slower that way (128 rows: no difference). Prefetch is a hint: it never faults and
+//!   changes no result.
 //! * `C` partial sums move once per `k` block (`MR × cols` loads and stores per
 //!   `KC × MR × cols/LANES` FMAs: under 1 % of the instructions).
 
@@ -104,6 +106,8 @@ pub(crate) struct TileJob {
     /// lines of 64 bytes from `pf`, spread over the tile's `k` steps.
     pub pf: *const f32,
     pub pf_lines: usize,
+    /// Prefetch those lines into L1 rather than L2 ([`super::Blocking::b_into_l1`]).
+    pub pf_l1: bool,
     /// int8 calls, last `k` block: turn the tile's `i32` sums into `f32` before the
     /// finish.
     pub dequant: Option<Dequant>,
@@ -291,6 +295,7 @@ pub(crate) unsafe fn drive(p: &GemmParams, panels: Range<usize>, ts: &TileSet) {
                                 finish,
                                 pf,
                                 pf_lines,
+                                pf_l1: bl.b_into_l1,
                                 dequant,
                             };
                             // SAFETY: GemmParams::new proved A covers rows < m and k < lda,

@@ -43,13 +43,15 @@ impl<S: Simd> Mac<S> for Fma {
 
 /// What a tile's `k` loop reads: the `A` row pointers (at the block's first `k`), the
 /// `B` block (row stride `NR`), its steps, and the tile's share of the next `B` block to
-/// prefetch into L2 (`pf_lines` lines from `pf`).
+/// prefetch (`pf_lines` lines from `pf`, into L1 or L2).
 pub(crate) struct Steps<const R: usize> {
     pub ap: [*const f32; R],
     pub b: *const f32,
     pub kc: usize,
     pub pf: *const f32,
     pub pf_lines: usize,
+    /// Into L1 rather than L2.
+    pub pf_l1: bool,
 }
 
 /// A tier's `k` loop for `R` rows: [`steps`] instantiated in a function of its own
@@ -114,12 +116,16 @@ pub(crate) unsafe fn steps<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(
     let per = s.pf_lines.div_ceil((s.kc / 4).max(1));
     // SAFETY (all arms): forwarded contract.
     unsafe {
-        match per {
-            0 => steps_pf::<S, M, R, NV, 0>(&mut acc, s),
-            1 => steps_pf::<S, M, R, NV, 1>(&mut acc, s),
-            2 => steps_pf::<S, M, R, NV, 2>(&mut acc, s),
-            3 | 4 => steps_pf::<S, M, R, NV, 4>(&mut acc, s),
-            _ => steps_pf::<S, M, R, NV, 8>(&mut acc, s),
+        match (per, s.pf_l1) {
+            (0, _) => steps_pf::<S, M, R, NV, 0, false>(&mut acc, s),
+            (1, false) => steps_pf::<S, M, R, NV, 1, false>(&mut acc, s),
+            (2, false) => steps_pf::<S, M, R, NV, 2, false>(&mut acc, s),
+            (3 | 4, false) => steps_pf::<S, M, R, NV, 4, false>(&mut acc, s),
+            (_, false) => steps_pf::<S, M, R, NV, 8, false>(&mut acc, s),
+            (1, true) => steps_pf::<S, M, R, NV, 1, true>(&mut acc, s),
+            (2, true) => steps_pf::<S, M, R, NV, 2, true>(&mut acc, s),
+            (3 | 4, true) => steps_pf::<S, M, R, NV, 4, true>(&mut acc, s),
+            (_, true) => steps_pf::<S, M, R, NV, 8, true>(&mut acc, s),
         }
     }
     *acc_io = acc;
@@ -132,7 +138,7 @@ pub(crate) unsafe fn steps<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(
 /// # Safety
 /// As [`steps`].
 #[inline(always)]
-unsafe fn steps_pf<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const PF: usize>(
+unsafe fn steps_pf<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const PF: usize, const L1: bool>(
     acc: &mut [[S::V; NV]; R],
     s: &Steps<R>,
 ) {
@@ -144,7 +150,7 @@ unsafe fn steps_pf<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const PF
     unsafe {
         if PF > 0 {
             while left >= PF && kk + 4 <= s.kc {
-                prefetch_lines(&mut pf, PF);
+                prefetch_lines::<L1>(&mut pf, PF);
                 left -= PF;
                 for u in 0..4 {
                     step::<S, M, R, NV>(acc, &ap, b.add(u * NR), kk + u);
@@ -166,7 +172,7 @@ unsafe fn steps_pf<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const PF
             kk += 1;
         }
     }
-    prefetch_lines(&mut pf, left);
+    prefetch_lines::<L1>(&mut pf, left);
 }
 
 /// Lanes of vector `j` that hold valid columns: all of them in a full tile, else what
@@ -223,7 +229,7 @@ unsafe fn tile_body<S: Simd, M: Mac<S>, const R: usize, const NV: usize, const F
     }
 
     let ap: [*const f32; R] = std::array::from_fn(|r| t.a.add(r * t.lda));
-    let job = Steps { ap, b: t.b, kc: t.kc, pf: t.pf, pf_lines: t.pf_lines };
+    let job = Steps { ap, b: t.b, kc: t.kc, pf: t.pf, pf_lines: t.pf_lines, pf_l1: t.pf_l1 };
     match k_loop {
         Some(f) => f(&mut acc, &job),
         None => steps::<S, M, R, NV>(&mut acc, &job),
@@ -381,11 +387,11 @@ unsafe fn step<S: Simd, M: Mac<S>, const R: usize, const NV: usize>(
     }
 }
 
-/// Prefetches `n` lines from `*pf` into L2 and moves `*pf` past them.
+/// Prefetches `n` lines from `*pf` into L1 (`L1`) or L2 and moves `*pf` past them.
 #[inline(always)]
-fn prefetch_lines(pf: &mut *const f32, n: usize) {
+fn prefetch_lines<const L1: bool>(pf: &mut *const f32, n: usize) {
     for _ in 0..n {
-        driver::prefetch::<false>(*pf);
+        driver::prefetch::<L1>(*pf);
         *pf = pf.wrapping_add(16);
     }
 }

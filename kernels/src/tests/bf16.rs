@@ -313,7 +313,7 @@ fn invariance(kernels: &Kernels, name: &str, k: usize) {
         let got: Vec<f32> = (0..case.m).flat_map(|i| c[i * case.ldc..i * case.ldc + case.n].to_vec()).collect();
         check_bits(&format!("{name}: split"), &got, &want, |idx| format!("ep {ep} {idx}")).unwrap();
         for bl in [
-            Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1, c_into_l1: false },
+            Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1, c_into_l1: false, b_into_l1: false },
             Blocking::for_caches(crate::cpu::CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
         ] {
             check_bits(&format!("{name}: {bl:?}"), &case.run(kernels, ep, Some(bl)), &want, |idx| {

@@ -294,8 +294,14 @@ pub fn blocking_never_changes_bits(t: &Tier) {
         return;
     }
     let blockings = [
-        Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1, c_into_l1: false },
-        Blocking { kc: 100, a_block_bytes: 50 * 100 * 4, c_group_bytes: 3 * 50 * NR * 4, c_into_l1: false },
+        Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1, c_into_l1: false, b_into_l1: false },
+        Blocking {
+            kc: 100,
+            a_block_bytes: 50 * 100 * 4,
+            c_group_bytes: 3 * 50 * NR * 4,
+            c_into_l1: false,
+            b_into_l1: false,
+        },
         Blocking::for_caches(CacheSizes { l1d: 32 << 10, l2: 256 << 10 }),
         Blocking::for_caches(CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
         Blocking::for_caches(CacheSizes { l1d: 48 << 10, l2: 2 << 20 }),

@@ -256,7 +256,7 @@ fn int8_blocking_split_and_batch_invariance() {
                 let want = case.run(gemm, ep, None);
                 check_bits(&format!("{name} vs twin"), &want, &case.run(&twin, ep, None), |i| format!("{i}")).unwrap();
                 for bl in [
-                    Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1, c_into_l1: false },
+                    Blocking { kc: 8, a_block_bytes: 12 * 8 * 4, c_group_bytes: 1, c_into_l1: false, b_into_l1: false },
                     Blocking::for_caches(crate::cpu::CacheSizes { l1d: 32 << 10, l2: 512 << 10 }),
                 ] {
                     let got = case.run(gemm, ep, Some(bl));

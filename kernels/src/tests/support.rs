@@ -107,8 +107,13 @@ static EMU_SET: TileSet =
 
 /// Tiny blocks on purpose: `KC` = 48, `MC` = 40 and two-panel groups give several row
 /// and `k` blocks (and balanced splits of both) on the small shapes of the tests.
-pub const EMU_BLOCKING: Blocking =
-    Blocking { kc: 48, a_block_bytes: 40 * 48 * 4, c_group_bytes: 2 * 40 * gemm::NR_BYTES_PER_ROW, c_into_l1: false };
+pub const EMU_BLOCKING: Blocking = Blocking {
+    kc: 48,
+    a_block_bytes: 40 * 48 * 4,
+    c_group_bytes: 2 * 40 * gemm::NR_BYTES_PER_ROW,
+    c_into_l1: false,
+    b_into_l1: true,
+};
 
 unsafe fn emu_sgemm_10x32(p: &GemmParams, panels: Range<usize>) {
     let p = p.reblocked(EMU_BLOCKING);
