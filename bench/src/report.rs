@@ -79,12 +79,14 @@ impl RunResult {
     fn core(&self, l: usize) -> f64 {
         median(&self.core_runs[l])
     }
-    /// GFLOP of layer `l`'s four linears: `2 · (4·d² · attention rows + 2·d·d_ff · FFN rows)`, with
-    /// `d_ff` the FFN's MAC width (1.5 × the intermediate size for a gated FFN, whose
-    /// first linear is twice as wide).
+    /// GFLOP of layer `l`'s four linears as they ran: `2 · (3·d² · attention rows + (d² +
+    /// 2·d·d_ff) · FFN rows)` — the output projection runs after the compaction, on the
+    /// FFN's rows (the FLOPs model of docs/PRUNING.md charges it at the attention length,
+    /// as ToP's does) — with `d_ff` the FFN's MAC width (1.5 × the intermediate size for
+    /// a gated FFN, whose first linear is twice as wide).
     fn linear_gflop(&self, l: usize, d: f64, dff: f64) -> f64 {
         let s = &self.stats[l];
-        2.0 * (4.0 * d * d * s.attention_tokens as f64 + 2.0 * d * dff * s.ffn_tokens as f64) / 1e9
+        2.0 * (3.0 * d * d * s.attention_tokens as f64 + (d * d + 2.0 * d * dff) * s.ffn_tokens as f64) / 1e9
     }
     fn layer_ms(&self, l: usize) -> f64 {
         self.attn(l) + self.prune(l) + self.ffn(l)
