@@ -215,7 +215,8 @@ const char *toprt_last_error(void);
 
 /* ---- models -------------------------------------------------------------------- */
 
-/* Opens and validates a .toprt file (memory-mapped, checksums verified). `path` is
+/* Opens and validates a .toprt file (copied into memory, huge pages where Linux grants
+ * them; checksums verified). `path` is
  * NUL-terminated and goes to the OS unchanged (on Unix any bytes, on Windows UTF-8).
  * Errors: NULL_POINTER, INVALID_UTF8 (Windows), IO, MODEL. */
 toprt_status toprt_model_open(const char *path, toprt_model **out);

@@ -155,6 +155,14 @@ pub(crate) struct Args {
     #[arg(long, verbatim_doc_comment)]
     no_prune: bool,
 
+    /// Run from the model file's memory mapping instead of a copy in memory.
+    ///
+    /// By default a model is copied into anonymous memory at open, in transparent huge
+    /// pages where Linux grants them (toprt::OpenOptions::copy_to_memory); this times the
+    /// other choice. With --dtype bf16 or int8 the converted model is always in memory.
+    #[arg(long, verbatim_doc_comment)]
+    mmap: bool,
+
     /// The padded baseline of the MAC reduction (default: the longest sequence).
     ///
     /// The report compares the pruned MACs with the unpadded input and with every
@@ -381,7 +389,10 @@ fn run(a: Args) -> Result<(), String> {
         None => default_model()?,
     };
     let model = match a.dtype {
-        toprt_format::Precision::F32 => Model::open(&path).map_err(|e| e.to_string())?,
+        toprt_format::Precision::F32 => {
+            let opts = toprt::OpenOptions { copy_to_memory: !a.mmap, ..toprt::OpenOptions::default() };
+            Model::open_with(&path, &opts).map_err(|e| e.to_string())?
+        }
         dtype => {
             // The same file with its encoder weights rounded to bf16, or quantised to int8
             // (every linear, as toprt-convert --dtype int8 does), in memory.

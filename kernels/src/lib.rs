@@ -13,7 +13,7 @@
 //! * [`ops`] holds the element-wise kernels: LayerNorm, softmax, GELU, embedding sum +
 //!   LayerNorm.
 //! * [`pack`] defines the packed weight layout (written by the converter, read in place
-//!   from the memory-mapped model file by the GEMM).
+//!   from the opened model's bytes by the GEMM).
 //! * [`split`] is the one way work is split into balanced pieces (the GEMM's row
 //!   blocks, the engine's threads).
 //! * [`aligned`] holds [`aligned::AVec`], the 64-byte aligned buffer for activations

@@ -1,5 +1,5 @@
 //! The packed weight layout shared by the converter (which writes it) and the GEMM
-//! (which reads it straight from the memory-mapped file).
+//! (which reads it in place from the opened model's bytes).
 //!
 //! A weight of logical shape `[k, n]` (input features × output features, i.e. the
 //! transpose of a PyTorch `nn.Linear.weight`) is cut into column panels of [`NR`]

@@ -28,7 +28,7 @@ fn control(prune: bool, keep_scale: f32) -> PyResult<toprt::PruneControl> {
     Ok(ctl)
 }
 
-/// An opened, validated `.toprt` file (memory-mapped). Share one across threads; give
+/// An opened, validated `.toprt` file (copied into memory). Share one across threads; give
 /// each thread its own `Session` (or use `encode` / `predict`, which keep a pool of
 /// sessions).
 #[pyclass(module = "toprt", frozen)]
@@ -118,13 +118,22 @@ impl Model {
 
 #[pymethods]
 impl Model {
-    /// Opens `path` (memory-mapped; checksums verified unless `verify_checksums=False`).
+    /// Opens `path` (checksums verified unless `verify_checksums=False`). The weights are
+    /// copied into memory (huge pages where Linux grants them), which runs faster;
+    /// `copy_to_memory=False` runs from the file's memory mapping instead, whose pages
+    /// processes opening the same file share.
     /// `threads`: threads of the sessions `encode` and `predict` use (0 = one per CPU).
     #[new]
-    #[pyo3(signature = (path, *, threads=0, verify_checksums=true))]
-    fn new(py: Python<'_>, path: PathBuf, threads: i64, verify_checksums: bool) -> PyResult<Model> {
+    #[pyo3(signature = (path, *, threads=0, verify_checksums=true, copy_to_memory=true))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        threads: i64,
+        verify_checksums: bool,
+        copy_to_memory: bool,
+    ) -> PyResult<Model> {
         let threads = count("threads", threads)?;
-        let opts = toprt::OpenOptions { verify_checksums };
+        let opts = toprt::OpenOptions { verify_checksums, copy_to_memory };
         let inner = py.detach(|| toprt::Model::open_with(&path, &opts)).map_err(errors::engine)?;
         Ok(Model::wrap(inner, threads))
     }
@@ -135,7 +144,7 @@ impl Model {
     #[pyo3(signature = (data, *, threads=0, verify_checksums=true))]
     fn from_bytes(py: Python<'_>, data: &Bound<'_, PyAny>, threads: i64, verify_checksums: bool) -> PyResult<Model> {
         let threads = count("threads", threads)?;
-        let opts = toprt::OpenOptions { verify_checksums };
+        let opts = toprt::OpenOptions { verify_checksums, ..toprt::OpenOptions::default() };
         let inner = if let Ok(b) = data.cast::<PyBytes>() {
             let bytes = b.as_bytes();
             py.detach(|| toprt::Model::from_bytes(bytes, &opts))

@@ -123,9 +123,12 @@ def test_model_from_bytes_and_properties(models):
     with open(path, "rb") as f:
         data = f.read()
     a, b = toprt.Model(path), toprt.Model.from_bytes(data)
-    assert a.path == path and b.path is None
+    mapped = toprt.Model(path, copy_to_memory=False)
+    assert a.path == path and b.path is None and mapped.path == path
     texts = ["a fine film", "dull and long"]
     assert np.array_equal(a.predict(texts), b.predict(texts))
+    # Copied into memory (the default) or run from the file's mapping: the same model.
+    assert np.array_equal(a.predict(texts), mapped.predict(texts))
     assert a.task == "classification" and a.num_labels == 2
     assert a.precision == "f32" and a.has_tokenizer and len(a.keep_rules) > 0
     assert a.manifest["head"]["num_labels"] == 2
@@ -134,6 +137,8 @@ def test_model_from_bytes_and_properties(models):
     assert (c.num_labels, c.labels, c.keep_rules) == (3, ["neg", "neu", "pos"], [])
     m = toprt.Model(models["minilm"])
     assert (m.task, m.pooling, m.hidden_size, m.num_labels) == ("embedding", "mean", 384, 0)
+    m_mapped = toprt.Model(models["minilm"], copy_to_memory=False)
+    assert np.array_equal(m.encode(texts), m_mapped.encode(texts))
 
 
 def test_token_classifier_predict_and_ray_predictor(models, dev_texts):

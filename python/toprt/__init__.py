@@ -1,7 +1,7 @@
 """toprt: a CPU inference runtime for BERT-family encoders that makes token pruning real.
 
     import toprt
-    m = toprt.Model("model.toprt")           # memory-mapped; share it across threads
+    m = toprt.Model("model.toprt")           # share it across threads
     m.encode(["a text", "another"])          # embeddings [n, dim]
     m.predict(["a review"])                  # classifier logits [n, num_labels]
     s = m.session(threads=1)                 # one per thread

@@ -56,10 +56,15 @@ class Session:
     ) -> Result: ...
 
 class Model:
-    """An opened, validated .toprt file (memory-mapped); share it across threads."""
+    """An opened, validated .toprt file (copied into memory unless copy_to_memory=False); share it across threads."""
 
     def __init__(
-        self, path: Union[str, os.PathLike[str]], *, threads: int = 0, verify_checksums: bool = True
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        threads: int = 0,
+        verify_checksums: bool = True,
+        copy_to_memory: bool = True,
     ) -> None: ...
     @staticmethod
     def from_bytes(

@@ -69,7 +69,10 @@ pub fn toprt_file(data: &[u8]) -> bool {
             assemble_toprt(m, d, verify)
         }
     };
-    let Ok(model) = Model::from_bytes(&image, &OpenOptions { verify_checksums: verify }) else { return false };
+    let Ok(model) = Model::from_bytes(&image, &OpenOptions { verify_checksums: verify, ..OpenOptions::default() })
+    else {
+        return false;
+    };
     let isa = (flags & 8 != 0).then_some(Isa::Scalar);
     run_opened_model(&model, isa, 1 + (flags >> 4) as usize);
     true

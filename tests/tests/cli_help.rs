@@ -141,6 +141,7 @@ const CLIS: &[Cli] = &[
             "--json",
             "--svg",
             "--no-prune",
+            "--mmap",
             "--pad-to",
             "--dtype",
             "--compare",

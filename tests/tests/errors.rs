@@ -60,7 +60,7 @@ fn flipped_bytes_are_caught_by_checksums() {
     // structure is still validated.
     let mut c = b.clone();
     c[(h.data_offset + t.offset) as usize] ^= 0x10;
-    assert!(Model::from_bytes(&c, &OpenOptions { verify_checksums: false }).is_ok());
+    assert!(Model::from_bytes(&c, &OpenOptions { verify_checksums: false, ..OpenOptions::default() }).is_ok());
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn random_corruption_never_panics() {
             c[i] = (rng.uniform() * 256.0) as u8;
         }
         let _ = open(&c);
-        let _ = Model::from_bytes(&c, &OpenOptions { verify_checksums: false });
+        let _ = Model::from_bytes(&c, &OpenOptions { verify_checksums: false, ..OpenOptions::default() });
     }
 }
 

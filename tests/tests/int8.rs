@@ -305,7 +305,9 @@ fn corrupt_outlier_tables_are_refused() {
         for (i, v) in bad.iter().enumerate() {
             b[at + 4 * i..at + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
         }
-        let e = Model::from_bytes(&b, &OpenOptions { verify_checksums: false }).unwrap_err().to_string();
+        let e = Model::from_bytes(&b, &OpenOptions { verify_checksums: false, ..OpenOptions::default() })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(name), "{bad:?}: {e}");
     }
     // The converter refuses a plan whose channels are not ascending inside the input.

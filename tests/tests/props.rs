@@ -108,7 +108,7 @@ proptest! {
         }
         if let Some(c) = cut {
             image.truncate(c.index(image.len()));
-            let opened = Model::from_bytes(&image, &OpenOptions { verify_checksums: false });
+            let opened = Model::from_bytes(&image, &OpenOptions { verify_checksums: false, ..OpenOptions::default() });
             prop_assert!(opened.is_err(), "a file cut to {} bytes opened", image.len());
         }
         // Modes 0 and 1 (raw, raw with the header fixed), checksums on or off.

@@ -4,7 +4,7 @@
 //! ## Contract
 //! * `A` is row-major with leading dimension `lda >= k` (activations, read in place, any
 //!   alignment).
-//! * `B` is packed (`pack::packed_len(k, n)` floats), usually straight from the mmap:
+//! * `B` is packed (`pack::packed_len(k, n)` floats), usually straight from the opened model's bytes:
 //!
 //! ```text
 //!            n ──────────────────────────▶
