@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "toprt.h"
 
@@ -646,8 +647,9 @@ static void thread_checks(toprt_model *m, toprt_session *s) {
     }
 
     /* One session, two threads: the second gets BUSY, never a data race. The long batch
-     * may still end before the main thread looks; try a few times. */
-    enum { N = 32 };
+     * may still end before the main thread looks (on a loaded machine the main thread
+     * can sleep through a whole run), so try again until it is seen, for up to 60 s. */
+    enum { N = 64 };
     toprt_input *inputs = malloc(N * sizeof *inputs);
     CHECK(inputs != NULL);
     if (inputs == NULL) {
@@ -661,11 +663,17 @@ static void thread_checks(toprt_model *m, toprt_session *s) {
     for (int i = 0; i < N; i++) {
         inputs[i] = text_input(text);
     }
-    int seen = 0;
-    for (int attempt = 0; attempt < 5 && !seen; attempt++) {
+    int seen = 0, attempts = 0;
+    struct timespec start, now;
+    CHECK(timespec_get(&start, TIME_UTC) == TIME_UTC);
+    do {
         seen = observe_busy(s, inputs, N);
-    }
+        attempts++;
+        now = start;
+        timespec_get(&now, TIME_UTC);
+    } while (!seen && now.tv_sec - start.tv_sec < 60);
     CHECK(seen);
+    printf("BUSY seen after %d attempt(s)\n", attempts);
     free(inputs);
 }
 
