@@ -283,18 +283,7 @@ unsafe fn head_f32(t: &HeadTask, terms: Option<&Terms>, out: *mut f32, colsum: *
     let rows = &t.qkv[t.offset * ld..(t.offset + n) * ld];
 
     // kᵀ: element (e, j) = K[j, e]; panel j / NR, column j % NR.
-    for (j, row) in rows.chunks_exact(ld).enumerate() {
-        let panel = &mut kt[(j / NR) * dh * NR..(j / NR + 1) * dh * NR];
-        for (e, &x) in row[kc..kc + dh].iter().enumerate() {
-            panel[e * NR + j % NR] = x;
-        }
-    }
-    for j in n..pack::panels(n) * NR {
-        let panel = &mut kt[(j / NR) * dh * NR..(j / NR + 1) * dh * NR];
-        for e in 0..dh {
-            panel[e * NR + j % NR] = 0.0;
-        }
-    }
+    t.kernels.pack_rows(&rows[kc..], ld, n, dh, kt);
     // V of keys `keys`: element (j, e) = V[keys.start + j, e]; panel e / NR.
     let pack_v = |vp: &mut [f32], keys: Range<usize>| {
         let kn = keys.len();

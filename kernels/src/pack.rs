@@ -105,6 +105,42 @@ pub fn pack_linear_weight(w: &[f32], n: usize, k: usize) -> Vec<f32> {
     out
 }
 
+/// Packs `rows` rows of `k` values, row `j` at `src[j · ld ..]` (a strided `[rows, k]`
+/// matrix, as a linear weight `[n, k]` or attention's keys), into the panel layout of
+/// its transpose, the logical `[k, rows]` operand: value `(j, e)` lands at panel
+/// `j / NR`, row `e`, column `j % NR`; the columns past `rows` up to a whole panel are
+/// zero. `dst` holds [`packed_len`]`(k, rows)` values. The scalar twin of
+/// [`crate::Kernels::pack_rows`].
+///
+/// # Panics
+/// If `src` or `dst` is too short, or `ld < k` with more than one row.
+pub fn pack_rows_panel32(src: &[f32], ld: usize, rows: usize, k: usize, dst: &mut [f32]) {
+    check_pack_rows(src.len(), ld, rows, k, dst.len());
+    for p in 0..panels(rows) {
+        let panel = &mut dst[p * k * NR..(p + 1) * k * NR];
+        for c in 0..NR {
+            let j = p * NR + c;
+            if j < rows {
+                for (e, &v) in src[j * ld..j * ld + k].iter().enumerate() {
+                    panel[e * NR + c] = v;
+                }
+            } else {
+                for e in 0..k {
+                    panel[e * NR + c] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// The bounds every [`pack_rows_panel32`] kernel relies on.
+pub(crate) fn check_pack_rows(src_len: usize, ld: usize, rows: usize, k: usize, dst_len: usize) {
+    assert!(rows <= 1 || ld >= k, "row stride {ld} shorter than the {k} values of a row");
+    let need = if rows == 0 { 0 } else { (rows - 1) * ld + k };
+    assert!(src_len >= need, "{rows} rows of {k} values {ld} apart need {need} values, got {src_len}");
+    assert!(dst_len >= packed_len(k, rows), "the packed operand needs {} values, got {dst_len}", packed_len(k, rows));
+}
+
 /// Name of the bf16 pair layout in the model file's tensor directory.
 pub const LAYOUT_NAME_BF16: &str = "panel32x2";
 

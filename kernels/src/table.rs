@@ -12,7 +12,7 @@
 
 use crate::cpu::Isa;
 use crate::gemm::{self, GemmFn, GemmParams, Operands};
-use crate::ops::{self, EmbedAddLayerNormFn, LayerNormFn, QuantizeRowFn, ToBf16PairsFn, UnaryFn};
+use crate::ops::{self, EmbedAddLayerNormFn, LayerNormFn, PackRowsFn, QuantizeRowFn, ToBf16PairsFn, UnaryFn};
 use std::fmt;
 use std::ops::Range;
 
@@ -35,6 +35,9 @@ pub struct Kernels {
     pub(crate) gemm_bf16_name: Option<&'static str>,
     /// Rounds a row of activations to bf16 pairs, the `A` operand of `gemm_bf16`.
     pub(crate) to_bf16_pairs: ToBf16PairsFn,
+    /// Packs strided rows as the panel operand of their transpose
+    /// ([`crate::pack::pack_rows_panel32`]).
+    pub(crate) pack_rows: PackRowsFn,
     /// GEMM on int8 operands ([`Operands::Int8`]): on every tier, from the scalar twin
     /// up to AMX tiles.
     pub(crate) gemm_i8: GemmFn,
@@ -69,6 +72,7 @@ impl Kernels {
             gemm_bf16: None,
             gemm_bf16_name: None,
             to_bf16_pairs: crate::pack::bf16_pairs_from_f32,
+            pack_rows: crate::pack::pack_rows_panel32,
             gemm_i8: gemm::scalar_gemm_i8,
             gemm_i8_name: "scalar_gemm_i8",
             quantize_row: crate::pack::quantize_row_i8,
@@ -261,5 +265,17 @@ impl Kernels {
     pub fn to_bf16_pairs(&self, x: &[f32], out: &mut [u32]) {
         // SAFETY: the table holds kernels of this CPU.
         unsafe { (self.to_bf16_pairs)(x, out) }
+    }
+
+    /// Packs `rows` rows of `k` values `ld` apart as the `f32` GEMM's `B` operand of
+    /// their transpose, `[k, rows]` (attention's `kᵀ`): exactly
+    /// [`crate::pack::pack_rows_panel32`], on every tier.
+    ///
+    /// # Panics
+    /// As [`crate::pack::pack_rows_panel32`].
+    #[inline]
+    pub fn pack_rows(&self, src: &[f32], ld: usize, rows: usize, k: usize, dst: &mut [f32]) {
+        // SAFETY: the table holds kernels of this CPU.
+        unsafe { (self.pack_rows)(src, ld, rows, k, dst) }
     }
 }

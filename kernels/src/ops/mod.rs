@@ -117,6 +117,12 @@ pub(crate) type EmbedAddLayerNormFn = unsafe fn(&mut [f32], &[f32], &[f32], &[f3
 /// # Safety
 /// The CPU supports the kernel's tier.
 pub(crate) type ToBf16PairsFn = unsafe fn(&[f32], &mut [u32]);
+/// `(src, ld, rows, k, dst)`: strided rows packed as the panel operand of their
+/// transpose ([`crate::pack::pack_rows_panel32`]).
+///
+/// # Safety
+/// The CPU supports the kernel's tier.
+pub(crate) type PackRowsFn = unsafe fn(&[f32], usize, usize, usize, &mut [f32]);
 
 /// The slot type of a row quantiser for int8 GEMMs: `(x, out) -> scale`
 /// ([`crate::pack::quantize_row_i8`]).

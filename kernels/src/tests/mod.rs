@@ -45,6 +45,7 @@ macro_rules! tier_tests {
                 ops::gelu_matches_scalar,
                 ops::gelu_invariants,
                 ops::embed_add_layernorm_matches_scalar,
+                ops::pack_rows_matches_definition,
                 ops::peak_probe_runs,
             );
         }

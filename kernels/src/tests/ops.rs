@@ -144,3 +144,28 @@ pub fn peak_probe_runs(t: &Tier) {
     assert!(gf.is_finite() && gf > 0.0, "{}: peak probe gave {gf}", t.name);
     println!("{}: FMA peak {gf:.1} GFLOP/s", t.kernels.isa());
 }
+
+/// `pack_rows` against the definition, value for value: every row count around the
+/// 16-row halves and 32-column panels, `k` around the 16-value blocks, strides with
+/// room between rows; the padding columns zero, nothing written past the operand.
+pub fn pack_rows_matches_definition(t: &Tier) {
+    use crate::pack::{packed_len, NR};
+    let mut rng = Rng::new(26);
+    for rows in [0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 130] {
+        for k in [1, 3, 8, 15, 16, 17, 40, 64, 100] {
+            for ld in [k, k + 5, 3 * k + 16] {
+                let src = rng.floats(rows.max(1) * ld, -4.0, 4.0);
+                let len = packed_len(k, rows);
+                let mut dst = vec![f32::NAN; len + 7];
+                t.kernels.pack_rows(&src, ld, rows, k, &mut dst);
+                for (i, &got) in dst[..len].iter().enumerate() {
+                    let (p, e, c) = (i / (k * NR), i / NR % k, i % NR);
+                    let j = p * NR + c;
+                    let want = if j < rows { src[j * ld + e] } else { 0.0 };
+                    assert_eq!(got.to_bits(), want.to_bits(), "{}: rows {rows} k {k} ld {ld}: ({j}, {e})", t.name);
+                }
+                assert!(dst[len..].iter().all(|x| x.is_nan()), "{}: rows {rows} k {k}: wrote past the operand", t.name);
+            }
+        }
+    }
+}
