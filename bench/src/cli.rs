@@ -332,6 +332,7 @@ fn measure(
                 session.forward(b, want, c.ctl).map_err(|e| e.to_string())?;
                 for (acc, s) in stats.iter_mut().zip(session.layer_stats()) {
                     acc.attention_tokens += s.attention_tokens;
+                    acc.query_tokens += s.query_tokens;
                     acc.ffn_tokens += s.ffn_tokens;
                     acc.min_len = if acc.macs == 0.0 { s.min_len } else { acc.min_len.min(s.min_len) };
                     acc.max_len = acc.max_len.max(s.max_len);

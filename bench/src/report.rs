@@ -79,14 +79,17 @@ impl RunResult {
     fn core(&self, l: usize) -> f64 {
         median(&self.core_runs[l])
     }
-    /// GFLOP of layer `l`'s four linears as they ran: `2 · (3·d² · attention rows + (d² +
-    /// 2·d·d_ff) · FFN rows)` — the output projection runs after the compaction, on the
-    /// FFN's rows (the FLOPs model of docs/PRUNING.md charges it at the attention length,
-    /// as ToP's does) — with `d_ff` the FFN's MAC width (1.5 × the intermediate size for
-    /// a gated FFN, whose first linear is twice as wide).
+    /// GFLOP of layer `l`'s four linears as they ran: `2 · (2·d² · attention rows + d² ·
+    /// query rows + (d² + 2·d·d_ff) · FFN rows)` — `Q` only where a query is computed
+    /// (one row per sequence in a last layer read at its first token), the output
+    /// projection after the compaction, on the FFN's rows (the FLOPs model of
+    /// docs/PRUNING.md charges both at the attention length, as ToP's does) — with `d_ff`
+    /// the FFN's MAC width (1.5 × the intermediate size for a gated FFN, whose first
+    /// linear is twice as wide).
     fn linear_gflop(&self, l: usize, d: f64, dff: f64) -> f64 {
         let s = &self.stats[l];
-        2.0 * (3.0 * d * d * s.attention_tokens as f64 + (d * d + 2.0 * d * dff) * s.ffn_tokens as f64) / 1e9
+        let qkv = d * d * (2.0 * s.attention_tokens as f64 + s.query_tokens as f64);
+        2.0 * (qkv + (d * d + 2.0 * d * dff) * s.ffn_tokens as f64) / 1e9
     }
     fn layer_ms(&self, l: usize) -> f64 {
         self.attn(l) + self.prune(l) + self.ffn(l)

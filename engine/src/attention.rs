@@ -46,6 +46,9 @@ pub(crate) struct HeadTask<'a> {
     /// First row and length of the sequence.
     pub offset: usize,
     pub len: usize,
+    /// Query rows computed, from the first (`len`, or 1 when only the first token's
+    /// context is read: the other rows' `Q` and context are then never touched).
+    pub queries: usize,
     pub kernels: &'a Kernels,
     /// The operands of both products: `f32`, or bf16 pairs in bf16 sessions
     /// ([`head_bf16`]).
@@ -138,11 +141,14 @@ pub(crate) struct Rel<'a> {
 /// anywhere. With `colsum`, the column sums of the probabilities (the pruning
 /// importance) are accumulated in the same pass: `colsum[h * stride_cs + row] = Σ_q p`.
 /// With `Operands::Bf16` (a bf16 session on a bf16 GEMM) both products run on bf16 pairs.
+/// With `first_query_only` only each sequence's first query row is computed (its `Q`
+/// alone is read, its context row alone written; no column sums).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     k: &Kernels,
     pool: &Pool,
     operands: Operands,
+    first_query_only: bool,
     qkv: &[f32],
     ctx: &mut [f32],
     segs: &[Segment],
@@ -157,6 +163,7 @@ pub(crate) fn run(
     rel: Option<Rel>,
 ) {
     let d = nh * dh;
+    assert!(!first_query_only || (colsum.is_none() && rel.is_none()), "first-query attention takes no scores or terms");
     let rel_rows = rel.map_or(0, |r| r.tables.rows());
     let ctx_ptr = SharedMut::new(ctx.as_mut_ptr());
     let ctx_len = ctx.len();
@@ -191,8 +198,21 @@ pub(crate) fn run(
         let window =
             window.map(|w| HeadWindow { half: w.half, positions: &w.positions[seg.offset..seg.offset + seg.len] });
         let rel = rel.map(|r| r.tables.head(r.layer, h, &r.positions[seg.offset..seg.offset + seg.len]));
-        let t =
-            HeadTask { qkv, d, dh, head: h, offset: seg.offset, len: seg.len, kernels: k, operands, bias, window, rel };
+        let queries = if first_query_only { seg.len.min(1) } else { seg.len };
+        let t = HeadTask {
+            qkv,
+            d,
+            dh,
+            head: h,
+            offset: seg.offset,
+            len: seg.len,
+            queries,
+            kernels: k,
+            operands,
+            bias,
+            window,
+            rel,
+        };
         // SAFETY: rows of this segment, columns of this head of ctx, and its colsum region
         // belong to this task alone; bounds asserted above; the tier was checked at
         // session creation.
@@ -313,11 +333,13 @@ unsafe fn head_f32(t: &HeadTask, terms: Option<&Terms>, out: *mut f32, colsum: *
         Some(c)
     };
     let mut q0 = 0;
-    while q0 < n {
-        let m = QUERY_BLOCK.min(n - q0);
+    while q0 < t.queries {
+        let m = QUERY_BLOCK.min(t.queries - q0);
         let keys = match &t.window {
             Some(w) => {
-                let keys = w.keys(q0..q0 + m);
+                // The keys of the whole block even when fewer of its queries run: a row's
+                // sums must not depend on how many queries are computed.
+                let keys = w.keys(q0..q0 + QUERY_BLOCK.min(n - q0));
                 let keys = keys.start / NR * NR..keys.end;
                 pack_v(vp, keys.clone());
                 keys
@@ -405,8 +427,8 @@ unsafe fn head_bf16(t: &HeadTask, terms: Option<&Terms>, out: *mut f32, colsum: 
     let (qc, kc, vc) = (t.head * dh, d + t.head * dh, 2 * d + t.head * dh);
     let rows = &t.qkv[t.offset * ld..(t.offset + n) * ld];
 
-    // Q: [n, dh] as pairs, one line-aligned row per query.
-    for (i, row) in rows.chunks_exact(ld).enumerate() {
+    // Q: [queries, dh] as pairs, one line-aligned row per query.
+    for (i, row) in rows.chunks_exact(ld).take(t.queries).enumerate() {
         t.kernels.to_bf16_pairs(&row[qc..qc + dh], &mut qp[i * ldq..i * ldq + pairs_dh]);
     }
     // kᵀ: panel32x2 of the logical [dh, n]: key j is column j, its dh values in pairs.
@@ -449,8 +471,8 @@ unsafe fn head_bf16(t: &HeadTask, terms: Option<&Terms>, out: *mut f32, colsum: 
     };
     let s: &mut [f32] = bytemuck::cast_slice_mut(sw);
     let mut q0 = 0;
-    while q0 < n {
-        let m = QUERY_BLOCK.min(n - q0);
+    while q0 < t.queries {
+        let m = QUERY_BLOCK.min(t.queries - q0);
         let sb = &mut s[..m * n];
         let mut p = GemmParams::new_bf16(&qp[q0 * ldq..(q0 + m) * ldq], ldq, m, dh, kt, n, sb, n, Epilogue::None)
             .expect("bf16 attention score shapes");
@@ -554,6 +576,7 @@ mod tests {
                             head: h,
                             offset: off,
                             len: n,
+                            queries: n,
                             kernels: &k,
                             operands: Operands::F32,
                             bias: None,
@@ -572,6 +595,24 @@ mod tests {
                         }
                         for j in 0..n {
                             assert!((f64::from(cs[j]) - want_cs[j]).abs() <= 1e-4, "{isa} n {n} colsum {j}");
+                        }
+                        // The first query alone: its row bit for bit, read from `Q`'s
+                        // first row only (the others are NaN), nothing else written.
+                        let mut q_first = qkv.clone();
+                        for r in off + 1..off + n {
+                            q_first[r * 3 * d + h * dh..r * 3 * d + (h + 1) * dh].fill(f32::NAN);
+                        }
+                        let mut first = vec![f32::NAN; rows * d];
+                        let t = HeadTask { qkv: &q_first, queries: 1, ..t };
+                        // SAFETY: as above; no column sums.
+                        unsafe { head(&t, first.as_mut_ptr(), std::ptr::null_mut(), &mut scratch) };
+                        for (c, x) in first.iter().enumerate() {
+                            let (r, e) = (c / d, c % d);
+                            if r == off && e / dh == h {
+                                assert_eq!(x.to_bits(), out[c].to_bits(), "{isa} n {n} first query ({e})");
+                            } else {
+                                assert!(x.is_nan(), "{isa} n {n}: first-query head wrote ({r}, {e})");
+                            }
                         }
                     }
                     // Rows of the other sequences are never written.
@@ -624,6 +665,7 @@ mod tests {
                             head: h,
                             offset: off,
                             len: n,
+                            queries: n,
                             kernels: &k,
                             operands: Operands::Bf16,
                             bias: None,
@@ -658,6 +700,23 @@ mod tests {
                         }
                         for j in 0..n {
                             assert!((f64::from(cs[j]) - want_cs[j]).abs() <= 1e-4, "{name} n {n} colsum {j}");
+                        }
+                        // The first query alone, as in the f32 test.
+                        let mut q_first = qkv.clone();
+                        for r in off + 1..off + n {
+                            q_first[r * 3 * d + h * dh..r * 3 * d + (h + 1) * dh].fill(f32::NAN);
+                        }
+                        let mut first = vec![f32::NAN; rows * d];
+                        let t = HeadTask { qkv: &q_first, queries: 1, ..t };
+                        // SAFETY: as above; no column sums.
+                        unsafe { head(&t, first.as_mut_ptr(), std::ptr::null_mut(), &mut scratch) };
+                        for (c, x) in first.iter().enumerate() {
+                            let (r, e) = (c / d, c % d);
+                            if r == off && e / dh == h {
+                                assert_eq!(x.to_bits(), out[c].to_bits(), "{name} n {n} first query ({e})");
+                            } else {
+                                assert!(x.is_nan(), "{name} n {n}: first-query head wrote ({r}, {e})");
+                            }
                         }
                     }
                     assert!(

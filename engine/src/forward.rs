@@ -10,7 +10,7 @@
 
 use crate::attention;
 use crate::compact::{self, Buf};
-use crate::linear::{LinearPath, Linears, QuantizeTo, Quantized, RowsMut, Then};
+use crate::linear::{Gathered, GatheredQuantized, LinearPath, Linears, QuantizeTo, Quantized, RowsMut, Then};
 use crate::model::ModelInner;
 use crate::par;
 use crate::pool::Pool;
@@ -97,6 +97,7 @@ pub(crate) fn encode(
         let score = rule.is_some_and(|r| compact::needs_scores(r, plan.ctl));
         ws.layer_stats[li] = LayerStats {
             attention_tokens: t,
+            query_tokens: t,
             ffn_tokens: t,
             min_len: ws.segments.iter().map(|s| s.len).min().unwrap_or(0),
             max_len: ws.segments.iter().map(|s| s.len).max().unwrap_or(0),
@@ -112,7 +113,39 @@ pub(crate) fn encode(
         if let Some(f) = observe.as_deref_mut() {
             f(li, LinearKind::Qkv, &x.0[..t * d]);
         }
-        linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None);
+        // The last layer, when only the first token's state is read and no keep-rule
+        // needs its scores: only each sequence's first query is computed (its `Q` row
+        // and context row; `K` and `V` of every row). Disentangled attention (DeBERTa)
+        // computes its terms from every query and keeps the full pass.
+        let mut firsts = 0;
+        let first_queries = plan.first_token_only
+            && li + 1 == layers
+            && !score
+            && model.weights.disentangled.is_none()
+            && ws.segments.iter().any(|s| s.len > 1)
+            && {
+                // (`order`, the ranking scratch, holds the first rows.)
+                let mut s = 0;
+                for seg in ws.segments.iter().filter(|seg| seg.len > 0) {
+                    ws.order[s] = seg.offset as u32;
+                    s += 1;
+                }
+                firsts = s;
+                let g = Gathered {
+                    x: &mut ws.ctx,
+                    q: int8(li, LinearKind::Qkv).then(|| GatheredQuantized {
+                        words: &mut ws.qb,
+                        scales: &mut ws.qb_scale,
+                        outliers: &mut ws.xb,
+                    }),
+                    out: &mut ws.h1,
+                };
+                linears.run_qkv_first_queries(li, x, t, &ws.order[..s], g, &mut ws.a16, out)
+            };
+        if !first_queries {
+            linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None);
+        }
+        ws.layer_stats[li].query_tokens = if first_queries { firsts } else { t };
         // Rotary embeddings: Q and K rotated by each row's original position.
         if let Some(rotary) = &model.weights.rotary {
             let (positions, local) = (&ws.positions, window(li).is_some());
@@ -125,6 +158,7 @@ pub(crate) fn encode(
             k,
             pool,
             if plan.linear == LinearPath::Bf16 && k.has_gemm_bf16() { Operands::Bf16 } else { Operands::F32 },
+            first_queries,
             &ws.qkv[..t * 3 * d],
             &mut ws.ctx[..t * d],
             &ws.segments,

@@ -6,8 +6,10 @@ use crate::model::ModelInner;
 use crate::par::{self, SharedMut};
 use crate::pool::Pool;
 use crate::weights::{LinearKind, Norm};
+use std::ops::Range;
 use toprt_format::Precision;
 use toprt_kernels::gemm::{Epilogue, GemmParams, Int8Outliers, Int8Scales};
+use toprt_kernels::pack::{self, NR};
 use toprt_kernels::Kernels;
 
 /// How a session runs the encoder's linear layers, fixed at session creation from the
@@ -209,6 +211,21 @@ impl<'a> QuantizeTo<'a> {
     }
 }
 
+/// Scratch rows for [`Linears::run_qkv_first_queries`]: the gathered input rows
+/// (`[s, k]`), their quantised copies on the int8 path, and the `Q` rows (`[s, d]`).
+pub(crate) struct Gathered<'a> {
+    pub x: &'a mut [f32],
+    pub q: Option<GatheredQuantized<'a>>,
+    pub out: &'a mut [f32],
+}
+
+/// The quantised side of [`Gathered`], laid out as [`Quantized`].
+pub(crate) struct GatheredQuantized<'a> {
+    pub words: &'a mut [u32],
+    pub scales: &'a mut [f32],
+    pub outliers: &'a mut [f32],
+}
+
 /// The encoder's linear layers of one model on one kernel table and pool.
 pub(crate) struct Linears<'a> {
     pub model: &'a ModelInner,
@@ -239,7 +256,7 @@ impl Linears<'_> {
     ) {
         let (m, k, pool) = (self.model, self.kernels, self.pool);
         let w = m.weights.layers[layer].linear(kind);
-        let (kdim, n) = (w.k, w.n);
+        let n = w.n;
         let bias = m.f32s(&w.bias);
         let epilogue = match then {
             Then::Bias => Epilogue::Bias(bias),
@@ -249,50 +266,8 @@ impl Linears<'_> {
             }
             Then::GeGlu { .. } => Epilogue::Bias(bias),
         };
-        let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
         let out = &mut out[..t * n];
-        let mut p = match (self.path, &w.int8) {
-            (LinearPath::Int8, Some(cols)) => {
-                let q = xq.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no quantised input"));
-                let scales = Int8Scales { row: &q.scales[..t], col: m.f32s(&cols.scale), col_sum: m.f32s(&cols.sum) };
-                // Outlier channels: their f32 part runs inside the int8 GEMM's tiles,
-                // after the dequantisation and before the epilogue.
-                let p =
-                    GemmParams::new_int8(q.words, q.stride, t, kdim, m.u32s(&w.weight), n, out, n, epilogue, scales);
-                match &cols.outliers {
-                    Some(o) => p.and_then(|p| {
-                        p.with_outliers(Int8Outliers {
-                            x: q.outliers,
-                            ld: q.x_stride,
-                            c: o.index.len(),
-                            w: m.f32s(&o.weight),
-                        })
-                    }),
-                    None => p,
-                }
-            }
-            (LinearPath::F32 | LinearPath::Int8, _) => {
-                GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.f32s(&w.weight), n, out, n, epilogue)
-            }
-            (LinearPath::Bf16Widened, _) => {
-                GemmParams::new(&x[..t * kdim], kdim, t, kdim, m.widened(layer, kind), n, out, n, epilogue)
-            }
-            (LinearPath::Bf16, _) => {
-                let (kp, lda) = (kdim.div_ceil(2), bf16_row_words(kdim));
-                assert!(a16.len() >= t * lda && x.len() >= t * kdim);
-                let ptr = SharedMut::new(a16.as_mut_ptr());
-                par::chunks(pool, t, pool.threads(), &|rows| {
-                    for r in rows {
-                        // SAFETY: row r of `a16` lies inside it (asserted) and belongs to
-                        // this piece alone.
-                        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * lda), kp) };
-                        k.to_bf16_pairs(&x[r * kdim..(r + 1) * kdim], dst);
-                    }
-                });
-                GemmParams::new_bf16(&a16[..t * lda], lda, t, kdim, m.u32s(&w.weight), n, out, n, epilogue)
-            }
-        }
-        .unwrap_or_else(|e| shape(e));
+        let mut p = self.params(layer, kind, (x, xq), t, a16, out, n, 0..n, epilogue);
         // What each finished row needs: its LayerNorm or gating (in place, or into the
         // next linear's input rows), then the quantisation of the next linear's input.
         let ln = |norm: &Norm, eps: f32| (m.f32s(&norm.weight), m.f32s(&norm.bias), eps);
@@ -339,5 +314,153 @@ impl Linears<'_> {
             par::gemm(k, pool, &mut p);
             par::rows(pool, out, t, n, &post);
         }
+    }
+
+    /// The GEMM of linear `kind` of layer `layer` on its columns `cols` (whole panels of
+    /// [`NR`], or all of them): `out[r · ldc + j - cols.start] = epilogue(x[r] · W[.., j] + ..)`
+    /// for the `t` rows of `x` (or of `xq`, on the int8 path); on the bf16 path the rows
+    /// are first rounded into `a16`, split across the pool.
+    #[allow(clippy::too_many_arguments)]
+    fn params<'p>(
+        &'p self,
+        layer: usize,
+        kind: LinearKind,
+        (x, xq): (&'p [f32], Option<Quantized<'p>>),
+        t: usize,
+        a16: &'p mut [u32],
+        out: &'p mut [f32],
+        ldc: usize,
+        cols: Range<usize>,
+        epilogue: Epilogue<'p>,
+    ) -> GemmParams<'p> {
+        let (m, k, pool) = (self.model, self.kernels, self.pool);
+        let w = m.weights.layers[layer].linear(kind);
+        let (kdim, n) = (w.k, w.n);
+        assert!(cols.end <= n && cols.start.is_multiple_of(NR) && (cols.end.is_multiple_of(NR) || cols.end == n));
+        let (p0, nc) = (cols.start / NR, cols.len());
+        let shape = |e: toprt_kernels::Error| -> ! { panic!("internal shape error in forward pass: {e}") };
+        let f32_cols = |b: &'p [f32]| &b[p0 * kdim * NR..][..pack::packed_len(kdim, nc)];
+        match (self.path, &w.int8) {
+            (LinearPath::Int8, Some(q8)) => {
+                let q = xq.unwrap_or_else(|| panic!("int8 linear {kind:?} of layer {layer} given no quantised input"));
+                let scales = Int8Scales {
+                    row: &q.scales[..t],
+                    col: &m.f32s(&q8.scale)[cols.clone()],
+                    col_sum: &m.f32s(&q8.sum)[cols.clone()],
+                };
+                let b = &m.u32s(&w.weight)[p0 * kdim.div_ceil(4) * NR..][..pack::packed_len_i8(kdim, nc)];
+                // Outlier channels: their f32 part runs inside the int8 GEMM's tiles,
+                // after the dequantisation and before the epilogue.
+                let p = GemmParams::new_int8(q.words, q.stride, t, kdim, b, nc, out, ldc, epilogue, scales);
+                match &q8.outliers {
+                    Some(o) => p.and_then(|p| {
+                        let c = o.index.len();
+                        let w = &m.f32s(&o.weight)[p0 * c * NR..][..pack::packed_len(c, nc)];
+                        p.with_outliers(Int8Outliers { x: q.outliers, ld: q.x_stride, c, w })
+                    }),
+                    None => p,
+                }
+            }
+            (LinearPath::F32 | LinearPath::Int8, _) => {
+                GemmParams::new(&x[..t * kdim], kdim, t, kdim, f32_cols(m.f32s(&w.weight)), nc, out, ldc, epilogue)
+            }
+            (LinearPath::Bf16Widened, _) => {
+                GemmParams::new(&x[..t * kdim], kdim, t, kdim, f32_cols(m.widened(layer, kind)), nc, out, ldc, epilogue)
+            }
+            (LinearPath::Bf16, _) => {
+                let (kp, lda) = (kdim.div_ceil(2), bf16_row_words(kdim));
+                assert!(a16.len() >= t * lda && x.len() >= t * kdim);
+                let ptr = SharedMut::new(a16.as_mut_ptr());
+                par::chunks(pool, t, pool.threads(), &|rows| {
+                    for r in rows {
+                        // SAFETY: row r of `a16` lies inside it (asserted) and belongs to
+                        // this piece alone.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r * lda), kp) };
+                        k.to_bf16_pairs(&x[r * kdim..(r + 1) * kdim], dst);
+                    }
+                });
+                let b = &m.u32s(&w.weight)[p0 * kp * NR..][..pack::packed_len_bf16(kdim, nc)];
+                GemmParams::new_bf16(&a16[..t * lda], lda, t, kdim, b, nc, out, ldc, epilogue)
+            }
+        }
+        .unwrap_or_else(|e| shape(e))
+    }
+
+    /// The QKV projection of a layer of which only each sequence's first query is read
+    /// (the last layer, when only the first token's state is): `K` and `V` for all `t`
+    /// rows, `Q` for the rows `firsts` alone (gathered into `g`, one GEMM on those rows,
+    /// scattered back). `out` is `[t, 3d]`; the other rows' `Q` columns are left as they
+    /// were. Each row's values are bit for bit those of [`Linears::run`] (a GEMM computes
+    /// a row the same whatever the other rows of the call).
+    ///
+    /// Returns false, having done nothing, when `d` is not a whole number of panels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_qkv_first_queries(
+        &self,
+        layer: usize,
+        (x, xq): (&[f32], Option<Quantized>),
+        t: usize,
+        firsts: &[u32],
+        g: Gathered,
+        a16: &mut [u32],
+        out: &mut [f32],
+    ) -> bool {
+        let (m, pool) = (self.model, self.pool);
+        let w = m.weights.layers[layer].linear(LinearKind::Qkv);
+        let (kdim, n) = (w.k, w.n);
+        let d = n / 3;
+        if !d.is_multiple_of(NR) || 3 * d != n {
+            return false;
+        }
+        let bias = m.f32s(&w.bias);
+        let s = firsts.len();
+        // K and V of every row.
+        let mut p = self.params(
+            layer,
+            LinearKind::Qkv,
+            (x, xq),
+            t,
+            a16,
+            &mut out[d..t * n],
+            n,
+            d..n,
+            Epilogue::Bias(&bias[d..]),
+        );
+        par::gemm(self.kernels, pool, &mut p);
+        // Q of the first rows.
+        let xg = &mut g.x[..s * kdim];
+        for (i, &r) in firsts.iter().enumerate() {
+            let r = r as usize;
+            xg[i * kdim..(i + 1) * kdim].copy_from_slice(&x[r * kdim..(r + 1) * kdim]);
+        }
+        let gq = match (xq, g.q) {
+            (Some(q), Some(gq)) if self.path == LinearPath::Int8 && w.int8.is_some() => {
+                for (i, &r) in firsts.iter().enumerate() {
+                    let r = r as usize;
+                    gq.words[i * q.stride..(i + 1) * q.stride].copy_from_slice(&q.words[r * q.stride..][..q.stride]);
+                    gq.scales[i] = q.scales[r];
+                    if q.x_stride > 0 {
+                        gq.outliers[i * q.x_stride..(i + 1) * q.x_stride]
+                            .copy_from_slice(&q.outliers[r * q.x_stride..][..q.x_stride]);
+                    }
+                }
+                Some(Quantized {
+                    words: &gq.words[..],
+                    scales: &gq.scales[..],
+                    stride: q.stride,
+                    outliers: &gq.outliers[..],
+                    x_stride: q.x_stride,
+                })
+            }
+            _ => None,
+        };
+        let qo = &mut g.out[..s * d];
+        let mut p = self.params(layer, LinearKind::Qkv, (xg, gq), s, a16, qo, d, 0..d, Epilogue::Bias(&bias[..d]));
+        par::gemm(self.kernels, pool, &mut p);
+        for (i, &r) in firsts.iter().enumerate() {
+            let r = r as usize;
+            out[r * n..r * n + d].copy_from_slice(&qo[i * d..(i + 1) * d]);
+        }
+        true
     }
 }

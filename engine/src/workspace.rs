@@ -23,8 +23,11 @@ pub(crate) struct Segment {
 /// Tokens alive in one layer of the last forward pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LayerStats {
-    /// Rows the attention ran on (all sequences).
+    /// Rows the attention ran on (all sequences): its keys and values.
     pub attention_tokens: usize,
+    /// Of those, the rows whose query was computed: all of them, or one per sequence in
+    /// the last layer when only the first token's state is read.
+    pub query_tokens: usize,
     /// Rows the FFN ran on.
     pub ffn_tokens: usize,
     /// Shortest and longest sequence at the attention.

@@ -46,16 +46,18 @@ fn batch(vocab: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// Runs `seqs` with `want`: the outputs, and the rows the last layer's FFN ran on.
-fn run(s: &mut Session, seqs: &[Vec<u32>], want: Outputs) -> (Vec<toprt::SequenceOutput>, usize) {
+/// Runs `seqs` with `want`: the outputs, and the rows the last layer's FFN ran on and
+/// whose queries its attention computed.
+fn run(s: &mut Session, seqs: &[Vec<u32>], want: Outputs) -> (Vec<toprt::SequenceOutput>, (usize, usize)) {
     let inputs: Vec<Input> = seqs.iter().map(|ids| Input::Ids { input_ids: ids, token_type_ids: None }).collect();
     let out = s.run(&inputs, want).unwrap();
-    let last = s.layer_stats().last().unwrap().ffn_tokens;
-    (out, last)
+    let last = s.layer_stats().last().unwrap();
+    (out, (last.ffn_tokens, last.query_tokens))
 }
 
 /// The first-token pass against the full one: same logits and embeddings, bit for bit,
-/// and one FFN row per sequence in the last layer (alive rows otherwise).
+/// and one FFN row and one query per sequence in the last layer (alive rows otherwise;
+/// DeBERTa's disentangled attention computes every query).
 fn check(image: &[u8], name: &str, rules: &[LayerKeepRule]) {
     let model = Model::from_bytes(image, &OpenOptions::default()).unwrap();
     let m = model.manifest();
@@ -64,10 +66,17 @@ fn check(image: &[u8], name: &str, rules: &[LayerKeepRule]) {
     let mut s = Session::new(&model, &SessionOptions { threads: 2, ..Default::default() }).unwrap();
     s.set_keep_rules(rules).unwrap();
     let seqs = batch(m.model.vocab_size);
-    let (fast, fast_rows) = run(&mut s, &seqs, LOGITS);
-    let (full, full_rows) = run(&mut s, &seqs, WITH_STATES);
+    let (fast, (fast_rows, fast_queries)) = run(&mut s, &seqs, LOGITS);
+    let (full, (full_rows, full_queries)) = run(&mut s, &seqs, WITH_STATES);
     assert_eq!(fast_rows, seqs.len(), "{name}: the last FFN runs on the first tokens only");
     assert!(full_rows > seqs.len(), "{name}: with token states every alive row runs ({full_rows})");
+    let alive = s.layer_stats().last().unwrap().attention_tokens;
+    assert_eq!(full_queries, alive, "{name}: with token states every query runs");
+    if name.contains("deberta") {
+        assert_eq!(fast_queries, alive, "{name}: disentangled attention computes every query");
+    } else {
+        assert_eq!(fast_queries, seqs.len(), "{name}: the last attention computes the first queries only");
+    }
     for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
         assert!(a.logits.is_some(), "{name}: logits");
         assert_eq!(a.logits, b.logits, "{name} ({}): sequence {i}'s logits differ", s.linear_kernel());
@@ -116,7 +125,8 @@ fn mean_pooling_keeps_every_row() {
         let mut s = Session::new(&model, &SessionOptions { threads: 1, ..Default::default() }).unwrap();
         let seqs = batch(m.model.vocab_size.min(1000));
         let (_, rows) = run(&mut s, &seqs, LOGITS);
-        assert_eq!(rows, seqs.iter().map(Vec::len).sum::<usize>(), "{}", dir.display());
+        let all = seqs.iter().map(Vec::len).sum::<usize>();
+        assert_eq!(rows, (all, all), "{}: every row's FFN and query", dir.display());
     }
 }
 
