@@ -16,12 +16,16 @@
 //! in a model's forward pass (340 MB of BERT-base weights in f32, 85 MB in int8, each
 //! linear's read once per pass). The `gemm` crate columns are left out there.
 //!
-//! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS] [--cold]` (default 15
-//! rounds).
+//! `--epilogues`: the best tier's f32 GEMM on BERT-base's four linears at 128 rows, cold,
+//! each alone and with the epilogue it runs with in the model (bias; bias and GELU;
+//! bias, residual and LayerNorm), side by side: what each epilogue costs its linear.
+//!
+//! `cargo bench -p toprt-bench --bench gemm_table [-- ROUNDS] [--cold | --epilogues]`
+//! (default 15 rounds).
 
 mod common;
 
-use common::{tiers, ColdCopies, Problem, SHAPES};
+use common::{data, tiers, ColdCopies, ModelEpilogue, Problem, SHAPES};
 use std::time::Instant;
 use toprt_kernels::{peak_probe, peak_probe_amx, peak_probe_bf16, peak_probe_int8, Cpu, Isa, Kernels};
 
@@ -39,6 +43,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(15);
     let cold = args.iter().any(|a| a == "--cold");
+    if args.iter().any(|a| a == "--epilogues") {
+        epilogues(rounds);
+        return;
+    }
     // Cold mode: the weight copies each call reads in turn (refilled per shape and kind).
     let (mut cold_f32, mut cold_u32) = (ColdCopies::<f32>::new(), ColdCopies::<u32>::new());
     let simd: Vec<_> = tiers().into_iter().filter(|k| k.isa() != Isa::Scalar).collect();
@@ -167,4 +175,54 @@ fn main() {
     for (_, name, _, peak) in &bf16 {
         println!("bf16 peak probe of {name}'s instruction: {peak:.1} GFLOP/s");
     }
+}
+
+/// `--epilogues`: each BERT-base linear at 128 rows with cold weights, plain and with its
+/// model epilogue, timed back to back in every round; the best round of each.
+fn epilogues(rounds: usize) {
+    use ModelEpilogue::*;
+    let kern = Kernels::for_isa(Isa::best()).expect("the best tier");
+    let cases = [
+        ((128, 768, 2304), Bias, "QKV: + bias"),
+        ((128, 768, 768), ResidualLayerNorm, "attention out: LN(+ bias + residual)"),
+        ((128, 768, 3072), BiasGelu, "FFN in: gelu(+ bias)"),
+        ((128, 3072, 768), ResidualLayerNorm, "FFN out: LN(+ bias + residual)"),
+        ((512, 768, 3072), BiasGelu, "FFN in, 512 rows: gelu(+ bias)"),
+    ];
+    let (ln_w, ln_b) = (data(3072, 5), data(3072, 6));
+    let mut problems: Vec<Problem> = cases.iter().map(|&((m, k, n), _, _)| Problem::new(m, k, n)).collect();
+    let mut cold = ColdCopies::<f32>::new();
+    let (mut plain, mut with) = (vec![f64::MAX; cases.len()], vec![f64::MAX; cases.len()]);
+    let mut peak = 0.0f64;
+    println!("{}, cold weights, best of {rounds} interleaved rounds; % of its FMA peak probe", kern.sgemm_name());
+    for _ in 0..rounds {
+        for (i, p) in problems.iter_mut().enumerate() {
+            let (flops, epi) = (p.flops(), cases[i].1);
+            cold.fill(&p.packed);
+            peak = peak.max(peak_probe(kern.isa()));
+            plain[i] = plain[i].min(time(flops, || {
+                let w = cold.next();
+                p.toprt_epilogue_on(&kern, w, None, (&ln_w, &ln_b))
+            }));
+            with[i] = with[i].min(time(flops, || {
+                let w = cold.next();
+                p.toprt_epilogue_on(&kern, w, epi, (&ln_w, &ln_b))
+            }));
+        }
+    }
+    println!("{:>16} {:>38} {:>8} {:>8} {:>8} {:>8}", "M×K×N", "epilogue", "plain %", "with %", "points", "µs");
+    for (i, p) in problems.iter().enumerate() {
+        let flops = p.flops() as f64;
+        let pct = |t: f64| 100.0 * flops / t / 1e9 / peak;
+        println!(
+            "{:>16} {:>38} {:>7.1}% {:>7.1}% {:>8.1} {:>8.1}",
+            format!("{}×{}×{}", p.m, p.k, p.n),
+            cases[i].2,
+            pct(plain[i]),
+            pct(with[i]),
+            pct(plain[i]) - pct(with[i]),
+            (with[i] - plain[i]) * 1e6
+        );
+    }
+    println!("FMA peak probe {}: {peak:.1} GFLOP/s", kern.isa());
 }

@@ -23,6 +23,19 @@ pub const SHAPES: [(usize, usize, usize); 11] = [
     (512, 1536, 384),
 ];
 
+/// What follows a BERT linear's GEMM in the model (`gemm_table --epilogues`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelEpilogue {
+    /// `A·W` alone.
+    None,
+    /// `+ b` (the QKV projection).
+    Bias,
+    /// `gelu(· + b)` (the FFN's first linear).
+    BiasGelu,
+    /// `LN(· + b + R)` (the attention output and the FFN's second linear).
+    ResidualLayerNorm,
+}
+
 /// The tiers this CPU runs, best last.
 pub fn tiers() -> Vec<Kernels> {
     Isa::ALL.into_iter().filter_map(|i| Kernels::for_isa(i).ok()).collect()
@@ -286,6 +299,27 @@ impl Problem {
         let p = GemmParams::new(&self.a, k, m, k, &self.packed, n, &mut self.c, n, ep).expect("shapes");
         // SAFETY: single-threaded, all rows; the table is this CPU's.
         unsafe { kernels.sgemm_bias_residual_layernorm(&p, ln_w, ln_b, 1e-12, 0..m) };
+    }
+
+    /// `C = A·W` plus the epilogue `epi` on the weight `w` (a cold copy of `packed`),
+    /// with the best tier's f32 GEMM: what a BERT linear runs in the model.
+    pub fn toprt_epilogue_on(&mut self, kernels: &Kernels, w: &[f32], epi: ModelEpilogue, ln: (&[f32], &[f32])) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let ep = match epi {
+            ModelEpilogue::None => Epilogue::None,
+            ModelEpilogue::Bias => Epilogue::Bias(&self.bias),
+            ModelEpilogue::BiasGelu => Epilogue::BiasGelu(&self.bias),
+            ModelEpilogue::ResidualLayerNorm => {
+                Epilogue::BiasResidual { bias: &self.bias, residual: &self.res, ldr: n }
+            }
+        };
+        let mut p = GemmParams::new(&self.a, k, m, k, w, n, &mut self.c, n, ep).expect("shapes");
+        if epi == ModelEpilogue::ResidualLayerNorm {
+            // SAFETY: single-threaded, all rows; the table is this CPU's.
+            unsafe { kernels.sgemm_bias_residual_layernorm(&p, ln.0, ln.1, 1e-12, 0..m) };
+        } else {
+            kernels.gemm(&mut p);
+        }
     }
 
     /// `C = A·W` with the gemm crate, single-threaded.
