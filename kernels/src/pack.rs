@@ -95,13 +95,7 @@ pub fn packed_bytes(layout: &str, k: usize, n: usize) -> Option<u64> {
 pub fn pack_linear_weight(w: &[f32], n: usize, k: usize) -> Vec<f32> {
     assert_eq!(w.len(), n * k, "weight has {} elements, expected {n}×{k}", w.len());
     let mut out = vec![0.0f32; packed_len(k, n)];
-    for (o, row) in w.chunks_exact(k.max(1)).enumerate().take(n) {
-        let (p, c) = (o / NR, o % NR);
-        let panel = &mut out[p * k * NR..(p + 1) * k * NR];
-        for (kk, &v) in row.iter().enumerate() {
-            panel[kk * NR + c] = v;
-        }
-    }
+    pack_rows_panel32(w, k, n, k, &mut out);
     out
 }
 
