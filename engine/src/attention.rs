@@ -554,6 +554,30 @@ mod tests {
         (out, cs)
     }
 
+    /// Head `t` computed for its first query alone against `full`, the output of the
+    /// whole head: that row bit for bit, read from `Q`'s first row only (the other
+    /// queries' `Q` are NaN), nothing else written.
+    fn check_first_query(t: HeadTask, full: &[f32], scratch: &mut [f32], what: &str) {
+        let (d, dh, h, off) = (t.d, t.dh, t.head, t.offset);
+        let mut q_first = t.qkv.to_vec();
+        for r in off + 1..off + t.len {
+            q_first[r * 3 * d + h * dh..r * 3 * d + (h + 1) * dh].fill(f32::NAN);
+        }
+        let mut first = vec![f32::NAN; full.len()];
+        let t = HeadTask { qkv: &q_first, queries: 1, ..t };
+        // SAFETY: `first` is as large as the caller's `[rows, d]` output; no column
+        // sums; the scratch was sized for the head.
+        unsafe { head(&t, first.as_mut_ptr(), std::ptr::null_mut(), scratch) };
+        for (c, x) in first.iter().enumerate() {
+            let (r, e) = (c / d, c % d);
+            if r == off && e / dh == h {
+                assert_eq!(x.to_bits(), full[c].to_bits(), "{what}: first query ({e})");
+            } else {
+                assert!(x.is_nan(), "{what}: first-query head wrote ({r}, {e})");
+            }
+        }
+    }
+
     #[test]
     fn every_tier_matches_the_f64_definition() {
         let mut rnd = rng(0x1234_5678);
@@ -596,24 +620,7 @@ mod tests {
                         for j in 0..n {
                             assert!((f64::from(cs[j]) - want_cs[j]).abs() <= 1e-4, "{isa} n {n} colsum {j}");
                         }
-                        // The first query alone: its row bit for bit, read from `Q`'s
-                        // first row only (the others are NaN), nothing else written.
-                        let mut q_first = qkv.clone();
-                        for r in off + 1..off + n {
-                            q_first[r * 3 * d + h * dh..r * 3 * d + (h + 1) * dh].fill(f32::NAN);
-                        }
-                        let mut first = vec![f32::NAN; rows * d];
-                        let t = HeadTask { qkv: &q_first, queries: 1, ..t };
-                        // SAFETY: as above; no column sums.
-                        unsafe { head(&t, first.as_mut_ptr(), std::ptr::null_mut(), &mut scratch) };
-                        for (c, x) in first.iter().enumerate() {
-                            let (r, e) = (c / d, c % d);
-                            if r == off && e / dh == h {
-                                assert_eq!(x.to_bits(), out[c].to_bits(), "{isa} n {n} first query ({e})");
-                            } else {
-                                assert!(x.is_nan(), "{isa} n {n}: first-query head wrote ({r}, {e})");
-                            }
-                        }
+                        check_first_query(t, &out, &mut scratch, &format!("{isa} n {n}"));
                     }
                     // Rows of the other sequences are never written.
                     assert!(out[..off * d].iter().chain(&out[(off + n) * d..]).all(|x| x.is_nan()));
@@ -701,23 +708,7 @@ mod tests {
                         for j in 0..n {
                             assert!((f64::from(cs[j]) - want_cs[j]).abs() <= 1e-4, "{name} n {n} colsum {j}");
                         }
-                        // The first query alone, as in the f32 test.
-                        let mut q_first = qkv.clone();
-                        for r in off + 1..off + n {
-                            q_first[r * 3 * d + h * dh..r * 3 * d + (h + 1) * dh].fill(f32::NAN);
-                        }
-                        let mut first = vec![f32::NAN; rows * d];
-                        let t = HeadTask { qkv: &q_first, queries: 1, ..t };
-                        // SAFETY: as above; no column sums.
-                        unsafe { head(&t, first.as_mut_ptr(), std::ptr::null_mut(), &mut scratch) };
-                        for (c, x) in first.iter().enumerate() {
-                            let (r, e) = (c / d, c % d);
-                            if r == off && e / dh == h {
-                                assert_eq!(x.to_bits(), out[c].to_bits(), "{name} n {n} first query ({e})");
-                            } else {
-                                assert!(x.is_nan(), "{name} n {n}: first-query head wrote ({r}, {e})");
-                            }
-                        }
+                        check_first_query(t, &out, &mut scratch, &format!("{name} n {n}"));
                     }
                     assert!(
                         out[..off * d].iter().chain(&out[(off + n) * d..]).all(|x| x.is_nan()),
