@@ -117,31 +117,31 @@ pub(crate) fn encode(
         // needs its scores: only each sequence's first query is computed (its `Q` row
         // and context row; `K` and `V` of every row). Disentangled attention (DeBERTa)
         // computes its terms from every query and keeps the full pass.
+        // (`order`, the ranking scratch, holds each sequence's first row.)
         let mut firsts = 0;
-        let first_queries = plan.first_token_only
+        if plan.first_token_only
             && li + 1 == layers
             && !score
             && model.weights.disentangled.is_none()
             && ws.segments.iter().any(|s| s.len > 1)
-            && {
-                // (`order`, the ranking scratch, holds the first rows.)
-                let mut s = 0;
-                for seg in ws.segments.iter().filter(|seg| seg.len > 0) {
-                    ws.order[s] = seg.offset as u32;
-                    s += 1;
-                }
-                firsts = s;
-                let g = Gathered {
-                    x: &mut ws.ctx,
-                    q: int8(li, LinearKind::Qkv).then(|| GatheredQuantized {
-                        words: &mut ws.qb,
-                        scales: &mut ws.qb_scale,
-                        outliers: &mut ws.xb,
-                    }),
-                    out: &mut ws.h1,
-                };
-                linears.run_qkv_first_queries(li, x, t, &ws.order[..s], g, &mut ws.a16, out)
+        {
+            for seg in ws.segments.iter().filter(|seg| seg.len > 0) {
+                ws.order[firsts] = seg.offset as u32;
+                firsts += 1;
+            }
+        }
+        let first_queries = firsts > 0 && {
+            let g = Gathered {
+                x: &mut ws.ctx,
+                q: int8(li, LinearKind::Qkv).then(|| GatheredQuantized {
+                    words: &mut ws.qb,
+                    scales: &mut ws.qb_scale,
+                    outliers: &mut ws.xb,
+                }),
+                out: &mut ws.h1,
             };
+            linears.run_qkv_first_queries(li, x, t, &ws.order[..firsts], g, &mut ws.a16, out)
+        };
         if !first_queries {
             linears.run(li, LinearKind::Qkv, x, t, &mut ws.a16, out, Then::Bias, None);
         }
